@@ -1,0 +1,1 @@
+//! Runs pipelines: numbers runs, executes stages in order, persists every transition, and recovers after a crash.
