@@ -1,1 +1,101 @@
 //! Runs pipelines: numbers runs, executes stages in order, persists every transition, and recovers after a crash.
+//!
+//! [`Engine`] is a cheap, cloneable handle. [`Engine::submit`] validates a project's
+//! `sagebrush.toml` and its parameters before anything is recorded, creates the run
+//! with its pending stages in one transaction, and executes it on a task. Each
+//! stage's status is written to the [`store`] before the stage acts, and cancellation
+//! is a flag in the store, so any process sharing the home directory can cancel a run.
+//! [`Engine::open`] marks runs whose owning process died as failed (`interrupted`).
+
+mod deploy;
+mod error;
+mod home;
+mod owner;
+mod run;
+mod stages;
+
+pub use error::Error;
+pub use home::Home;
+pub use run::Submitted;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use router::Router;
+use store::{Artifacts, Store};
+
+/// The engine: state, artifacts, the endpoint table it deploys to, and where that table is served.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    home: Home,
+    store: Store,
+    artifacts: Artifacts,
+    router: Arc<Router>,
+    router_url: String,
+    sagebrush_exe: PathBuf,
+    owner: String,
+    deploy_locks: tokio::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    /// Opens the home directory's state, and fails runs that a dead process left running.
+    ///
+    /// `router_url` is where `router` is served (`http://127.0.0.1:8080`); smoke tests call it.
+    pub async fn open(home: Home, router: Arc<Router>, router_url: String) -> Result<Engine, Error> {
+        home.create()?;
+        let store = Store::open(&home.database()).await?;
+        let artifacts = Artifacts::local(&home.artifacts())?;
+        let sagebrush_exe = std::env::current_exe().map_err(|e| Error::Io { path: "current executable".into(), source: e })?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                home,
+                store,
+                artifacts,
+                router,
+                router_url,
+                sagebrush_exe,
+                owner: owner::current(),
+                deploy_locks: Default::default(),
+            }),
+        };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    /// The state store, for listings.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Home {
+        &self.inner.home
+    }
+
+    /// Where the endpoint table is served.
+    pub fn router_url(&self) -> &str {
+        &self.inner.router_url
+    }
+
+    /// Fails every run whose owning process is gone, and removes its scratch files.
+    async fn recover(&self) -> Result<(), Error> {
+        for run in self.inner.store.unfinished_runs().await? {
+            let owner = run.owner.as_deref().unwrap_or("");
+            if owner::is_alive(owner) {
+                continue;
+            }
+            let reason = format!(
+                "interrupted: the sagebrush process that ran it ({}) stopped before the run finished",
+                owner::describe(owner)
+            );
+            tracing::warn!(project = %run.project, number = run.number, "{reason}");
+            self.inner.store.fail_interrupted(run.id, &reason).await?;
+            let _ = std::fs::remove_dir_all(self.inner.home.jobs_dir(&run.project, run.number));
+        }
+        Ok(())
+    }
+}

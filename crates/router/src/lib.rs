@@ -1,1 +1,111 @@
 //! The invocation router: the in-memory endpoint table and POST /endpoints/{name}/invocations.
+//!
+//! The table is an [`arc_swap::ArcSwap`] of an immutable map, so the request path
+//! reads it without a lock and a deploy swaps a whole new map in at once. A request
+//! holds an `Arc` of the endpoint it started on; a replaced endpoint is dropped (and
+//! its instance stopped) only when its last request has finished, which is how a
+//! deploy replaces a model without failing a request.
+
+mod invoke;
+
+pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+/// The name SageMaker gives a single production variant.
+pub const DEFAULT_VARIANT: &str = "AllTraffic";
+
+/// What answers an endpoint's invocations.
+pub enum Instance {
+    /// A built-in model, answered in-process with no extra hop.
+    Builtin(Arc<builtin::Model>),
+    /// A model server reached over HTTP (`/ping`, `/invocations`).
+    Http {
+        /// `http://127.0.0.1:<port>`.
+        base_url: String,
+        /// Keeps the server process alive; dropping it stops the server.
+        owner: Box<dyn Any + Send + Sync>,
+    },
+}
+
+/// A named endpoint and what it serves.
+pub struct Endpoint {
+    /// The name in `/endpoints/{name}/invocations`.
+    pub name: String,
+    /// The production variant's name.
+    pub variant: String,
+    /// A label for what is served, e.g. `iris v3`.
+    pub model: String,
+    /// The instance that answers.
+    pub instance: Instance,
+}
+
+/// The endpoint table shared by the HTTP listener and the engine.
+pub struct Router {
+    table: ArcSwap<HashMap<String, Arc<Endpoint>>>,
+    client: reqwest::Client,
+}
+
+impl Router {
+    /// An empty table.
+    pub fn new() -> Arc<Router> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Router { table: ArcSwap::from_pointee(HashMap::new()), client })
+    }
+
+    /// Installs an endpoint, replacing any of the same name, and returns the one it replaced.
+    ///
+    /// New requests see the new endpoint at once; pass the old one to [`drain`].
+    pub fn install(&self, endpoint: Endpoint) -> Option<Arc<Endpoint>> {
+        let endpoint = Arc::new(endpoint);
+        let mut previous = None;
+        self.table.rcu(|table| {
+            let mut table = HashMap::clone(table);
+            previous = table.insert(endpoint.name.clone(), endpoint.clone());
+            table
+        });
+        previous
+    }
+
+    /// Removes an endpoint and returns it for draining.
+    pub fn remove(&self, name: &str) -> Option<Arc<Endpoint>> {
+        let mut previous = None;
+        self.table.rcu(|table| {
+            let mut table = HashMap::clone(table);
+            previous = table.remove(name);
+            table
+        });
+        previous
+    }
+
+    /// The endpoint of that name, if any.
+    pub fn get(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.table.load().get(name).cloned()
+    }
+
+    /// Names of all endpoints, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.table.load().keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+/// Waits until no request holds `old` any more (or `deadline` passes), then drops it, which stops its instance.
+pub async fn drain(old: Arc<Endpoint>, deadline: Duration) {
+    let started = Instant::now();
+    while Arc::strong_count(&old) > 1 && started.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(old);
+}

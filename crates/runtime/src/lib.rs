@@ -1,1 +1,92 @@
 //! The SageMaker container contract: laying out /opt/ml, running training jobs and starting hosting instances.
+//!
+//! - [`opt_ml`] writes a job's `/opt/ml` tree exactly as SageMaker does.
+//! - [`training`] runs a job's `train` as a child process (the built-in algorithm
+//!   through `sagebrush algorithm train`, or a folder's `train` executable in its own
+//!   mount namespace), with logs, metric regexes, a max runtime and stop.
+//! - [`hosting`] starts a folder's `serve` executable on a free loopback port and
+//!   waits for `/ping`.
+//! - [`archive`] packs and unpacks `model.tar.gz` without path traversal.
+
+pub mod archive;
+pub mod hosting;
+pub mod opt_ml;
+mod process;
+pub mod training;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while running the contract.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being accessed.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A child process could not be started.
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A channel's data path does not exist.
+    #[error("channel `{channel}`: {path} does not exist")]
+    MissingChannel {
+        /// Channel name.
+        channel: String,
+        /// The path that was given.
+        path: String,
+    },
+    /// An archive holds something that must not be unpacked.
+    #[error("refusing to unpack `{entry}`: {why}")]
+    UnsafeArchive {
+        /// The entry's path in the archive.
+        entry: String,
+        /// Why it was refused.
+        why: &'static str,
+    },
+    /// A serving process did not become healthy.
+    #[error("{0}")]
+    NotHealthy(String),
+    /// The mount namespace for an isolated `/opt/ml` could not be set up.
+    #[error("cannot isolate /opt/ml: {0}")]
+    Isolation(String),
+}
+
+/// What trains and serves a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// A built-in algorithm (`decision-tree`, `random-forest`), run by the sagebrush binary itself.
+    Builtin(String),
+    /// A folder with `train` and `serve` executables.
+    Process(PathBuf),
+}
+
+impl Algorithm {
+    /// The reference stored in the registry: `builtin:decision-tree` or `process:/abs/dir`.
+    pub fn reference(&self) -> String {
+        match self {
+            Algorithm::Builtin(name) => format!("builtin:{name}"),
+            Algorithm::Process(dir) => format!("process:{}", dir.display()),
+        }
+    }
+
+    /// Parses what [`Algorithm::reference`] wrote.
+    pub fn from_reference(reference: &str) -> Option<Algorithm> {
+        if let Some(name) = reference.strip_prefix("builtin:") {
+            Some(Algorithm::Builtin(name.to_owned()))
+        } else {
+            reference.strip_prefix("process:").map(|dir| Algorithm::Process(PathBuf::from(dir)))
+        }
+    }
+}
+
+fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.display().to_string(), source }
+}

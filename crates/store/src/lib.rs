@@ -1,1 +1,102 @@
 //! Durable state (SQLite through sqlx) and artifacts (object_store), the only crate that speaks SQL or touches stored files.
+//!
+//! [`Store`] holds runs, stages, training jobs, model versions and endpoints in one
+//! SQLite file opened in WAL mode, so a server and several CLI processes can share a
+//! home directory. [`Artifacts`] stores `model.tar.gz` files with their sha256;
+//! writes go to a temporary file that is renamed into place, so a crash never
+//! leaves a half-written artifact visible.
+
+mod artifacts;
+mod endpoints;
+mod jobs;
+mod models;
+mod runs;
+
+pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
+pub use endpoints::EndpointRecord;
+pub use jobs::TrainingJobRecord;
+pub use models::{ModelVersionRecord, NewModelVersion};
+pub use runs::{NewRun, RunRecord, StageRecord};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database could not be opened, migrated or queried.
+    #[error("state database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An artifact could not be written or read.
+    #[error("artifact store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON column held something unexpected.
+    #[error("state database holds invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// The state database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Store, Error> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable against process crashes, which is what "nothing is lost on a crash" needs.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Several processes (server, CLI) share one file; wait on locks instead of failing.
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        Ok(Store { pool })
+    }
+}
+
+/// Milliseconds since the Unix epoch, the timestamp format of every table.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", index + 1)))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

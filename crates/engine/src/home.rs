@@ -1,0 +1,67 @@
+//! The home directory: where state, artifacts, logs and scratch files live.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, error::io_error};
+
+/// A sagebrush home directory (`~/.sagebrush` unless `SAGEBRUSH_HOME` says otherwise).
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// A home at `root`; nothing is created until the engine opens it.
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn create(&self) -> Result<(), Error> {
+        std::fs::create_dir_all(&self.root).map_err(io_error(&self.root))
+    }
+
+    /// The SQLite state file.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("state.db")
+    }
+
+    /// The local artifact store.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+
+    /// A stage's log file.
+    pub fn stage_log(&self, project: &str, number: i64, stage: &str) -> PathBuf {
+        self.root.join("logs").join(project).join(number.to_string()).join(format!("{stage}.log"))
+    }
+
+    /// A hosting instance's log file.
+    pub fn endpoint_log(&self, endpoint: &str) -> PathBuf {
+        self.root.join("logs").join("endpoints").join(format!("{endpoint}.log"))
+    }
+
+    /// Scratch space of a run: its checkout (kept, so `retry` can reuse it).
+    pub fn run_dir(&self, project: &str, number: i64) -> PathBuf {
+        self.root.join("work").join(format!("{project}-{number}"))
+    }
+
+    /// Scratch space of a run's training jobs (removed when the run ends).
+    pub fn jobs_dir(&self, project: &str, number: i64) -> PathBuf {
+        self.run_dir(project, number).join("jobs")
+    }
+
+    /// Where an endpoint's unpacked models live.
+    pub fn endpoint_dir(&self, endpoint: &str) -> PathBuf {
+        self.root.join("endpoints").join(endpoint)
+    }
+
+    /// The file a running server writes its URL to, so the CLI can find it.
+    pub fn server_file(&self) -> PathBuf {
+        self.root.join("server.json")
+    }
+}

@@ -1,0 +1,340 @@
+//! Submitting and executing runs: the stage loop with timeouts, retries and cancellation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pipeline::{Pipeline, Resolved, Stage};
+use store::{NewRun, RunRecord};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use crate::stages::{self, StageFailure};
+use crate::{Engine, Error, error::io_error};
+
+/// How often the executing process looks for a cancel request.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
+
+/// A run that was accepted and is executing.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The run as first recorded.
+    pub run: RunRecord,
+    /// The stage names in order.
+    pub stages: Vec<String>,
+}
+
+/// What a stage can see while it runs.
+pub(crate) struct RunContext {
+    pub engine: Engine,
+    pub run: RunRecord,
+    pub pipeline: Pipeline,
+    pub resolved: Resolved,
+    pub project_dir: PathBuf,
+    /// Where stages read project files from: the project folder, or its clone.
+    pub source_dir: PathBuf,
+    /// Outputs of finished stages, by stage name, in order.
+    pub outputs: Vec<(String, serde_json::Value)>,
+    pub cancel: watch::Receiver<bool>,
+}
+
+impl RunContext {
+    /// The most recent output of a stage of this kind.
+    pub fn latest_output(&self, kind: &str) -> Option<&serde_json::Value> {
+        self.outputs
+            .iter()
+            .rev()
+            .find(|(name, _)| self.resolved.stages.iter().any(|s| &s.name == name && s.kind.as_str() == kind))
+            .map(|(_, output)| output)
+    }
+}
+
+impl Engine {
+    /// Validates the project's pipeline and parameters, records a new run, and starts executing it.
+    ///
+    /// Nothing is recorded when the pipeline file or a parameter is invalid.
+    pub async fn submit(&self, project: &Path, overrides: &[(String, String)], trigger: &str) -> Result<Submitted, Error> {
+        self.submit_inner(project, overrides, trigger, None).await
+    }
+
+    /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before `from`.
+    pub async fn retry(&self, project: &str, number: i64, from: Option<&str>) -> Result<Submitted, Error> {
+        let store = self.store();
+        let original = store.run(project, Some(number)).await?;
+        let parameters: BTreeMap<String, serde_json::Value> = serde_json::from_str(&original.parameters).unwrap_or_default();
+        let overrides: Vec<(String, String)> = parameters
+            .into_iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (name, text)
+            })
+            .collect();
+        let reused = match from {
+            None => Vec::new(),
+            Some(from) => {
+                let stages = store.stages(original.id).await?;
+                let Some(position) = stages.iter().position(|s| s.name == from) else {
+                    let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+                    return Err(Error::Invalid(format!(
+                        "run {project} #{number} has no stage `{from}`; its stages are: {}",
+                        names.join(", ")
+                    )));
+                };
+                let before = &stages[..position];
+                if let Some(stage) = before.iter().find(|s| s.status != "succeeded" && s.status != "reused") {
+                    return Err(Error::Invalid(format!(
+                        "cannot reuse stage `{}` of run {project} #{number}: it {}; retry from `{}` or earlier",
+                        stage.name, stage.status, stage.name
+                    )));
+                }
+                before
+                    .iter()
+                    .map(|s| (s.name.clone(), serde_json::from_str(&s.outputs).unwrap_or_default()))
+                    .collect()
+            }
+        };
+        let project_path = PathBuf::from(&original.project_path);
+        let retry = Retry { of: number, reused };
+        self.submit_inner(&project_path, &overrides, "retry", Some(retry)).await
+    }
+
+    async fn submit_inner(
+        &self,
+        project: &Path,
+        overrides: &[(String, String)],
+        trigger: &str,
+        retry: Option<Retry>,
+    ) -> Result<Submitted, Error> {
+        let (project_dir, file) = locate(project)?;
+        let pipeline = pipeline::load(&file)?;
+        let resolved = pipeline.resolve(overrides)?;
+        let stage_rows: Vec<(String, String)> =
+            resolved.stages.iter().map(|s| (s.name.clone(), s.kind.as_str().to_owned())).collect();
+        let parameters: serde_json::Map<String, serde_json::Value> = resolved
+            .parameters
+            .iter()
+            .map(|(name, value)| (name.clone(), parameter_json(value)))
+            .collect();
+        let project_path = project_dir.display().to_string();
+        let run = self
+            .store()
+            .create_run(NewRun {
+                project: &pipeline.name,
+                project_path: &project_path,
+                parameters: &serde_json::Value::Object(parameters).to_string(),
+                trigger,
+                owner: &self.inner.owner,
+                retry_of: retry.as_ref().map(|r| r.of),
+                stages: &stage_rows,
+            })
+            .await?;
+        let submitted = Submitted { run: run.clone(), stages: stage_rows.into_iter().map(|(n, _)| n).collect() };
+        let engine = self.clone();
+        let reused = retry.map(|r| r.reused).unwrap_or_default();
+        tokio::spawn(async move {
+            let run_id = run.id;
+            let project = run.project.clone();
+            let number = run.number;
+            let result = engine.execute(run, pipeline, resolved, project_dir, reused).await;
+            let (status, reason) = match result {
+                Ok(()) => ("succeeded", None),
+                Err(Ended::Cancelled) => ("cancelled", Some("cancelled by request".to_owned())),
+                Err(Ended::Failed(reason)) => ("failed", Some(reason)),
+            };
+            if let Err(e) = engine.store().finish_run(run_id, status, reason.as_deref()).await {
+                tracing::error!("recording the end of run {project} #{number}: {e}");
+            }
+            let _ = std::fs::remove_dir_all(engine.home().jobs_dir(&project, number));
+        });
+        Ok(submitted)
+    }
+
+    async fn execute(
+        &self,
+        run: RunRecord,
+        pipeline: Pipeline,
+        resolved: Resolved,
+        project_dir: PathBuf,
+        reused: Vec<(String, serde_json::Value)>,
+    ) -> Result<(), Ended> {
+        let cancel = self.watch_cancel(run.id);
+        let mut context = RunContext {
+            engine: self.clone(),
+            run,
+            pipeline,
+            source_dir: project_dir.clone(),
+            project_dir,
+            outputs: Vec::new(),
+            resolved,
+            cancel,
+        };
+        let stages = context.resolved.stages.clone();
+        for (position, stage) in stages.iter().enumerate() {
+            let position = position as i64;
+            let run_id = context.run.id;
+            if let Some((_, output)) = reused.iter().find(|(name, _)| name == &stage.name) {
+                stages::restore(&mut context, stage, output);
+                self.store().finish_stage(run_id, position, "reused", None, output).await.map_err(Ended::store)?;
+                context.outputs.push((stage.name.clone(), output.clone()));
+                continue;
+            }
+            if *context.cancel.borrow() {
+                self.skip_rest(run_id, position, "cancelled").await;
+                return Err(Ended::Cancelled);
+            }
+            match self.run_stage(&mut context, position, stage).await {
+                Ok(output) => {
+                    self.store()
+                        .finish_stage(run_id, position, "succeeded", None, &output)
+                        .await
+                        .map_err(Ended::store)?;
+                    context.outputs.push((stage.name.clone(), output));
+                }
+                Err(StageFailure::Cancelled) => {
+                    let _ = self.store().finish_stage(run_id, position, "cancelled", None, &serde_json::json!({})).await;
+                    self.skip_rest(run_id, position + 1, "skipped").await;
+                    return Err(Ended::Cancelled);
+                }
+                Err(StageFailure::Failed { reason, output }) => {
+                    let _ = self.store().finish_stage(run_id, position, "failed", Some(&reason), &output).await;
+                    self.skip_rest(run_id, position + 1, "skipped").await;
+                    return Err(Ended::Failed(format!("stage `{}` failed: {reason}", stage.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one stage with its retries and timeout, writing its log.
+    async fn run_stage(&self, context: &mut RunContext, position: i64, stage: &Stage) -> Result<serde_json::Value, StageFailure> {
+        let log_path = self.home().stage_log(&context.run.project, context.run.number, &stage.name);
+        let mut last = StageFailure::failed("the stage did not run");
+        for attempt in 1..=stage.retries + 1 {
+            self.store().start_stage(context.run.id, position).await.map_err(StageFailure::store)?;
+            let mut log = open_log(&log_path).await.map_err(|e| StageFailure::failed(e.to_string()))?;
+            if attempt > 1 {
+                let _ = log.write_all(format!("--- attempt {attempt} of {} ---\n", stage.retries + 1).as_bytes()).await;
+            }
+            let timeout = stage.timeout.unwrap_or(Duration::from_secs(24 * 3600));
+            let mut cancel = context.cancel.clone();
+            let result = tokio::select! {
+                result = tokio::time::timeout(timeout, stages::run(context, stage, &mut log)) => match result {
+                    Ok(result) => result,
+                    Err(_) => Err(StageFailure::failed(format!("timed out after {}", humanize(timeout)))),
+                },
+                _ = cancel.wait_for(|c| *c) => Err(StageFailure::Cancelled),
+            };
+            match result {
+                Err(StageFailure::Failed { reason, output }) => {
+                    let _ = log.write_all(format!("error: {reason}\n").as_bytes()).await;
+                    let _ = log.flush().await;
+                    last = StageFailure::Failed { reason, output };
+                }
+                other => {
+                    let _ = log.flush().await;
+                    return other;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn skip_rest(&self, run_id: i64, from: i64, status: &str) {
+        if let Ok(stages) = self.store().stages(run_id).await {
+            for stage in stages.iter().filter(|s| s.position >= from && s.status == "pending") {
+                let _ = self.store().finish_stage(run_id, stage.position, status, None, &serde_json::json!({})).await;
+            }
+        }
+    }
+
+    /// Turns the store's cancel flag into a watch channel, polled while the run executes.
+    fn watch_cancel(&self, run_id: i64) -> watch::Receiver<bool> {
+        let (sender, receiver) = watch::channel(false);
+        let store = self.store().clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CANCEL_POLL).await;
+                if sender.is_closed() {
+                    break;
+                }
+                if store.cancel_requested(run_id).await.unwrap_or(false) {
+                    let _ = sender.send(true);
+                    break;
+                }
+            }
+        });
+        receiver
+    }
+}
+
+struct Retry {
+    of: i64,
+    reused: Vec<(String, serde_json::Value)>,
+}
+
+enum Ended {
+    Cancelled,
+    Failed(String),
+}
+
+impl Ended {
+    fn store(e: store::Error) -> Ended {
+        Ended::Failed(format!("recording the stage: {e}"))
+    }
+}
+
+/// A project is a folder holding `sagebrush.toml`, or the file itself.
+fn locate(project: &Path) -> Result<(PathBuf, PathBuf), Error> {
+    let (dir, file) = if project.is_file() {
+        (project.parent().unwrap_or(Path::new(".")).to_path_buf(), project.to_path_buf())
+    } else {
+        (project.to_path_buf(), project.join("sagebrush.toml"))
+    };
+    if !file.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} not found; a project is a folder with a sagebrush.toml (see examples/iris)",
+            file.display()
+        )));
+    }
+    let dir = dir.canonicalize().map_err(io_error(&dir))?;
+    Ok((dir, file))
+}
+
+fn parameter_json(value: &pipeline::Value) -> serde_json::Value {
+    match value {
+        pipeline::Value::Int(i) => (*i).into(),
+        pipeline::Value::Float(f) => (*f).into(),
+        pipeline::Value::Bool(b) => (*b).into(),
+        other => other.to_string().into(),
+    }
+}
+
+async fn open_log(path: &Path) -> Result<tokio::fs::File, Error> {
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io_error(parent))?;
+    }
+    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(io_error(path))
+}
+
+/// `90s`, `10m`, `1h30m` style, for messages.
+pub(crate) fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs == 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    if h > 0 {
+        text.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        text.push_str(&format!("{m}m"));
+    }
+    if s > 0 || text.is_empty() {
+        text.push_str(&format!("{s}s"));
+    }
+    text
+}

@@ -1,0 +1,73 @@
+//! The checkout stage: the project folder itself, or a git repository at a branch or commit, recording the commit SHA.
+
+use std::path::Path;
+
+use super::{Log, StageFailure, line};
+use crate::run::RunContext;
+
+pub(crate) async fn run(
+    context: &mut RunContext,
+    repo: Option<&str>,
+    rev: Option<&str>,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
+    let source = match repo {
+        None => context.project_dir.clone(),
+        Some(repo) => {
+            let target = context.engine.home().run_dir(&context.run.project, context.run.number).join("src");
+            let _ = std::fs::remove_dir_all(&target);
+            // A relative repository path is relative to the project, like every other path in the pipeline file.
+            let url = if Path::new(repo).is_relative() && !repo.contains("://") && !repo.contains('@') {
+                context.project_dir.join(repo).display().to_string()
+            } else {
+                repo.to_owned()
+            };
+            line(log, &format!("git clone {url}")).await;
+            git(&["clone", "--quiet", "--no-hardlinks", &url, &target.display().to_string()], None, log).await?;
+            if let Some(rev) = rev {
+                line(log, &format!("git checkout {rev}")).await;
+                git(&["checkout", "--quiet", "--detach", rev], Some(&target), log).await?;
+            }
+            target
+        }
+    };
+    let commit = git(&["rev-parse", "HEAD"], Some(&source), log).await.ok();
+    let output = match &commit {
+        Some(commit) => {
+            let status = git(&["status", "--porcelain"], Some(&source), log).await.unwrap_or_default();
+            let dirty = !status.is_empty();
+            context.engine.store().set_run_commit(context.run.id, commit).await.map_err(StageFailure::store)?;
+            line(log, &format!("commit {commit}{}", if dirty { " (with uncommitted changes)" } else { "" })).await;
+            serde_json::json!({ "source": source, "git": true, "commit": commit, "dirty": dirty })
+        }
+        None => {
+            line(log, &format!("{} is not a git repository; using the folder as it is", source.display())).await;
+            serde_json::json!({ "source": source, "git": false })
+        }
+    };
+    context.source_dir = source;
+    Ok(output)
+}
+
+/// Runs `git` and returns its trimmed stdout; stderr goes to the log.
+async fn git(args: &[&str], dir: Option<&Path>, log: &mut Log) -> Result<String, StageFailure> {
+    let mut command = tokio::process::Command::new("git");
+    if let Some(dir) = dir {
+        command.arg("-C").arg(dir);
+    }
+    let output = command
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| StageFailure::failed(format!("could not run git ({e}); install git and try again")))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        if args.first() != Some(&"rev-parse") {
+            line(log, stderr.trim()).await;
+        }
+        return Err(StageFailure::failed(format!("git {} failed: {}", args[0], stderr.trim())));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

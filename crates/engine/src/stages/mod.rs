@@ -1,0 +1,81 @@
+//! One module per stage kind. Each takes the run's context and the stage's log, and returns its outputs as JSON.
+
+mod checkout;
+mod gate;
+mod register;
+mod shell;
+mod smoke_test;
+mod train;
+
+use std::path::PathBuf;
+
+use pipeline::{Stage, StageKind};
+use tokio::io::AsyncWriteExt;
+
+use crate::run::RunContext;
+
+/// Why a stage did not succeed.
+pub(crate) enum StageFailure {
+    /// The run was cancelled while the stage ran.
+    Cancelled,
+    /// The stage failed; `output` keeps what it had found (a training job's name, a smoke test's accuracy).
+    Failed { reason: String, output: serde_json::Value },
+}
+
+impl StageFailure {
+    pub fn failed(reason: impl Into<String>) -> StageFailure {
+        StageFailure::Failed { reason: reason.into(), output: serde_json::json!({}) }
+    }
+
+    pub fn store(e: store::Error) -> StageFailure {
+        StageFailure::failed(e.to_string())
+    }
+}
+
+impl From<crate::Error> for StageFailure {
+    fn from(e: crate::Error) -> StageFailure {
+        StageFailure::failed(e.to_string())
+    }
+}
+
+pub(crate) type Log = tokio::fs::File;
+
+/// Runs one stage.
+pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+    match &stage.kind {
+        StageKind::Checkout { repo, rev } => checkout::run(context, repo.as_deref(), rev.as_deref(), log).await,
+        StageKind::Train { .. } => train::run(context, stage, log).await,
+        StageKind::Register { model_group } => register::run(context, model_group, log).await,
+        StageKind::Deploy { endpoint } => {
+            let version = register::latest_or_register(context, log).await?;
+            let url = context.engine.deploy(endpoint, &version, context.run.id).await?;
+            line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version)).await;
+            Ok(serde_json::json!({
+                "endpoint": endpoint,
+                "url": url,
+                "model_group": version.model_group,
+                "model_version": version.version,
+            }))
+        }
+        StageKind::SmokeTest { endpoint, data, min_accuracy } => {
+            smoke_test::run(context, endpoint, data, *min_accuracy, log).await
+        }
+        StageKind::Gate { require } => gate::run(context, require, log).await,
+        StageKind::Shell { command } => shell::run(context, command, log).await,
+    }
+}
+
+/// Puts back what a reused stage left in the context (a retry reuses a checkout's source folder).
+pub(crate) fn restore(context: &mut RunContext, stage: &Stage, output: &serde_json::Value) {
+    if matches!(stage.kind, StageKind::Checkout { .. })
+        && let Some(source) = output.get("source").and_then(|s| s.as_str())
+    {
+        context.source_dir = PathBuf::from(source);
+    }
+}
+
+/// Writes one line to a stage log; a log that cannot be written must not fail the stage.
+pub(crate) async fn line(log: &mut Log, text: &str) {
+    let _ = log.write_all(text.as_bytes()).await;
+    let _ = log.write_all(b"\n").await;
+}

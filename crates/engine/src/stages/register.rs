@@ -1,0 +1,62 @@
+//! The register stage: the latest trained model becomes a version in a model group, with its lineage.
+
+use store::{ModelVersionRecord, NewModelVersion};
+
+use super::{Log, StageFailure, line};
+use crate::run::RunContext;
+
+pub(crate) async fn run(context: &mut RunContext, model_group: &str, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+    let version = register(context, model_group, log).await?;
+    Ok(version_output(&version))
+}
+
+/// The model version this run registered last; with no register stage, the latest trained model is registered in the pipeline's group.
+pub(crate) async fn latest_or_register(context: &mut RunContext, log: &mut Log) -> Result<ModelVersionRecord, StageFailure> {
+    // A register stage, or a deploy that registered implicitly, already made a version in this run.
+    let registered = context.outputs.iter().rev().map(|(_, o)| o).find(|o| o.get("model_version").is_some());
+    if let Some(output) = registered {
+        let group = output["model_group"].as_str().unwrap_or_default().to_owned();
+        let version = output["model_version"].as_i64().unwrap_or_default();
+        return context.engine.store().model_version(&group, version).await.map_err(StageFailure::store);
+    }
+    let group = context.pipeline.name.clone();
+    register(context, &group, log).await
+}
+
+async fn register(context: &mut RunContext, model_group: &str, log: &mut Log) -> Result<ModelVersionRecord, StageFailure> {
+    let Some(trained) = context.latest_output("train") else {
+        return Err(StageFailure::failed("no model to register: add a `train` stage before this one"));
+    };
+    let commit = context.latest_output("checkout").and_then(|c| c.get("commit")).cloned();
+    let lineage = serde_json::json!({
+        "project": context.run.project,
+        "run": context.run.number,
+        "training_job": trained["job"],
+        "commit": commit,
+        "data": trained["data"],
+        "algorithm": trained["algorithm"],
+        "hyperparameters": trained["hyperparameters"],
+        "metrics": trained["metrics"],
+        "parameters": serde_json::from_str::<serde_json::Value>(&context.run.parameters).unwrap_or_default(),
+    });
+    let version = context
+        .engine
+        .store()
+        .register_model(NewModelVersion {
+            model_group,
+            run_id: context.run.id,
+            algorithm: trained["algorithm"].as_str().unwrap_or_default(),
+            artifact_uri: trained["model_uri"].as_str().unwrap_or_default(),
+            artifact_sha256: trained["model_sha256"].as_str().unwrap_or_default(),
+            lineage: &lineage,
+            approval_status: "PendingManualApproval",
+        })
+        .await
+        .map_err(StageFailure::store)?;
+    line(log, &format!("registered {} version {}", version.model_group, version.version)).await;
+    Ok(version)
+}
+
+fn version_output(version: &ModelVersionRecord) -> serde_json::Value {
+    serde_json::json!({ "model_group": version.model_group, "model_version": version.version })
+}

@@ -1,0 +1,33 @@
+//! The shell stage: a command run with `sh -c` in the source folder, for anything the other kinds do not cover.
+
+use std::process::Stdio;
+
+use super::{Log, StageFailure, line};
+use crate::run::RunContext;
+
+pub(crate) async fn run(context: &mut RunContext, command: &str, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+    line(log, &format!("$ {command}")).await;
+    let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
+    let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(&context.source_dir)
+        .env("SAGEBRUSH_PROJECT", &context.run.project)
+        .env("SAGEBRUSH_RUN", context.run.number.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| StageFailure::failed(format!("could not start sh: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(serde_json::json!({ "exit_code": 0 })),
+        Some(code) => Err(StageFailure::Failed {
+            reason: format!("the command exited with status {code}"),
+            output: serde_json::json!({ "exit_code": code }),
+        }),
+        None => Err(StageFailure::failed("the command was killed by a signal")),
+    }
+}

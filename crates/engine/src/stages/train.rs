@@ -1,0 +1,145 @@
+//! The train stage: a training job `<pipeline>-<run>` under the SageMaker contract, its model stored as `<job>/output/model.tar.gz`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pipeline::{Algorithm as AlgorithmSpec, Stage, StageKind};
+use regex::Regex;
+use runtime::Algorithm;
+use runtime::training::{self, TrainingJob};
+
+use super::{Log, StageFailure, line};
+use crate::run::RunContext;
+
+pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+    let StageKind::Train { channels, hyperparameters, max_runtime, metrics } = &stage.kind else {
+        return Err(StageFailure::failed("not a train stage"));
+    };
+    let job_name = format!("{}-{}", context.run.project, context.run.number);
+    let algorithm = match &context.pipeline.algorithm {
+        AlgorithmSpec::Builtin(builtin) => Algorithm::Builtin(builtin.as_str().to_owned()),
+        AlgorithmSpec::Process { dir } => Algorithm::Process(context.source_dir.join(dir)),
+    };
+    let channels: BTreeMap<String, PathBuf> =
+        channels.iter().map(|(name, path)| (name.clone(), context.source_dir.join(path))).collect();
+    let mut data_checksums = serde_json::Map::new();
+    for (name, path) in &channels {
+        data_checksums.insert(name.clone(), checksum(name, path)?.into());
+    }
+    let metric_definitions = metrics
+        .iter()
+        .map(|m| Regex::new(&m.regex).map(|r| (m.name.clone(), r)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StageFailure::failed(format!("metric regex: {e}")))?;
+    let job = TrainingJob {
+        name: job_name.clone(),
+        algorithm: algorithm.clone(),
+        channels,
+        hyperparameters: hyperparameters.clone(),
+        max_runtime: *max_runtime,
+        metric_definitions,
+        sagebrush_exe: context.engine.inner.sagebrush_exe.clone(),
+    };
+    let store = context.engine.store().clone();
+    let hyperparameters_json = serde_json::to_value(hyperparameters).unwrap_or_default();
+    store
+        .create_training_job(&job_name, context.run.id, &algorithm.reference(), &hyperparameters_json.to_string())
+        .await
+        .map_err(StageFailure::store)?;
+    let mut output = serde_json::json!({
+        "job": job_name,
+        "algorithm": algorithm.reference(),
+        "hyperparameters": hyperparameters_json,
+        "data": data_checksums,
+    });
+    let fail = |reason: String, output: &serde_json::Value| StageFailure::Failed { reason, output: output.clone() };
+
+    line(log, &format!("training job {job_name}: Downloading")).await;
+    store.set_training_job_status(&job_name, "InProgress", "Downloading", None).await.map_err(StageFailure::store)?;
+    let work_dir = context.engine.home().jobs_dir(&context.run.project, context.run.number).join(&job_name);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    let opt_ml = match training::prepare(&job, &work_dir) {
+        Ok(opt_ml) => opt_ml,
+        Err(e) => {
+            let reason = format!("ClientError: {e}");
+            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            return Err(fail(reason, &output));
+        }
+    };
+
+    line(log, &format!("training job {job_name}: Training")).await;
+    store.set_training_job_status(&job_name, "InProgress", "Training", None).await.map_err(StageFailure::store)?;
+    let outcome = match training::run(&job, &opt_ml, log, context.cancel.clone()).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let reason = e.to_string();
+            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            return Err(fail(reason, &output));
+        }
+    };
+    let metrics_json = serde_json::to_value(&outcome.metrics).unwrap_or_default();
+    output["metrics"] = metrics_json.clone();
+    output["status"] = outcome.status.into();
+    if outcome.status != "Completed" {
+        let reason = outcome.failure_reason.clone().unwrap_or_else(|| outcome.status.to_owned());
+        store
+            .set_training_job_status(&job_name, outcome.status, outcome.secondary_status, Some(&reason))
+            .await
+            .map_err(StageFailure::store)?;
+        store.set_training_job_output(&job_name, &metrics_json, None, None).await.map_err(StageFailure::store)?;
+        line(log, &format!("training job {job_name}: {} ({})", outcome.status, outcome.secondary_status)).await;
+        if outcome.secondary_status == "Stopped" && *context.cancel.borrow() {
+            return Err(StageFailure::Cancelled);
+        }
+        return Err(fail(format!("training job {job_name} {}: {reason}", outcome.status.to_lowercase()), &output));
+    }
+
+    line(log, &format!("training job {job_name}: Uploading")).await;
+    store.set_training_job_status(&job_name, "InProgress", "Uploading", None).await.map_err(StageFailure::store)?;
+    let stored = async {
+        let archive = training::package(&opt_ml, &work_dir)?;
+        let key = format!("{job_name}/output/model.tar.gz");
+        Ok::<_, crate::Error>(context.engine.inner.artifacts.put_file(&key, &archive).await?)
+    }
+    .await;
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            let reason = format!("storing the model: {e}");
+            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            return Err(fail(reason, &output));
+        }
+    };
+    store
+        .set_training_job_output(&job_name, &metrics_json, Some(&stored.uri), Some(&stored.sha256))
+        .await
+        .map_err(StageFailure::store)?;
+    store.set_training_job_status(&job_name, "Completed", "Completed", None).await.map_err(StageFailure::store)?;
+    line(log, &format!("training job {job_name}: Completed; model {} sha256 {}", stored.uri, stored.sha256)).await;
+    output["model_uri"] = stored.uri.into();
+    output["model_sha256"] = stored.sha256.into();
+    Ok(output)
+}
+
+/// sha256 of a channel's file, or of each file in its folder, for lineage.
+fn checksum(channel: &str, path: &std::path::Path) -> Result<serde_json::Value, StageFailure> {
+    let missing = || {
+        StageFailure::failed(format!(
+            "channel `{channel}`: {} does not exist; check the path in sagebrush.toml (paths are relative to the project)",
+            path.display()
+        ))
+    };
+    if path.is_file() {
+        return store::sha256_file(path).map(Into::into).map_err(StageFailure::store);
+    }
+    let entries = std::fs::read_dir(path).map_err(|_| missing())?;
+    let mut sums = serde_json::Map::new();
+    for entry in entries.flatten() {
+        let file = entry.path();
+        if file.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            sums.insert(name, store::sha256_file(&file).map_err(StageFailure::store)?.into());
+        }
+    }
+    Ok(sums.into())
+}

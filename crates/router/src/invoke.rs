@@ -1,0 +1,164 @@
+//! The HTTP surface: SageMaker's InvokeEndpoint on one listener for every endpoint, and the single-model `/ping` + `/invocations` contract.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::{DEFAULT_VARIANT, Endpoint, Instance, Router};
+
+/// SageMaker's payload limit for InvokeEndpoint.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
+const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+
+/// Routes for `POST /endpoints/{name}/invocations` and `GET /ping`.
+pub fn routes(router: Arc<Router>) -> axum::Router {
+    axum::Router::new()
+        .route("/endpoints/{name}/invocations", post(invoke_endpoint))
+        .route("/ping", get(|| async { "ok\n" }))
+        .with_state(router)
+}
+
+/// The container contract for one built-in model: `GET /ping` and `POST /invocations`.
+pub fn single_model_routes(model: Arc<builtin::Model>) -> axum::Router {
+    axum::Router::new()
+        .route("/ping", get(|| async { StatusCode::OK }))
+        .route(
+            "/invocations",
+            post(move |headers: HeaderMap, body: Body| {
+                let model = model.clone();
+                async move {
+                    match read_body(body).await {
+                        Ok(bytes) => predict_builtin(&model, &headers, &bytes),
+                        Err(response) => response,
+                    }
+                }
+            }),
+        )
+}
+
+async fn invoke_endpoint(
+    State(router): State<Arc<Router>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(endpoint) = router.get(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ValidationError",
+            &format!("Endpoint {name} not found. List endpoints with `sagebrush endpoints`."),
+        );
+    };
+    let bytes = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let mut response = match &endpoint.instance {
+        Instance::Builtin(model) => predict_builtin(model, &headers, &bytes),
+        Instance::Http { base_url, .. } => forward(&router.client, base_url, &headers, bytes).await,
+    };
+    if let Ok(variant) = HeaderValue::from_str(variant_of(&endpoint)) {
+        response.headers_mut().insert(INVOKED_VARIANT, variant);
+    }
+    response
+}
+
+fn variant_of(endpoint: &Endpoint) -> &str {
+    if endpoint.variant.is_empty() { DEFAULT_VARIANT } else { &endpoint.variant }
+}
+
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "ValidationError",
+            &format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes (6 MB); split it into smaller requests"),
+        )
+    })
+}
+
+fn predict_builtin(model: &builtin::Model, headers: &HeaderMap, body: &[u8]) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("text/csv") {
+        let shown = if content_type.is_empty() { "none" } else { content_type };
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ValidationError",
+            &format!("this model takes text/csv (one row of features per line); the request's Content-Type was {shown}"),
+        );
+    }
+    let mut out = Vec::with_capacity(16 + body.len() / 4);
+    match model.predict_csv(body, &mut out) {
+        Ok(_) => ([(header::CONTENT_TYPE, "text/csv")], out).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, "ValidationError", &e.to_string()),
+    }
+}
+
+async fn forward(client: &reqwest::Client, base_url: &str, headers: &HeaderMap, body: Bytes) -> Response {
+    let mut request = client.post(format!("{base_url}/invocations")).body(body);
+    for name in [header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    if let Some(value) = headers.get(CUSTOM_ATTRIBUTES) {
+        request = request.header(CUSTOM_ATTRIBUTES, value);
+    }
+    let upstream = match request.send().await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            let why = if e.is_timeout() { "timed out after 60 s".to_owned() } else { e.to_string() };
+            return model_error(0, &format!("the model server did not answer: {why}"));
+        }
+    };
+    let status = upstream.status();
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
+    let custom = upstream.headers().get(CUSTOM_ATTRIBUTES).cloned();
+    let body = match upstream.bytes().await {
+        Ok(body) => body,
+        Err(e) => return model_error(status.as_u16(), &format!("reading the model server's answer: {e}")),
+    };
+    if status.is_server_error() {
+        return model_error(status.as_u16(), &String::from_utf8_lossy(&body));
+    }
+    // 2xx and the model's own 4xx (415 for a content type it does not take, 400 for a bad row) pass through as they are.
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if let Some(value) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    if let Some(value) = custom {
+        response.headers_mut().insert(CUSTOM_ATTRIBUTES, value);
+    }
+    response
+}
+
+fn model_error(original_status: u16, message: &str) -> Response {
+    let body = serde_json::json!({
+        "code": "ModelError",
+        "message": format!("Received error ({original_status}) from model with message \"{}\"", message.trim()),
+        "OriginalStatusCode": original_status,
+        "OriginalMessage": message,
+    });
+    json_error(StatusCode::FAILED_DEPENDENCY, "ModelError", body)
+}
+
+/// A SageMaker-shaped error: botocore reads the code from `x-amzn-errortype` and the text from `message`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_error(status, code, serde_json::json!({ "code": code, "message": message }))
+}
+
+fn json_error(status: StatusCode, code: &str, body: serde_json::Value) -> Response {
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    if let Ok(value) = HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    response
+}

@@ -1,0 +1,100 @@
+//! `model.tar.gz`: packing a model directory and unpacking it safely.
+
+use std::path::{Component, Path};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+use crate::{Error, io_error};
+
+/// Packs the contents of `dir` (not the directory itself) into a gzipped tar at `archive`.
+pub fn pack(dir: &Path, archive: &Path) -> Result<(), Error> {
+    let file = std::fs::File::create(archive).map_err(io_error(archive))?;
+    let mut builder = tar::Builder::new(GzEncoder::new(file, Compression::fast()));
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).map_err(io_error(dir))?;
+    let encoder = builder.into_inner().map_err(io_error(archive))?;
+    encoder.finish().map_err(io_error(archive))?;
+    Ok(())
+}
+
+/// Unpacks a gzipped tar into `dir`, refusing links, devices, absolute paths and `..`.
+///
+/// Model archives come from user code, so nothing in one may write outside `dir`.
+pub fn unpack(bytes: &[u8], dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    let entries = archive.entries().map_err(io_error(dir))?;
+    for entry in entries {
+        let mut entry = entry.map_err(io_error(dir))?;
+        let path = entry.path().map_err(io_error(dir))?.into_owned();
+        let shown = path.display().to_string();
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(Error::UnsafeArchive { entry: shown, why: "only regular files and directories are allowed" });
+        }
+        if path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(Error::UnsafeArchive { entry: shown, why: "the path leaves the model directory" });
+        }
+        entry.unpack_in(dir).map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir_all(model.join("sub")).unwrap();
+        std::fs::write(model.join("a.json"), "{}").unwrap();
+        std::fs::write(model.join("sub/b.bin"), [1u8, 2, 3]).unwrap();
+        let archive = tmp.path().join("model.tar.gz");
+        pack(&model, &archive).unwrap();
+        let out = tmp.path().join("out");
+        unpack(&std::fs::read(&archive).unwrap(), &out).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("a.json")).unwrap(), "{}");
+        assert_eq!(std::fs::read(out.join("sub/b.bin")).unwrap(), vec![1, 2, 3]);
+    }
+
+    fn archive_with(build: impl FnOnce(&mut tar::Builder<GzEncoder<Vec<u8>>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        build(&mut builder);
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn refuses_parent_traversal() {
+        let bytes = archive_with(|b| {
+            let mut header = tar::Header::new_gnu();
+            let data = b"owned";
+            header.set_size(data.len() as u64);
+            header.set_entry_type(tar::EntryType::Regular);
+            // set_path refuses "..", so write the raw name the way a hostile archive would.
+            header.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+            header.set_cksum();
+            b.append(&header, &data[..]).unwrap();
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let err = unpack(&bytes, &tmp.path().join("out")).unwrap_err();
+        assert!(err.to_string().contains("leaves the model directory"), "{err}");
+        assert!(!tmp.path().join("escape").exists());
+    }
+
+    #[test]
+    fn refuses_symlinks() {
+        let bytes = archive_with(|b| {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            b.append_link(&mut header, "link", "/etc").unwrap();
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let err = unpack(&bytes, &tmp.path().join("out")).unwrap_err();
+        assert!(err.to_string().contains("only regular files"), "{err}");
+    }
+}

@@ -1,0 +1,202 @@
+//! Training jobs: run `train` under the contract, stream its log, extract metrics, enforce the max runtime.
+//!
+//! The engine drives a job through three calls so it can persist each secondary
+//! status before acting on it: [`prepare`] (Downloading), [`run`] (Training) and
+//! [`package`] (Uploading).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use regex::Regex;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::opt_ml::OptMl;
+use crate::{Algorithm, Error, archive, io_error, process};
+
+/// How long a stopped job gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A training job's definition.
+#[derive(Clone, Debug)]
+pub struct TrainingJob {
+    /// `<pipeline>-<run>`.
+    pub name: String,
+    /// What trains.
+    pub algorithm: Algorithm,
+    /// Channel name to a file or directory.
+    pub channels: BTreeMap<String, PathBuf>,
+    /// Hyperparameters; every value a string, as SageMaker passes them.
+    pub hyperparameters: BTreeMap<String, String>,
+    /// The job is stopped past this.
+    pub max_runtime: Duration,
+    /// Metric name and a regex whose first group is the value.
+    pub metric_definitions: Vec<(String, Regex)>,
+    /// The sagebrush binary, which runs built-in algorithms.
+    pub sagebrush_exe: PathBuf,
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// `Completed`, `Failed` or `Stopped`.
+    pub status: &'static str,
+    /// `Completed`, `Failed`, `Stopped` or `MaxRuntimeExceeded`.
+    pub secondary_status: &'static str,
+    /// Why it failed or stopped.
+    pub failure_reason: Option<String>,
+    /// The last value each metric definition matched.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Lays out the job's `/opt/ml` under `work_dir` (the Downloading step).
+pub fn prepare(job: &TrainingJob, work_dir: &Path) -> Result<OptMl, Error> {
+    let mut hyperparameters = job.hyperparameters.clone();
+    if let Algorithm::Builtin(name) = &job.algorithm {
+        hyperparameters.entry("algorithm".to_owned()).or_insert_with(|| name.clone());
+    }
+    OptMl::create_for_training(&work_dir.join("opt_ml"), &job.channels, &hyperparameters)
+}
+
+/// Runs `train` until it exits, the max runtime passes, or `cancel` turns true (the Training step).
+pub async fn run(
+    job: &TrainingJob,
+    opt_ml: &OptMl,
+    log: &mut (impl AsyncWrite + Unpin),
+    mut cancel: watch::Receiver<bool>,
+) -> Result<Outcome, Error> {
+    let (mut command, program) = match &job.algorithm {
+        Algorithm::Builtin(_) => {
+            let mut command = process::guarded(&job.sagebrush_exe);
+            command.args(["algorithm", "train", "--opt-ml"]).arg(&opt_ml.root);
+            (command, job.sagebrush_exe.display().to_string())
+        }
+        Algorithm::Process(dir) => {
+            let train = dir.join("train");
+            (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
+        }
+    };
+    command
+        .env("TRAINING_JOB_NAME", &job.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = process::spawn(command, &program)?;
+    let mut lines = merge_lines(&mut child);
+    let mut streams_open = true;
+    let mut metrics = BTreeMap::new();
+    let deadline = tokio::time::sleep(job.max_runtime);
+    tokio::pin!(deadline);
+
+    let ended = loop {
+        tokio::select! {
+            line = lines.recv(), if streams_open => match line {
+                Some(line) => {
+                    record_metrics(&line, &job.metric_definitions, &mut metrics);
+                    log.write_all(line.as_bytes()).await.map_err(io_error(&opt_ml.root))?;
+                    log.write_all(b"\n").await.map_err(io_error(&opt_ml.root))?;
+                }
+                None => streams_open = false,
+            },
+            // Wait for the exit only once the output is drained, so no log line is lost.
+            status = child.wait(), if !streams_open => {
+                break Ended::Exited(status.map_err(io_error(&opt_ml.root))?);
+            }
+            () = &mut deadline => break Ended::MaxRuntime,
+            changed = cancel.changed() => {
+                if changed.is_err() || *cancel.borrow() { break Ended::Cancelled }
+            }
+        }
+    };
+    let _ = log.flush().await;
+
+    let outcome = |status, secondary, reason: Option<String>| Outcome {
+        status,
+        secondary_status: secondary,
+        failure_reason: reason,
+        metrics: metrics.clone(),
+    };
+    Ok(match ended {
+        Ended::Exited(status) if status.success() => outcome("Completed", "Completed", None),
+        Ended::Exited(status) => {
+            let reason = opt_ml.failure_reason().unwrap_or_else(|| match status.code() {
+                Some(code) => format!("AlgorithmError: train exited with status {code} and wrote no /opt/ml/output/failure"),
+                None => "AlgorithmError: train was killed by a signal".to_owned(),
+            });
+            outcome("Failed", "Failed", Some(reason))
+        }
+        Ended::MaxRuntime => {
+            process::stop(&mut child, STOP_GRACE).await;
+            let reason = format!("MaxRuntimeExceeded: the job ran longer than {:?} and was stopped", job.max_runtime);
+            outcome("Stopped", "MaxRuntimeExceeded", Some(reason))
+        }
+        Ended::Cancelled => {
+            process::stop(&mut child, STOP_GRACE).await;
+            outcome("Stopped", "Stopped", Some("the run was cancelled".to_owned()))
+        }
+    })
+}
+
+/// Packs `/opt/ml/model` into `work_dir/model.tar.gz` (the Uploading step).
+pub fn package(opt_ml: &OptMl, work_dir: &Path) -> Result<PathBuf, Error> {
+    let archive = work_dir.join("model.tar.gz");
+    archive::pack(&opt_ml.model_dir(), &archive)?;
+    Ok(archive)
+}
+
+enum Ended {
+    Exited(std::process::ExitStatus),
+    MaxRuntime,
+    Cancelled,
+}
+
+/// Reads stdout and stderr line by line into one channel, which closes when both streams end.
+fn merge_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(256);
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(forward_lines(stdout, sender.clone()));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(forward_lines(stderr, sender));
+    }
+    receiver
+}
+
+async fn forward_lines(stream: impl tokio::io::AsyncRead + Unpin, sender: tokio::sync::mpsc::Sender<String>) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if sender.send(line).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Applies each metric regex to a log line; the first capture group is the value, the last match wins.
+fn record_metrics(line: &str, definitions: &[(String, Regex)], metrics: &mut BTreeMap<String, f64>) {
+    for (name, regex) in definitions {
+        if let Some(value) = regex
+            .captures(line)
+            .and_then(|c| c.get(1))
+            .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+        {
+            metrics.insert(name.clone(), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_take_the_last_match_of_the_first_group() {
+        let definitions = vec![("validation:accuracy".to_owned(), Regex::new("validation_accuracy=([0-9.]+)").unwrap())];
+        let mut metrics = BTreeMap::new();
+        record_metrics("validation_accuracy=0.5", &definitions, &mut metrics);
+        record_metrics("noise", &definitions, &mut metrics);
+        record_metrics("epoch 2 validation_accuracy=0.75;", &definitions, &mut metrics);
+        assert_eq!(metrics.get("validation:accuracy"), Some(&0.75));
+    }
+}

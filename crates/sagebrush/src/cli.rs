@@ -1,0 +1,185 @@
+//! The command line, as clap derive structs; doc comments are the help text.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sagebrush: from a pipeline file to a smoke-tested production endpoint, on one machine.
+///
+/// Exit codes: 0 success, 1 a run failed or an operation failed, 2 invalid input
+/// (pipeline file, parameter, usage), 3 the run was cancelled.
+#[derive(Debug, Parser)]
+#[command(name = "sagebrush", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Where state, artifacts and logs live.
+    #[arg(long, env = "SAGEBRUSH_HOME", global = true, default_value_os_t = default_home())]
+    pub home: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a project's pipeline, then keep serving its endpoints until Ctrl-C.
+    Up(UpArgs),
+    /// Serve the HTTP API and every recorded endpoint until Ctrl-C.
+    Server(ServerArgs),
+    /// Run a project's pipeline once (through the running server, if there is one).
+    Run(RunArgs),
+    /// List recent runs.
+    Runs(RunsArgs),
+    /// Show one run: status, reason, parameters, stages.
+    Show(RunRef),
+    /// Print a run's stage logs.
+    Logs(LogsArgs),
+    /// Ask a running run to stop.
+    Cancel(RunRef),
+    /// Start a new run with the parameters of an earlier one.
+    Retry(RetryArgs),
+    /// List endpoints and what they serve.
+    Endpoints(ListArgs),
+    /// Send a request to an endpoint and print the answer.
+    Invoke(InvokeArgs),
+    /// List registered model versions with their lineage.
+    Models(ModelsArgs),
+    /// The built-in algorithms as a SageMaker container entry point.
+    #[command(subcommand)]
+    Algorithm(AlgorithmCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on. Anything other than loopback exposes the API to the network.
+    #[arg(long, env = "SAGEBRUSH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The project folder (holding sagebrush.toml) or the pipeline file.
+    pub project: PathBuf,
+    /// Set a pipeline parameter, e.g. `-p max_leaf_nodes=3`. Repeatable.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project folder (holding sagebrush.toml) or the pipeline file.
+    pub project: PathBuf,
+    /// Set a pipeline parameter, e.g. `-p max_leaf_nodes=3`. Repeatable.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Print the run as JSON when it ends instead of progress lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only this project's runs.
+    pub project: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunRef {
+    /// The project (pipeline name).
+    pub project: String,
+    /// The run number; the latest run if left out.
+    pub number: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The project (pipeline name).
+    pub project: String,
+    /// The run number; the latest run if left out.
+    pub number: Option<i64>,
+    /// Only this stage's log.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Keep printing as the run goes on, until it ends.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The project (pipeline name).
+    pub project: String,
+    /// The run to retry.
+    pub number: i64,
+    /// Rerun from this stage, reusing the outputs of the stages before it.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Print the run as JSON when it ends instead of progress lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Only this model group.
+    pub group: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The endpoint name.
+    pub endpoint: String,
+    /// The request body: a file, or `-` for standard input.
+    #[arg(long, short = 'd', default_value = "-")]
+    pub data: PathBuf,
+    /// The request's Content-Type.
+    #[arg(long, default_value = "text/csv")]
+    pub content_type: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlgorithmCommand {
+    /// Train under the SageMaker contract: read /opt/ml/input, write /opt/ml/model.
+    Train {
+        /// The /opt/ml directory.
+        #[arg(long, default_value = "/opt/ml")]
+        opt_ml: PathBuf,
+    },
+    /// Serve /opt/ml/model on /ping and /invocations.
+    Serve {
+        /// The /opt/ml directory.
+        #[arg(long, default_value = "/opt/ml")]
+        opt_ml: PathBuf,
+        /// Port to listen on (all interfaces, as a container must).
+        #[arg(long, env = "SAGEMAKER_BIND_TO_PORT", default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+fn default_home() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".sagebrush"),
+        None => PathBuf::from(".sagebrush"),
+    }
+}

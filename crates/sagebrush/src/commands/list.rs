@@ -1,0 +1,138 @@
+//! `runs`, `show`, `endpoints` and `models`: tables for people, `--json` for scripts.
+
+use std::process::ExitCode;
+
+use engine::Home;
+
+use crate::cli::{ListArgs, ModelsArgs, RunRef, RunsArgs};
+use crate::commands::{format_time, open_store, print_json};
+
+pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(home).await?;
+    let runs = store.runs(args.project.as_deref(), args.limit).await?;
+    if args.json {
+        print_json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        eprintln!("no runs yet; start one with `sagebrush run <project>`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<16} {:>4}  {:<10} {:<19}  {:<8} REASON", "PROJECT", "RUN", "STATUS", "STARTED", "COMMIT");
+    for run in runs {
+        let commit = run.commit_sha.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
+        println!(
+            "{:<16} {:>4}  {:<10} {:<19}  {:<8} {}",
+            run.project,
+            run.number,
+            run.status,
+            format_time(run.created_at),
+            commit,
+            run.reason.unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
+    let store = open_store(home).await?;
+    let run = store.run(&args.project, args.number).await?;
+    let stages = store.stages(run.id).await?;
+    if args.json {
+        let stages: Vec<serde_json::Value> = stages
+            .iter()
+            .map(|s| {
+                let mut value = serde_json::to_value(s).unwrap_or_default();
+                value["outputs"] = serde_json::from_str(&s.outputs).unwrap_or_default();
+                value
+            })
+            .collect();
+        let mut run_json = serde_json::to_value(&run)?;
+        run_json["parameters"] = serde_json::from_str(&run.parameters).unwrap_or_default();
+        print_json(&serde_json::json!({ "run": run_json, "stages": stages }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} #{}  {}", run.project, run.number, run.status);
+    if let Some(reason) = &run.reason {
+        println!("reason:     {reason}");
+    }
+    println!("project:    {}", run.project_path);
+    println!("trigger:    {}{}", run.trigger, run.retry_of.map(|n| format!(" of #{n}")).unwrap_or_default());
+    println!("commit:     {}", run.commit_sha.as_deref().unwrap_or("-"));
+    println!("parameters: {}", run.parameters);
+    println!("started:    {}", format_time(run.created_at));
+    println!();
+    for stage in stages {
+        let took = match (stage.started_at, stage.finished_at) {
+            (Some(start), Some(end)) => format!("{:.2}s", (end - start) as f64 / 1000.0),
+            _ => String::new(),
+        };
+        println!("  {:<14} {:<11} {:>8}  {}", stage.name, stage.status, took, stage.reason.unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(home).await?;
+    let endpoints = store.endpoints().await?;
+    let server = crate::server::running(home).await;
+    if args.json {
+        let rows: Vec<serde_json::Value> = endpoints
+            .iter()
+            .map(|e| {
+                let mut value = serde_json::to_value(e).unwrap_or_default();
+                value["url"] = server
+                    .as_ref()
+                    .map(|url| format!("{url}/endpoints/{}/invocations", e.name).into())
+                    .unwrap_or(serde_json::Value::Null);
+                value
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if endpoints.is_empty() {
+        eprintln!("no endpoints yet; a pipeline's deploy stage creates them");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<20} {:<20} {:>7}  {:<19}  URL", "ENDPOINT", "MODEL", "VERSION", "UPDATED");
+    for e in endpoints {
+        let url = server
+            .as_ref()
+            .map(|url| format!("{url}/endpoints/{}/invocations", e.name))
+            .unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
+        println!("{:<20} {:<20} {:>7}  {:<19}  {url}", e.name, e.model_group, e.model_version, format_time(e.updated_at));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(home).await?;
+    let versions = store.model_versions(args.group.as_deref()).await?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                let mut value = serde_json::to_value(v).unwrap_or_default();
+                value["lineage"] = serde_json::from_str(&v.lineage).unwrap_or_default();
+                value
+            })
+            .collect();
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if versions.is_empty() {
+        eprintln!("no models yet; a pipeline's register stage creates them");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<16} {:>7}  {:<24} {:<23} {:<8} METRICS", "GROUP", "VERSION", "ALGORITHM", "APPROVAL", "COMMIT");
+    for v in versions {
+        let lineage: serde_json::Value = serde_json::from_str(&v.lineage).unwrap_or_default();
+        let commit = lineage["commit"].as_str().map(|c| c[..c.len().min(8)].to_owned()).unwrap_or("-".into());
+        println!(
+            "{:<16} {:>7}  {:<24} {:<23} {:<8} {}",
+            v.model_group, v.version, v.algorithm, v.approval_status, commit, lineage["metrics"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! One module per group of commands; `dispatch` picks one.
+
+mod algorithm;
+mod invoke;
+mod list;
+mod logs;
+mod run;
+
+use std::process::ExitCode;
+
+use engine::Home;
+use store::Store;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command the user asked for.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let home = Home::new(cli.home);
+    match cli.command {
+        Command::Up(args) => run::up(&home, args).await,
+        Command::Server(args) => run::server(&home, args).await,
+        Command::Run(args) => run::run(&home, args).await,
+        Command::Retry(args) => run::retry(&home, args).await,
+        Command::Cancel(args) => run::cancel(&home, args).await,
+        Command::Runs(args) => list::runs(&home, args).await,
+        Command::Show(args) => list::show(&home, args).await,
+        Command::Endpoints(args) => list::endpoints(&home, args).await,
+        Command::Models(args) => list::models(&home, args).await,
+        Command::Logs(args) => logs::logs(&home, args).await,
+        Command::Invoke(args) => invoke::invoke(&home, args).await,
+        Command::Algorithm(command) => algorithm::algorithm(command).await,
+    }
+}
+
+/// The state store of a home, for commands that only read or flag state.
+///
+/// Opening it through the engine also fails runs a dead process left behind.
+async fn open_store(home: &Home) -> anyhow::Result<Store> {
+    let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
+    Ok(engine.store().clone())
+}
+
+/// Prints a value as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// `2026-11-25 10:04:05`-style UTC time from epoch milliseconds.
+fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one format.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::format_time(1_795_000_000_000), "2026-11-18 08:26:40");
+    }
+}

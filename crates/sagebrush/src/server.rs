@@ -1,0 +1,169 @@
+//! The server: one loopback listener for the invocation router and the HTTP API, found by the CLI through `<home>/server.json`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use engine::{Engine, Home};
+use router::Router;
+use serde::Deserialize;
+
+/// A started listener: the engine deploys to its router.
+pub struct Server {
+    pub engine: Engine,
+    pub url: String,
+    listener: tokio::net::TcpListener,
+    router: Arc<Router>,
+    /// Whether this server advertises itself in server.json (a `run`'s private listener does not).
+    advertise: bool,
+}
+
+/// The content of `<home>/server.json`.
+#[derive(serde::Serialize, Deserialize)]
+struct ServerFile {
+    url: String,
+    pid: u32,
+}
+
+impl Server {
+    /// Binds `listen` and opens the engine on it.
+    pub async fn bind(home: &Home, listen: SocketAddr, advertise: bool) -> anyhow::Result<Server> {
+        if advertise && let Some(url) = running(home).await {
+            anyhow::bail!(crate::exit::Invalid(format!(
+                "a sagebrush server is already running at {url} for {}; use `sagebrush run` to run pipelines through it, \
+                 or pass --home to start a separate one",
+                home.root().display()
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen}; pass --listen 127.0.0.1:<another port> or stop what is using it")
+        })?;
+        let address = listener.local_addr()?;
+        let url = format!("http://{address}");
+        let router = Router::new();
+        let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
+        Ok(Server { engine, url, listener, router, advertise })
+    }
+
+    /// Serves until the future `shutdown` completes.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let server_file = self.engine.home().server_file();
+        if self.advertise {
+            let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
+            std::fs::write(&server_file, serde_json::to_string(&file)?)?;
+        }
+        let app = router::routes(self.router.clone()).merge(api(self.engine.clone()));
+        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        if self.advertise {
+            let _ = std::fs::remove_file(&server_file);
+        }
+        Ok(result?)
+    }
+}
+
+/// The URL of the server running for this home, if one answers.
+pub async fn running(home: &Home) -> Option<String> {
+    let text = std::fs::read_to_string(home.server_file()).ok()?;
+    let file: ServerFile = serde_json::from_str(&text).ok()?;
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().ok()?;
+    let ok = client.get(format!("{}/health", file.url)).send().await.ok()?.status().is_success();
+    ok.then_some(file.url)
+}
+
+fn api(engine: Engine) -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/api/runs", post(submit_run).get(list_runs))
+        .route("/api/runs/{project}/{number}", get(show_run))
+        .route("/api/runs/{project}/{number}/retry", post(retry_run))
+        .route("/api/endpoints", get(list_endpoints))
+        .route("/api/models", get(list_models))
+        .with_state(engine)
+}
+
+#[derive(Deserialize)]
+struct SubmitRun {
+    project: String,
+    #[serde(default)]
+    parameters: Vec<(String, String)>,
+}
+
+async fn submit_run(State(engine): State<Engine>, Json(request): Json<SubmitRun>) -> Response {
+    let result = engine.submit(std::path::Path::new(&request.project), &request.parameters, "manual").await;
+    submitted(result)
+}
+
+#[derive(Deserialize)]
+struct RetryRun {
+    from: Option<String>,
+}
+
+async fn retry_run(
+    State(engine): State<Engine>,
+    Path((project, number)): Path<(String, i64)>,
+    Json(request): Json<RetryRun>,
+) -> Response {
+    submitted(engine.retry(&project, number, request.from.as_deref()).await)
+}
+
+fn submitted(result: Result<engine::Submitted, engine::Error>) -> Response {
+    match result {
+        Ok(s) => (StatusCode::CREATED, Json(serde_json::json!({ "run": s.run, "stages": s.stages }))).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn error_response(e: &engine::Error) -> Response {
+    let status = match e {
+        engine::Error::Pipeline(_) | engine::Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        engine::Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(serde_json::json!({ "message": e.to_string() }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    project: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_runs(State(engine): State<Engine>, Query(query): Query<RunsQuery>) -> Response {
+    match engine.store().runs(query.project.as_deref(), query.limit.unwrap_or(50)).await {
+        Ok(runs) => Json(runs).into_response(),
+        Err(e) => error_response(&e.into()),
+    }
+}
+
+async fn show_run(State(engine): State<Engine>, Path((project, number)): Path<(String, i64)>) -> Response {
+    let result = async {
+        let run = engine.store().run(&project, Some(number)).await?;
+        let stages = engine.store().stages(run.id).await?;
+        Ok::<_, store::Error>(serde_json::json!({ "run": run, "stages": stages }))
+    }
+    .await;
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => error_response(&e.into()),
+    }
+}
+
+async fn list_endpoints(State(engine): State<Engine>) -> Response {
+    match engine.store().endpoints().await {
+        Ok(endpoints) => Json(endpoints).into_response(),
+        Err(e) => error_response(&e.into()),
+    }
+}
+
+async fn list_models(State(engine): State<Engine>) -> Response {
+    match engine.store().model_versions(None).await {
+        Ok(models) => Json(models).into_response(),
+        Err(e) => error_response(&e.into()),
+    }
+}

@@ -1,0 +1,174 @@
+//! A fresh home and project copies per test, the binary as a command, and polling with deadlines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = dir.path().join("home");
+        Sandbox { dir, home }
+    }
+
+    /// Copies `examples/<example>` to `<sandbox>/<as_name>`, renaming the pipeline when `as_name` differs.
+    pub fn project(&self, example: &str, as_name: &str) -> PathBuf {
+        let source = repo_root().join("examples").join(example);
+        let target = self.dir.path().join(as_name);
+        copy_dir(&source, &target);
+        if as_name != example {
+            let file = target.join("sagebrush.toml");
+            let text = std::fs::read_to_string(&file).unwrap();
+            let text = text
+                .replacen(&format!("name = \"{example}\""), &format!("name = \"{as_name}\""), 1)
+                .replace(&format!("\"{example}-"), &format!("\"{as_name}-"));
+            std::fs::write(&file, text).unwrap();
+        }
+        target
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sagebrush"));
+        command.args(args).env("SAGEBRUSH_HOME", &self.home).env_remove("SAGEBRUSH_LISTEN").stdin(Stdio::null());
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run sagebrush")
+    }
+
+    /// Runs a command that must succeed and prints JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.run(args);
+        assert!(output.status.success(), "sagebrush {args:?} failed:\n{}", text(&output));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("sagebrush {args:?} printed no JSON ({e}):\n{}", text(&output)))
+    }
+
+    /// Starts `sagebrush <args>` (a serving command) on a free port and waits for its server file.
+    pub fn serve(&self, args: &[&str]) -> Served {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--listen", "127.0.0.1:0"]);
+        let log = self.dir.path().join(format!("server-{}.log", now_nanos()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(&all)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("start sagebrush");
+        let mut served = Served { child, url: String::new(), log };
+        let server_file = self.home.join("server.json");
+        wait_until(Duration::from_secs(30), "the server file", || {
+            if let Ok(Some(status)) = served.child.try_wait() {
+                panic!("server exited with {status}:\n{}", std::fs::read_to_string(&served.log).unwrap_or_default());
+            }
+            let text = std::fs::read_to_string(&server_file).ok()?;
+            let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            value["url"].as_str().map(str::to_owned)
+        })
+        .clone_into(&mut served.url);
+        served
+    }
+
+    /// Waits until the latest run of `project` has ended and returns `show --json`.
+    pub fn wait_for_run(&self, project: &str, number: i64) -> serde_json::Value {
+        let n = number.to_string();
+        wait_until(Duration::from_secs(120), &format!("run {project} #{number} to end"), || {
+            let output = self.run(&["show", project, &n, "--json"]);
+            if !output.status.success() {
+                return None;
+            }
+            let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+            (value["run"]["status"] != "running").then_some(value)
+        })
+    }
+}
+
+pub struct Served {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Served {
+    pub fn invoke(&self, endpoint: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> reqwest::blocking::Response {
+        client()
+            .post(format!("{}/endpoints/{endpoint}/invocations", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("request")
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// Polls `probe` until it returns Some, failing the test past `limit`.
+pub fn wait_until<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn payload() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/iris/data/payload.csv")).unwrap()
+}
+
+/// The endpoint record of `name` from `endpoints --json`.
+pub fn endpoint(sandbox: &Sandbox, name: &str) -> serde_json::Value {
+    let all = sandbox.json(&["endpoints", "--json"]);
+    all.as_array().unwrap().iter().find(|e| e["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}

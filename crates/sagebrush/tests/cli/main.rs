@@ -1,0 +1,9 @@
+//! Integration tests: each drives the real `sagebrush` binary the way a user does, with its own home directory.
+
+mod harness;
+
+mod failures;
+mod lifecycle;
+mod pipeline_errors;
+mod process_runtime;
+mod recovery;

@@ -1,0 +1,117 @@
+//! Training jobs: `<pipeline>-<run>`, with SageMaker's status and secondary status.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use crate::{Error, Store, now_ms};
+
+/// A training job as DescribeTrainingJob would show it.
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct TrainingJobRecord {
+    /// `<pipeline>-<run>`.
+    pub name: String,
+    /// The run that started it.
+    pub run_id: i64,
+    /// `builtin:decision-tree`, `process:<dir>`, ...
+    pub algorithm: String,
+    /// `InProgress`, `Completed`, `Failed`, `Stopping` or `Stopped`.
+    pub status: String,
+    /// `Starting`, `Downloading`, `Training`, `Uploading`, `Completed`, `Failed`, `Stopped` or `MaxRuntimeExceeded`.
+    pub secondary_status: String,
+    /// Why the job failed (the first 1024 characters of `/opt/ml/output/failure`).
+    pub failure_reason: Option<String>,
+    /// Hyperparameters as a JSON object of strings.
+    pub hyperparameters: String,
+    /// Final metric values as a JSON object.
+    pub metrics: String,
+    /// Where `model.tar.gz` was stored.
+    pub model_uri: Option<String>,
+    /// Its sha256.
+    pub model_sha256: Option<String>,
+    /// When the job was created (ms).
+    pub created_at: i64,
+    /// When it ended (ms).
+    pub finished_at: Option<i64>,
+}
+
+impl Store {
+    /// Creates a job in `InProgress / Starting`.
+    pub async fn create_training_job(
+        &self,
+        name: &str,
+        run_id: i64,
+        algorithm: &str,
+        hyperparameters: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO training_jobs (name, run_id, algorithm, status, secondary_status, hyperparameters, created_at)
+             VALUES ($1, $2, $3, 'InProgress', 'Starting', $4, $5)
+             ON CONFLICT (name) DO UPDATE SET run_id = $2, algorithm = $3, status = 'InProgress',
+                 secondary_status = 'Starting', failure_reason = NULL, hyperparameters = $4,
+                 metrics = '{}', model_uri = NULL, model_sha256 = NULL, created_at = $5, finished_at = NULL",
+        )
+        .bind(name)
+        .bind(run_id)
+        .bind(algorithm)
+        .bind(hyperparameters)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a job to a new status pair; a terminal status also sets the end time.
+    pub async fn set_training_job_status(
+        &self,
+        name: &str,
+        status: &str,
+        secondary_status: &str,
+        failure_reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let finished = matches!(status, "Completed" | "Failed" | "Stopped").then(now_ms);
+        sqlx::query(
+            "UPDATE training_jobs SET status = $2, secondary_status = $3,
+                 failure_reason = COALESCE($4, failure_reason), finished_at = COALESCE($5, finished_at)
+             WHERE name = $1",
+        )
+        .bind(name)
+        .bind(status)
+        .bind(secondary_status)
+        .bind(failure_reason)
+        .bind(finished)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a finished job's metrics and stored model.
+    pub async fn set_training_job_output(
+        &self,
+        name: &str,
+        metrics: &serde_json::Value,
+        model_uri: Option<&str>,
+        model_sha256: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query("UPDATE training_jobs SET metrics = $2, model_uri = $3, model_sha256 = $4 WHERE name = $1")
+            .bind(name)
+            .bind(metrics.to_string())
+            .bind(model_uri)
+            .bind(model_sha256)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A job by name.
+    pub async fn training_job(&self, name: &str) -> Result<TrainingJobRecord, Error> {
+        sqlx::query_as(
+            "SELECT name, run_id, algorithm, status, secondary_status, failure_reason, hyperparameters,
+                    metrics, model_uri, model_sha256, created_at, finished_at
+             FROM training_jobs WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("training job `{name}`")))
+    }
+}

@@ -1,0 +1,300 @@
+//! Runs and their stages: numbering, status transitions, cancellation requests.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::{Error, Store, now_ms};
+
+/// One execution of a pipeline.
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct RunRecord {
+    /// Database id, stable across restarts.
+    pub id: i64,
+    /// The pipeline name the run belongs to.
+    pub project: String,
+    /// 1, 2, 3 per project: the build number.
+    pub number: i64,
+    /// Where the project's `sagebrush.toml` was read from.
+    pub project_path: String,
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// Why the run failed or was cancelled.
+    pub reason: Option<String>,
+    /// Resolved parameters as a JSON object.
+    pub parameters: String,
+    /// `manual`, `retry`, ...
+    pub trigger: String,
+    /// The commit checked out, when the project is a git repository.
+    pub commit_sha: Option<String>,
+    /// `pid:start-time` of the process executing the run.
+    pub owner: Option<String>,
+    /// Set by `cancel`; the executing process polls it.
+    pub cancel_requested: bool,
+    /// For a retry, the run number it retries.
+    pub retry_of: Option<i64>,
+    /// When the run was created (ms).
+    pub created_at: i64,
+    /// When the run ended (ms).
+    pub finished_at: Option<i64>,
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, FromRow, Serialize)]
+pub struct StageRecord {
+    /// The run it belongs to.
+    pub run_id: i64,
+    /// Order in the pipeline, from 0.
+    pub position: i64,
+    /// Stage name, unique in the pipeline.
+    pub name: String,
+    /// Stage kind (`train`, `deploy`, ...).
+    pub kind: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `cancelled`, `skipped` or `reused`.
+    pub status: String,
+    /// Why the stage failed.
+    pub reason: Option<String>,
+    /// How many attempts were made.
+    pub attempts: i64,
+    /// What the stage produced, as a JSON object.
+    pub outputs: String,
+    /// When the stage started (ms).
+    pub started_at: Option<i64>,
+    /// When the stage ended (ms).
+    pub finished_at: Option<i64>,
+}
+
+/// What is needed to create a run.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    /// The pipeline name.
+    pub project: &'a str,
+    /// Where the pipeline file lives.
+    pub project_path: &'a str,
+    /// Resolved parameters, JSON.
+    pub parameters: &'a str,
+    /// What started it.
+    pub trigger: &'a str,
+    /// Owner process identity.
+    pub owner: &'a str,
+    /// The run this one retries.
+    pub retry_of: Option<i64>,
+    /// `(name, kind)` of each stage in order.
+    pub stages: &'a [(String, String)],
+}
+
+const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, trigger, \
+     commit_sha, owner, cancel_requested, retry_of, created_at, finished_at";
+
+impl Store {
+    /// Creates a run with the next number for its project, and its pending stages, in one transaction.
+    pub async fn create_run(&self, new: NewRun<'_>) -> Result<RunRecord, Error> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, created_at)
+             VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, 'running', $3, $4, $5, $6, $7)
+             RETURNING id",
+        )
+        .bind(new.project)
+        .bind(new.project_path)
+        .bind(new.parameters)
+        .bind(new.trigger)
+        .bind(new.owner)
+        .bind(new.retry_of)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        for (position, (name, kind)) in new.stages.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO stages (run_id, position, name, kind, status) VALUES ($1, $2, $3, $4, 'pending')",
+            )
+            .bind(id)
+            .bind(position as i64)
+            .bind(name)
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.run_by_id(id).await
+    }
+
+    /// A run by database id.
+    pub async fn run_by_id(&self, id: i64) -> Result<RunRecord, Error> {
+        sqlx::query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("run id {id}")))
+    }
+
+    /// A run by project and number; `None` as the number means the latest.
+    pub async fn run(&self, project: &str, number: Option<i64>) -> Result<RunRecord, Error> {
+        let found: Option<RunRecord> = match number {
+            Some(n) => {
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE project = $1 AND number = $2"
+                )))
+                .bind(project)
+                .bind(n)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE project = $1 ORDER BY number DESC LIMIT 1"
+                )))
+                .bind(project)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        found.ok_or_else(|| match number {
+            Some(n) => Error::NotFound(format!("run {project} #{n}")),
+            None => Error::NotFound(format!("a run of project `{project}`")),
+        })
+    }
+
+    /// Recent runs, newest first, optionally of one project.
+    pub async fn runs(&self, project: Option<&str>, limit: i64) -> Result<Vec<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ($1 IS NULL OR project = $1) ORDER BY id DESC LIMIT $2"
+        )))
+        .bind(project)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Runs still marked running, whatever process owns them.
+    pub async fn unfinished_runs(&self) -> Result<Vec<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The stages of a run, in order.
+    pub async fn stages(&self, run_id: i64) -> Result<Vec<StageRecord>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, position, name, kind, status, reason, attempts, outputs, started_at, finished_at
+             FROM stages WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records the commit a run checked out.
+    pub async fn set_run_commit(&self, run_id: i64, commit: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE runs SET commit_sha = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(commit)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a run. Only a run still `running` changes, so a late writer cannot overwrite a recovery.
+    pub async fn finish_run(&self, run_id: i64, status: &str, reason: Option<&str>) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(status)
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Asks the process executing a run to stop it. Returns false if the run already ended.
+    pub async fn request_cancel(&self, run_id: i64) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether `cancel` was asked for this run.
+    pub async fn cancel_requested(&self, run_id: i64) -> Result<bool, Error> {
+        let flag: Option<bool> = sqlx::query_scalar("SELECT cancel_requested FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(flag.unwrap_or(false))
+    }
+
+    /// Marks a stage running and counts the attempt.
+    pub async fn start_stage(&self, run_id: i64, position: i64) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE stages SET status = 'running', reason = NULL, attempts = attempts + 1,
+             started_at = COALESCE(started_at, $3) WHERE run_id = $1 AND position = $2",
+        )
+        .bind(run_id)
+        .bind(position)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a stage with its outputs (JSON object) or failure reason.
+    pub async fn finish_stage(
+        &self,
+        run_id: i64,
+        position: i64,
+        status: &str,
+        reason: Option<&str>,
+        outputs: &serde_json::Value,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE stages SET status = $3, reason = $4, outputs = $5, finished_at = $6
+             WHERE run_id = $1 AND position = $2",
+        )
+        .bind(run_id)
+        .bind(position)
+        .bind(status)
+        .bind(reason)
+        .bind(outputs.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a run that no live process owns as failed, with its running stages and jobs.
+    pub async fn fail_interrupted(&self, run_id: i64, reason: &str) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'")
+            .bind(run_id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE stages SET status = 'failed', reason = $2, finished_at = $3 WHERE run_id = $1 AND status = 'running'")
+            .bind(run_id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE training_jobs SET status = 'Failed', secondary_status = 'Failed', failure_reason = $2, finished_at = $3
+             WHERE run_id = $1 AND status IN ('InProgress', 'Stopping')",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

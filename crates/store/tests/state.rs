@@ -1,0 +1,77 @@
+//! The store against a real SQLite file: numbering, transitions that cannot be overwritten, registry versions, artifacts.
+
+use store::{Artifacts, NewModelVersion, NewRun, Store};
+
+fn new_run<'a>(project: &'a str, stages: &'a [(String, String)]) -> NewRun<'a> {
+    NewRun { project, project_path: "/p", parameters: "{}", trigger: "manual", owner: "1:1", retry_of: None, stages }
+}
+
+#[tokio::test]
+async fn runs_are_numbered_per_project_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let stages = vec![("train".to_owned(), "train".to_owned())];
+    {
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.create_run(new_run("a", &stages)).await.unwrap().number, 1);
+        assert_eq!(store.create_run(new_run("a", &stages)).await.unwrap().number, 2);
+        assert_eq!(store.create_run(new_run("b", &stages)).await.unwrap().number, 1);
+    }
+    let store = Store::open(&path).await.unwrap();
+    let run = store.run("a", None).await.unwrap();
+    assert_eq!(run.number, 2);
+    assert_eq!(store.stages(run.id).await.unwrap()[0].status, "pending");
+    assert!(store.run("c", None).await.is_err());
+}
+
+#[tokio::test]
+async fn an_interrupted_run_cannot_be_finished_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let stages = vec![("train".to_owned(), "train".to_owned()), ("deploy".to_owned(), "deploy".to_owned())];
+    let run = store.create_run(new_run("a", &stages)).await.unwrap();
+    store.start_stage(run.id, 0).await.unwrap();
+    store.fail_interrupted(run.id, "interrupted").await.unwrap();
+    store.finish_run(run.id, "succeeded", None).await.unwrap();
+    let run = store.run_by_id(run.id).await.unwrap();
+    assert_eq!((run.status.as_str(), run.reason.as_deref()), ("failed", Some("interrupted")));
+    let stages = store.stages(run.id).await.unwrap();
+    assert_eq!(stages[0].status, "failed");
+    assert_eq!(stages[1].status, "skipped");
+    assert!(!store.request_cancel(run.id).await.unwrap(), "an ended run cannot be cancelled");
+}
+
+#[tokio::test]
+async fn model_versions_count_up_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let run = store.create_run(new_run("a", &[])).await.unwrap();
+    let lineage = serde_json::json!({ "commit": "abc" });
+    let register = |group| NewModelVersion {
+        model_group: group,
+        run_id: run.id,
+        algorithm: "builtin:decision-tree",
+        artifact_uri: "file:///x",
+        artifact_sha256: "00",
+        lineage: &lineage,
+        approval_status: "PendingManualApproval",
+    };
+    assert_eq!(store.register_model(register("g")).await.unwrap().version, 1);
+    assert_eq!(store.register_model(register("g")).await.unwrap().version, 2);
+    assert_eq!(store.register_model(register("h")).await.unwrap().version, 1);
+    assert_eq!(store.model_versions(Some("g")).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn artifacts_keep_their_checksum_and_detect_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifacts = Artifacts::local(&dir.path().join("artifacts")).unwrap();
+    let file = dir.path().join("model.tar.gz");
+    std::fs::write(&file, b"model bytes").unwrap();
+    let stored = artifacts.put_file("iris-1/output/model.tar.gz", &file).await.unwrap();
+    assert_eq!(stored.sha256, "9cb7487000bc86ac36ce83c4acfabe8878552be99572a6770f65ab1d048a5c48");
+    assert!(dir.path().join("artifacts/iris-1/output/model.tar.gz").is_file());
+    assert_eq!(&artifacts.get(&stored.uri, Some(&stored.sha256)).await.unwrap()[..], b"model bytes");
+    std::fs::write(dir.path().join("artifacts/iris-1/output/model.tar.gz"), b"changed").unwrap();
+    assert!(artifacts.get(&stored.uri, Some(&stored.sha256)).await.is_err());
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every test: lints, unit and integration tests.
+# Usage: ./test.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v unshare >/dev/null || need_apt+=(util-linux)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  apt-get update -q && apt-get install -y -q "${need_apt[@]}"
+fi
+# The process-runtime example is Python + scikit-learn.
+if ! python3 -c 'import sklearn' 2>/dev/null; then
+  python3 -m pip install --quiet scikit-learn
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+# Release, so the tree benchmarks' code paths and the serving hot path are tested as shipped; shares the cache with `cargo run --release`.
+cargo nextest run --workspace --release --locked --no-fail-fast
+bash tests/python-algorithm-check.sh
