@@ -63,12 +63,14 @@ impl Engine {
         format!("{}/endpoints/{endpoint}/invocations", self.router_url())
     }
 
-    async fn start_instance(&self, endpoint: &str, version: &ModelVersionRecord) -> Result<(Instance, std::path::PathBuf), Error> {
+    async fn start_instance(
+        &self,
+        endpoint: &str,
+        version: &ModelVersionRecord,
+    ) -> Result<(Instance, std::path::PathBuf), Error> {
         let nonce = store::now_ms();
-        let dir = self
-            .home()
-            .endpoint_dir(endpoint)
-            .join(format!("{}-v{}-{nonce}", version.model_group, version.version));
+        let dir =
+            self.home().endpoint_dir(endpoint).join(format!("{}-v{}-{nonce}", version.model_group, version.version));
         let opt_ml = OptMl::create_for_hosting(&dir)?;
         let bytes = self.inner.artifacts.get(&version.artifact_uri, Some(&version.artifact_sha256)).await?;
         runtime::archive::unpack(&bytes, &opt_ml.model_dir())?;

@@ -49,7 +49,8 @@ impl Engine {
         home.create()?;
         let store = Store::open(&home.database()).await?;
         let artifacts = Artifacts::local(&home.artifacts())?;
-        let sagebrush_exe = std::env::current_exe().map_err(|e| Error::Io { path: "current executable".into(), source: e })?;
+        let sagebrush_exe =
+            std::env::current_exe().map_err(|e| Error::Io { path: "current executable".into(), source: e })?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 home,

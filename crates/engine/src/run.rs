@@ -53,7 +53,12 @@ impl Engine {
     /// Validates the project's pipeline and parameters, records a new run, and starts executing it.
     ///
     /// Nothing is recorded when the pipeline file or a parameter is invalid.
-    pub async fn submit(&self, project: &Path, overrides: &[(String, String)], trigger: &str) -> Result<Submitted, Error> {
+    pub async fn submit(
+        &self,
+        project: &Path,
+        overrides: &[(String, String)],
+        trigger: &str,
+    ) -> Result<Submitted, Error> {
         self.submit_inner(project, overrides, trigger, None).await
     }
 
@@ -61,7 +66,8 @@ impl Engine {
     pub async fn retry(&self, project: &str, number: i64, from: Option<&str>) -> Result<Submitted, Error> {
         let store = self.store();
         let original = store.run(project, Some(number)).await?;
-        let parameters: BTreeMap<String, serde_json::Value> = serde_json::from_str(&original.parameters).unwrap_or_default();
+        let parameters: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&original.parameters).unwrap_or_default();
         let overrides: Vec<(String, String)> = parameters
             .into_iter()
             .map(|(name, value)| {
@@ -90,10 +96,7 @@ impl Engine {
                         stage.name, stage.status, stage.name
                     )));
                 }
-                before
-                    .iter()
-                    .map(|s| (s.name.clone(), serde_json::from_str(&s.outputs).unwrap_or_default()))
-                    .collect()
+                before.iter().map(|s| (s.name.clone(), serde_json::from_str(&s.outputs).unwrap_or_default())).collect()
             }
         };
         let project_path = PathBuf::from(&original.project_path);
@@ -113,11 +116,8 @@ impl Engine {
         let resolved = pipeline.resolve(overrides)?;
         let stage_rows: Vec<(String, String)> =
             resolved.stages.iter().map(|s| (s.name.clone(), s.kind.as_str().to_owned())).collect();
-        let parameters: serde_json::Map<String, serde_json::Value> = resolved
-            .parameters
-            .iter()
-            .map(|(name, value)| (name.clone(), parameter_json(value)))
-            .collect();
+        let parameters: serde_json::Map<String, serde_json::Value> =
+            resolved.parameters.iter().map(|(name, value)| (name.clone(), parameter_json(value))).collect();
         let project_path = project_dir.display().to_string();
         let run = self
             .store()
@@ -194,7 +194,8 @@ impl Engine {
                     context.outputs.push((stage.name.clone(), output));
                 }
                 Err(StageFailure::Cancelled) => {
-                    let _ = self.store().finish_stage(run_id, position, "cancelled", None, &serde_json::json!({})).await;
+                    let _ =
+                        self.store().finish_stage(run_id, position, "cancelled", None, &serde_json::json!({})).await;
                     self.skip_rest(run_id, position + 1, "skipped").await;
                     return Err(Ended::Cancelled);
                 }
@@ -209,7 +210,12 @@ impl Engine {
     }
 
     /// Runs one stage with its retries and timeout, writing its log.
-    async fn run_stage(&self, context: &mut RunContext, position: i64, stage: &Stage) -> Result<serde_json::Value, StageFailure> {
+    async fn run_stage(
+        &self,
+        context: &mut RunContext,
+        position: i64,
+        stage: &Stage,
+    ) -> Result<serde_json::Value, StageFailure> {
         let log_path = self.home().stage_log(&context.run.project, context.run.number, &stage.name);
         let mut last = StageFailure::failed("the stage did not run");
         for attempt in 1..=stage.retries + 1 {

@@ -1,1 +1,32 @@
-//! The pipeline file, sagebrush.toml: parsing, validation with file:line:column errors, and parameter resolution.
+//! The pipeline file, `sagebrush.toml`: parsing, validation with file:line:column errors, and parameter resolution.
+
+mod error;
+mod parameters;
+mod parse;
+mod spec;
+
+use std::path::Path;
+
+pub use error::{Error, Location};
+pub use parameters::{Parameter, ParameterType, Value, parse_override};
+pub use spec::{Algorithm, BuiltinAlgorithm, MetricDefinition, Pipeline, Resolved, Stage, StageKind, Threshold};
+
+/// Reads and validates the pipeline file at `path`.
+pub fn load(path: &Path) -> Result<Pipeline, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    parse(path, text)
+}
+
+/// Validates pipeline `text` as if read from `path`.
+pub fn parse(path: &Path, text: String) -> Result<Pipeline, Error> {
+    parse::pipeline(path, text)
+}
+
+impl Pipeline {
+    /// Every parameter's value (overrides, then defaults) substituted into every stage.
+    pub fn resolve(&self, overrides: &[(String, String)]) -> Result<Resolved, Error> {
+        let parameters = parameters::resolve(&self.parameters, overrides)?;
+        let stages = parse::stages(self, &self.source, &parameters)?;
+        Ok(Resolved { parameters, stages })
+    }
+}

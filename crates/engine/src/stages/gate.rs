@@ -5,7 +5,11 @@ use pipeline::Threshold;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(context: &mut RunContext, require: &[Threshold], log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(
+    context: &mut RunContext,
+    require: &[Threshold],
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
     let metrics = measured(context);
     let mut checked = serde_json::Map::new();
     let mut misses = Vec::new();
@@ -22,12 +26,24 @@ pub(crate) async fn run(context: &mut RunContext, require: &[Threshold], log: &m
         let below = threshold.min.is_some_and(|min| value < min);
         let above = threshold.max.is_some_and(|max| value > max);
         let verdict = if below || above { "FAIL" } else { "ok" };
-        line(log, &format!("{verdict}: {} = {value} (min {:?}, max {:?})", threshold.metric, threshold.min, threshold.max)).await;
+        line(
+            log,
+            &format!("{verdict}: {} = {value} (min {:?}, max {:?})", threshold.metric, threshold.min, threshold.max),
+        )
+        .await;
         if below {
-            misses.push(format!("{} = {value} is below the minimum {}", threshold.metric, threshold.min.unwrap_or_default()));
+            misses.push(format!(
+                "{} = {value} is below the minimum {}",
+                threshold.metric,
+                threshold.min.unwrap_or_default()
+            ));
         }
         if above {
-            misses.push(format!("{} = {value} is above the maximum {}", threshold.metric, threshold.max.unwrap_or_default()));
+            misses.push(format!(
+                "{} = {value} is above the maximum {}",
+                threshold.metric,
+                threshold.max.unwrap_or_default()
+            ));
         }
     }
     let output = serde_json::json!({ "metrics": checked });

@@ -41,7 +41,11 @@ impl From<crate::Error> for StageFailure {
 pub(crate) type Log = tokio::fs::File;
 
 /// Runs one stage.
-pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(
+    context: &mut RunContext,
+    stage: &Stage,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
     match &stage.kind {
         StageKind::Checkout { repo, rev } => checkout::run(context, repo.as_deref(), rev.as_deref(), log).await,
         StageKind::Train { .. } => train::run(context, stage, log).await,
@@ -49,7 +53,8 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         StageKind::Deploy { endpoint } => {
             let version = register::latest_or_register(context, log).await?;
             let url = context.engine.deploy(endpoint, &version, context.run.id).await?;
-            line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version)).await;
+            line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
+                .await;
             Ok(serde_json::json!({
                 "endpoint": endpoint,
                 "url": url,

@@ -5,13 +5,20 @@ use store::{ModelVersionRecord, NewModelVersion};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(context: &mut RunContext, model_group: &str, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(
+    context: &mut RunContext,
+    model_group: &str,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
     let version = register(context, model_group, log).await?;
     Ok(version_output(&version))
 }
 
 /// The model version this run registered last; with no register stage, the latest trained model is registered in the pipeline's group.
-pub(crate) async fn latest_or_register(context: &mut RunContext, log: &mut Log) -> Result<ModelVersionRecord, StageFailure> {
+pub(crate) async fn latest_or_register(
+    context: &mut RunContext,
+    log: &mut Log,
+) -> Result<ModelVersionRecord, StageFailure> {
     // A register stage, or a deploy that registered implicitly, already made a version in this run.
     let registered = context.outputs.iter().rev().map(|(_, o)| o).find(|o| o.get("model_version").is_some());
     if let Some(output) = registered {
@@ -23,7 +30,11 @@ pub(crate) async fn latest_or_register(context: &mut RunContext, log: &mut Log) 
     register(context, &group, log).await
 }
 
-async fn register(context: &mut RunContext, model_group: &str, log: &mut Log) -> Result<ModelVersionRecord, StageFailure> {
+async fn register(
+    context: &mut RunContext,
+    model_group: &str,
+    log: &mut Log,
+) -> Result<ModelVersionRecord, StageFailure> {
     let Some(trained) = context.latest_output("train") else {
         return Err(StageFailure::failed("no model to register: add a `train` stage before this one"));
     };

@@ -5,7 +5,11 @@ use std::process::Stdio;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(context: &mut RunContext, command: &str, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(
+    context: &mut RunContext,
+    command: &str,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
     line(log, &format!("$ {command}")).await;
     let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
     let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;

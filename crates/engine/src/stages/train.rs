@@ -11,14 +11,20 @@ use runtime::training::{self, TrainingJob};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(
+    context: &mut RunContext,
+    stage: &Stage,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
     let StageKind::Train { channels, hyperparameters, max_runtime, metrics } = &stage.kind else {
         return Err(StageFailure::failed("not a train stage"));
     };
     let job_name = format!("{}-{}", context.run.project, context.run.number);
+    // The pipeline file is validated to have an [algorithm] when it has a train stage.
     let algorithm = match &context.pipeline.algorithm {
-        AlgorithmSpec::Builtin(builtin) => Algorithm::Builtin(builtin.as_str().to_owned()),
-        AlgorithmSpec::Process { dir } => Algorithm::Process(context.source_dir.join(dir)),
+        Some(AlgorithmSpec::Builtin(builtin)) => Algorithm::Builtin(builtin.as_str().to_owned()),
+        Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
+        None => return Err(StageFailure::failed("the pipeline has no [algorithm] to train")),
     };
     let channels: BTreeMap<String, PathBuf> =
         channels.iter().map(|(name, path)| (name.clone(), context.source_dir.join(path))).collect();
@@ -62,7 +68,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Ok(opt_ml) => opt_ml,
         Err(e) => {
             let reason = format!("ClientError: {e}");
-            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            store
+                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .await
+                .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
         }
     };
@@ -73,7 +82,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Ok(outcome) => outcome,
         Err(e) => {
             let reason = e.to_string();
-            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            store
+                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .await
+                .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
         }
     };
@@ -106,7 +118,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Ok(stored) => stored,
         Err(e) => {
             let reason = format!("storing the model: {e}");
-            store.set_training_job_status(&job_name, "Failed", "Failed", Some(&reason)).await.map_err(StageFailure::store)?;
+            store
+                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .await
+                .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
         }
     };

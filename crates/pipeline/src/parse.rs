@@ -1,0 +1,725 @@
+//! Reading `sagebrush.toml`: a walk over the spanned TOML document, so every error knows its line and column.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::error::{Error, Location, did_you_mean};
+use crate::parameters::{Parameter, ParameterType, Value};
+use crate::spec::{Algorithm, BuiltinAlgorithm, MetricDefinition, Pipeline, Stage, StageKind, Threshold};
+
+type Item<'i> = Spanned<DeValue<'i>>;
+
+/// SageMaker's default for `MaxRuntimeInSeconds`.
+const DEFAULT_MAX_RUNTIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The file being read and the parameter values to substitute for `${name}`.
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    values: &'a BTreeMap<String, Value>,
+}
+
+impl Cx<'_> {
+    fn error(&self, span: &Range<usize>, message: impl Into<String>, hint: Option<String>) -> Error {
+        Error::Invalid { location: Location::of(self.file, self.text, span.start), message: message.into(), hint }
+    }
+
+    /// `text` with every `${name}` replaced; names that are not parameters are errors unless `keep_unknown`.
+    fn substitute(&self, text: &str, span: &Range<usize>, keep_unknown: bool) -> Result<String, Error> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(self.error(span, format!("`${{` without a closing `}}` in \"{text}\""), None));
+            };
+            let name = &after[..end];
+            match self.values.get(name) {
+                Some(value) => out.push_str(&value.to_string()),
+                None if keep_unknown => out.push_str(&rest[start..start + 3 + end]),
+                None => return Err(self.unknown_parameter(name, span)),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn unknown_parameter(&self, name: &str, span: &Range<usize>) -> Error {
+        let names = self.values.keys().map(String::as_str);
+        let hint = match did_you_mean(name, names) {
+            Some(close) => format!("did you mean `${{{close}}}`?"),
+            None => format!("declare it under [parameters], e.g. {name} = {{ type = \"string\", default = \"...\" }}"),
+        };
+        self.error(span, format!("`${{{name}}}` is not a parameter of this pipeline"), Some(hint))
+    }
+
+    /// The parameter a string made only of `${name}` refers to.
+    fn whole_template(&self, text: &str, span: &Range<usize>) -> Result<Option<&Value>, Error> {
+        let trimmed = text.trim();
+        let Some(name) = trimmed.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+            return Ok(None);
+        };
+        if name.contains("${") {
+            return Ok(None);
+        }
+        self.values.get(name).map(Some).ok_or_else(|| self.unknown_parameter(name, span))
+    }
+
+    fn string(&self, key: &str, item: &Item<'_>) -> Result<String, Error> {
+        self.string_with(key, item, false)
+    }
+
+    fn string_with(&self, key: &str, item: &Item<'_>, keep_unknown: bool) -> Result<String, Error> {
+        match item.get_ref() {
+            DeValue::String(s) => self.substitute(s, &item.span(), keep_unknown),
+            other => Err(self.error(&item.span(), format!("`{key}` must be a string, not {}", type_name(other)), None)),
+        }
+    }
+
+    fn float(&self, key: &str, item: &Item<'_>) -> Result<f64, Error> {
+        let span = item.span();
+        let wrong = |shown: &str| self.error(&span, format!("`{key}` must be a number; {shown} is not one"), None);
+        match item.get_ref() {
+            DeValue::Integer(i) => {
+                i64::from_str_radix(i.as_str(), i.radix()).map(|i| i as f64).map_err(|_| wrong(i.as_str()))
+            }
+            DeValue::Float(f) => f.as_str().replace('_', "").parse().map_err(|_| wrong(f.as_str())),
+            DeValue::String(s) => match self.whole_template(s, &span)? {
+                Some(Value::Int(i)) => Ok(*i as f64),
+                Some(Value::Float(f)) => Ok(*f),
+                Some(other) => Err(wrong(&format!("`{s}` (= {other})"))),
+                None => self.substitute(s, &span, false)?.trim().parse().map_err(|_| wrong(&format!("\"{s}\""))),
+            },
+            other => Err(wrong(type_name(other))),
+        }
+    }
+
+    fn int(&self, key: &str, item: &Item<'_>) -> Result<i64, Error> {
+        let span = item.span();
+        let wrong = |shown: &str| self.error(&span, format!("`{key}` must be an integer; {shown} is not one"), None);
+        match item.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| wrong(i.as_str())),
+            DeValue::String(s) => match self.whole_template(s, &span)? {
+                Some(Value::Int(i)) => Ok(*i),
+                Some(other) => Err(wrong(&format!("`{s}` (= {other})"))),
+                None => self.substitute(s, &span, false)?.trim().parse().map_err(|_| wrong(&format!("\"{s}\""))),
+            },
+            other => Err(wrong(type_name(other))),
+        }
+    }
+
+    fn duration(&self, key: &str, item: &Item<'_>) -> Result<Duration, Error> {
+        let span = item.span();
+        let hint = || {
+            Some("write a duration like \"500ms\", \"90s\", \"10m\" or \"1h30m\", or a number of seconds".to_owned())
+        };
+        match item.get_ref() {
+            DeValue::Integer(_) => {
+                let secs = self.int(key, item)?;
+                u64::try_from(secs)
+                    .map(Duration::from_secs)
+                    .map_err(|_| self.error(&span, format!("`{key}` must not be negative"), None))
+            }
+            DeValue::String(s) => {
+                let text = self.substitute(s, &span, false)?;
+                parse_duration(&text)
+                    .ok_or_else(|| self.error(&span, format!("`{key}` = \"{text}\" is not a duration"), hint()))
+            }
+            other => Err(self.error(&span, format!("`{key}` must be a duration, not {}", type_name(other)), hint())),
+        }
+    }
+
+    fn table<'t, 'i>(&self, key: &str, item: &'t Item<'i>) -> Result<&'t DeTable<'i>, Error> {
+        match item.get_ref() {
+            DeValue::Table(table) => Ok(table),
+            other => Err(self.error(&item.span(), format!("`{key}` must be a table, not {}", type_name(other)), None)),
+        }
+    }
+
+    fn array<'t, 'i>(&self, key: &str, item: &'t Item<'i>) -> Result<&'t [Item<'i>], Error> {
+        match item.get_ref() {
+            DeValue::Array(array) => Ok(array),
+            other => Err(self.error(&item.span(), format!("`{key}` must be an array, not {}", type_name(other)), None)),
+        }
+    }
+
+    /// Rejects keys outside `allowed`, suggesting the closest.
+    fn allow(&self, table: &DeTable<'_>, what: &str, allowed: &[&str]) -> Result<(), Error> {
+        for (key, _) in table.iter() {
+            if allowed.contains(&key.get_ref().as_ref()) {
+                continue;
+            }
+            let hint = match did_you_mean(key.get_ref(), allowed.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("{what} takes: {}", allowed.join(", ")),
+            };
+            return Err(self.error(&key.span(), format!("unknown key `{}` in {what}", key.get_ref()), Some(hint)));
+        }
+        Ok(())
+    }
+}
+
+fn get<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Item<'i>> {
+    table.iter().find(|(k, _)| k.get_ref() == key).map(|(_, v)| v)
+}
+
+fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// `500ms`, `90s`, `10m`, `1h30m`, `2d`.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let number: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match &rest[..unit] {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60)?),
+            "h" => Duration::from_secs(number.checked_mul(3600)?),
+            "d" => Duration::from_secs(number.checked_mul(86_400)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = &rest[unit..];
+    }
+    Some(total)
+}
+
+/// Names that become paths, job names and URL segments.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reads and validates a whole pipeline file.
+pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
+    let empty = BTreeMap::new();
+    let cx = Cx { file, text: &text, values: &empty };
+    let root = parse_toml(&cx)?;
+    let root = root.get_ref();
+    cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "stage"])?;
+
+    let (name, description) = header(&cx, root)?;
+    let parameters = match get(root, "parameters") {
+        Some(item) => parameters(&cx, cx.table("parameters", item)?)?,
+        None => Vec::new(),
+    };
+    let algorithm = match get(root, "algorithm") {
+        Some(item) => Some(algorithm(&cx, item)?),
+        None => None,
+    };
+    // Validate every stage now, with defaults (or stand-ins) for the values `-p` may change later.
+    let values: BTreeMap<String, Value> =
+        parameters.iter().map(|p| (p.name.clone(), p.default.clone().unwrap_or_else(|| p.ty.placeholder()))).collect();
+    let pipeline =
+        Pipeline { path: file.to_path_buf(), name, description, parameters, algorithm, source: String::new() };
+    stages(&pipeline, &text, &values)?;
+    Ok(Pipeline { source: text, ..pipeline })
+}
+
+fn parse_toml<'i>(cx: &Cx<'i>) -> Result<Spanned<DeTable<'i>>, Error> {
+    DeTable::parse(cx.text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.error(&span, format!("not valid TOML: {}", e.message().trim()), None)
+    })
+}
+
+fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<(String, Option<String>), Error> {
+    let fallback = || {
+        let folder = cx
+            .file
+            .parent()
+            .and_then(|d| d.canonicalize().ok())
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+        folder.filter(|n| valid_name(n)).ok_or_else(|| {
+            cx.error(
+                &(0..0),
+                "the pipeline has no name",
+                Some("add [pipeline] name = \"my-model\" at the top".to_owned()),
+            )
+        })
+    };
+    let Some(item) = get(root, "pipeline") else {
+        return Ok((fallback()?, None));
+    };
+    let table = cx.table("pipeline", item)?;
+    cx.allow(table, "[pipeline]", &["name", "description"])?;
+    let name = match get(table, "name") {
+        Some(item) => {
+            let name = cx.string("name", item)?;
+            if !valid_name(&name) {
+                return Err(cx.error(
+                    &item.span(),
+                    format!("pipeline name \"{name}\" must be 1 to 63 letters, digits, `-` or `_`, starting with a letter or digit"),
+                    None,
+                ));
+            }
+            name
+        }
+        None => fallback()?,
+    };
+    let description = get(table, "description").map(|d| cx.string("description", d)).transpose()?;
+    Ok((name, description))
+}
+
+fn parameters(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Vec<Parameter>, Error> {
+    let mut declared = Vec::new();
+    for (key, item) in table.iter() {
+        let name = key.get_ref().to_string();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(cx.error(
+                &key.span(),
+                format!("parameter name `{name}` may use only letters, digits and `_`"),
+                None,
+            ));
+        }
+        declared.push(parameter(cx, name, item)?);
+    }
+    Ok(declared)
+}
+
+fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Error> {
+    let span = item.span();
+    // `name = 5` is shorthand for a parameter of the literal's type with that default.
+    let shorthand = match item.get_ref() {
+        DeValue::Integer(_) => Some((ParameterType::Int { min: None, max: None }, Value::Int(cx.int(&name, item)?))),
+        DeValue::Float(_) => {
+            Some((ParameterType::Float { min: None, max: None }, Value::Float(cx.float(&name, item)?)))
+        }
+        DeValue::Boolean(b) => Some((ParameterType::Bool, Value::Bool(*b))),
+        DeValue::String(s) => Some((ParameterType::String, Value::String(s.to_string()))),
+        _ => None,
+    };
+    if let Some((ty, default)) = shorthand {
+        return Ok(Parameter { name, ty, default: Some(default), help: None });
+    }
+    let table = cx.table(&name, item)?;
+    let what = format!("parameter `{name}`");
+    cx.allow(table, &what, &["type", "default", "min", "max", "choices", "help"])?;
+    let types = ["int", "float", "string", "bool", "path", "choice"];
+    let Some(type_item) = get(table, "type") else {
+        return Err(cx.error(
+            &span,
+            format!("{what} has no type"),
+            Some(format!("add type = \"...\", one of {}", types.join(", "))),
+        ));
+    };
+    let declared_type = cx.string("type", type_item)?;
+    let bounded = |key: &str| get(table, key);
+    let ty = match declared_type.as_str() {
+        "int" => ParameterType::Int {
+            min: bounded("min").map(|i| cx.int("min", i)).transpose()?,
+            max: bounded("max").map(|i| cx.int("max", i)).transpose()?,
+        },
+        "float" => ParameterType::Float {
+            min: bounded("min").map(|i| cx.float("min", i)).transpose()?,
+            max: bounded("max").map(|i| cx.float("max", i)).transpose()?,
+        },
+        "string" => ParameterType::String,
+        "bool" => ParameterType::Bool,
+        "path" => ParameterType::Path,
+        "choice" => {
+            let Some(choices) = get(table, "choices") else {
+                return Err(cx.error(
+                    &span,
+                    format!("{what} is a choice but lists no choices"),
+                    Some("add choices = [\"a\", \"b\"]".to_owned()),
+                ));
+            };
+            let choices: Vec<String> =
+                cx.array("choices", choices)?.iter().map(|c| cx.string("choices", c)).collect::<Result<_, _>>()?;
+            if choices.is_empty() {
+                return Err(cx.error(&span, format!("{what} has an empty list of choices"), None));
+            }
+            ParameterType::Choice(choices)
+        }
+        other => {
+            let hint = did_you_mean(other, types)
+                .map_or_else(|| format!("one of {}", types.join(", ")), |c| format!("did you mean \"{c}\"?"));
+            return Err(cx.error(&type_item.span(), format!("unknown parameter type \"{other}\""), Some(hint)));
+        }
+    };
+    for key in ["min", "max"] {
+        if let Some(bound) = get(table, key)
+            && !matches!(ty, ParameterType::Int { .. } | ParameterType::Float { .. })
+        {
+            return Err(cx.error(&bound.span(), format!("`{key}` applies only to int and float parameters"), None));
+        }
+    }
+    if let Some(choices) = get(table, "choices")
+        && !matches!(ty, ParameterType::Choice(_))
+    {
+        return Err(cx.error(&choices.span(), "`choices` applies only to choice parameters", None));
+    }
+    let default = match get(table, "default") {
+        None => None,
+        Some(item) => {
+            let value = match (&ty, item.get_ref()) {
+                (ParameterType::Int { .. }, _) => Value::Int(cx.int("default", item)?),
+                (ParameterType::Float { .. }, _) => Value::Float(cx.float("default", item)?),
+                (ParameterType::Bool, DeValue::Boolean(b)) => Value::Bool(*b),
+                (ParameterType::Bool, other) => {
+                    return Err(cx.error(
+                        &item.span(),
+                        format!("the default of a bool must be true or false, not {}", type_name(other)),
+                        None,
+                    ));
+                }
+                (ParameterType::Path, _) => Value::Path(cx.string("default", item)?),
+                (ParameterType::String | ParameterType::Choice(_), _) => Value::String(cx.string("default", item)?),
+            };
+            ty.check(&value).map_err(|why| cx.error(&item.span(), format!("default of `{name}`: {why}"), None))?;
+            Some(value)
+        }
+    };
+    let help = get(table, "help").map(|h| cx.string("help", h)).transpose()?;
+    Ok(Parameter { name, ty, default, help })
+}
+
+fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
+    let table = cx.table("algorithm", item)?;
+    cx.allow(table, "[algorithm]", &["builtin", "process"])?;
+    let hint = || {
+        Some(
+            "write builtin = \"decision-tree\" (or \"random-forest\"), or process = \"<folder with train and serve>\""
+                .to_owned(),
+        )
+    };
+    match (get(table, "builtin"), get(table, "process")) {
+        (Some(builtin), None) => {
+            let name = cx.string("builtin", builtin)?;
+            let names = BuiltinAlgorithm::ALL.map(BuiltinAlgorithm::as_str);
+            match BuiltinAlgorithm::ALL.into_iter().find(|a| a.as_str() == name) {
+                Some(found) => Ok(Algorithm::Builtin(found)),
+                None => {
+                    let hint = did_you_mean(&name, names).map_or_else(
+                        || format!("the built-in algorithms are {}", names.join(", ")),
+                        |c| format!("did you mean \"{c}\"?"),
+                    );
+                    Err(cx.error(&builtin.span(), format!("no built-in algorithm \"{name}\""), Some(hint)))
+                }
+            }
+        }
+        (None, Some(process)) => {
+            let dir = cx.string("process", process)?;
+            if dir.trim().is_empty() {
+                return Err(cx.error(&process.span(), "`process` must name a folder", hint()));
+            }
+            Ok(Algorithm::Process { dir })
+        }
+        (Some(_), Some(both)) => {
+            Err(cx.error(&both.span(), "[algorithm] takes either `builtin` or `process`, not both", hint()))
+        }
+        (None, None) => Err(cx.error(&item.span(), "[algorithm] names no algorithm", hint())),
+    }
+}
+
+/// Builds every stage with `values` substituted for `${name}`.
+pub(crate) fn stages(pipeline: &Pipeline, text: &str, values: &BTreeMap<String, Value>) -> Result<Vec<Stage>, Error> {
+    let cx = Cx { file: &pipeline.path, text, values };
+    let root = parse_toml(&cx)?;
+    let example = "add one, e.g.\n\n  [[stage]]\n  kind = \"train\"\n  channels = { training = \"data/train.csv\" }";
+    let Some(item) = get(root.get_ref(), "stage") else {
+        return Err(cx.error(&(0..0), "the pipeline has no stages", Some(example.to_owned())));
+    };
+    let DeValue::Array(items) = item.get_ref() else {
+        return Err(cx.error(&item.span(), "stages are written as [[stage]] tables", Some(example.to_owned())));
+    };
+    let mut built: Vec<Stage> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let stage = stage(&cx, pipeline, index + 1, item, &built)?;
+        built.push(stage);
+    }
+    Ok(built)
+}
+
+fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earlier: &[Stage]) -> Result<Stage, Error> {
+    let table = cx.table("stage", item)?;
+    let kinds = StageKind::NAMES;
+    let Some(kind_item) = get(table, "kind") else {
+        return Err(cx.error(
+            &item.span(),
+            format!("stage {number} has no kind"),
+            Some(format!("add kind = \"...\", one of {}", kinds.join(", "))),
+        ));
+    };
+    let kind_name = cx.string("kind", kind_item)?;
+    let what = format!("a {kind_name} stage");
+    let common = ["name", "kind", "timeout", "retries"];
+    let own: &[&str] = match kind_name.as_str() {
+        "checkout" => &["repo", "rev"],
+        "train" => &["channels", "hyperparameters", "max_runtime", "metrics"],
+        "register" => &["model_group"],
+        "deploy" => &["endpoint"],
+        "smoke-test" => &["endpoint", "data", "min_accuracy"],
+        "gate" => &["require"],
+        "shell" => &["command"],
+        other => {
+            let hint = did_you_mean(other, kinds)
+                .map_or_else(|| format!("the kinds are {}", kinds.join(", ")), |c| format!("did you mean \"{c}\"?"));
+            return Err(cx.error(&kind_item.span(), format!("unknown stage kind \"{other}\""), Some(hint)));
+        }
+    };
+    let allowed: Vec<&str> = common.iter().chain(own).copied().collect();
+    cx.allow(table, &what, &allowed)?;
+
+    let required = |key: &str, example: &str| {
+        get(table, key).ok_or_else(|| {
+            cx.error(&item.span(), format!("{what} needs `{key}`"), Some(format!("add {key} = {example}")))
+        })
+    };
+    let optional_string = |key: &str| get(table, key).map(|i| cx.string(key, i)).transpose();
+    let kind = match kind_name.as_str() {
+        "checkout" => StageKind::Checkout { repo: optional_string("repo")?, rev: optional_string("rev")? },
+        "train" => {
+            if pipeline.algorithm.is_none() {
+                return Err(cx.error(
+                    &kind_item.span(),
+                    "a train stage needs an [algorithm]",
+                    Some("add [algorithm] with builtin = \"decision-tree\" or process = \"<folder with train and serve>\"".to_owned()),
+                ));
+            }
+            train(cx, table, required("channels", "{ training = \"data/train.csv\" }")?)?
+        }
+        "register" => StageKind::Register {
+            model_group: optional_string("model_group")?.unwrap_or_else(|| pipeline.name.clone()),
+        },
+        "deploy" => StageKind::Deploy { endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)? },
+        "smoke-test" => {
+            let min_accuracy = match get(table, "min_accuracy") {
+                None => None,
+                Some(item) => {
+                    let min = cx.float("min_accuracy", item)?;
+                    if !(0.0..=1.0).contains(&min) {
+                        return Err(cx.error(
+                            &item.span(),
+                            format!("min_accuracy = {min} must be between 0 and 1"),
+                            None,
+                        ));
+                    }
+                    Some(min)
+                }
+            };
+            StageKind::SmokeTest {
+                endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)?,
+                data: cx.string("data", required("data", "\"data/test.csv\"")?)?,
+                min_accuracy,
+            }
+        }
+        "gate" => StageKind::Gate {
+            require: thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
+        },
+        _ => StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? },
+    };
+
+    let name = match get(table, "name") {
+        Some(item) => {
+            let name = cx.string("name", item)?;
+            if !valid_name(&name) {
+                return Err(cx.error(
+                    &item.span(),
+                    format!("stage name \"{name}\" must be letters, digits, `-` or `_`"),
+                    None,
+                ));
+            }
+            if earlier.iter().any(|s| s.name == name) {
+                return Err(cx.error(
+                    &item.span(),
+                    format!("two stages are named \"{name}\""),
+                    Some("give each stage its own name".to_owned()),
+                ));
+            }
+            name
+        }
+        None => {
+            let base = kind.as_str();
+            (1..)
+                .map(|n| if n == 1 { base.to_owned() } else { format!("{base}-{n}") })
+                .find(|n| earlier.iter().all(|s| &s.name != n))
+                .unwrap_or_default()
+        }
+    };
+    let timeout = get(table, "timeout").map(|t| cx.duration("timeout", t)).transpose()?;
+    let retries = match get(table, "retries") {
+        None => 0,
+        Some(item) => {
+            let n = cx.int("retries", item)?;
+            u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= 100)
+                .ok_or_else(|| cx.error(&item.span(), format!("retries = {n} must be between 0 and 100"), None))?
+        }
+    };
+    Ok(Stage { name, kind, timeout, retries })
+}
+
+fn endpoint(cx: &Cx<'_>, item: &Item<'_>) -> Result<String, Error> {
+    let name = cx.string("endpoint", item)?;
+    let ok = valid_name(&name) && !name.contains('_');
+    if !ok {
+        return Err(cx.error(
+            &item.span(),
+            format!("endpoint name \"{name}\" must be 1 to 63 letters, digits or `-`"),
+            None,
+        ));
+    }
+    Ok(name)
+}
+
+fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<StageKind, Error> {
+    let mut channels = BTreeMap::new();
+    for (key, item) in cx.table("channels", channels_item)?.iter() {
+        let name = key.get_ref().to_string();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(cx.error(
+                &key.span(),
+                format!("channel name `{name}` may use only letters, digits, `.`, `_` and `-`"),
+                None,
+            ));
+        }
+        channels.insert(name, cx.string("channels", item)?);
+    }
+    if channels.is_empty() {
+        return Err(cx.error(
+            &channels_item.span(),
+            "`channels` is empty",
+            Some("add training = \"data/train.csv\"".to_owned()),
+        ));
+    }
+    let mut hyperparameters = BTreeMap::new();
+    if let Some(item) = get(table, "hyperparameters") {
+        for (key, value) in cx.table("hyperparameters", item)?.iter() {
+            // SageMaker passes every hyperparameter as a string.
+            let text = match value.get_ref() {
+                DeValue::String(_) => cx.string(key.get_ref(), value)?,
+                DeValue::Integer(i) => i.as_str().to_owned(),
+                DeValue::Float(f) => f.as_str().to_owned(),
+                DeValue::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(cx.error(
+                        &value.span(),
+                        format!(
+                            "hyperparameter `{}` must be a string or number, not {}",
+                            key.get_ref(),
+                            type_name(other)
+                        ),
+                        None,
+                    ));
+                }
+            };
+            hyperparameters.insert(key.get_ref().to_string(), text);
+        }
+    }
+    let max_runtime =
+        get(table, "max_runtime").map(|t| cx.duration("max_runtime", t)).transpose()?.unwrap_or(DEFAULT_MAX_RUNTIME);
+    if max_runtime.is_zero() {
+        return Err(cx.error(&(0..0), "max_runtime must be more than zero", None));
+    }
+    let mut metrics = Vec::new();
+    if let Some(item) = get(table, "metrics") {
+        for definition in cx.array("metrics", item)? {
+            let fields = cx.table("metrics", definition)?;
+            cx.allow(fields, "a metric definition", &["name", "regex"])?;
+            let need = |key: &str| {
+                get(fields, key).ok_or_else(|| {
+                    cx.error(
+                        &definition.span(),
+                        format!("a metric definition needs `{key}`"),
+                        Some(
+                            "write { name = \"validation:accuracy\", regex = \"validation_accuracy=([0-9.]+)\" }"
+                                .to_owned(),
+                        ),
+                    )
+                })
+            };
+            let name = cx.string("name", need("name")?)?;
+            let regex_item = need("regex")?;
+            let regex = cx.string("regex", regex_item)?;
+            match regex::Regex::new(&regex) {
+                Ok(compiled) if compiled.captures_len() >= 2 => {}
+                Ok(_) => {
+                    return Err(cx.error(
+                        &regex_item.span(),
+                        format!("metric regex {regex:?} has no capture group"),
+                        Some("put ( ) around the number, e.g. \"accuracy=([0-9.]+)\"".to_owned()),
+                    ));
+                }
+                Err(e) => {
+                    return Err(cx.error(&regex_item.span(), format!("metric regex is invalid: {e}"), None));
+                }
+            }
+            metrics.push(MetricDefinition { name, regex });
+        }
+    }
+    Ok(StageKind::Train { channels, hyperparameters, max_runtime, metrics })
+}
+
+fn thresholds(cx: &Cx<'_>, item: &Item<'_>) -> Result<Vec<Threshold>, Error> {
+    let mut require = Vec::new();
+    for entry in cx.array("require", item)? {
+        let fields = cx.table("require", entry)?;
+        cx.allow(fields, "a gate requirement", &["metric", "min", "max"])?;
+        let Some(metric) = get(fields, "metric") else {
+            return Err(cx.error(
+                &entry.span(),
+                "a gate requirement needs `metric`",
+                Some("write { metric = \"validation:accuracy\", min = 0.9 }".to_owned()),
+            ));
+        };
+        let min = get(fields, "min").map(|m| cx.float("min", m)).transpose()?;
+        let max = get(fields, "max").map(|m| cx.float("max", m)).transpose()?;
+        if min.is_none() && max.is_none() {
+            return Err(cx.error(&entry.span(), "a gate requirement needs `min`, `max` or both", None));
+        }
+        require.push(Threshold { metric: cx.string("metric", metric)?, min, max });
+    }
+    if require.is_empty() {
+        return Err(cx.error(
+            &item.span(),
+            "a gate with no requirements lets everything through",
+            Some("add { metric = \"validation:accuracy\", min = 0.9 }".to_owned()),
+        ));
+    }
+    Ok(require)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("ten minutes"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

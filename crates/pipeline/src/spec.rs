@@ -1,0 +1,127 @@
+//! What a pipeline file declares, after validation.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::parameters::{Parameter, Value};
+
+/// A validated `sagebrush.toml`.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The project name: runs are numbered per name.
+    pub name: String,
+    pub description: Option<String>,
+    pub parameters: Vec<Parameter>,
+    /// What `train` stages run; required when there is one.
+    pub algorithm: Option<Algorithm>,
+    /// The file's text: stages are built from it again once parameter values are known.
+    pub(crate) source: String,
+}
+
+/// The training algorithm of a pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Algorithm {
+    /// One of sagebrush's own algorithms, run in-process.
+    Builtin(BuiltinAlgorithm),
+    /// A folder (relative to the project) with `train` and `serve` executables.
+    Process { dir: String },
+}
+
+/// The algorithms sagebrush ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinAlgorithm {
+    DecisionTree,
+    RandomForest,
+}
+
+impl BuiltinAlgorithm {
+    pub const ALL: [BuiltinAlgorithm; 2] = [BuiltinAlgorithm::DecisionTree, BuiltinAlgorithm::RandomForest];
+
+    /// The name used in files and in the `algorithm` hyperparameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltinAlgorithm::DecisionTree => "decision-tree",
+            BuiltinAlgorithm::RandomForest => "random-forest",
+        }
+    }
+}
+
+/// A pipeline with its parameter values substituted into every stage.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub parameters: BTreeMap<String, Value>,
+    pub stages: Vec<Stage>,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// Unique within the pipeline; defaults to the kind, then `kind-2`, `kind-3`.
+    pub name: String,
+    pub kind: StageKind,
+    /// Longest one attempt may take.
+    pub timeout: Option<Duration>,
+    /// Further attempts after a failure.
+    pub retries: u32,
+}
+
+/// What a stage does, with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageKind {
+    /// Fix the source: the project folder, or a git repository at a revision.
+    Checkout { repo: Option<String>, rev: Option<String> },
+    /// A training job under the SageMaker contract.
+    Train {
+        /// Channel name to a file or folder relative to the source.
+        channels: BTreeMap<String, String>,
+        /// Always strings, as SageMaker passes them.
+        hyperparameters: BTreeMap<String, String>,
+        max_runtime: Duration,
+        metrics: Vec<MetricDefinition>,
+    },
+    /// Make the trained model a version in a model group.
+    Register { model_group: String },
+    /// Serve the registered model on an endpoint, replacing what it served.
+    Deploy { endpoint: String },
+    /// Send labelled rows to an endpoint and check the answers.
+    SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
+    /// Stop the run unless metrics are within bounds.
+    Gate { require: Vec<Threshold> },
+    /// Anything else: `sh -c command` in the source folder.
+    Shell { command: String },
+}
+
+impl StageKind {
+    /// Every kind, as written in files.
+    pub const NAMES: [&'static str; 7] = ["checkout", "train", "register", "deploy", "smoke-test", "gate", "shell"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StageKind::Checkout { .. } => "checkout",
+            StageKind::Train { .. } => "train",
+            StageKind::Register { .. } => "register",
+            StageKind::Deploy { .. } => "deploy",
+            StageKind::SmokeTest { .. } => "smoke-test",
+            StageKind::Gate { .. } => "gate",
+            StageKind::Shell { .. } => "shell",
+        }
+    }
+}
+
+/// A metric read from training log lines: the first capture group of `regex`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricDefinition {
+    pub name: String,
+    pub regex: String,
+}
+
+/// A bound a gate enforces on one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    pub metric: String,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}

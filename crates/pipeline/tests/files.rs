@@ -1,0 +1,115 @@
+//! Pipeline files as users write them: the examples load, and mistakes point at their line and column.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pipeline::{Algorithm, BuiltinAlgorithm, StageKind, Value};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).join("sagebrush.toml")
+}
+
+fn error_of(text: &str) -> String {
+    pipeline::parse(Path::new("sagebrush.toml"), text.to_owned()).unwrap_err().to_string()
+}
+
+const MINIMAL: &str = r#"[pipeline]
+name = "m"
+[parameters]
+leaves = { type = "int", default = 5, min = 2 }
+cutoff = { type = "float", default = 0.5 }
+split = { type = "choice", choices = ["a", "b"], default = "a" }
+[algorithm]
+builtin = "random-forest"
+[[stage]]
+kind = "train"
+channels = { training = "data/${split}.csv" }
+hyperparameters = { max_leaf_nodes = "${leaves}", n_trees = 10 }
+max_runtime = "90s"
+[[stage]]
+kind = "gate"
+require = [{ metric = "train:accuracy", min = "${cutoff}" }]
+[[stage]]
+kind = "shell"
+command = "echo ${HOME} ${leaves}"
+retries = 2
+timeout = "1m"
+[[stage]]
+kind = "shell"
+command = "true"
+"#;
+
+#[test]
+fn the_examples_load() {
+    let iris = pipeline::load(&example("iris")).unwrap();
+    assert_eq!(iris.name, "iris");
+    assert_eq!(iris.algorithm, Some(Algorithm::Builtin(BuiltinAlgorithm::DecisionTree)));
+    let resolved = iris.resolve(&[]).unwrap();
+    let names: Vec<&str> = resolved.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["checkout", "train", "gate", "register", "deploy-test", "smoke-test", "deploy-prod"]);
+    let python = pipeline::load(&example("iris-python")).unwrap();
+    assert_eq!(python.algorithm, Some(Algorithm::Process { dir: "algorithm".into() }));
+}
+
+#[test]
+fn parameters_are_substituted_into_stages() {
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), MINIMAL.to_owned()).unwrap();
+    let resolved = pipeline.resolve(&[("leaves".into(), "7".into()), ("split".into(), "b".into())]).unwrap();
+    assert_eq!(resolved.parameters["leaves"], Value::Int(7));
+    let StageKind::Train { channels, hyperparameters, max_runtime, .. } = &resolved.stages[0].kind else { panic!() };
+    assert_eq!(channels["training"], "data/b.csv");
+    assert_eq!(hyperparameters["max_leaf_nodes"], "7");
+    assert_eq!(hyperparameters["n_trees"], "10");
+    assert_eq!(*max_runtime, Duration::from_secs(90));
+    let StageKind::Gate { require } = &resolved.stages[1].kind else { panic!() };
+    assert_eq!(require[0].min, Some(0.5));
+    // Shell variables that are not parameters are left to the shell.
+    assert_eq!(resolved.stages[2].kind, StageKind::Shell { command: "echo ${HOME} 7".into() });
+    assert_eq!((resolved.stages[2].retries, resolved.stages[2].timeout), (2, Some(Duration::from_secs(60))));
+    assert_eq!(resolved.stages[3].name, "shell-2");
+    assert!(pipeline.resolve(&[("split".into(), "c".into())]).unwrap_err().to_string().contains("not one of a, b"));
+}
+
+#[test]
+fn an_unknown_kind_points_at_its_value_with_a_suggestion() {
+    let text = MINIMAL.replace("kind = \"gate\"", "kind = \"gaet\"");
+    let error = error_of(&text);
+    assert!(error.starts_with("sagebrush.toml:15:8: unknown stage kind \"gaet\""), "{error}");
+    assert!(error.contains("did you mean \"gate\"?"), "{error}");
+}
+
+#[test]
+fn mistakes_name_line_and_column() {
+    let cases = [
+        (MINIMAL.replace("max_runtime = \"90s\"", "max_runtime = \"soon\""), "sagebrush.toml:13:15:", "not a duration"),
+        (MINIMAL.replace("channels = {", "chanels = {"), "sagebrush.toml:11:1:", "did you mean `channels`?"),
+        (MINIMAL.replace("${split}", "${splt}"), "sagebrush.toml:11:25:", "did you mean `${split}`?"),
+        (MINIMAL.replace("default = 5", "default = 1"), "sagebrush.toml:4:36:", "below the minimum 2"),
+        (
+            MINIMAL.replace("\"random-forest\"", "\"random-forrest\""),
+            "sagebrush.toml:8:11:",
+            "did you mean \"random-forest\"?",
+        ),
+        (MINIMAL.replace("min = \"${cutoff}\"", "min = \"${split}\""), "sagebrush.toml:16:47:", "must be a number"),
+        (MINIMAL.replace("[pipeline]", "[pipeline"), "sagebrush.toml:1:", "not valid TOML"),
+        (
+            MINIMAL.replace("[algorithm]\nbuiltin = \"random-forest\"\n", ""),
+            "sagebrush.toml:8:8:",
+            "needs an [algorithm]",
+        ),
+        (MINIMAL.replace("retries = 2", "retries = -1"), "sagebrush.toml:20:11:", "between 0 and 100"),
+    ];
+    for (text, location, message) in cases {
+        let error = error_of(&text);
+        assert!(
+            error.starts_with(location) && error.contains(message),
+            "expected {location} … {message}, got:\n{error}"
+        );
+    }
+}
+
+#[test]
+fn a_file_without_stages_says_how_to_add_one() {
+    let error = error_of("[pipeline]\nname = \"x\"\n");
+    assert!(error.contains("no stages") && error.contains("[[stage]]"), "{error}");
+}
