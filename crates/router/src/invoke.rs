@@ -26,20 +26,18 @@ pub fn routes(router: Arc<Router>) -> axum::Router {
 
 /// The container contract for one built-in model: `GET /ping` and `POST /invocations`.
 pub fn single_model_routes(model: Arc<builtin::Model>) -> axum::Router {
-    axum::Router::new()
-        .route("/ping", get(|| async { StatusCode::OK }))
-        .route(
-            "/invocations",
-            post(move |headers: HeaderMap, body: Body| {
-                let model = model.clone();
-                async move {
-                    match read_body(body).await {
-                        Ok(bytes) => predict_builtin(&model, &headers, &bytes),
-                        Err(response) => response,
-                    }
+    axum::Router::new().route("/ping", get(|| async { StatusCode::OK })).route(
+        "/invocations",
+        post(move |headers: HeaderMap, body: Body| {
+            let model = model.clone();
+            async move {
+                match read_body(body).await {
+                    Ok(bytes) => predict_builtin(&model, &headers, &bytes),
+                    Err(response) => response,
                 }
-            }),
-        )
+            }
+        }),
+    )
 }
 
 async fn invoke_endpoint(
@@ -78,7 +76,9 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ValidationError",
-            &format!("the request body is larger than {MAX_PAYLOAD_BYTES} bytes (6 MB); split it into smaller requests"),
+            &format!(
+                "the request body is larger than {MAX_PAYLOAD_BYTES} bytes (6 MB); split it into smaller requests"
+            ),
         )
     })
 }
@@ -91,7 +91,9 @@ fn predict_builtin(model: &builtin::Model, headers: &HeaderMap, body: &[u8]) -> 
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "ValidationError",
-            &format!("this model takes text/csv (one row of features per line); the request's Content-Type was {shown}"),
+            &format!(
+                "this model takes text/csv (one row of features per line); the request's Content-Type was {shown}"
+            ),
         );
     }
     let mut out = Vec::with_capacity(16 + body.len() / 4);

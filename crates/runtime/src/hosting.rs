@@ -30,18 +30,10 @@ impl ProcessInstance {
     ) -> Result<ProcessInstance, Error> {
         let port = free_port()?;
         let serve = algorithm_dir.join("serve");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_file)
-            .map_err(io_error(log_file))?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file).map_err(io_error(log_file))?;
         let log_err = log.try_clone().map_err(io_error(log_file))?;
         let mut command = process::isolated(&opt_ml.root, &serve, &[])?;
-        command
-            .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+        command.env("SAGEMAKER_BIND_TO_PORT", port.to_string()).stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = process::spawn(command, &serve.display().to_string())?;
         let mut instance = ProcessInstance { child, base_url: format!("http://127.0.0.1:{port}") };
         instance.wait_healthy(log_file, ping_deadline).await?;

@@ -78,11 +78,7 @@ pub async fn run(
             (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
         }
     };
-    command
-        .env("TRAINING_JOB_NAME", &job.name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.env("TRAINING_JOB_NAME", &job.name).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = process::spawn(command, &program)?;
     let mut lines = merge_lines(&mut child);
     let mut streams_open = true;
@@ -122,7 +118,9 @@ pub async fn run(
         Ended::Exited(status) if status.success() => outcome("Completed", "Completed", None),
         Ended::Exited(status) => {
             let reason = opt_ml.failure_reason().unwrap_or_else(|| match status.code() {
-                Some(code) => format!("AlgorithmError: train exited with status {code} and wrote no /opt/ml/output/failure"),
+                Some(code) => {
+                    format!("AlgorithmError: train exited with status {code} and wrote no /opt/ml/output/failure")
+                }
                 None => "AlgorithmError: train was killed by a signal".to_owned(),
             });
             outcome("Failed", "Failed", Some(reason))
@@ -176,10 +174,8 @@ async fn forward_lines(stream: impl tokio::io::AsyncRead + Unpin, sender: tokio:
 /// Applies each metric regex to a log line; the first capture group is the value, the last match wins.
 fn record_metrics(line: &str, definitions: &[(String, Regex)], metrics: &mut BTreeMap<String, f64>) {
     for (name, regex) in definitions {
-        if let Some(value) = regex
-            .captures(line)
-            .and_then(|c| c.get(1))
-            .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+        if let Some(value) =
+            regex.captures(line).and_then(|c| c.get(1)).and_then(|m| m.as_str().trim().parse::<f64>().ok())
         {
             metrics.insert(name.clone(), value);
         }
@@ -192,7 +188,8 @@ mod tests {
 
     #[test]
     fn metrics_take_the_last_match_of_the_first_group() {
-        let definitions = vec![("validation:accuracy".to_owned(), Regex::new("validation_accuracy=([0-9.]+)").unwrap())];
+        let definitions =
+            vec![("validation:accuracy".to_owned(), Regex::new("validation_accuracy=([0-9.]+)").unwrap())];
         let mut metrics = BTreeMap::new();
         record_metrics("validation_accuracy=0.5", &definitions, &mut metrics);
         record_metrics("noise", &definitions, &mut metrics);

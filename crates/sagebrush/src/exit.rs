@@ -18,10 +18,8 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
         eprintln!("  caused by: {cause}");
     }
     let invalid = error.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<engine::Error>(),
-            Some(engine::Error::Pipeline(_) | engine::Error::Invalid(_))
-        ) || e.downcast_ref::<pipeline::Error>().is_some()
+        matches!(e.downcast_ref::<engine::Error>(), Some(engine::Error::Pipeline(_) | engine::Error::Invalid(_)))
+            || e.downcast_ref::<pipeline::Error>().is_some()
             || e.downcast_ref::<Invalid>().is_some()
     });
     ExitCode::from(if invalid { INVALID } else { FAILED })

@@ -15,7 +15,10 @@ const POLL: Duration = Duration::from_millis(50);
 pub async fn follow(store: &Store, run_id: i64, quiet: bool) -> anyhow::Result<RunRecord> {
     let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     });

@@ -36,18 +36,15 @@ impl Artifacts {
     /// A store rooted at a local directory, created if needed.
     pub fn local(root: &Path) -> Result<Artifacts, Error> {
         std::fs::create_dir_all(root).map_err(|source| Error::Io { path: root.display().to_string(), source })?;
-        let root = root
-            .canonicalize()
-            .map_err(|source| Error::Io { path: root.display().to_string(), source })?;
+        let root = root.canonicalize().map_err(|source| Error::Io { path: root.display().to_string(), source })?;
         let store = LocalFileSystem::new_with_prefix(&root)?;
         Ok(Artifacts { root, store: Arc::new(store) })
     }
 
     /// Stores a local file under `key` (e.g. `iris-3/output/model.tar.gz`).
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<StoredArtifact, Error> {
-        let bytes = tokio::fs::read(file)
-            .await
-            .map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+        let bytes =
+            tokio::fs::read(file).await.map_err(|source| Error::Io { path: file.display().to_string(), source })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         self.store.put(&ObjectPath::from(key), PutPayload::from(bytes)).await?;

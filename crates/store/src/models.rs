@@ -47,7 +47,8 @@ pub struct NewModelVersion<'a> {
     pub approval_status: &'a str,
 }
 
-const COLUMNS: &str = "model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at";
+const COLUMNS: &str =
+    "model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at";
 
 impl Store {
     /// Registers a new version, numbered after the group's latest.
@@ -72,12 +73,14 @@ impl Store {
 
     /// One version of a group.
     pub async fn model_version(&self, group: &str, version: i64) -> Result<ModelVersionRecord, Error> {
-        sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM model_versions WHERE model_group = $1 AND version = $2")))
-            .bind(group)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("model {group} version {version}")))
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM model_versions WHERE model_group = $1 AND version = $2"
+        )))
+        .bind(group)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("model {group} version {version}")))
     }
 
     /// Versions, newest first, optionally of one group.

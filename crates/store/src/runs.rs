@@ -104,15 +104,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         for (position, (name, kind)) in new.stages.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO stages (run_id, position, name, kind, status) VALUES ($1, $2, $3, $4, 'pending')",
-            )
-            .bind(id)
-            .bind(position as i64)
-            .bind(name)
-            .bind(kind)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO stages (run_id, position, name, kind, status) VALUES ($1, $2, $3, $4, 'pending')")
+                .bind(id)
+                .bind(position as i64)
+                .bind(name)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.run_by_id(id).await
@@ -197,15 +195,13 @@ impl Store {
 
     /// Ends a run. Only a run still `running` changes, so a late writer cannot overwrite a recovery.
     pub async fn finish_run(&self, run_id: i64, status: &str, reason: Option<&str>) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run_id)
-        .bind(status)
-        .bind(reason)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'")
+            .bind(run_id)
+            .bind(status)
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -269,12 +265,14 @@ impl Store {
     pub async fn fail_interrupted(&self, run_id: i64, reason: &str) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
         let now = now_ms();
-        sqlx::query("UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'")
-            .bind(run_id)
-            .bind(reason)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE stages SET status = 'failed', reason = $2, finished_at = $3 WHERE run_id = $1 AND status = 'running'")
             .bind(run_id)
             .bind(reason)

@@ -10,7 +10,10 @@ use crate::cli::InvokeArgs;
 
 pub async fn invoke(home: &Home, args: InvokeArgs) -> anyhow::Result<ExitCode> {
     let Some(url) = crate::server::running(home).await else {
-        anyhow::bail!("no sagebrush server is running for {}; start one with `sagebrush server`", home.root().display());
+        anyhow::bail!(
+            "no sagebrush server is running for {}; start one with `sagebrush server`",
+            home.root().display()
+        );
     };
     let body = if args.data.as_os_str() == "-" {
         let mut body = Vec::new();

@@ -101,7 +101,13 @@ pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> 
             .as_ref()
             .map(|url| format!("{url}/endpoints/{}/invocations", e.name))
             .unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
-        println!("{:<20} {:<20} {:>7}  {:<19}  {url}", e.name, e.model_group, e.model_version, format_time(e.updated_at));
+        println!(
+            "{:<20} {:<20} {:>7}  {:<19}  {url}",
+            e.name,
+            e.model_group,
+            e.model_version,
+            format_time(e.updated_at)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,13 +18,15 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
         && !stages.iter().any(|s| &s.name == wanted)
     {
         let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
-        anyhow::bail!(Invalid(format!("run {} #{} has no stage `{wanted}`; its stages are {}", run.project, run.number, names.join(", "))));
+        anyhow::bail!(Invalid(format!(
+            "run {} #{} has no stage `{wanted}`; its stages are {}",
+            run.project,
+            run.number,
+            names.join(", ")
+        )));
     }
-    let selected: Vec<String> = stages
-        .iter()
-        .filter(|s| args.stage.as_ref().is_none_or(|w| w == &s.name))
-        .map(|s| s.name.clone())
-        .collect();
+    let selected: Vec<String> =
+        stages.iter().filter(|s| args.stage.as_ref().is_none_or(|w| w == &s.name)).map(|s| s.name.clone()).collect();
     // Bytes already printed per stage, so following prints only what is new.
     let mut printed = vec![0usize; selected.len()];
     let mut header_done = vec![false; selected.len()];

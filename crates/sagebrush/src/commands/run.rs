@@ -86,7 +86,10 @@ pub async fn cancel(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     if !store.request_cancel(run.id).await? {
         anyhow::bail!(Invalid(format!("run {} #{} already ended ({})", run.project, run.number, run.status)));
     }
-    eprintln!("cancel requested for {} #{}; `sagebrush show {} {}` shows when it stopped", run.project, run.number, run.project, run.number);
+    eprintln!(
+        "cancel requested for {} #{}; `sagebrush show {} {}` shows when it stopped",
+        run.project, run.number, run.project, run.number
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,7 +171,10 @@ async fn restore(engine: &engine::Engine) {
 
 fn warn_if_exposed(args: &ServerArgs) {
     if !args.listen.ip().is_loopback() {
-        eprintln!("warning: listening on {}, reachable from other machines; the API has no authentication yet", args.listen);
+        eprintln!(
+            "warning: listening on {}, reachable from other machines; the API has no authentication yet",
+            args.listen
+        );
     }
 }
 
@@ -190,7 +196,19 @@ async fn post(url: &str, body: &serde_json::Value) -> anyhow::Result<serde_json:
     Ok(answer)
 }
 
+/// Ctrl-C, or SIGTERM from a service manager: either stops serving gracefully.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
     eprintln!("\nstopping");
 }

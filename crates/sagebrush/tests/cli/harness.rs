@@ -46,7 +46,8 @@ impl Sandbox {
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let output = self.run(args);
         assert!(output.status.success(), "sagebrush {args:?} failed:\n{}", text(&output));
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("sagebrush {args:?} printed no JSON ({e}):\n{}", text(&output)))
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("sagebrush {args:?} printed no JSON ({e}):\n{}", text(&output)))
     }
 
     /// Starts `sagebrush <args>` (a serving command) on a free port and waits for its server file.
@@ -96,7 +97,12 @@ pub struct Served {
 }
 
 impl Served {
-    pub fn invoke(&self, endpoint: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> reqwest::blocking::Response {
+    pub fn invoke(
+        &self,
+        endpoint: &str,
+        content_type: &str,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> reqwest::blocking::Response {
         client()
             .post(format!("{}/endpoints/{endpoint}/invocations", self.url))
             .header("content-type", content_type)

@@ -1,8 +1,8 @@
 //! The whole loop: `up` reaches a smoke-tested prod endpoint, a second run updates it in place, runs do not interfere.
 
+use crate::harness::{Sandbox, client, endpoint, payload, text};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::harness::{Sandbox, client, endpoint, payload, text};
 
 #[test]
 fn up_reaches_prod_and_a_second_run_updates_it_in_place() {
@@ -51,7 +51,12 @@ fn up_reaches_prod_and_a_second_run_updates_it_in_place() {
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     assert!(second.status.success(), "{}", text(&second));
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the update ({} succeeded)", ok.load(Ordering::Relaxed));
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the update ({} succeeded)",
+        ok.load(Ordering::Relaxed)
+    );
     assert!(ok.load(Ordering::Relaxed) > 0);
 
     let prod = endpoint(&sandbox, "iris-prod");
@@ -144,7 +149,10 @@ fn logs_cancel_and_retry_from_a_stage() {
         .iter()
         .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses[..4], [("checkout", "reused"), ("train", "reused"), ("gate", "reused"), ("register", "reused")]);
+    assert_eq!(
+        statuses[..4],
+        [("checkout", "reused"), ("train", "reused"), ("gate", "reused"), ("register", "reused")]
+    );
     assert_eq!(statuses[4], ("deploy-test", "succeeded"));
     assert_eq!(shown["run"]["retry_of"], 1);
     // Reused stages do not train again: still one model version.

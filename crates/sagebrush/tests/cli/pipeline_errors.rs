@@ -62,7 +62,8 @@ fn parameters_are_checked_before_anything_runs() {
     // A parameter with no default must be given.
     let file = project.join("sagebrush.toml");
     let original = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, original.replacen("[parameters]\n", "[parameters]\nnote = { type = \"string\" }\n", 1)).unwrap();
+    std::fs::write(&file, original.replacen("[parameters]\n", "[parameters]\nnote = { type = \"string\" }\n", 1))
+        .unwrap();
     let output = sandbox.run(&["run", dir]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -79,7 +79,14 @@ max_runtime = "60s"
             ),
         )
         .unwrap();
-        children.push(sandbox.command(&["run", project.to_str().unwrap()]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap());
+        children.push(
+            sandbox
+                .command(&["run", project.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
     }
     for child in children {
         let output = child.wait_with_output().unwrap();
@@ -90,5 +97,7 @@ max_runtime = "60s"
         let seen = std::process::Command::new("tar").args(["-xzOf"]).arg(&archive).arg("./seen.txt").output().unwrap();
         assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), format!("{name}-only.csv"), "{}", text(&seen));
     }
-    wait_until(Duration::from_secs(5), "both jobs to have started", || (std::fs::read_dir(&rendezvous).unwrap().count() == 2).then_some(()));
+    wait_until(Duration::from_secs(5), "both jobs to have started", || {
+        (std::fs::read_dir(&rendezvous).unwrap().count() == 2).then_some(())
+    });
 }
