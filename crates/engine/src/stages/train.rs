@@ -30,7 +30,7 @@ pub(crate) async fn run(
         channels.iter().map(|(name, path)| (name.clone(), context.source_dir.join(path))).collect();
     let mut data_checksums = serde_json::Map::new();
     for (name, path) in &channels {
-        data_checksums.insert(name.clone(), checksum(name, path)?.into());
+        data_checksums.insert(name.clone(), checksum(name, path)?);
     }
     let metric_definitions = metrics
         .iter()
