@@ -83,7 +83,8 @@ pub fn now_ms() -> i64 {
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE takes the write lock up front: a deferred read-then-write fails at once (SQLITE_BUSY) when another process wrote in between.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;

@@ -88,7 +88,7 @@ const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, pa
 impl Store {
     /// Creates a run with the next number for its project, and its pending stages, in one transaction.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<RunRecord, Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, created_at)
              VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, 'running', $3, $4, $5, $6, $7)
@@ -263,7 +263,7 @@ impl Store {
 
     /// Marks a run that no live process owns as failed, with its running stages and jobs.
     pub async fn fail_interrupted(&self, run_id: i64, reason: &str) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
         sqlx::query(
             "UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'",

@@ -69,6 +69,6 @@ mod tests {
     #[test]
     fn formats_utc_times() {
         assert_eq!(super::format_time(0), "1970-01-01 00:00:00");
-        assert_eq!(super::format_time(1_795_000_000_000), "2026-11-18 08:26:40");
+        assert_eq!(super::format_time(1_795_000_000_000), "2026-11-18 11:06:40");
     }
 }

@@ -90,7 +90,8 @@ fn bad_requests_get_sagemaker_errors() {
 
     let response = served.invoke("iris-prod", "text/csv", "5.1,3.5,1.4,0.2\n5.1,oops,1.4,0.2\n");
     assert_eq!(response.status(), 400);
-    assert!(response.text().unwrap().contains("line 2"));
+    let message = response.text().unwrap();
+    assert!(message.contains("row 2, column 2") && message.contains("oops"), "{message}");
 
     let response = served.invoke("iris-prod", "text/csv", vec![b'1'; 7 * 1024 * 1024]);
     assert_eq!(response.status(), 413);

@@ -94,8 +94,13 @@ max_runtime = "60s"
     }
     for name in ["left", "right"] {
         let archive = sandbox.home.join(format!("artifacts/{name}-1/output/model.tar.gz"));
-        let seen = std::process::Command::new("tar").args(["-xzOf"]).arg(&archive).arg("./seen.txt").output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&seen.stdout).trim(), format!("{name}-only.csv"), "{}", text(&seen));
+        let unpacked = sandbox.dir.path().join(format!("{name}-model"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let tar =
+            std::process::Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&unpacked).output().unwrap();
+        assert!(tar.status.success(), "{}", text(&tar));
+        let seen = std::fs::read_to_string(unpacked.join("seen.txt")).unwrap();
+        assert_eq!(seen.trim(), format!("{name}-only.csv"));
     }
     wait_until(Duration::from_secs(5), "both jobs to have started", || {
         (std::fs::read_dir(&rendezvous).unwrap().count() == 2).then_some(())
