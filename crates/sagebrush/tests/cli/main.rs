@@ -7,3 +7,4 @@ mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;
 mod recovery;
+mod stages;
