@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Sandbox {
@@ -120,6 +122,43 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Requests sent back to back to one endpoint from a thread, counting answers that were not 200.
+pub struct SteadyLoad {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl SteadyLoad {
+    pub fn start(served: &Served, endpoint: &str) -> SteadyLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = format!("{}/endpoints/{endpoint}/invocations", served.url);
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let client = client();
+            let (mut ok, mut failed) = (0, 0);
+            // Bounded in count as well as by the stop flag.
+            for _ in 0..200_000 {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                let response = client.post(&url).header("content-type", "text/csv").body("5.1,3.5,1.4,0.2\n").send();
+                match response {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        });
+        SteadyLoad { stop, thread }
+    }
+
+    /// Stops the load and returns (succeeded, failed).
+    pub fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
     }
 }
 

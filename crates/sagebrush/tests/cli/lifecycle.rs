@@ -1,8 +1,6 @@
 //! The whole loop: `up` reaches a smoke-tested prod endpoint, a second run updates it in place, runs do not interfere.
 
-use crate::harness::{Sandbox, client, endpoint, payload, text};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, text};
 
 #[test]
 fn up_reaches_prod_and_a_second_run_updates_it_in_place() {
@@ -24,40 +22,12 @@ fn up_reaches_prod_and_a_second_run_updates_it_in_place() {
     assert_eq!(endpoint(&sandbox, "iris-prod")["model_version"], 1);
 
     // A steady load on prod while the second run replaces its model: not one request may fail.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), served.url.clone());
-        std::thread::spawn(move || {
-            let client = client();
-            // Bounded in count as well as by the stop flag.
-            for _ in 0..200_000 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let response = client
-                    .post(format!("{url}/endpoints/iris-prod/invocations"))
-                    .header("content-type", "text/csv")
-                    .body("5.1,3.5,1.4,0.2\n")
-                    .send();
-                match response {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
+    let load = SteadyLoad::start(&served, "iris-prod");
     let second = sandbox.run(&["run", project.to_str().unwrap(), "-p", "max_leaf_nodes=3"]);
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
+    let (ok, failed) = load.finish();
     assert!(second.status.success(), "{}", text(&second));
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during the update ({} succeeded)",
-        ok.load(Ordering::Relaxed)
-    );
-    assert!(ok.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed, 0, "requests failed during the update ({ok} succeeded)");
+    assert!(ok > 0);
 
     let prod = endpoint(&sandbox, "iris-prod");
     assert_eq!(prod["model_version"], 2, "{prod:#}");

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Sandbox, endpoint, payload, text, wait_until};
+use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, text, wait_until};
 
 #[test]
 fn the_python_algorithm_goes_to_prod_and_is_updated_in_place() {
@@ -22,8 +22,13 @@ fn the_python_algorithm_goes_to_prod_and_is_updated_in_place() {
     // The container's own 415 passes through.
     assert_eq!(served.invoke("iris-python-prod", "application/json", "{}").status(), 415);
 
+    // The new `serve` takes traffic only once it answers /ping; the old one drains: no request fails.
+    let load = SteadyLoad::start(&served, "iris-python-prod");
     let second = sandbox.run(&["run", project.to_str().unwrap(), "-p", "max_leaf_nodes=3"]);
+    let (ok, failed) = load.finish();
     assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(failed, 0, "requests failed during the update ({ok} succeeded)");
+    assert!(ok > 0);
     assert_eq!(endpoint(&sandbox, "iris-python-prod")["model_version"], 2);
     assert_eq!(served.invoke("iris-python-prod", "text/csv", payload()).text().unwrap().lines().count(), 29);
 }

@@ -32,7 +32,8 @@ fn checkout_clones_a_git_repository_at_a_revision_and_records_its_commit() {
     let sandbox = Sandbox::new();
     // The algorithm's repository: a good commit, then a commit that breaks the training data.
     let repo = sandbox.dir.path().join("repo");
-    let iris = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/iris/data/train.csv")).unwrap();
+    let iris =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/iris/data/train.csv")).unwrap();
     write(&repo.join("data/train.csv"), &iris);
     git(&repo, &["init", "--quiet", "--initial-branch=main"]);
     git(&repo, &["add", "."]);
