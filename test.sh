@@ -9,6 +9,9 @@ command -v git >/dev/null || need_apt+=(git)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v flock >/dev/null || need_apt+=(util-linux)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi
@@ -19,6 +22,10 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+
+# The container tests need the Docker Engine (they fail without it) and an offline-built base image.
+docker version --format 'Docker Engine {{.Server.Version}}' || { echo "test.sh: the Docker Engine is not running" >&2; exit 1; }
+examples/scikit-byo/base/offline-base.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

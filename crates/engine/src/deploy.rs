@@ -8,23 +8,30 @@ use std::time::Duration;
 
 use router::{Endpoint, Instance};
 use runtime::Algorithm;
-use runtime::hosting::ProcessInstance;
+use runtime::hosting::{ContainerInstance, ProcessInstance};
 use runtime::opt_ml::OptMl;
 use store::ModelVersionRecord;
 
 use crate::{Engine, Error};
 
 /// How long a model server gets to answer `/ping`.
-const PING_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a new instance gets to answer `/ping`, unless the deploy stage sets `startup_timeout`.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a replaced instance may keep finishing its requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Makes `endpoint` serve `version`, and returns the endpoint's invocation URL.
-    pub async fn deploy(&self, endpoint: &str, version: &ModelVersionRecord, run_id: i64) -> Result<String, Error> {
+    pub async fn deploy(
+        &self,
+        endpoint: &str,
+        version: &ModelVersionRecord,
+        run_id: i64,
+        startup_timeout: Duration,
+    ) -> Result<String, Error> {
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
-        let (instance, model_dir) = self.start_instance(endpoint, version).await?;
+        let (instance, model_dir) = self.start_instance(endpoint, version, startup_timeout).await?;
         // Recorded before it takes traffic: after a crash the restart serves what was last deployed.
         self.store().set_endpoint(endpoint, &version.model_group, version.version, run_id).await?;
         let replaced = self.inner.router.install(Endpoint {
@@ -50,7 +57,7 @@ impl Engine {
         for record in records {
             let result = async {
                 let version = self.store().model_version(&record.model_group, record.model_version).await?;
-                self.deploy(&record.name, &version, record.run_id).await
+                self.deploy(&record.name, &version, record.run_id, DEFAULT_STARTUP_TIMEOUT).await
             }
             .await;
             results.push((record.name, result));
@@ -67,6 +74,7 @@ impl Engine {
         &self,
         endpoint: &str,
         version: &ModelVersionRecord,
+        startup_timeout: Duration,
     ) -> Result<(Instance, std::path::PathBuf), Error> {
         let nonce = store::now_ms();
         let dir =
@@ -81,7 +89,17 @@ impl Engine {
                 if let Some(parent) = log.parent() {
                     std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
                 }
-                let server = ProcessInstance::start(&algorithm_dir, &opt_ml, &log, PING_DEADLINE).await?;
+                let server = ProcessInstance::start(&algorithm_dir, &opt_ml, &log, startup_timeout).await?;
+                Instance::Http { base_url: server.base_url.clone(), owner: Box::new(server) }
+            }
+            Some(Algorithm::Image(image)) => {
+                let log = self.home().endpoint_log(endpoint);
+                if let Some(parent) = log.parent() {
+                    std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
+                }
+                let labels = self.container_labels();
+                let server =
+                    ContainerInstance::start(&image, &opt_ml, &log, startup_timeout, &labels, endpoint).await?;
                 Instance::Http { base_url: server.base_url.clone(), owner: Box::new(server) }
             }
             None => {

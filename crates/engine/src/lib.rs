@@ -11,6 +11,7 @@ mod deploy;
 mod error;
 mod home;
 mod owner;
+mod registry;
 mod run;
 mod stages;
 
@@ -18,7 +19,7 @@ pub use error::Error;
 pub use home::Home;
 pub use run::Submitted;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use router::Router;
@@ -83,7 +84,44 @@ impl Engine {
     }
 
     /// Fails every run whose owning process is gone, and removes its scratch files.
+    /// The labels of every container this process starts.
+    pub(crate) fn container_labels(&self) -> runtime::docker::Labels {
+        runtime::docker::Labels {
+            home: self.inner.home.root().display().to_string(),
+            process: self.inner.owner.clone(),
+        }
+    }
+
+    /// Stops and removes every container this process started; call before exiting.
+    pub async fn shutdown(&self) {
+        if which("docker").is_none() {
+            return;
+        }
+        let home = self.inner.home.root().display().to_string();
+        let me = self.inner.owner.clone();
+        if let Err(e) = runtime::docker::remove_orphans(&home, |process| process != me).await {
+            tracing::warn!("could not remove this process's containers: {e}");
+        }
+    }
+
+    /// Removes containers of this home whose sagebrush process is gone: after a crash they belong to nobody.
+    async fn remove_orphaned_containers(&self) {
+        // Without Docker there is nothing to reconcile; a pipeline that needs it reports that when it runs.
+        if which("docker").is_none() {
+            return;
+        }
+        let home = self.inner.home.root().display().to_string();
+        match runtime::docker::remove_orphans(&home, owner::is_alive).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::warn!("removed {} orphaned container(s): {}", removed.len(), removed.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not look for orphaned containers: {e}"),
+        }
+    }
+
     async fn recover(&self) -> Result<(), Error> {
+        self.remove_orphaned_containers().await;
         for run in self.inner.store.unfinished_runs().await? {
             let owner = run.owner.as_deref().unwrap_or("");
             if owner::is_alive(owner) {
@@ -99,4 +137,10 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The first `program` on `PATH`.
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| Path::new(p).is_file())
 }

@@ -404,39 +404,43 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
 
 fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     let table = cx.table("algorithm", item)?;
-    cx.allow(table, "[algorithm]", &["builtin", "process"])?;
+    let keys = ["builtin", "process", "image"];
+    cx.allow(table, "[algorithm]", &keys)?;
     let hint = || {
         Some(
-            "write builtin = \"decision-tree\" (or \"random-forest\"), or process = \"<folder with train and serve>\""
+            "write builtin = \"decision-tree\" (or \"random-forest\"), process = \"<folder with train and serve>\", \
+             or image = \"<image>\""
                 .to_owned(),
         )
     };
-    match (get(table, "builtin"), get(table, "process")) {
-        (Some(builtin), None) => {
-            let name = cx.string("builtin", builtin)?;
+    let given: Vec<(&str, &Item<'_>)> = keys.iter().filter_map(|k| get(table, k).map(|item| (*k, item))).collect();
+    let (key, value) = match given.as_slice() {
+        [] => return Err(cx.error(&item.span(), "[algorithm] names no algorithm", hint())),
+        [one] => *one,
+        [_, (_, second), ..] => {
+            return Err(cx.error(&second.span(), "[algorithm] takes one of `builtin`, `process` or `image`", hint()));
+        }
+    };
+    let text = cx.string(key, value)?;
+    if text.trim().is_empty() || text.contains(char::is_whitespace) {
+        return Err(cx.error(&value.span(), format!("`{key}` = \"{text}\" is empty or has spaces"), hint()));
+    }
+    match key {
+        "process" => Ok(Algorithm::Process { dir: text }),
+        "image" => Ok(Algorithm::Image { image: text }),
+        _ => {
             let names = BuiltinAlgorithm::ALL.map(BuiltinAlgorithm::as_str);
-            match BuiltinAlgorithm::ALL.into_iter().find(|a| a.as_str() == name) {
+            match BuiltinAlgorithm::ALL.into_iter().find(|a| a.as_str() == text) {
                 Some(found) => Ok(Algorithm::Builtin(found)),
                 None => {
-                    let hint = did_you_mean(&name, names).map_or_else(
+                    let hint = did_you_mean(&text, names).map_or_else(
                         || format!("the built-in algorithms are {}", names.join(", ")),
                         |c| format!("did you mean \"{c}\"?"),
                     );
-                    Err(cx.error(&builtin.span(), format!("no built-in algorithm \"{name}\""), Some(hint)))
+                    Err(cx.error(&value.span(), format!("no built-in algorithm \"{text}\""), Some(hint)))
                 }
             }
         }
-        (None, Some(process)) => {
-            let dir = cx.string("process", process)?;
-            if dir.trim().is_empty() {
-                return Err(cx.error(&process.span(), "`process` must name a folder", hint()));
-            }
-            Ok(Algorithm::Process { dir })
-        }
-        (Some(_), Some(both)) => {
-            Err(cx.error(&both.span(), "[algorithm] takes either `builtin` or `process`, not both", hint()))
-        }
-        (None, None) => Err(cx.error(&item.span(), "[algorithm] names no algorithm", hint())),
     }
 }
 
@@ -474,9 +478,10 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
     let common = ["name", "kind", "timeout", "retries"];
     let own: &[&str] = match kind_name.as_str() {
         "checkout" => &["repo", "rev"],
-        "train" => &["channels", "hyperparameters", "max_runtime", "metrics"],
+        "build" => &["context", "registry"],
+        "train" => &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
         "register" => &["model_group"],
-        "deploy" => &["endpoint"],
+        "deploy" => &["endpoint", "startup_timeout"],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require"],
         "shell" => &["command"],
@@ -507,10 +512,26 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             }
             train(cx, table, required("channels", "{ training = \"data/train.csv\" }")?)?
         }
+        "build" => {
+            if !matches!(pipeline.algorithm, Some(Algorithm::Image { .. })) {
+                return Err(cx.error(
+                    &kind_item.span(),
+                    "a build stage builds the algorithm's image, but [algorithm] names no image",
+                    Some("add [algorithm] image = \"my-algorithm\"; the build stage tags and pushes it".to_owned()),
+                ));
+            }
+            StageKind::Build {
+                context: optional_string("context")?.unwrap_or_else(|| ".".to_owned()),
+                registry: optional_string("registry")?,
+            }
+        }
         "register" => StageKind::Register {
             model_group: optional_string("model_group")?.unwrap_or_else(|| pipeline.name.clone()),
         },
-        "deploy" => StageKind::Deploy { endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)? },
+        "deploy" => StageKind::Deploy {
+            endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)?,
+            startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
+        },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {
                 None => None,
@@ -677,7 +698,8 @@ fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<S
             metrics.push(MetricDefinition { name, regex });
         }
     }
-    Ok(StageKind::Train { channels, hyperparameters, max_runtime, metrics })
+    let instance_type = get(table, "instance_type").map(|i| cx.string("instance_type", i)).transpose()?;
+    Ok(StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type })
 }
 
 fn thresholds(cx: &Cx<'_>, item: &Item<'_>) -> Result<Vec<Threshold>, Error> {

@@ -28,6 +28,8 @@ pub enum Algorithm {
     Builtin(BuiltinAlgorithm),
     /// A folder (relative to the project) with `train` and `serve` executables.
     Process { dir: String },
+    /// A container image run as `<image> train` / `<image> serve`: the run's `build` stage makes it, or it already exists.
+    Image { image: String },
 }
 
 /// The algorithms sagebrush ships.
@@ -81,11 +83,23 @@ pub enum StageKind {
         hyperparameters: BTreeMap<String, String>,
         max_runtime: Duration,
         metrics: Vec<MetricDefinition>,
+        /// A SageMaker instance type, for a container job's CPU and memory.
+        instance_type: Option<String>,
+    },
+    /// Build the algorithm's image from a folder with a Dockerfile, tag it `<registry>/<image>:<run>`, push it.
+    Build {
+        context: String,
+        /// Registry host:port; sagebrush's own local registry when absent.
+        registry: Option<String>,
     },
     /// Make the trained model a version in a model group.
     Register { model_group: String },
     /// Serve the registered model on an endpoint, replacing what it served.
-    Deploy { endpoint: String },
+    Deploy {
+        endpoint: String,
+        /// How long a new instance may take to answer `/ping` (SageMaker's container startup health check timeout).
+        startup_timeout: Option<Duration>,
+    },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
     /// Stop the run unless metrics are within bounds.
@@ -96,11 +110,13 @@ pub enum StageKind {
 
 impl StageKind {
     /// Every kind, as written in files.
-    pub const NAMES: [&'static str; 7] = ["checkout", "train", "register", "deploy", "smoke-test", "gate", "shell"];
+    pub const NAMES: [&'static str; 8] =
+        ["checkout", "build", "train", "register", "deploy", "smoke-test", "gate", "shell"];
 
     pub fn as_str(&self) -> &'static str {
         match self {
             StageKind::Checkout { .. } => "checkout",
+            StageKind::Build { .. } => "build",
             StageKind::Train { .. } => "train",
             StageKind::Register { .. } => "register",
             StageKind::Deploy { .. } => "deploy",

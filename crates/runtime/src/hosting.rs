@@ -1,4 +1,4 @@
-//! Hosting instances for process-runtime algorithms: `serve` on a free loopback port, healthy once `/ping` answers 200.
+//! Hosting instances: a folder's `serve` on a free loopback port, or an image's `serve` container; healthy once `/ping` answers 200.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 
 use crate::opt_ml::OptMl;
-use crate::{Error, io_error, process};
+use crate::{Error, docker, io_error, process};
 
 /// A running `serve` process with its own `/opt/ml/model`.
 #[derive(Debug)]
@@ -36,40 +36,11 @@ impl ProcessInstance {
         command.env("SAGEMAKER_BIND_TO_PORT", port.to_string()).stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = process::spawn(command, &serve.display().to_string())?;
         let mut instance = ProcessInstance { child, base_url: format!("http://127.0.0.1:{port}") };
-        instance.wait_healthy(log_file, ping_deadline).await?;
-        Ok(instance)
-    }
-
-    async fn wait_healthy(&mut self, log_file: &Path, deadline: Duration) -> Result<(), Error> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::NotHealthy(e.to_string()))?;
-        let url = format!("{}/ping", self.base_url);
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::NotHealthy(format!(
-                    "serve exited with {status} before answering /ping; its log ends with:\n{}",
-                    log_tail(log_file)
-                )));
-            }
-            if let Ok(response) = client.get(&url).send().await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            if started.elapsed() > deadline {
-                process::stop(&mut self.child, Duration::from_secs(2)).await;
-                return Err(Error::NotHealthy(format!(
-                    "serve did not answer GET /ping with 200 within {deadline:?}; its log ends with:\n{}",
-                    log_tail(log_file)
-                )));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(200));
+        if let Err(e) = wait_for_ping(&instance.base_url, &mut instance.child, "serve", log_file, ping_deadline).await {
+            process::stop(&mut instance.child, Duration::from_secs(2)).await;
+            return Err(e);
         }
+        Ok(instance)
     }
 
     /// Stops the process tree: SIGTERM, then SIGKILL after a grace period.
@@ -84,6 +55,119 @@ impl Drop for ProcessInstance {
         if let Some(pid) = self.child.id() {
             process::kill_group_now(pid);
         }
+    }
+}
+
+/// A `<image> serve` container with the model on `/opt/ml/model`, port 8080 published on loopback.
+#[derive(Debug)]
+pub struct ContainerInstance {
+    name: String,
+    /// Follows the container's log into the endpoint's log file; it ends when the container stops.
+    follower: Child,
+    /// `http://127.0.0.1:<published port>`.
+    pub base_url: String,
+}
+
+impl ContainerInstance {
+    /// Starts the container and waits until `/ping` answers 200, or fails with its log's tail.
+    pub async fn start(
+        image: &str,
+        opt_ml: &OptMl,
+        log_file: &Path,
+        ping_deadline: Duration,
+        labels: &docker::Labels,
+        name_hint: &str,
+    ) -> Result<ContainerInstance, Error> {
+        docker::ensure_image(image).await?;
+        let name = docker::unique_name(name_hint);
+        let limits =
+            docker::limits(docker::DEFAULT_INSTANCE_TYPE).unwrap_or(docker::Limits { cpus: 2.0, memory_mib: 8192 });
+        let mut run = docker::run_command(&name, labels, &opt_ml.root, limits, &[]);
+        run.args(["--detach", "--publish", "127.0.0.1::8080", image, "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let output = run.output().await.map_err(|source| Error::Spawn { program: "docker".to_owned(), source })?;
+        if !output.status.success() {
+            docker::remove(&name).await;
+            return Err(Error::Docker(format!(
+                "`docker run {image} serve` failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let port = match docker::docker(&["port", &name, "8080/tcp"]).await {
+            Ok(port) => port,
+            Err(e) => {
+                docker::remove(&name).await;
+                return Err(e);
+            }
+        };
+        let Some(address) = port.lines().find(|l| l.starts_with("127.0.0.1:")) else {
+            docker::remove(&name).await;
+            return Err(Error::Docker(format!("container {name} published no loopback port for 8080 ({port})")));
+        };
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file).map_err(io_error(log_file))?;
+        let log_err = log.try_clone().map_err(io_error(log_file))?;
+        let mut follow = docker::command();
+        follow.args(["logs", "--follow", &name]).stdout(log).stderr(log_err);
+        let follower = follow.spawn().map_err(|source| Error::Spawn { program: "docker logs".to_owned(), source })?;
+        let mut instance = ContainerInstance { name, follower, base_url: format!("http://{address}") };
+        let what = format!("{image} serve");
+        if let Err(e) = wait_for_ping(&instance.base_url, &mut instance.follower, &what, log_file, ping_deadline).await
+        {
+            docker::remove(&instance.name).await;
+            return Err(e);
+        }
+        Ok(instance)
+    }
+
+    /// Stops the container as SageMaker does (SIGTERM, then SIGKILL after a grace period) and removes it.
+    pub async fn stop(self) {
+        let _ = docker::docker(&["stop", "--time", "5", &self.name]).await;
+        docker::remove(&self.name).await;
+    }
+}
+
+impl Drop for ContainerInstance {
+    fn drop(&mut self) {
+        docker::remove_detached(&self.name);
+    }
+}
+
+/// Polls `GET /ping` until it answers 200; fails when `child` exits first or past `deadline`.
+async fn wait_for_ping(
+    base_url: &str,
+    child: &mut Child,
+    what: &str,
+    log_file: &Path,
+    deadline: Duration,
+) -> Result<(), Error> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| Error::NotHealthy(e.to_string()))?;
+    let url = format!("{base_url}/ping");
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::NotHealthy(format!(
+                "{what} exited ({status}) before answering /ping; its log ends with:\n{}",
+                log_tail(log_file)
+            )));
+        }
+        if let Ok(response) = client.get(&url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            return Err(Error::NotHealthy(format!(
+                "{what} did not answer GET /ping with 200 within {deadline:?}; its log ends with:\n{}",
+                log_tail(log_file)
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 

@@ -6,9 +6,11 @@
 //!   mount namespace), with logs, metric regexes, a max runtime and stop.
 //! - [`hosting`] starts a folder's `serve` executable on a free loopback port and
 //!   waits for `/ping`.
+//! - [`docker`] runs the same contract in containers: `<image> train`, `<image> serve`.
 //! - [`archive`] packs and unpacks `model.tar.gz` without path traversal.
 
 pub mod archive;
+pub mod docker;
 pub mod hosting;
 pub mod opt_ml;
 mod process;
@@ -54,6 +56,9 @@ pub enum Error {
     /// A serving process did not become healthy.
     #[error("{0}")]
     NotHealthy(String),
+    /// The Docker Engine refused or failed a request.
+    #[error("{0}")]
+    Docker(String),
     /// The mount namespace for an isolated `/opt/ml` could not be set up.
     #[error("cannot isolate /opt/ml: {0}")]
     Isolation(String),
@@ -66,6 +71,8 @@ pub enum Algorithm {
     Builtin(String),
     /// A folder with `train` and `serve` executables.
     Process(PathBuf),
+    /// A container image run as `<image> train` and `<image> serve`.
+    Image(String),
 }
 
 impl Algorithm {
@@ -74,6 +81,7 @@ impl Algorithm {
         match self {
             Algorithm::Builtin(name) => format!("builtin:{name}"),
             Algorithm::Process(dir) => format!("process:{}", dir.display()),
+            Algorithm::Image(image) => format!("image:{image}"),
         }
     }
 
@@ -81,6 +89,8 @@ impl Algorithm {
     pub fn from_reference(reference: &str) -> Option<Algorithm> {
         if let Some(name) = reference.strip_prefix("builtin:") {
             Some(Algorithm::Builtin(name.to_owned()))
+        } else if let Some(image) = reference.strip_prefix("image:") {
+            Some(Algorithm::Image(image.to_owned()))
         } else {
             reference.strip_prefix("process:").map(|dir| Algorithm::Process(PathBuf::from(dir)))
         }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use crate::opt_ml::OptMl;
-use crate::{Algorithm, Error, archive, io_error, process};
+use crate::{Algorithm, Error, archive, docker, io_error, process};
 
 /// How long a stopped job gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -36,6 +36,10 @@ pub struct TrainingJob {
     pub metric_definitions: Vec<(String, Regex)>,
     /// The sagebrush binary, which runs built-in algorithms.
     pub sagebrush_exe: PathBuf,
+    /// CPU and memory of a container job.
+    pub limits: docker::Limits,
+    /// Who the job's container belongs to.
+    pub labels: docker::Labels,
 }
 
 /// How a job ended.
@@ -67,6 +71,7 @@ pub async fn run(
     log: &mut (impl AsyncWrite + Unpin),
     mut cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, Error> {
+    let mut container = None;
     let (mut command, program) = match &job.algorithm {
         Algorithm::Builtin(_) => {
             let mut command = process::guarded(&job.sagebrush_exe);
@@ -77,9 +82,22 @@ pub async fn run(
             let train = dir.join("train");
             (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
         }
+        Algorithm::Image(image) => {
+            if let Err(e) = docker::ensure_image(image).await {
+                return Ok(failed_to_start(e));
+            }
+            let name = docker::unique_name(&format!("train-{}", job.name));
+            let env = [("TRAINING_JOB_NAME", job.name.as_str())];
+            let mut command = docker::run_command(&name, &job.labels, &opt_ml.root, job.limits, &env);
+            command.args(["--rm", image, "train"]);
+            container = Some(name);
+            (command, format!("docker run {image} train"))
+        }
     };
     command.env("TRAINING_JOB_NAME", &job.name).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = process::spawn(command, &program)?;
+    // Removed however the job ends: `docker run`'s client can die without taking its container along.
+    let _cleanup = container.map(ContainerGuard);
     let mut lines = merge_lines(&mut child);
     let mut streams_open = true;
     let mut metrics = BTreeMap::new();
@@ -142,6 +160,25 @@ pub fn package(opt_ml: &OptMl, work_dir: &Path) -> Result<PathBuf, Error> {
     let archive = work_dir.join("model.tar.gz");
     archive::pack(&opt_ml.model_dir(), &archive)?;
     Ok(archive)
+}
+
+/// A job that could not start counts as failed, as SageMaker reports a bad image.
+fn failed_to_start(error: Error) -> Outcome {
+    Outcome {
+        status: "Failed",
+        secondary_status: "Failed",
+        failure_reason: Some(format!("ClientError: {error}")),
+        metrics: BTreeMap::new(),
+    }
+}
+
+/// Force-removes a job's container when the job's future ends or is dropped.
+struct ContainerGuard(String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        docker::remove_detached(&self.0);
+    }
 }
 
 enum Ended {

@@ -1,5 +1,6 @@
 //! One module per stage kind. Each takes the run's context and the stage's log, and returns its outputs as JSON.
 
+mod build;
 mod checkout;
 mod gate;
 mod register;
@@ -48,11 +49,19 @@ pub(crate) async fn run(
 ) -> Result<serde_json::Value, StageFailure> {
     match &stage.kind {
         StageKind::Checkout { repo, rev } => checkout::run(context, repo.as_deref(), rev.as_deref(), log).await,
+        StageKind::Build { context: build_context, registry } => {
+            let image = match &context.pipeline.algorithm {
+                Some(pipeline::Algorithm::Image { image }) => image.clone(),
+                _ => return Err(StageFailure::failed("a build stage needs [algorithm] image = \"<name>\"")),
+            };
+            build::run(context, &image, build_context, registry.as_deref(), log).await
+        }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy { endpoint } => {
+        StageKind::Deploy { endpoint, startup_timeout } => {
             let version = register::latest_or_register(context, log).await?;
-            let url = context.engine.deploy(endpoint, &version, context.run.id).await?;
+            let startup_timeout = startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT);
+            let url = context.engine.deploy(endpoint, &version, context.run.id, startup_timeout).await?;
             line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
                 .await;
             Ok(serde_json::json!({

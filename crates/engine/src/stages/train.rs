@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use pipeline::{Algorithm as AlgorithmSpec, Stage, StageKind};
 use regex::Regex;
-use runtime::Algorithm;
 use runtime::training::{self, TrainingJob};
+use runtime::{Algorithm, docker};
 
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
@@ -16,7 +16,7 @@ pub(crate) async fn run(
     stage: &Stage,
     log: &mut Log,
 ) -> Result<serde_json::Value, StageFailure> {
-    let StageKind::Train { channels, hyperparameters, max_runtime, metrics } = &stage.kind else {
+    let StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type } = &stage.kind else {
         return Err(StageFailure::failed("not a train stage"));
     };
     let job_name = format!("{}-{}", context.run.project, context.run.number);
@@ -24,6 +24,13 @@ pub(crate) async fn run(
     let algorithm = match &context.pipeline.algorithm {
         Some(AlgorithmSpec::Builtin(builtin)) => Algorithm::Builtin(builtin.as_str().to_owned()),
         Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
+        // The image this run built and pushed, pinned by digest; else the named image as it is.
+        Some(AlgorithmSpec::Image { image }) => {
+            match context.latest_output("build").and_then(|b| b["reference"].as_str()) {
+                Some(built) => Algorithm::Image(built.to_owned()),
+                None => Algorithm::Image(image.clone()),
+            }
+        }
         None => return Err(StageFailure::failed("the pipeline has no [algorithm] to train")),
     };
     let channels: BTreeMap<String, PathBuf> =
@@ -37,6 +44,14 @@ pub(crate) async fn run(
         .map(|m| Regex::new(&m.regex).map(|r| (m.name.clone(), r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StageFailure::failed(format!("metric regex: {e}")))?;
+    let instance_type = instance_type.as_deref().unwrap_or(docker::DEFAULT_INSTANCE_TYPE);
+    let Some(limits) = docker::limits(instance_type) else {
+        let known: Vec<&str> = docker::INSTANCE_TYPES.iter().map(|(name, _)| *name).collect();
+        return Err(StageFailure::failed(format!(
+            "unknown instance_type `{instance_type}`; sagebrush knows {}",
+            known.join(", ")
+        )));
+    };
     let job = TrainingJob {
         name: job_name.clone(),
         algorithm: algorithm.clone(),
@@ -45,6 +60,8 @@ pub(crate) async fn run(
         max_runtime: *max_runtime,
         metric_definitions,
         sagebrush_exe: context.engine.inner.sagebrush_exe.clone(),
+        limits,
+        labels: context.engine.container_labels(),
     };
     let store = context.engine.store().clone();
     let hyperparameters_json = serde_json::to_value(hyperparameters).unwrap_or_default();

@@ -26,7 +26,9 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     print_outcome(&run);
     print_endpoints(&engine, &url).await?;
     eprintln!("\nServing until Ctrl-C. Run again with `sagebrush run {}`.", args.project.display());
-    serving.await??;
+    let served = serving.await?;
+    engine.shutdown().await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -37,7 +39,10 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());
     print_endpoints(&server.engine, &server.url).await?;
-    server.serve(shutdown_signal()).await?;
+    let engine = server.engine.clone();
+    let served = server.serve(shutdown_signal()).await;
+    engine.shutdown().await;
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -60,6 +65,7 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("No server is running, so the endpoints stop with this command; `sagebrush server` serves them.");
     }
     serving.abort();
+    engine.shutdown().await;
     Ok(code)
 }
 
@@ -76,6 +82,7 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let submitted = engine.retry(&args.project, args.number, args.from.as_deref()).await?;
     let code = follow_submitted(&engine, submitted, args.json).await?;
     serving.abort();
+    engine.shutdown().await;
     Ok(code)
 }
 

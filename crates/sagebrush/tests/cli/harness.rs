@@ -72,6 +72,10 @@ impl Sandbox {
             }
             let text = std::fs::read_to_string(&server_file).ok()?;
             let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            // A killed server leaves its file behind; only this child's counts.
+            if value["pid"].as_u64() != Some(u64::from(served.child.id())) {
+                return None;
+            }
             value["url"].as_str().map(str::to_owned)
         })
         .clone_into(&mut served.url);

@@ -1,0 +1,82 @@
+//! The local image registry: the Docker distribution registry (Debian's `docker-registry`) on loopback, started on demand.
+//!
+//! It stands in for ECR: build stages push to it and containers run from it. It keeps running
+//! after the sagebrush process that started it, like a registry a team runs; `registry.json` in
+//! the home says where it listens.
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::error::io_error;
+use crate::{Engine, Error, which};
+
+const PROGRAMS: [&str; 2] = ["docker-registry", "registry"];
+
+impl Engine {
+    /// The local registry's `host:port`, starting it if it is not answering.
+    pub async fn local_registry(&self) -> Result<String, Error> {
+        let dir = self.home().root().join("registry");
+        let file = dir.join("registry.json");
+        if let Some(address) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v["address"].as_str().map(str::to_owned))
+            && answers(&address).await
+        {
+            return Ok(address);
+        }
+        let program = PROGRAMS.iter().find_map(|p| which(p)).ok_or_else(|| {
+            Error::Invalid(
+                "no local registry: install Debian's docker-registry (apt-get install docker-registry), \
+                 or set `registry` on the build stage"
+                    .to_owned(),
+            )
+        })?;
+        std::fs::create_dir_all(dir.join("data")).map_err(io_error(&dir))?;
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(io_error(&dir))?.port();
+        let address = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        let text = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n",
+            dir.join("data").display()
+        );
+        std::fs::write(&config, text).map_err(io_error(&config))?;
+        let log = std::fs::File::create(dir.join("registry.log")).map_err(io_error(&dir))?;
+        let log_err = log.try_clone().map_err(io_error(&dir))?;
+        // Its own process group, and no parent-death signal: the registry outlives this command.
+        let child = std::process::Command::new(&program)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(io_error(&program))?;
+        let started = Instant::now();
+        while !answers(&address).await {
+            if started.elapsed() > Duration::from_secs(15) {
+                return Err(Error::Invalid(format!(
+                    "the local registry ({}) did not answer on {address}; see {}",
+                    program.display(),
+                    dir.join("registry.log").display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let record = serde_json::json!({ "address": address, "pid": child.id() });
+        std::fs::write(&file, record.to_string()).map_err(io_error(&file))?;
+        tracing::info!("started the local registry on {address}");
+        Ok(address)
+    }
+}
+
+/// Whether a registry answers the Docker Registry HTTP API's version check.
+async fn answers(address: &str) -> bool {
+    let Ok(client) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build() else {
+        return false;
+    };
+    client.get(format!("http://{address}/v2/")).send().await.is_ok_and(|r| r.status().is_success())
+}

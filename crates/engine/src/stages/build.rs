@@ -1,0 +1,70 @@
+//! The build stage: `docker build` the algorithm's image, tag it `<registry>/<image>:<run>`, push it, record its digest.
+
+use std::process::Stdio;
+
+use super::{Log, StageFailure, line};
+use crate::run::RunContext;
+
+pub(crate) async fn run(
+    context: &mut RunContext,
+    image: &str,
+    build_context: &str,
+    registry: Option<&str>,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
+    let dir = context.source_dir.join(build_context);
+    if !dir.join("Dockerfile").is_file() {
+        return Err(StageFailure::failed(format!(
+            "{} has no Dockerfile; set the build stage's `context` to the folder that has one",
+            dir.display()
+        )));
+    }
+    runtime::docker::check_engine().await.map_err(|e| StageFailure::failed(e.to_string()))?;
+    let registry = match registry {
+        Some(registry) => registry.to_owned(),
+        None => context.engine.local_registry().await.map_err(|e| StageFailure::failed(e.to_string()))?,
+    };
+    let repository = format!("{registry}/{image}");
+    let tag = format!("{repository}:{}", context.run.number);
+    let dir_text = dir.display().to_string();
+    stream(log, &["build", "--tag", &tag, &dir_text], "the image did not build").await?;
+    stream(log, &["push", &tag], &format!("the image could not be pushed to {registry}")).await?;
+    let digests = runtime::docker::docker(&["image", "inspect", "--format", "{{join .RepoDigests \" \"}}", &tag])
+        .await
+        .map_err(|e| StageFailure::failed(e.to_string()))?;
+    let prefix = format!("{repository}@");
+    let Some(reference) = digests.split_whitespace().find(|d| d.starts_with(&prefix)) else {
+        return Err(StageFailure::failed(format!("{registry} returned no digest for {tag}")));
+    };
+    let digest = reference.trim_start_matches(&prefix);
+    let size = runtime::docker::docker(&["image", "inspect", "--format", "{{.Size}}", &tag]).await.unwrap_or_default();
+    line(log, &format!("pushed {tag} ({digest})")).await;
+    Ok(serde_json::json!({
+        "image": tag,
+        "reference": reference,
+        "digest": digest,
+        "registry": registry,
+        "size_bytes": size.parse::<u64>().ok(),
+    }))
+}
+
+/// Runs `docker <args>` with its output in the stage log.
+async fn stream(log: &mut Log, args: &[&str], what_failed: &str) -> Result<(), StageFailure> {
+    line(log, &format!("$ docker {}", args.join(" "))).await;
+    let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
+    let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
+    let status = runtime::docker::command()
+        .args(args)
+        // The classic builder streams plain text and needs no buildx plugin.
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .status()
+        .await
+        .map_err(|e| StageFailure::failed(format!("could not run docker ({e}); install the Docker CLI")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(StageFailure::failed(format!("{what_failed} (docker {} exited with {status}); see the stage log", args[0])))
+    }
+}

@@ -1,0 +1,226 @@
+//! Containers for real: SageMaker bring-your-own images built, pushed, trained and served through the Docker Engine.
+//!
+//! These tests need the Docker Engine and fail when it is missing. The base image is made
+//! offline by examples/scikit-byo/base/offline-base.sh (test.sh runs it first).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, repo_root, text, wait_until};
+
+const BASE: &str = "sagebrush/scikit-base:bookworm";
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("the docker CLI is installed");
+    assert!(output.status.success(), "docker {args:?}: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn ensure_base_image() {
+    let script = repo_root().join("examples/scikit-byo/base/offline-base.sh");
+    let output = Command::new("bash").arg(script).output().unwrap();
+    assert!(output.status.success(), "the base image could not be made: {}", text(&output));
+}
+
+/// Builds `tag` from the workshop-style container, with `extra` files added over it.
+fn build_image(sandbox: &Sandbox, tag: &str, extra: &[(&str, &str)]) {
+    ensure_base_image();
+    let context = sandbox.dir.path().join(format!("image-{}", tag.replace(['/', ':'], "-")));
+    std::fs::create_dir_all(&context).unwrap();
+    let program = repo_root().join("examples/scikit-byo/container/decision_trees");
+    copy_tree(&program, &context.join("decision_trees"));
+    let mut dockerfile =
+        format!("FROM {BASE}\nENV PATH=/opt/program:$PATH\nCOPY decision_trees /opt/program\nWORKDIR /opt/program\n");
+    for (name, content) in extra {
+        std::fs::write(context.join(name), content).unwrap();
+        std::fs::set_permissions(context.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+        dockerfile.push_str(&format!("COPY {name} /opt/program/{name}\n"));
+    }
+    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    let output = Command::new("docker")
+        .args(["build", "--quiet", "--tag", tag])
+        .arg(&context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Names of the containers sagebrush runs for this sandbox's home.
+fn containers(sandbox: &Sandbox) -> Vec<String> {
+    let filter = format!("label=dev.sagebrush.home={}", sandbox.home.display());
+    docker(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}}"]).lines().map(str::to_owned).collect()
+}
+
+fn image_pipeline(name: &str, image: &str, hyperparameters: &str, startup_timeout: &str) -> String {
+    format!(
+        r#"[pipeline]
+name = "{name}"
+[algorithm]
+image = "{image}"
+[[stage]]
+kind = "train"
+channels = {{ training = "data/train.csv" }}
+hyperparameters = {{ {hyperparameters} }}
+max_runtime = "5m"
+metrics = [{{ name = "train:accuracy", regex = "train_accuracy=([0-9.]+)" }}]
+[[stage]]
+kind = "deploy"
+endpoint = "{name}-prod"
+startup_timeout = "{startup_timeout}"
+"#
+    )
+}
+
+#[test]
+fn scikit_byo_goes_from_dockerfile_to_prod_and_survives_a_killed_server() {
+    ensure_base_image();
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("scikit-byo", "scikit-byo");
+    let dir = project.to_str().unwrap();
+    let served = sandbox.serve(&["server"]);
+    let first = sandbox.run(&["run", dir]);
+    assert!(first.status.success(), "{}\n{}", text(&first), served.output());
+
+    let response = served.invoke("scikit-byo-prod", "text/csv", payload());
+    assert_eq!(response.status(), 200);
+    let body = response.text().unwrap();
+    assert_eq!(body.lines().count(), 29, "{body}");
+    assert!(body.lines().all(|l| ["setosa", "versicolor", "virginica"].contains(&l)), "{body}");
+    // The workshop container's own 415 passes through the router.
+    assert_eq!(served.invoke("scikit-byo-prod", "application/json", "{}").status(), 415);
+    let models = sandbox.json(&["models", "scikit-byo", "--json"]);
+    let algorithm = models[0]["lineage"]["algorithm"].as_str().unwrap().to_owned();
+    assert!(algorithm.starts_with("image:127.0.0.1:") && algorithm.contains("/scikit-byo@sha256:"), "{models:#}");
+    assert_eq!(containers(&sandbox).len(), 2, "one container per endpoint");
+
+    // Prod is updated in place under load; the second build reuses the layer cache and the registry's layers.
+    let load = SteadyLoad::start(&served, "scikit-byo-prod");
+    let second = sandbox.run(&["run", dir, "-p", "max_leaf_nodes=3"]);
+    let (ok, failed) = load.finish();
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(failed, 0, "requests failed during the update ({ok} succeeded)");
+    assert_eq!(endpoint(&sandbox, "scikit-byo-prod")["model_version"], 2);
+    wait_until(Duration::from_secs(30), "the replaced container to be removed", || {
+        (containers(&sandbox).len() == 2).then_some(())
+    });
+
+    // kill -9: the containers outlive the server, and the next start removes them and brings the endpoints back.
+    let before = containers(&sandbox);
+    drop(served);
+    assert_eq!(containers(&sandbox), before, "containers outlive a killed server");
+    let served = sandbox.serve(&["server"]);
+    let response = served.invoke("scikit-byo-prod", "text/csv", payload());
+    assert_eq!(response.status(), 200, "{}", served.output());
+    assert_eq!(response.text().unwrap().lines().count(), 29);
+    let after = containers(&sandbox);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|name| !before.contains(name)), "orphans left: {before:?} -> {after:?}");
+}
+
+#[test]
+fn container_failures_are_clear_and_leave_prod_alone() {
+    let sandbox = Sandbox::new();
+    let tag = format!("sagebrush-test/scikit:{}", std::process::id());
+    build_image(&sandbox, &tag, &[]);
+    let silent = format!("sagebrush-test/silent:{}", std::process::id());
+    build_image(&sandbox, &silent, &[("serve", "#!/bin/sh\necho never listening\nexec sleep 600\n")]);
+    let project = sandbox.dir.path().join("byo");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), project.join("data/train.csv")).unwrap();
+    let file = project.join("sagebrush.toml");
+    let dir = project.to_str().unwrap();
+    let served = sandbox.serve(&["server"]);
+    std::fs::write(&file, image_pipeline("byo", &tag, "max_leaf_nodes = \"5\"", "60s")).unwrap();
+    let first = sandbox.run(&["run", dir]);
+    assert!(first.status.success(), "{}\n{}", text(&first), served.output());
+
+    let cases = [
+        (image_pipeline("byo", &tag, "max_leaf_nodes = \"many\"", "60s"), "Exception during training: invalid literal"),
+        (image_pipeline("byo", "sagebrush-test/does-not-exist:1", "", "60s"), "sagebrush-test/does-not-exist:1"),
+        (image_pipeline("byo", &silent, "", "3s"), "did not answer GET /ping with 200 within 3s"),
+    ];
+    for (number, (pipeline, expected)) in (2..).zip(cases) {
+        std::fs::write(&file, pipeline).unwrap();
+        let output = sandbox.run(&["run", dir]);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        let shown = sandbox.json(&["show", "byo", &number.to_string(), "--json"]);
+        let reason = shown["run"]["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains(expected), "run {number}: {expected:?} not in {reason:?}");
+        assert_eq!(endpoint(&sandbox, "byo-prod")["model_version"], 1);
+        assert_eq!(served.invoke("byo-prod", "text/csv", payload()).text().unwrap().lines().count(), 29);
+    }
+    // The silent container was removed when its deadline passed; only prod's container runs.
+    assert_eq!(containers(&sandbox).len(), 1, "{:?}", containers(&sandbox));
+
+    // A Dockerfile that does not build fails the build stage with its log.
+    let context = project.join("container");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), format!("FROM {BASE}\nRUN echo about to fail && exit 3\n")).unwrap();
+    let with_build = image_pipeline("byo", "byo", "", "60s").replace(
+        "[[stage]]\nkind = \"train\"",
+        "[[stage]]\nkind = \"build\"\ncontext = \"container\"\n[[stage]]\nkind = \"train\"",
+    );
+    std::fs::write(&file, with_build).unwrap();
+    let output = sandbox.run(&["run", dir]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let shown = sandbox.json(&["show", "byo", "5", "--json"]);
+    assert!(shown["run"]["reason"].as_str().unwrap().contains("the image did not build"), "{shown:#}");
+    let log = sandbox.run(&["logs", "byo", "5", "--stage", "build"]);
+    assert!(String::from_utf8_lossy(&log.stdout).contains("about to fail"), "{}", text(&log));
+    assert_eq!(endpoint(&sandbox, "byo-prod")["model_version"], 1);
+    let _ = Command::new("docker").args(["rmi", "--force", &tag, &silent]).output();
+}
+
+#[test]
+fn concurrent_container_jobs_see_only_their_own_opt_ml() {
+    let sandbox = Sandbox::new();
+    let tag = format!("sagebrush-test/peek:{}", std::process::id());
+    // Long enough for the test to see both jobs running at once.
+    let peek = "#!/bin/sh\nsleep 3\nls /opt/ml/input/data/training > /opt/ml/model/seen.txt\necho train_accuracy=1.0\n";
+    build_image(&sandbox, &tag, &[("train", peek)]);
+    let mut children = Vec::new();
+    for name in ["left", "right"] {
+        let project = sandbox.dir.path().join(name);
+        std::fs::create_dir_all(project.join("data")).unwrap();
+        std::fs::write(project.join(format!("data/{name}-only.csv")), "a,1\n").unwrap();
+        let pipeline = format!(
+            "[pipeline]\nname = \"{name}\"\n[algorithm]\nimage = \"{tag}\"\n[[stage]]\nkind = \"train\"\nchannels = {{ training = \"data/{name}-only.csv\" }}\nmax_runtime = \"2m\"\n"
+        );
+        std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+        let child = sandbox
+            .command(&["run", project.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    wait_until(Duration::from_secs(60), "both training containers to run at once", || {
+        (containers(&sandbox).len() == 2).then_some(())
+    });
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    for name in ["left", "right"] {
+        let archive = sandbox.home.join(format!("artifacts/{name}-1/output/model.tar.gz"));
+        let unpacked = sandbox.dir.path().join(format!("{name}-model"));
+        std::fs::create_dir_all(&unpacked).unwrap();
+        let tar = Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&unpacked).output().unwrap();
+        assert!(tar.status.success(), "{}", text(&tar));
+        assert_eq!(std::fs::read_to_string(unpacked.join("seen.txt")).unwrap().trim(), format!("{name}-only.csv"));
+    }
+    assert!(containers(&sandbox).is_empty(), "training containers are removed when their job ends");
+    let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
+}
