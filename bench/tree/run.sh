@@ -21,7 +21,7 @@ PY
 best() { # command...: the run with the lowest fit_seconds, as JSON
   for _ in $(seq "$repeats"); do "$@"; done | python3 -c 'import json,sys; print(json.dumps(min((json.loads(l) for l in sys.stdin), key=lambda r: r["fit_seconds"])))'
 }
-ours=$(best target/release/examples/fit_bench "$dir/train.csv" "$dir/holdout.csv")
+ours=$(best "${CARGO_TARGET_DIR:-target}/release/examples/fit_bench" "$dir/train.csv" "$dir/holdout.csv")
 theirs=$(best python3 bench/tree/sklearn_fit.py "$dir/train.csv" "$dir/holdout.csv")
 python3 - "$ours" "$theirs" "$repeats" <<'PY'
 import json, sys

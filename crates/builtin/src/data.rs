@@ -41,6 +41,12 @@ impl Dataset {
     /// Builds a dataset from labels and row-major features; class labels are sorted as scikit-learn sorts them.
     pub fn from_rows(labels: Vec<String>, rows: &[f32], n_features: usize, task: Task) -> Result<Dataset, Error> {
         let n_rows = labels.len();
+        if n_features == 0 || rows.len() != n_rows * n_features {
+            return Err(Error::Data(format!(
+                "{} feature values do not make {n_rows} rows of {n_features} features",
+                rows.len()
+            )));
+        }
         let mut features = vec![0.0; rows.len()];
         for (i, chunk) in rows.chunks_exact(n_features.max(1)).enumerate() {
             for (f, value) in chunk.iter().enumerate() {
@@ -58,7 +64,7 @@ impl Dataset {
             Task::Regression => {
                 let mut values = Vec::with_capacity(n_rows);
                 for (i, label) in labels.iter().enumerate() {
-                    let value: f64 = label.parse().map_err(|_| {
+                    let value: f64 = label.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
                         Error::Data(format!("row {}: label \"{label}\" is not a number (task = regression)", i + 1))
                     })?;
                     values.push(value);
@@ -74,7 +80,8 @@ impl Dataset {
 pub fn read_channel(channel: &Path, task: Task) -> Result<Dataset, Error> {
     let name = channel.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut files = Vec::new();
-    if channel.is_dir() {
+    let single_file = !channel.is_dir();
+    if !single_file {
         for entry in std::fs::read_dir(channel).map_err(io_error(channel))? {
             let path = entry.map_err(io_error(channel))?.path();
             let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
@@ -90,7 +97,9 @@ pub fn read_channel(channel: &Path, task: Task) -> Result<Dataset, Error> {
     let mut rows = Vec::new();
     let mut width: Option<(usize, String)> = None;
     for file in &files {
-        let shown = format!("{name}/{}", file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+        let file_name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        // A channel given as a single file (as fit_bench does) is named by that file alone.
+        let shown = if single_file { file_name.into_owned() } else { format!("{name}/{file_name}") };
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -118,18 +127,29 @@ pub fn read_channel(channel: &Path, task: Task) -> Result<Dataset, Error> {
                 }
                 Some(_) => {}
             }
+            let hint = if labels.is_empty() { "; channels have no header row, and the label is column 1" } else { "" };
             for (column, field) in record.iter().enumerate().skip(1) {
-                let value: f32 = field.parse().map_err(|_| {
-                    let hint =
-                        if labels.is_empty() { "; channels have no header row, and the label is column 1" } else { "" };
+                let value: f32 = field.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
                     Error::Data(format!(
-                        "{shown} line {line}, column {}: \"{field}\" is not a number{hint}",
-                        column + 1
+                        "{shown} line {line}, column {}: \"{field}\" is not a number{}",
+                        column + 1,
+                        if field.parse::<f32>().is_ok() { " (NaN and infinity cannot be split on)" } else { hint }
                     ))
                 })?;
                 rows.push(value);
             }
-            labels.push(record.get(0).unwrap_or_default().to_owned());
+            let label = record.get(0).unwrap_or_default();
+            let bad_label = match task {
+                Task::Classification => label.is_empty().then_some("is empty; every row needs a class label"),
+                Task::Regression => label
+                    .parse::<f64>()
+                    .map_or(true, |v| !v.is_finite())
+                    .then_some("is not a number (task = regression needs a numeric label)"),
+            };
+            if let Some(reason) = bad_label {
+                return Err(Error::Data(format!("{shown} line {line}, column 1: label \"{label}\" {reason}{hint}")));
+            }
+            labels.push(label.to_owned());
         }
     }
     let Some((columns, _)) = width else {

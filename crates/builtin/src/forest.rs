@@ -42,7 +42,8 @@ pub fn fit(data: &Dataset, hp: &Hyperparameters) -> Vec<Tree> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        // A worker that panicked has lost its trees: re-raise rather than return a smaller forest.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     trees.sort_by_key(|(index, _)| *index);
     trees.into_iter().map(|(_, tree)| tree).collect()

@@ -30,6 +30,9 @@ pub struct TrainReport {
     pub validation_accuracy: Option<f64>,
     pub train_rmse: Option<f64>,
     pub validation_rmse: Option<f64>,
+    /// Coefficient of determination of a regression model on the training rows.
+    pub train_r2: Option<f64>,
+    pub validation_r2: Option<f64>,
 }
 
 /// Trains on `<opt_ml>/input` and writes `<opt_ml>/model/model.json`, logging metrics to `log`;
@@ -107,13 +110,15 @@ fn train_inner(opt_ml: &Path, log: &mut dyn Write) -> Result<TrainReport, Error>
             }
         }
         Task::Regression => {
-            let train = rmse(&model, &data);
+            let (train, train_r2) = (rmse(&model, &data), r2(&model, &data));
             line(log, format!("train_rmse={train:.6}"));
-            report.train_rmse = Some(train);
+            line(log, format!("train_r2={train_r2:.4}"));
+            (report.train_rmse, report.train_r2) = (Some(train), Some(train_r2));
             if let Some(v) = &validation {
-                let value = rmse(&model, v);
+                let (value, value_r2) = (rmse(&model, v), r2(&model, v));
                 line(log, format!("validation_rmse={value:.6}"));
-                report.validation_rmse = Some(value);
+                line(log, format!("validation_r2={value_r2:.4}"));
+                (report.validation_rmse, report.validation_r2) = (Some(value), Some(value_r2));
             }
         }
     }
@@ -136,13 +141,32 @@ pub fn accuracy(model: &Model, data: &Dataset) -> f64 {
 
 /// Root mean squared error of a regression model.
 pub fn rmse(model: &Model, data: &Dataset) -> f64 {
+    (squared_error(model, data) / data.n_rows.max(1) as f64).sqrt()
+}
+
+/// R² of a regression model: 1 is perfect, 0 is no better than predicting the mean.
+pub fn r2(model: &Model, data: &Dataset) -> f64 {
+    let Target::Values(values) = &data.target else { return f64::NAN };
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let total: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+    let error = squared_error(model, data);
+    // Constant labels leave R² undefined; a perfect fit of them still deserves 1.
+    if total > 0.0 {
+        1.0 - error / total
+    } else if error == 0.0 {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn squared_error(model: &Model, data: &Dataset) -> f64 {
     let Target::Values(values) = &data.target else { return f64::NAN };
     let mut row = Vec::new();
-    let sum: f64 = (0..data.n_rows)
+    (0..data.n_rows)
         .map(|i| {
             data.row(i, &mut row);
             (model.predict_row(&row) - values[i]).powi(2)
         })
-        .sum();
-    (sum / data.n_rows.max(1) as f64).sqrt()
+        .sum()
 }

@@ -49,7 +49,15 @@ impl Model {
             )));
         }
         let classes_ok = model.task == Task::Regression || !model.classes.is_empty();
-        if model.trees.is_empty() || !classes_ok || !model.trees.iter().all(|t| t.is_well_formed(model.n_features)) {
+        // A leaf must name a class the model has, so serving never indexes past the labels.
+        let leaf_ok = |value: f64| match model.task {
+            Task::Classification => value >= 0.0 && value.fract() == 0.0 && (value as usize) < model.classes.len(),
+            Task::Regression => value.is_finite(),
+        };
+        let trees_ok = model.trees.iter().all(|t| {
+            t.is_well_formed(model.n_features) && t.nodes.iter().filter(|n| n.feature < 0).all(|n| leaf_ok(n.value))
+        });
+        if model.trees.is_empty() || !classes_ok || !trees_ok {
             return Err(Error::Model(format!("{} is damaged: its trees do not fit together", path.display())));
         }
         Ok(model)
@@ -126,7 +134,7 @@ impl Model {
             row.clear();
             for (column, field) in line.split(',').enumerate() {
                 let field = field.trim();
-                let value: f32 = field.parse().map_err(|_| {
+                let value: f32 = field.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
                     Error::Request(format!("row {number}, column {}: \"{field}\" is not a number", column + 1))
                 })?;
                 row.push(value);
@@ -140,7 +148,9 @@ impl Model {
             }
             let prediction = self.predict_row(&row);
             match self.task {
-                Task::Classification => out.extend_from_slice(self.classes[prediction as usize].as_bytes()),
+                Task::Classification => {
+                    out.extend_from_slice(self.classes.get(prediction as usize).map_or("", String::as_str).as_bytes())
+                }
                 Task::Regression => out.extend_from_slice(prediction.to_string().as_bytes()),
             }
             out.push(b'\n');

@@ -100,7 +100,7 @@ pub fn grow(data: &Dataset, presorted: &[Vec<u32>], weights: &[f64], params: &Tr
         nodes: Vec::new(),
         rng: Rng::new(params.seed),
         features: (0..data.n_features).collect(),
-        left: Stats::empty(data),
+        left_counts: Vec::new(),
     };
     let all: Vec<u32> = grower.order.first().cloned().unwrap_or_default();
     let root = grower.stats_of(&all);
@@ -231,8 +231,8 @@ struct Grower<'a> {
     nodes: Vec<Node>,
     rng: Rng,
     features: Vec<usize>,
-    /// Reused while scanning a feature.
-    left: Stats,
+    /// Left-side class weights, reused while scanning a feature.
+    left_counts: Vec<f64>,
 }
 
 impl Grower<'_> {
@@ -302,32 +302,24 @@ impl Grower<'_> {
                 continue; // constant here: scikit-learn does not count it against max_features either
             }
             tried += 1;
-            let mut left = std::mem::replace(&mut self.left, Stats::empty(self.data));
-            reset(&mut left);
-            let min_leaf = p.min_samples_leaf;
-            for k in 0..len - 1 {
-                let row = rows[k] as usize;
-                self.add(&mut left, row);
-                if k + 1 < min_leaf {
-                    continue;
+            let scan = Scan {
+                rows,
+                column,
+                weights: self.weights,
+                total,
+                min_leaf: p.min_samples_leaf,
+                bar: best.as_ref().map_or(f64::NEG_INFINITY, |(b, _)| *b),
+            };
+            let found = match (&node.stats, &self.data.target) {
+                (Stats::Classes { counts, .. }, Target::Classes { y, .. }) => {
+                    scan.classes(y, counts, &mut self.left_counts)
                 }
-                if len - (k + 1) < min_leaf {
-                    break;
-                }
-                let (here, next) = (column[row], column[rows[k + 1] as usize]);
-                if next <= here {
-                    continue;
-                }
-                let proxy = proxy(&left, &node.stats, total);
-                if best.as_ref().is_none_or(|(b, _)| proxy > *b) {
-                    let mut threshold = here + (next - here) / 2.0;
-                    if threshold >= next {
-                        threshold = here;
-                    }
-                    best = Some((proxy, Split { feature, left_len: k + 1, threshold, gain: 0.0 }));
-                }
+                (Stats::Values { sum, .. }, Target::Values(values)) => scan.values(values, *sum),
+                _ => None,
+            };
+            if let Some((proxy, left_len, threshold)) = found {
+                best = Some((proxy, Split { feature, left_len, threshold, gain: 0.0 }));
             }
-            self.left = left;
         }
         let (proxy, mut split) = best?;
         // Weighted impurity of the children is `constant - proxy`; their decrease from the parent is the gain.
@@ -382,39 +374,84 @@ impl Grower<'_> {
     }
 }
 
-fn reset(stats: &mut Stats) {
-    match stats {
-        Stats::Classes { counts, total, squares } => {
-            counts.iter_mut().for_each(|c| *c = 0.0);
-            *total = 0.0;
-            *squares = 0.0;
+/// One feature's rows of a node, in value order, and the best proxy found so far.
+struct Scan<'a> {
+    rows: &'a [u32],
+    column: &'a [f32],
+    weights: &'a [f64],
+    total: f64,
+    min_leaf: usize,
+    bar: f64,
+}
+
+impl Scan<'_> {
+    /// Best Gini split beating `bar`, as (proxy, rows going left, threshold); the proxy is
+    /// `sum(left²)/left + sum(right²)/right`, larger is better, both sums kept up to date per row.
+    fn classes(&self, y: &[u32], parent: &[f64], left: &mut Vec<f64>) -> Option<(f64, usize, f32)> {
+        left.clear();
+        left.resize(parent.len(), 0.0);
+        let (rows, column, n) = (self.rows, self.column, self.rows.len());
+        let (mut lt, mut ls) = (0.0, 0.0);
+        let mut rs: f64 = parent.iter().map(|c| c * c).sum();
+        let mut bar = self.bar;
+        let mut best = None;
+        let mut here = column[rows[0] as usize];
+        // Stop where the right side would fall under min_samples_leaf.
+        for k in 0..n - self.min_leaf {
+            let row = rows[k] as usize;
+            let w = self.weights[row];
+            let class = y[row] as usize;
+            let l = left[class];
+            ls += w * (2.0 * l + w);
+            rs += w * (w - 2.0 * (parent[class] - l));
+            left[class] = l + w;
+            lt += w;
+            let next = column[rows[k + 1] as usize];
+            if next > here && k + 1 >= self.min_leaf {
+                let proxy = ls / lt + rs / (self.total - lt);
+                if proxy > bar {
+                    bar = proxy;
+                    best = Some((proxy, k + 1, midpoint(here, next)));
+                }
+            }
+            here = next;
         }
-        Stats::Values { total, sum, sum_sq } => {
-            *total = 0.0;
-            *sum = 0.0;
-            *sum_sq = 0.0;
+        best
+    }
+
+    /// Best variance split beating `bar`: the proxy is `left_sum²/left + right_sum²/right`.
+    fn values(&self, values: &[f64], parent_sum: f64) -> Option<(f64, usize, f32)> {
+        let (rows, column, n) = (self.rows, self.column, self.rows.len());
+        let (mut lt, mut sum) = (0.0, 0.0);
+        let mut bar = self.bar;
+        let mut best = None;
+        let mut here = column[rows[0] as usize];
+        for k in 0..n - self.min_leaf {
+            let row = rows[k] as usize;
+            let w = self.weights[row];
+            lt += w;
+            sum += w * values[row];
+            let next = column[rows[k + 1] as usize];
+            if next > here && k + 1 >= self.min_leaf {
+                let right = parent_sum - sum;
+                let proxy = sum * sum / lt + right * right / (self.total - lt);
+                if proxy > bar {
+                    bar = proxy;
+                    best = Some((proxy, k + 1, midpoint(here, next)));
+                }
+            }
+            here = next;
         }
+        best
     }
 }
 
-/// Larger is better: minus the children's weighted impurity, up to a constant of the parent.
-fn proxy(left: &Stats, parent: &Stats, total: f64) -> f64 {
-    match (left, parent) {
-        (Stats::Classes { counts: lc, total: lt, squares: ls }, Stats::Classes { counts: pc, .. }) => {
-            let rt = total - lt;
-            // Right-side squares from the parent's counts; K is small, so this stays cheap.
-            let rs: f64 = lc.iter().zip(pc).map(|(l, p)| (p - l) * (p - l)).sum();
-            ls / lt + rs / rt
-        }
-        (Stats::Values { total: lt, sum: ls, .. }, Stats::Values { sum: ps, .. }) => {
-            let rt = total - lt;
-            let rs = ps - ls;
-            ls * ls / lt + rs * rs / rt
-        }
-        _ => f64::NEG_INFINITY,
-    }
+/// Halfway between two adjacent values; `here` itself when f32 has nothing strictly between them.
+fn midpoint(here: f32, next: f32) -> f32 {
+    // Halving each side first cannot overflow, as scikit-learn also does.
+    let threshold = here / 2.0 + next / 2.0;
+    if threshold >= next || !threshold.is_finite() { here } else { threshold }
 }
-
 fn subtract(parent: &Stats, left: &Stats) -> Stats {
     match (parent, left) {
         (Stats::Classes { counts: pc, total: pt, .. }, Stats::Classes { counts: lc, total: lt, .. }) => {
@@ -426,5 +463,84 @@ fn subtract(parent: &Stats, left: &Stats) -> Stats {
             Stats::Values { total: pt - lt, sum: ps - ls, sum_sq: pq - lq }
         }
         _ => parent.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hyperparameters::Task;
+
+    /// `n` rows of two features; the class is which third of feature 0 a row falls in, feature 1 is noise.
+    fn thirds(n: usize) -> Dataset {
+        let mut rng = Rng::new(1);
+        let mut labels = Vec::new();
+        let mut rows = Vec::new();
+        for i in 0..n {
+            let x = i as f32 / n as f32;
+            labels.push(format!("c{}", (x * 3.0) as usize));
+            rows.extend([x, (rng.below(1000) as f32) / 10.0]);
+        }
+        Dataset::from_rows(labels, &rows, 2, Task::Classification).unwrap()
+    }
+
+    fn params() -> TreeParams {
+        TreeParams {
+            max_depth: None,
+            max_leaf_nodes: None,
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+            max_features: 2,
+            seed: 0,
+        }
+    }
+
+    fn fit(data: &Dataset, params: TreeParams) -> Tree {
+        grow(data, &presort(data), &vec![1.0; data.n_rows], &params)
+    }
+
+    fn leaf_sizes(tree: &Tree, data: &Dataset) -> Vec<usize> {
+        let mut sizes = vec![0; tree.nodes.len()];
+        let mut row = Vec::new();
+        for i in 0..data.n_rows {
+            data.row(i, &mut row);
+            let mut node = 0;
+            while tree.nodes[node].feature >= 0 {
+                let n = &tree.nodes[node];
+                node = if row[n.feature as usize] <= n.threshold { n.left } else { n.right } as usize;
+            }
+            sizes[node] += 1;
+        }
+        tree.nodes.iter().zip(sizes).filter(|(n, _)| n.feature < 0).map(|(_, s)| s).collect()
+    }
+
+    #[test]
+    fn pure_thirds_need_exactly_three_leaves_on_the_informative_feature() {
+        let data = thirds(300);
+        let tree = fit(&data, params());
+        assert_eq!(tree.leaves(), 3);
+        assert!(tree.nodes.iter().all(|n| n.feature <= 0));
+        assert!(tree.is_well_formed(2));
+        assert_eq!(leaf_sizes(&tree, &data), [100, 100, 100]);
+    }
+
+    #[test]
+    fn limits_are_respected() {
+        let data = thirds(301);
+        let stump = fit(&data, TreeParams { max_depth: Some(1), ..params() });
+        assert_eq!(stump.nodes.len(), 3);
+        let capped = fit(&data, TreeParams { max_leaf_nodes: Some(2), ..params() });
+        assert_eq!(capped.leaves(), 2);
+        let wide = fit(&data, TreeParams { min_samples_leaf: 120, ..params() });
+        assert!(leaf_sizes(&wide, &data).iter().all(|s| *s >= 120));
+        let unsplit = fit(&data, TreeParams { min_samples_split: 302, ..params() });
+        assert_eq!(unsplit.leaves(), 1);
+    }
+
+    #[test]
+    fn thresholds_fall_between_neighbouring_values() {
+        assert_eq!(midpoint(1.0, 2.0), 1.5);
+        assert_eq!(midpoint(1.0, f32::from_bits(1.0f32.to_bits() + 1)), 1.0);
+        assert_eq!(midpoint(-3e38, 3e38), 0.0);
     }
 }

@@ -122,3 +122,101 @@ fn a_damaged_model_file_is_refused() {
     std::fs::write(&path, text.replacen("\"l\":1", "\"l\":99999", 1)).unwrap();
     assert!(Model::load(&dir.path().join("model")).unwrap_err().to_string().contains("damaged"));
 }
+
+fn iris_features() -> String {
+    iris().lines().map(|l| l.split_once(',').map_or("", |(_, x)| x)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn two_leaves_give_at_most_two_distinct_predictions() {
+    let dir = opt_ml(r#"{"algorithm": "decision-tree", "max_leaf_nodes": "2"}"#, &iris());
+    train(dir.path()).0.unwrap();
+    let model = Model::load(&dir.path().join("model")).unwrap();
+    let mut labels = predict(&model, &iris_features()).unwrap();
+    assert_eq!(labels.len(), 150);
+    labels.sort();
+    labels.dedup();
+    assert!(labels.len() <= 2, "{labels:?}");
+}
+
+#[test]
+fn a_regression_tree_fits_y_equals_2x_and_reports_rmse_and_r2() {
+    let rows: String = (0..200).map(|i| format!("{},{}\n", 2.0 * f64::from(i) * 0.25, f64::from(i) * 0.25)).collect();
+    let dir = opt_ml(r#"{"algorithm": "decision-tree", "task": "regression"}"#, &rows);
+    std::fs::create_dir_all(dir.path().join("input/data/validation")).unwrap();
+    std::fs::write(dir.path().join("input/data/validation/v.csv"), "10.5,5.25\n40,20\n").unwrap();
+    let (report, log) = train(dir.path());
+    let report = report.unwrap();
+    assert!(report.train_rmse.unwrap() < 1e-9, "{log}");
+    assert!(report.train_r2.unwrap() > 0.9999, "{log}");
+    assert!(report.validation_rmse.unwrap() < 0.6, "{log}");
+    for metric in ["train_rmse=", "train_r2=", "validation_rmse=", "validation_r2="] {
+        assert!(log.contains(metric), "{metric} not in {log}");
+    }
+    let model = Model::load(&dir.path().join("model")).unwrap();
+    assert_eq!(model.task(), Task::Regression);
+    let y: Vec<f64> = predict(&model, "3.0\n7.25").unwrap().iter().map(|v| v.parse().unwrap()).collect();
+    assert!((y[0] - 6.0).abs() < 0.6 && (y[1] - 14.5).abs() < 1e-9, "{y:?}");
+}
+
+#[test]
+fn a_classification_forest_is_deterministic_for_a_seed_and_reports_validation() {
+    let hyperparameters = r#"{"algorithm": "random-forest", "n_trees": "12", "seed": "42", "_tuning": "x"}"#;
+    let model_of = || {
+        let dir = opt_ml(hyperparameters, &iris());
+        std::fs::create_dir_all(dir.path().join("input/data/validation")).unwrap();
+        std::fs::write(dir.path().join("input/data/validation/v.csv"), iris()).unwrap();
+        let (report, log) = train(dir.path());
+        assert!(report.unwrap().validation_accuracy.unwrap() >= 0.95, "{log}");
+        assert!(log.contains("validation_accuracy="), "{log}");
+        std::fs::read(dir.path().join("model/model.json")).unwrap()
+    };
+    assert_eq!(model_of(), model_of());
+    let other = opt_ml(r#"{"algorithm": "random-forest", "n_trees": "12", "seed": "43"}"#, &iris());
+    train(other.path()).0.unwrap();
+    assert_ne!(std::fs::read(other.path().join("model/model.json")).unwrap(), model_of());
+}
+
+#[test]
+fn unusable_channels_are_explained() {
+    let tree = r#"{"algorithm": "decision-tree"}"#;
+    let cases = [
+        (tree, "a,1,nan\n", "line 1, column 3: \"nan\" is not a number"),
+        (tree, "a,1,2\n,1,2\n", "line 2, column 1: label \"\" is empty"),
+        (r#"{"algorithm": "decision-tree", "task": "regression"}"#, "1,1\nbig,2\n", "train.csv line 2, column 1"),
+        (tree, "\n\n", "channel training has no rows"),
+        (r#"{"algorithm": "decision-tree", "max_features": "1.5"}"#, "a,1\n", "max_features = \"1.5\""),
+        (r#"{"algorithm": 3}"#, "a,1\n", "JSON object of strings"),
+    ];
+    for (hyperparameters, data, expected) in cases {
+        let dir = opt_ml(hyperparameters, data);
+        let error = train(dir.path()).0.unwrap_err().to_string();
+        assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        assert_eq!(std::fs::read_to_string(dir.path().join("output/failure")).unwrap(), error);
+    }
+    let dir = opt_ml(tree, "a,1\n");
+    std::fs::remove_dir_all(dir.path().join("input/data/training")).unwrap();
+    assert!(train(dir.path()).0.unwrap_err().to_string().contains("no `training` channel"));
+}
+
+#[test]
+fn every_training_file_is_read_in_name_order() {
+    let dir = opt_ml(r#"{"algorithm": "decision-tree"}"#, "a,1\n");
+    std::fs::write(dir.path().join("input/data/training/b.csv"), "b,2\nb,3\n").unwrap();
+    let report = train(dir.path()).0.unwrap();
+    assert_eq!((report.rows, report.train_accuracy), (3, Some(1.0)));
+}
+
+#[test]
+fn predictions_refuse_infinite_values_and_models_with_unknown_classes() {
+    let dir = opt_ml(r#"{"algorithm": "decision-tree"}"#, &iris());
+    train(dir.path()).0.unwrap();
+    let model = Model::load(&dir.path().join("model")).unwrap();
+    let error = predict(&model, "1,2,3,inf").unwrap_err().to_string();
+    assert_eq!(error, "row 1, column 4: \"inf\" is not a number");
+    let path = dir.path().join("model/model.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"r\":0,\"v\":0.0}"), "a setosa leaf: {text}");
+    std::fs::write(&path, text.replacen("\"r\":0,\"v\":0.0}", "\"r\":0,\"v\":7.0}", 1)).unwrap();
+    assert!(Model::load(&dir.path().join("model")).unwrap_err().to_string().contains("damaged"));
+}

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -62,16 +62,42 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL is durable against process crashes, which is what "nothing is lost on a crash" needs.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             // Several processes (server, CLI) share one file; wait on locks instead of failing.
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        use_wal(&pool).await?;
         migrate(&pool).await?;
         Ok(Store { pool })
     }
+}
+
+/// Switches the file to WAL once; WAL is a property of the file, so later opens find it set.
+///
+/// Not a connect option: setting the journal mode takes a lock SQLite's busy timeout does not wait
+/// for, so every process opening a busy database would fail with "database is locked".
+async fn use_wal(pool: &SqlitePool) -> Result<(), Error> {
+    let mut attempts = 0;
+    loop {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempts < 100 && is_busy(&e) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_busy(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "5" || code == "6")
 }
 
 /// Milliseconds since the Unix epoch, the timestamp format of every table.
