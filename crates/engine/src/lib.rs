@@ -94,34 +94,29 @@ impl Engine {
 
     /// Stops and removes every container this process started; call before exiting.
     pub async fn shutdown(&self) {
-        if which("docker").is_none() {
-            return;
-        }
-        let home = self.inner.home.root().display().to_string();
         let me = self.inner.owner.clone();
-        if let Err(e) = runtime::docker::remove_orphans(&home, |process| process != me).await {
-            tracing::warn!("could not remove this process's containers: {e}");
-        }
+        self.remove_containers(|process| process != me).await;
     }
 
-    /// Removes containers of this home whose sagebrush process is gone: after a crash they belong to nobody.
-    async fn remove_orphaned_containers(&self) {
-        // Without Docker there is nothing to reconcile; a pipeline that needs it reports that when it runs.
+    /// Removes the containers of this home for which `keep(process label)` is false, logging what it removed.
+    async fn remove_containers(&self, keep: impl Fn(&str) -> bool) {
+        // Without Docker there is nothing to remove; a pipeline that needs it reports that when it runs.
         if which("docker").is_none() {
             return;
         }
         let home = self.inner.home.root().display().to_string();
-        match runtime::docker::remove_orphans(&home, owner::is_alive).await {
+        match runtime::docker::remove_orphans(&home, keep).await {
             Ok(removed) if !removed.is_empty() => {
-                tracing::warn!("removed {} orphaned container(s): {}", removed.len(), removed.join(", "));
+                tracing::info!("removed {} container(s): {}", removed.len(), removed.join(", "));
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("could not look for orphaned containers: {e}"),
+            Err(e) => tracing::warn!("could not remove containers: {e}"),
         }
     }
 
     async fn recover(&self) -> Result<(), Error> {
-        self.remove_orphaned_containers().await;
+        // After a crash, containers whose sagebrush process is gone belong to nobody.
+        self.remove_containers(owner::is_alive).await;
         for run in self.inner.store.unfinished_runs().await? {
             let owner = run.owner.as_deref().unwrap_or("");
             if owner::is_alive(owner) {
