@@ -1,49 +1,85 @@
-//! Deploying a model version to an endpoint: unpack, start, wait healthy, record, swap, drain the old one.
+//! Deploying a model version to an endpoint: unpack, start its instances, wait healthy, record, swap, drain the old ones.
 //!
-//! The new instance must be serving before it takes traffic, and the old one is
-//! dropped only after its in-flight requests end, so an update fails no request.
+//! New instances must be serving before they take traffic, and old ones are dropped
+//! only after their in-flight requests end, so an update fails no request. A health
+//! check replaces an instance that stops answering `/ping` the same way.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use router::{Endpoint, Instance};
 use runtime::Algorithm;
+use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
 use runtime::opt_ml::OptMl;
-use store::ModelVersionRecord;
+use store::{EndpointRecord, ModelVersionRecord};
 
 use crate::{Engine, Error};
 
-/// How long a model server gets to answer `/ping`.
 /// How long a new instance gets to answer `/ping`, unless the deploy stage sets `startup_timeout`.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a replaced instance may keep finishing its requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+/// Consecutive failed pings after which an instance is replaced; one miss may be a busy server.
+const FAILED_PINGS_BEFORE_REPLACING: u32 = 2;
+
+/// How an endpoint is hosted: SageMaker's endpoint config for one variant.
+#[derive(Clone, Debug)]
+pub struct Hosting {
+    /// How long each new instance gets to answer `/ping`.
+    pub startup_timeout: Duration,
+    /// How many instances serve the endpoint. The built-in algorithm always has one: it
+    /// answers in-process on every core.
+    pub instances: u32,
+    /// The instance type whose CPU and memory each container gets; `None` is [`docker::DEFAULT_INSTANCE_TYPE`].
+    pub instance_type: Option<String>,
+}
+
+impl Default for Hosting {
+    fn default() -> Hosting {
+        Hosting { startup_timeout: DEFAULT_STARTUP_TIMEOUT, instances: 1, instance_type: None }
+    }
+}
 
 impl Engine {
-    /// Makes `endpoint` serve `version`, and returns the endpoint's invocation URL.
+    /// Makes `endpoint` serve `version` on `hosting.instances` instances, and returns the endpoint's invocation URL.
     pub async fn deploy(
         &self,
         endpoint: &str,
         version: &ModelVersionRecord,
         run_id: i64,
-        startup_timeout: Duration,
+        hosting: &Hosting,
     ) -> Result<String, Error> {
+        let limits = docker::limits(hosting.instance_type.as_deref())?;
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
-        let (instance, model_dir) = self.start_instance(endpoint, version, startup_timeout).await?;
+        let count = if version.algorithm.starts_with("builtin:") { 1 } else { hosting.instances.max(1) };
+        let starts = (0..count).map(|_| self.start_instance(endpoint, version, hosting.startup_timeout, limits));
+        // If one fails, the others are dropped here, which stops them.
+        let instances = futures::future::try_join_all(starts).await?;
         // Recorded before it takes traffic: after a crash the restart serves what was last deployed.
-        self.store().set_endpoint(endpoint, &version.model_group, version.version, run_id).await?;
-        let replaced = self.inner.router.install(Endpoint {
-            name: endpoint.to_owned(),
-            variant: router::DEFAULT_VARIANT.to_owned(),
-            model: format!("{} v{}", version.model_group, version.version),
-            instance,
-        });
+        self.store()
+            .set_endpoint(&EndpointRecord {
+                name: endpoint.to_owned(),
+                model_group: version.model_group.clone(),
+                model_version: version.version,
+                run_id,
+                instances: i64::from(hosting.instances),
+                instance_type: hosting.instance_type.clone(),
+                updated_at: 0,
+            })
+            .await?;
+        let replaced = self.inner.router.install(Endpoint::new(
+            endpoint.to_owned(),
+            router::DEFAULT_VARIANT.to_owned(),
+            format!("{} v{}", version.model_group, version.version),
+            instances.into_iter().map(Arc::new).collect(),
+        ));
         if let Some(old) = replaced {
             router::drain(old, DRAIN_DEADLINE).await;
         }
-        self.remove_other_model_dirs(endpoint, &model_dir);
         Ok(self.invocation_url(endpoint))
     }
 
@@ -55,14 +91,89 @@ impl Engine {
         };
         let mut results = Vec::new();
         for record in records {
+            // Model folders left by a process that died; each new instance unpacks its own.
+            let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&record.name));
             let result = async {
                 let version = self.store().model_version(&record.model_group, record.model_version).await?;
-                self.deploy(&record.name, &version, record.run_id, DEFAULT_STARTUP_TIMEOUT).await
+                self.deploy(&record.name, &version, record.run_id, &hosting_of(&record)).await
             }
             .await;
             results.push((record.name, result));
         }
         results
+    }
+
+    /// Pings every instance behind the router each `interval`, forever, and replaces one that fails
+    /// [`FAILED_PINGS_BEFORE_REPLACING`] times in a row with a fresh instance of the same model.
+    pub async fn watch_health(self, interval: Duration) {
+        let client = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build() {
+            Ok(client) => client,
+            Err(e) => return tracing::error!("health checks are off: {e}"),
+        };
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        loop {
+            tokio::time::sleep(interval).await;
+            let mut checks = Vec::new();
+            for name in self.inner.router.names() {
+                let Some(endpoint) = self.inner.router.get(&name) else { continue };
+                for instance in &endpoint.instances {
+                    if let Instance::Http { base_url, .. } = instance.as_ref() {
+                        let ping = client.get(format!("{base_url}/ping")).send();
+                        let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
+                        checks.push(async move {
+                            let healthy = matches!(ping.await, Ok(r) if r.status().is_success());
+                            (name, instance, base_url, healthy)
+                        });
+                    }
+                }
+            }
+            let mut dead = Vec::new();
+            for (name, instance, base_url, healthy) in futures::future::join_all(checks).await {
+                if healthy {
+                    failures.remove(&base_url);
+                    continue;
+                }
+                let count = failures.entry(base_url.clone()).or_default();
+                *count += 1;
+                if *count >= FAILED_PINGS_BEFORE_REPLACING {
+                    failures.remove(&base_url);
+                    dead.push((name, instance, base_url));
+                }
+            }
+            for (name, instance, base_url) in dead {
+                tracing::warn!("endpoint {name}: the instance at {base_url} stopped answering /ping; replacing it");
+                match self.replace_instance(&name, instance).await {
+                    Ok(Some(fresh)) => tracing::warn!("endpoint {name}: replaced by an instance at {fresh}"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("endpoint {name}: could not replace the instance at {base_url}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Starts an instance of what `endpoint` serves and swaps it in for `dead`; `None` if a deploy replaced `dead` first.
+    async fn replace_instance(&self, endpoint: &str, dead: Arc<Instance>) -> Result<Option<String>, Error> {
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        let Some(current) = self.inner.router.get(endpoint) else { return Ok(None) };
+        if !current.instances.iter().any(|i| Arc::ptr_eq(i, &dead)) {
+            return Ok(None);
+        }
+        let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
+        let version = self.store().model_version(&record.model_group, record.model_version).await?;
+        let hosting = hosting_of(&record);
+        let limits = docker::limits(hosting.instance_type.as_deref())?;
+        let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
+        let url = match fresh.as_ref() {
+            Instance::Http { base_url, .. } => base_url.clone(),
+            Instance::Builtin(_) => "in-process".to_owned(),
+        };
+        let replaced = self.inner.router.install(current.replacing(&dead, fresh));
+        drop((current, dead));
+        if let Some(old) = replaced {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
+        Ok(Some(url))
     }
 
     /// `<router>/endpoints/<name>/invocations`.
@@ -75,54 +186,58 @@ impl Engine {
         endpoint: &str,
         version: &ModelVersionRecord,
         startup_timeout: Duration,
-    ) -> Result<(Instance, std::path::PathBuf), Error> {
-        let nonce = store::now_ms();
-        let dir =
-            self.home().endpoint_dir(endpoint).join(format!("{}-v{}-{nonce}", version.model_group, version.version));
-        let opt_ml = OptMl::create_for_hosting(&dir)?;
+        limits: docker::Limits,
+    ) -> Result<Instance, Error> {
+        let nonce = runtime::unique_suffix();
+        let dir = ModelDir(
+            self.home().endpoint_dir(endpoint).join(format!("{}-v{}-{nonce}", version.model_group, version.version)),
+        );
+        let opt_ml = OptMl::create_for_hosting(&dir.0)?;
         let bytes = self.inner.artifacts.get(&version.artifact_uri, Some(&version.artifact_sha256)).await?;
         runtime::archive::unpack(&bytes, &opt_ml.model_dir())?;
-        let instance = match Algorithm::from_reference(&version.algorithm) {
-            Some(Algorithm::Builtin(_)) => Instance::Builtin(Arc::new(builtin::Model::load(&opt_ml.model_dir())?)),
+        let log = self.home().endpoint_log(endpoint);
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
+        }
+        match Algorithm::from_reference(&version.algorithm) {
+            // Loaded into memory, so the folder goes with `dir` at the end of this call.
+            Some(Algorithm::Builtin(_)) => Ok(Instance::Builtin(Arc::new(builtin::Model::load(&opt_ml.model_dir())?))),
             Some(Algorithm::Process(algorithm_dir)) => {
-                let log = self.home().endpoint_log(endpoint);
-                if let Some(parent) = log.parent() {
-                    std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
-                }
                 let server = ProcessInstance::start(&algorithm_dir, &opt_ml, &log, startup_timeout).await?;
-                Instance::Http { base_url: server.base_url.clone(), owner: Box::new(server) }
+                Ok(Instance::Http { base_url: server.base_url.clone(), owner: Box::new((server, dir)) })
             }
             Some(Algorithm::Image(image)) => {
-                let log = self.home().endpoint_log(endpoint);
-                if let Some(parent) = log.parent() {
-                    std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
-                }
                 let labels = self.container_labels();
                 let server =
-                    ContainerInstance::start(&image, &opt_ml, &log, startup_timeout, &labels, endpoint).await?;
-                Instance::Http { base_url: server.base_url.clone(), owner: Box::new(server) }
+                    ContainerInstance::start(&image, &opt_ml, &log, startup_timeout, &labels, limits, endpoint).await?;
+                Ok(Instance::Http { base_url: server.base_url.clone(), owner: Box::new((server, dir)) })
             }
-            None => {
-                return Err(Error::Invalid(format!(
-                    "model {} v{} has an unknown algorithm `{}`",
-                    version.model_group, version.version, version.algorithm
-                )));
-            }
-        };
-        Ok((instance, dir))
+            None => Err(Error::Invalid(format!(
+                "model {} v{} has an unknown algorithm `{}`",
+                version.model_group, version.version, version.algorithm
+            ))),
+        }
     }
 
     async fn endpoint_lock(&self, endpoint: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.deploy_locks.lock().await;
         locks.entry(endpoint.to_owned()).or_default().clone()
     }
+}
 
-    fn remove_other_model_dirs(&self, endpoint: &str, keep: &std::path::Path) {
-        let Ok(entries) = std::fs::read_dir(self.home().endpoint_dir(endpoint)) else { return };
-        for entry in entries.flatten() {
-            if entry.path() != keep {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+/// An instance's unpacked model folder, removed with the instance (after its server, which is dropped first).
+struct ModelDir(PathBuf);
+
+impl Drop for ModelDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn hosting_of(record: &EndpointRecord) -> Hosting {
+    Hosting {
+        instances: u32::try_from(record.instances).unwrap_or(1).max(1),
+        instance_type: record.instance_type.clone(),
+        ..Hosting::default()
     }
 }

@@ -7,6 +7,7 @@
 //! is a flag in the store, so any process sharing the home directory can cancel a run.
 //! [`Engine::open`] marks runs whose owning process died as failed (`interrupted`).
 
+mod builtin_image;
 mod deploy;
 mod error;
 mod home;
@@ -15,6 +16,7 @@ mod registry;
 mod run;
 mod stages;
 
+pub use deploy::Hosting;
 pub use error::Error;
 pub use home::Home;
 pub use run::Submitted;

@@ -405,7 +405,21 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
 fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     let table = cx.table("algorithm", item)?;
     let keys = ["builtin", "process", "image"];
-    cx.allow(table, "[algorithm]", &keys)?;
+    cx.allow(table, "[algorithm]", &["builtin", "process", "image", "container"])?;
+    let container = match get(table, "container") {
+        None => false,
+        Some(flag) => match flag.get_ref() {
+            DeValue::Boolean(b) if get(table, "builtin").is_some() => *b,
+            DeValue::Boolean(_) => {
+                let hint = "a process or image algorithm says how it runs already; drop `container`".to_owned();
+                return Err(cx.error(&flag.span(), "`container` goes with `builtin`", Some(hint)));
+            }
+            other => {
+                let message = format!("`container` must be true or false, not {}", type_name(other));
+                return Err(cx.error(&flag.span(), message, None));
+            }
+        },
+    };
     let hint = || {
         Some(
             "write builtin = \"decision-tree\" (or \"random-forest\"), process = \"<folder with train and serve>\", \
@@ -431,6 +445,7 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
         _ => {
             let names = BuiltinAlgorithm::ALL.map(BuiltinAlgorithm::as_str);
             match BuiltinAlgorithm::ALL.into_iter().find(|a| a.as_str() == text) {
+                Some(found) if container => Ok(Algorithm::BuiltinImage(found)),
                 Some(found) => Ok(Algorithm::Builtin(found)),
                 None => {
                     let hint = did_you_mean(&text, names).map_or_else(
@@ -443,6 +458,9 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
         }
     }
 }
+
+/// More instances than this on one machine is a mistake, not a plan.
+const MAX_INSTANCES: u32 = 16;
 
 /// Builds every stage with `values` substituted for `${name}`.
 pub(crate) fn stages(pipeline: &Pipeline, text: &str, values: &BTreeMap<String, Value>) -> Result<Vec<Stage>, Error> {
@@ -481,7 +499,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         "build" => &["context", "registry"],
         "train" => &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
         "register" => &["model_group"],
-        "deploy" => &["endpoint", "startup_timeout"],
+        "deploy" => &["endpoint", "startup_timeout", "instances", "instance_type"],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require"],
         "shell" => &["command"],
@@ -531,6 +549,20 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         "deploy" => StageKind::Deploy {
             endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)?,
             startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
+            instances: match get(table, "instances") {
+                None => 1,
+                Some(item) => {
+                    let count = cx.int("instances", item)?;
+                    u32::try_from(count).ok().filter(|c| (1..=MAX_INSTANCES).contains(c)).ok_or_else(|| {
+                        cx.error(
+                            &item.span(),
+                            format!("instances = {count} is out of range"),
+                            Some(format!("an endpoint has 1 to {MAX_INSTANCES} instances")),
+                        )
+                    })?
+                }
+            },
+            instance_type: optional_string("instance_type")?,
         },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {

@@ -26,6 +26,8 @@ pub struct Pipeline {
 pub enum Algorithm {
     /// One of sagebrush's own algorithms, run in-process.
     Builtin(BuiltinAlgorithm),
+    /// One of sagebrush's own algorithms in its `FROM scratch` container image (`container = true`).
+    BuiltinImage(BuiltinAlgorithm),
     /// A folder (relative to the project) with `train` and `serve` executables.
     Process { dir: String },
     /// A container image run as `<image> train` / `<image> serve`: the run's `build` stage makes it, or it already exists.
@@ -99,6 +101,10 @@ pub enum StageKind {
         endpoint: String,
         /// How long a new instance may take to answer `/ping` (SageMaker's container startup health check timeout).
         startup_timeout: Option<Duration>,
+        /// How many instances serve it (SageMaker's `InitialInstanceCount`); requests are spread across them.
+        instances: u32,
+        /// The instance type whose CPU and memory each container gets (SageMaker's `InstanceType`).
+        instance_type: Option<String>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },

@@ -57,10 +57,7 @@ async fn invoke_endpoint(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let mut response = match &endpoint.instance {
-        Instance::Builtin(model) => predict_builtin(model, &headers, &bytes),
-        Instance::Http { base_url, .. } => forward(&router.client, base_url, &headers, bytes).await,
-    };
+    let mut response = invoke(&router.client, &endpoint, &headers, bytes).await;
     if let Ok(variant) = HeaderValue::from_str(variant_of(&endpoint)) {
         response.headers_mut().insert(INVOKED_VARIANT, variant);
     }
@@ -103,7 +100,34 @@ fn predict_builtin(model: &builtin::Model, headers: &HeaderMap, body: &[u8]) -> 
     }
 }
 
-async fn forward(client: &reqwest::Client, base_url: &str, headers: &HeaderMap, body: Bytes) -> Response {
+/// Answers with the endpoint's instances in turn. A request that an instance dropped
+/// without answering (one that died since the last health check) goes to the next
+/// instance, so a dead instance costs no failed request while another one is up. A
+/// timeout is not retried: the model may be working on it still.
+async fn invoke(client: &reqwest::Client, endpoint: &Endpoint, headers: &HeaderMap, body: Bytes) -> Response {
+    let mut last_error = None;
+    for instance in endpoint.turn() {
+        match instance.as_ref() {
+            Instance::Builtin(model) => return predict_builtin(model, headers, &body),
+            Instance::Http { base_url, .. } => match send(client, base_url, headers, body.clone()).await {
+                Ok(upstream) => return relay(upstream).await,
+                Err(e) if e.is_timeout() => return unreachable_model(&e),
+                Err(e) => last_error = Some(e),
+            },
+        }
+    }
+    match last_error {
+        Some(e) => unreachable_model(&e),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the endpoint has no instances"),
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    base_url: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<reqwest::Response, reqwest::Error> {
     let mut request = client.post(format!("{base_url}/invocations")).body(body);
     for name in [header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(value) = headers.get(&name) {
@@ -113,13 +137,15 @@ async fn forward(client: &reqwest::Client, base_url: &str, headers: &HeaderMap, 
     if let Some(value) = headers.get(CUSTOM_ATTRIBUTES) {
         request = request.header(CUSTOM_ATTRIBUTES, value);
     }
-    let upstream = match request.send().await {
-        Ok(upstream) => upstream,
-        Err(e) => {
-            let why = if e.is_timeout() { "timed out after 60 s".to_owned() } else { e.to_string() };
-            return model_error(0, &format!("the model server did not answer: {why}"));
-        }
-    };
+    request.send().await
+}
+
+fn unreachable_model(e: &reqwest::Error) -> Response {
+    let why = if e.is_timeout() { "timed out after 60 s".to_owned() } else { e.to_string() };
+    model_error(0, &format!("the model server did not answer: {why}"))
+}
+
+async fn relay(upstream: reqwest::Response) -> Response {
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let custom = upstream.headers().get(CUSTOM_ATTRIBUTES).cloned();

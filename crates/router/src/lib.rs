@@ -13,6 +13,7 @@ pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -41,8 +42,31 @@ pub struct Endpoint {
     pub variant: String,
     /// A label for what is served, e.g. `iris v3`.
     pub model: String,
-    /// The instance that answers.
-    pub instance: Instance,
+    /// The instances that answer, taken in turn. `Arc`s, so a health check can swap one
+    /// out by installing a copy of the endpoint that still holds the others.
+    pub instances: Vec<Arc<Instance>>,
+    next: AtomicUsize,
+}
+
+impl Endpoint {
+    /// An endpoint served by `instances` (at least one).
+    pub fn new(name: String, variant: String, model: String, instances: Vec<Arc<Instance>>) -> Endpoint {
+        Endpoint { name, variant, model, instances, next: AtomicUsize::new(0) }
+    }
+
+    /// The same endpoint with `dead` replaced by `fresh`.
+    pub fn replacing(&self, dead: &Arc<Instance>, fresh: Arc<Instance>) -> Endpoint {
+        let instances =
+            self.instances.iter().map(|i| if Arc::ptr_eq(i, dead) { fresh.clone() } else { i.clone() }).collect();
+        Endpoint::new(self.name.clone(), self.variant.clone(), self.model.clone(), instances)
+    }
+
+    /// The instances in the order this request should try them: round robin, then the rest.
+    fn turn(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        let count = self.instances.len().max(1);
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        self.instances[first..].iter().chain(&self.instances[..first])
+    }
 }
 
 /// The endpoint table shared by the HTTP listener and the engine.

@@ -33,8 +33,12 @@ pub const INSTANCE_TYPES: &[(&str, Limits)] = &[
 /// The workshop's training instance.
 pub const DEFAULT_INSTANCE_TYPE: &str = "ml.m5.large";
 
-pub fn limits(instance_type: &str) -> Option<Limits> {
-    INSTANCE_TYPES.iter().find(|(name, _)| *name == instance_type).map(|(_, limits)| *limits)
+pub fn limits(instance_type: Option<&str>) -> Result<Limits, Error> {
+    let instance_type = instance_type.unwrap_or(DEFAULT_INSTANCE_TYPE);
+    INSTANCE_TYPES.iter().find(|(name, _)| *name == instance_type).map(|(_, limits)| *limits).ok_or_else(|| {
+        let known: Vec<&str> = INSTANCE_TYPES.iter().map(|(name, _)| *name).collect();
+        Error::Docker(format!("unknown instance_type `{instance_type}`; sagebrush knows {}", known.join(", ")))
+    })
 }
 
 /// A `docker` command, with the engine's connection taken from the environment as the CLI does.
@@ -65,9 +69,8 @@ pub fn run_command(name: &str, labels: &Labels, opt_ml: &Path, limits: Limits, e
 
 /// A container name no other job or instance has.
 pub fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     let clean: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-    format!("sagebrush-{clean}-{}-{nanos:x}", std::process::id())
+    format!("sagebrush-{clean}-{}", crate::unique_suffix())
 }
 
 /// Runs a `docker` subcommand to completion, returning trimmed stdout or an error naming the command and its stderr.

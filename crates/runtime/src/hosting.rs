@@ -76,12 +76,11 @@ impl ContainerInstance {
         log_file: &Path,
         ping_deadline: Duration,
         labels: &docker::Labels,
+        limits: docker::Limits,
         name_hint: &str,
     ) -> Result<ContainerInstance, Error> {
         docker::ensure_image(image).await?;
         let name = docker::unique_name(name_hint);
-        let limits =
-            docker::limits(docker::DEFAULT_INSTANCE_TYPE).unwrap_or(docker::Limits { cpus: 2.0, memory_mib: 8192 });
         let mut run = docker::run_command(&name, labels, &opt_ml.root, limits, &[]);
         run.args(["--detach", "--publish", "127.0.0.1::8080", image, "serve"])
             .stdout(Stdio::null())

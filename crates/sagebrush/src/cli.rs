@@ -54,6 +54,18 @@ pub struct ServerArgs {
     /// Address to listen on. Anything other than loopback exposes the API to the network.
     #[arg(long, env = "SAGEBRUSH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Seconds between health checks of each endpoint instance; an instance that fails two
+    /// in a row is replaced.
+    #[arg(long, env = "SAGEBRUSH_HEALTH_INTERVAL", value_name = "SECONDS", default_value_t = 5.0,
+          value_parser = positive_seconds)]
+    pub health_interval: f64,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
 }
 
 #[derive(Debug, Args)]

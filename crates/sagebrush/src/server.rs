@@ -22,6 +22,8 @@ pub struct Server {
     router: Arc<Router>,
     /// Whether this server advertises itself in server.json (a `run`'s private listener does not).
     advertise: bool,
+    /// How often instances are pinged and dead ones replaced; `None` for a `run`'s private listener.
+    health_interval: Option<Duration>,
 }
 
 /// The content of `<home>/server.json`.
@@ -48,11 +50,18 @@ impl Server {
         let url = format!("http://{address}");
         let router = Router::new();
         let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
-        Ok(Server { engine, url, listener, router, advertise })
+        Ok(Server { engine, url, listener, router, advertise, health_interval: None })
+    }
+
+    /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
+    pub fn with_health_checks(mut self, seconds: f64) -> Server {
+        self.health_interval = Some(Duration::from_secs_f64(seconds));
+        self
     }
 
     /// Serves until the future `shutdown` completes.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let watcher = self.health_interval.map(|interval| tokio::spawn(self.engine.clone().watch_health(interval)));
         let server_file = self.engine.home().server_file();
         if self.advertise {
             let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
@@ -60,6 +69,9 @@ impl Server {
         }
         let app = router::routes(self.router.clone()).merge(api(self.engine.clone()));
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         if self.advertise {
             let _ = std::fs::remove_file(&server_file);
         }

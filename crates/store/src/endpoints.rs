@@ -16,21 +16,29 @@ pub struct EndpointRecord {
     pub model_version: i64,
     /// The run that last deployed it.
     pub run_id: i64,
+    /// How many instances serve it.
+    pub instances: i64,
+    /// The instance type of each container instance; `None` is the default type.
+    pub instance_type: Option<String>,
     /// When it last changed (ms).
     pub updated_at: i64,
 }
 
 impl Store {
-    /// Points an endpoint at a model version, creating it if needed.
-    pub async fn set_endpoint(&self, name: &str, group: &str, version: i64, run_id: i64) -> Result<(), Error> {
+    /// Points an endpoint at a model version with its instance count and type, creating it if needed.
+    pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO endpoints (name, model_group, model_version, run_id, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, updated_at = $5",
+            "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, instances = $5,
+                 instance_type = $6, updated_at = $7",
         )
-        .bind(name)
-        .bind(group)
-        .bind(version)
-        .bind(run_id)
+        .bind(&record.name)
+        .bind(&record.model_group)
+        .bind(record.model_version)
+        .bind(record.run_id)
+        .bind(record.instances)
+        .bind(&record.instance_type)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -39,16 +47,22 @@ impl Store {
 
     /// All endpoints by name.
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
-        Ok(sqlx::query_as("SELECT name, model_group, model_version, run_id, updated_at FROM endpoints ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, updated_at
+             FROM endpoints ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// One endpoint.
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
-        Ok(sqlx::query_as("SELECT name, model_group, model_version, run_id, updated_at FROM endpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, updated_at
+             FROM endpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

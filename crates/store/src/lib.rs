@@ -106,7 +106,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_initial.sql"), include_str!("../migrations/0002_endpoint_instances.sql")];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
     // IMMEDIATE takes the write lock up front: a deferred read-then-write fails at once (SQLITE_BUSY) when another process wrote in between.

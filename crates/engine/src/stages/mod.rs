@@ -58,10 +58,14 @@ pub(crate) async fn run(
         }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy { endpoint, startup_timeout } => {
+        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type } => {
             let version = register::latest_or_register(context, log).await?;
-            let startup_timeout = startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT);
-            let url = context.engine.deploy(endpoint, &version, context.run.id, startup_timeout).await?;
+            let hosting = crate::Hosting {
+                startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
+                instances: *instances,
+                instance_type: instance_type.clone(),
+            };
+            let url = context.engine.deploy(endpoint, &version, context.run.id, &hosting).await?;
             line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
                 .await;
             Ok(serde_json::json!({
@@ -69,6 +73,7 @@ pub(crate) async fn run(
                 "url": url,
                 "model_group": version.model_group,
                 "model_version": version.version,
+                "instances": instances,
             }))
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {

@@ -23,6 +23,15 @@ pub(crate) async fn run(
     // The pipeline file is validated to have an [algorithm] when it has a train stage.
     let algorithm = match &context.pipeline.algorithm {
         Some(AlgorithmSpec::Builtin(builtin)) => Algorithm::Builtin(builtin.as_str().to_owned()),
+        Some(AlgorithmSpec::BuiltinImage(_)) => {
+            let engine = &context.engine;
+            let scratch = engine.home().run_dir(&context.run.project, context.run.number);
+            let image = crate::builtin_image::ensure(&engine.inner.sagebrush_exe, &scratch)
+                .await
+                .map_err(|e| StageFailure::failed(e.to_string()))?;
+            line(log, &format!("the built-in algorithm runs in {image}")).await;
+            Algorithm::Image(image)
+        }
         Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
         // The image this run built and pushed, pinned by digest; else the named image as it is.
         Some(AlgorithmSpec::Image { image }) => {
@@ -44,19 +53,12 @@ pub(crate) async fn run(
         .map(|m| Regex::new(&m.regex).map(|r| (m.name.clone(), r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StageFailure::failed(format!("metric regex: {e}")))?;
-    let instance_type = instance_type.as_deref().unwrap_or(docker::DEFAULT_INSTANCE_TYPE);
-    let Some(limits) = docker::limits(instance_type) else {
-        let known: Vec<&str> = docker::INSTANCE_TYPES.iter().map(|(name, _)| *name).collect();
-        return Err(StageFailure::failed(format!(
-            "unknown instance_type `{instance_type}`; sagebrush knows {}",
-            known.join(", ")
-        )));
-    };
+    let limits = docker::limits(instance_type.as_deref()).map_err(|e| StageFailure::failed(e.to_string()))?;
     let job = TrainingJob {
         name: job_name.clone(),
         algorithm: algorithm.clone(),
         channels,
-        hyperparameters: hyperparameters.clone(),
+        hyperparameters: with_builtin_name(hyperparameters, context.pipeline.algorithm.as_ref()),
         max_runtime: *max_runtime,
         metric_definitions,
         sagebrush_exe: context.engine.inner.sagebrush_exe.clone(),
@@ -174,4 +176,16 @@ fn checksum(channel: &str, path: &std::path::Path) -> Result<serde_json::Value, 
         }
     }
     Ok(sums.into())
+}
+
+/// The image's `train` learns which built-in algorithm to fit from the `algorithm` hyperparameter.
+fn with_builtin_name(
+    hyperparameters: &BTreeMap<String, String>,
+    spec: Option<&AlgorithmSpec>,
+) -> BTreeMap<String, String> {
+    let mut hyperparameters = hyperparameters.clone();
+    if let Some(AlgorithmSpec::BuiltinImage(builtin)) = spec {
+        hyperparameters.entry("algorithm".to_owned()).or_insert_with(|| builtin.as_str().to_owned());
+    }
+    hyperparameters
 }

@@ -95,17 +95,18 @@ pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> 
         eprintln!("no endpoints yet; a pipeline's deploy stage creates them");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<20} {:<20} {:>7}  {:<19}  URL", "ENDPOINT", "MODEL", "VERSION", "UPDATED");
+    println!("{:<20} {:<20} {:>7} {:>9}  {:<19}  URL", "ENDPOINT", "MODEL", "VERSION", "INSTANCES", "UPDATED");
     for e in endpoints {
         let url = server
             .as_ref()
             .map(|url| format!("{url}/endpoints/{}/invocations", e.name))
             .unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
         println!(
-            "{:<20} {:<20} {:>7}  {:<19}  {url}",
+            "{:<20} {:<20} {:>7} {:>9}  {:<19}  {url}",
             e.name,
             e.model_group,
             e.model_version,
+            e.instances,
             format_time(e.updated_at)
         );
     }

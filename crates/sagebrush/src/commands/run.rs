@@ -13,7 +13,7 @@ use crate::{commands, progress};
 /// `sagebrush up`: serve, run the pipeline, print the URLs, keep serving.
 pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
-    let server = Server::bind(home, args.server.listen, true).await?;
+    let server = Server::bind(home, args.server.listen, true).await?.with_health_checks(args.server.health_interval);
     let engine = server.engine.clone();
     let url = server.url.clone();
     warn_if_exposed(&args.server);
@@ -34,7 +34,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush server`: serve the API and every recorded endpoint.
 pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let server = Server::bind(home, args.listen, true).await?;
+    let server = Server::bind(home, args.listen, true).await?.with_health_checks(args.health_interval);
     warn_if_exposed(&args);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());

@@ -62,6 +62,14 @@ fn containers(sandbox: &Sandbox) -> Vec<String> {
     docker(&["ps", "--all", "--filter", &filter, "--format", "{{.Names}}"]).lines().map(str::to_owned).collect()
 }
 
+/// A project folder with the iris training data and no pipeline yet.
+fn byo_project(sandbox: &Sandbox, name: &str) -> std::path::PathBuf {
+    let project = sandbox.dir.path().join(name);
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), project.join("data/train.csv")).unwrap();
+    project
+}
+
 fn image_pipeline(name: &str, image: &str, hyperparameters: &str, startup_timeout: &str) -> String {
     format!(
         r#"[pipeline]
@@ -100,7 +108,7 @@ fn scikit_byo_goes_from_dockerfile_to_prod_and_survives_a_killed_server() {
     // The workshop container's own 415 passes through the router.
     assert_eq!(served.invoke("scikit-byo-prod", "application/json", "{}").status(), 415);
     let models = sandbox.json(&["models", "scikit-byo", "--json"]);
-    let algorithm = models[0]["lineage"]["algorithm"].as_str().unwrap().to_owned();
+    let algorithm = models[0]["lineage"]["algorithm"].as_str().unwrap_or_else(|| panic!("{models:#}")).to_owned();
     assert!(algorithm.starts_with("image:127.0.0.1:") && algorithm.contains("/scikit-byo@sha256:"), "{models:#}");
     assert_eq!(containers(&sandbox).len(), 2, "one container per endpoint");
 
@@ -135,9 +143,7 @@ fn container_failures_are_clear_and_leave_prod_alone() {
     build_image(&sandbox, &tag, &[]);
     let silent = format!("sagebrush-test/silent:{}", std::process::id());
     build_image(&sandbox, &silent, &[("serve", "#!/bin/sh\necho never listening\nexec sleep 600\n")]);
-    let project = sandbox.dir.path().join("byo");
-    std::fs::create_dir_all(project.join("data")).unwrap();
-    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), project.join("data/train.csv")).unwrap();
+    let project = byo_project(&sandbox, "byo");
     let file = project.join("sagebrush.toml");
     let dir = project.to_str().unwrap();
     let served = sandbox.serve(&["server"]);
@@ -180,6 +186,67 @@ fn container_failures_are_clear_and_leave_prod_alone() {
     assert!(String::from_utf8_lossy(&log.stdout).contains("about to fail"), "{}", text(&log));
     assert_eq!(endpoint(&sandbox, "byo-prod")["model_version"], 1);
     let _ = Command::new("docker").args(["rmi", "--force", &tag, &silent]).output();
+}
+
+#[test]
+fn the_builtin_algorithm_runs_in_its_scratch_image() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "boxed");
+    let file = project.join("sagebrush.toml");
+    let pipeline = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        pipeline.replace("builtin = \"decision-tree\"", "builtin = \"decision-tree\"\ncontainer = true"),
+    )
+    .unwrap();
+    let served = sandbox.serve(&["server"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+
+    let models = sandbox.json(&["models", "boxed", "--json"]);
+    let algorithm = models[0]["lineage"]["algorithm"].as_str().unwrap_or_else(|| panic!("{models:#}")).to_owned();
+    let image = algorithm.strip_prefix("image:").unwrap_or_else(|| panic!("not an image: {models:#}"));
+    assert!(image.starts_with("sagebrush/builtin:"), "{image}");
+    assert_eq!(containers(&sandbox).len(), 2, "test and prod each run a container");
+    let body = served.invoke("boxed-prod", "text/csv", payload()).text().unwrap();
+    assert_eq!(body.lines().count(), 29, "{body}");
+    assert!(body.lines().all(|l| ["setosa", "versicolor", "virginica"].contains(&l)), "{body}");
+    // FROM scratch: the binary and the few libraries it loads, nothing else.
+    let layers = docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", image]);
+    assert_eq!(layers, "1", "{image} has one layer");
+    let size: u64 = docker(&["image", "inspect", "--format", "{{.Size}}", image]).parse().unwrap();
+    assert!(size < 64 * 1024 * 1024, "{image} is {size} bytes");
+}
+
+#[test]
+fn a_dead_instance_is_replaced_while_the_other_serves() {
+    let sandbox = Sandbox::new();
+    let tag = format!("sagebrush-test/pair:{}", std::process::id());
+    build_image(&sandbox, &tag, &[]);
+    let project = byo_project(&sandbox, "pair");
+    let pipeline = image_pipeline("pair", &tag, "", "60s") + "instances = 2\ninstance_type = \"ml.t3.medium\"\n";
+    std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+    let served = sandbox.serve(&["server", "--health-interval", "0.5"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+    let first = containers(&sandbox);
+    assert_eq!(first.len(), 2, "two instances: {first:?}");
+    assert_eq!(endpoint(&sandbox, "pair-prod")["instances"], 2);
+    let memory = docker(&["inspect", "--format", "{{.HostConfig.Memory}}", &first[0]]);
+    assert_eq!(memory, (4096u64 * 1024 * 1024).to_string(), "ml.t3.medium has 4 GiB");
+
+    let load = SteadyLoad::start(&served, "pair-prod");
+    docker(&["kill", &first[0]]);
+    let now = wait_until(Duration::from_secs(60), "a new instance in place of the killed one", || {
+        let now = containers(&sandbox);
+        (now.len() == 2 && !now.contains(&first[0]) && served.output().contains("replaced by an instance"))
+            .then_some(now)
+    });
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "requests failed while an instance died ({ok} succeeded)\n{}", served.output());
+    assert!(now.contains(&first[1]), "the healthy instance is kept: {first:?} -> {now:?}");
+    assert_eq!(served.invoke("pair-prod", "text/csv", payload()).text().unwrap().lines().count(), 29);
+    let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
 }
 
 #[test]
