@@ -501,7 +501,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         "register" => &["model_group"],
         "deploy" => &["endpoint", "startup_timeout", "instances", "instance_type"],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
-        "gate" => &["require"],
+        "gate" => &["require", "deny_packages"],
         "shell" => &["command"],
         other => {
             let hint = did_you_mean(other, kinds)
@@ -585,9 +585,21 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 min_accuracy,
             }
         }
-        "gate" => StageKind::Gate {
-            require: thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
-        },
+        "gate" => {
+            let deny_packages = match get(table, "deny_packages") {
+                None => Vec::new(),
+                Some(list) => cx
+                    .array("deny_packages", list)?
+                    .iter()
+                    .map(|p| cx.string("deny_packages", p))
+                    .collect::<Result<_, _>>()?,
+            };
+            let require = match get(table, "require") {
+                None if !deny_packages.is_empty() => Vec::new(),
+                _ => thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
+            };
+            StageKind::Gate { require, deny_packages }
+        }
         _ => StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? },
     };
 

@@ -109,7 +109,11 @@ pub enum StageKind {
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
     /// Stop the run unless metrics are within bounds.
-    Gate { require: Vec<Threshold> },
+    Gate {
+        require: Vec<Threshold>,
+        /// Packages that must not be in the run's image (names as its SBOM lists them: Debian or PyPI).
+        deny_packages: Vec<String>,
+    },
     /// Anything else: `sh -c command` in the source folder.
     Shell { command: String },
 }

@@ -61,7 +61,7 @@ fn parameters_are_substituted_into_stages() {
     assert_eq!(hyperparameters["max_leaf_nodes"], "7");
     assert_eq!(hyperparameters["n_trees"], "10");
     assert_eq!(*max_runtime, Duration::from_secs(90));
-    let StageKind::Gate { require } = &resolved.stages[1].kind else { panic!() };
+    let StageKind::Gate { require, .. } = &resolved.stages[1].kind else { panic!() };
     assert_eq!(require[0].min, Some(0.5));
     // Shell variables that are not parameters are left to the shell.
     assert_eq!(resolved.stages[2].kind, StageKind::Shell { command: "echo ${HOME} 7".into() });

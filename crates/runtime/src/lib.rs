@@ -14,6 +14,7 @@ pub mod docker;
 pub mod hosting;
 pub mod opt_ml;
 mod process;
+pub mod sbom;
 pub mod training;
 
 use std::path::PathBuf;

@@ -45,6 +45,11 @@ impl Artifacts {
     pub async fn put_file(&self, key: &str, file: &Path) -> Result<StoredArtifact, Error> {
         let bytes =
             tokio::fs::read(file).await.map_err(|source| Error::Io { path: file.display().to_string(), source })?;
+        self.put_bytes(key, bytes).await
+    }
+
+    /// Stores `bytes` under `key` (e.g. `iris-3/sbom.json`).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<StoredArtifact, Error> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         self.store.put(&ObjectPath::from(key), PutPayload::from(bytes)).await?;

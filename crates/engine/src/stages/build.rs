@@ -2,6 +2,8 @@
 
 use std::process::Stdio;
 
+use runtime::sbom::Sbom;
+
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -37,14 +39,35 @@ pub(crate) async fn run(
         return Err(StageFailure::failed(format!("{registry} returned no digest for {tag}")));
     };
     let digest = reference.trim_start_matches(&prefix);
-    let size = runtime::docker::docker(&["image", "inspect", "--format", "{{.Size}}", &tag]).await.unwrap_or_default();
     line(log, &format!("pushed {tag} ({digest})")).await;
+    let mut output = describe_image(context, &tag, log).await?;
+    output["reference"] = reference.into();
+    output["digest"] = digest.into();
+    output["registry"] = registry.into();
+    Ok(output)
+}
+
+/// The image's size and its SBOM (stored as `<project>-<run>/sbom.json`), for lineage and the gate.
+pub(crate) async fn describe_image(
+    context: &RunContext,
+    image: &str,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
+    let failed = |e: &dyn std::fmt::Display| StageFailure::failed(format!("describing {image}: {e}"));
+    let size =
+        runtime::docker::docker(&["image", "inspect", "--format", "{{.Size}}", image]).await.map_err(|e| failed(&e))?;
+    let sbom = Sbom::of_image(image).await.map_err(|e| failed(&e))?;
+    let key = format!("{}-{}/sbom.json", context.run.project, context.run.number);
+    let document = serde_json::to_vec_pretty(&sbom.cyclonedx()).map_err(|e| failed(&e))?;
+    let stored = context.engine.inner.artifacts.put_bytes(&key, document).await.map_err(|e| failed(&e))?;
+    let packages = sbom.components.iter().filter(|c| c.kind != "file").count();
+    line(log, &format!("{image}: {size} bytes, {packages} packages; SBOM at {}", stored.uri)).await;
     Ok(serde_json::json!({
-        "image": tag,
-        "reference": reference,
-        "digest": digest,
-        "registry": registry,
+        "image": image,
         "size_bytes": size.parse::<u64>().ok(),
+        "packages": packages,
+        "sbom_uri": stored.uri,
+        "sbom_sha256": stored.sha256,
     }))
 }
 

@@ -1,4 +1,7 @@
-//! The gate stage: metric thresholds on what this run measured; a miss stops the run before production.
+//! The gate stage: metric thresholds on what this run measured, and packages its image must not have; a miss stops the run before production.
+//!
+//! Besides training and smoke-test metrics, a run that built an image measures
+//! `image:size_mb` and `image:packages`, so an image-size limit is a threshold too.
 
 use pipeline::Threshold;
 
@@ -8,11 +11,12 @@ use crate::run::RunContext;
 pub(crate) async fn run(
     context: &mut RunContext,
     require: &[Threshold],
+    deny_packages: &[String],
     log: &mut Log,
 ) -> Result<serde_json::Value, StageFailure> {
     let metrics = measured(context);
     let mut checked = serde_json::Map::new();
-    let mut misses = Vec::new();
+    let mut misses = denied_packages(context, deny_packages, log).await?;
     for threshold in require {
         let Some(value) = metrics.get(&threshold.metric).and_then(|v| v.as_f64()) else {
             let known: Vec<&String> = metrics.keys().collect();
@@ -50,11 +54,53 @@ pub(crate) async fn run(
     if misses.is_empty() { Ok(output) } else { Err(StageFailure::Failed { reason: misses.join("; "), output }) }
 }
 
-/// Training metrics by their definition names, plus `<smoke-test stage>:accuracy` for each smoke test.
+/// The denied packages found in the SBOM of the run's image, one miss each.
+async fn denied_packages(context: &RunContext, deny: &[String], log: &mut Log) -> Result<Vec<String>, StageFailure> {
+    if deny.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(uri) = super::register::image_of(context).and_then(|i| i["sbom_uri"].as_str().map(str::to_owned)) else {
+        return Err(StageFailure::failed(
+            "deny_packages needs the SBOM of an image this run built; put the gate after a build stage \
+             (or after train with [algorithm] container = true)",
+        ));
+    };
+    let bytes = context.engine.inner.artifacts.get(&uri, None).await.map_err(StageFailure::store)?;
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| StageFailure::failed(format!("reading the SBOM {uri}: {e}")))?;
+    let empty = Vec::new();
+    let components = sbom["components"].as_array().unwrap_or(&empty);
+    let mut misses = Vec::new();
+    for name in deny {
+        let found = components
+            .iter()
+            .find(|c| c["type"] == "library" && c["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)));
+        match found {
+            Some(component) => {
+                let version = component["version"].as_str().unwrap_or("?");
+                line(log, &format!("FAIL: the image has the denied package {name} {version}")).await;
+                misses.push(format!("the image has the denied package {name} {version}"));
+            }
+            None => line(log, &format!("ok: no package {name} in the image")).await,
+        }
+    }
+    Ok(misses)
+}
+
+/// Training metrics by their definition names, `<smoke-test stage>:accuracy` for each smoke
+/// test, and `image:size_mb` and `image:packages` when the run built an image.
 fn measured(context: &RunContext) -> serde_json::Map<String, serde_json::Value> {
     let mut metrics = serde_json::Map::new();
     if let Some(serde_json::Value::Object(trained)) = context.latest_output("train").and_then(|t| t.get("metrics")) {
         metrics.extend(trained.clone());
+    }
+    if let Some(image) = super::register::image_of(context) {
+        if let Some(bytes) = image["size_bytes"].as_u64() {
+            metrics.insert("image:size_mb".to_owned(), (bytes as f64 / 1e6).into());
+        }
+        if let Some(packages) = image["packages"].as_u64() {
+            metrics.insert("image:packages".to_owned(), packages.into());
+        }
     }
     for (name, output) in &context.outputs {
         if let Some(accuracy) = output.get("accuracy") {

@@ -79,7 +79,7 @@ pub(crate) async fn run(
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {
             smoke_test::run(context, endpoint, data, *min_accuracy, log).await
         }
-        StageKind::Gate { require } => gate::run(context, require, log).await,
+        StageKind::Gate { require, deny_packages } => gate::run(context, require, deny_packages, log).await,
         StageKind::Shell { command } => shell::run(context, command, log).await,
     }
 }

@@ -46,6 +46,7 @@ async fn register(
         "commit": commit,
         "data": trained["data"],
         "algorithm": trained["algorithm"],
+        "image": image_of(context),
         "hyperparameters": trained["hyperparameters"],
         "metrics": trained["metrics"],
         "parameters": serde_json::from_str::<serde_json::Value>(&context.run.parameters).unwrap_or_default(),
@@ -70,4 +71,9 @@ async fn register(
 
 fn version_output(version: &ModelVersionRecord) -> serde_json::Value {
     serde_json::json!({ "model_group": version.model_group, "model_version": version.version })
+}
+
+/// What the run built its image into (size, digest, SBOM): the build stage's output, or the train stage's for the built-in image.
+pub(crate) fn image_of(context: &RunContext) -> Option<serde_json::Value> {
+    context.latest_output("build").or_else(|| context.latest_output("train").and_then(|t| t.get("image"))).cloned()
 }

@@ -21,6 +21,7 @@ pub(crate) async fn run(
     };
     let job_name = format!("{}-{}", context.run.project, context.run.number);
     // The pipeline file is validated to have an [algorithm] when it has a train stage.
+    let mut built_here = None;
     let algorithm = match &context.pipeline.algorithm {
         Some(AlgorithmSpec::Builtin(builtin)) => Algorithm::Builtin(builtin.as_str().to_owned()),
         Some(AlgorithmSpec::BuiltinImage(_)) => {
@@ -30,6 +31,7 @@ pub(crate) async fn run(
                 .await
                 .map_err(|e| StageFailure::failed(e.to_string()))?;
             line(log, &format!("the built-in algorithm runs in {image}")).await;
+            built_here = Some(super::build::describe_image(context, &image, log).await?);
             Algorithm::Image(image)
         }
         Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
@@ -77,6 +79,9 @@ pub(crate) async fn run(
         "hyperparameters": hyperparameters_json,
         "data": data_checksums,
     });
+    if let Some(image) = built_here {
+        output["image"] = image;
+    }
     let fail = |reason: String, output: &serde_json::Value| StageFailure::Failed { reason, output: output.clone() };
 
     line(log, &format!("training job {job_name}: Downloading")).await;

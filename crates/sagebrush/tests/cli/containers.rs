@@ -123,6 +123,25 @@ fn scikit_byo_goes_from_dockerfile_to_prod_and_survives_a_killed_server() {
         (containers(&sandbox).len() == 2).then_some(())
     });
 
+    // The image's SBOM is in the lineage, and a gate on it stops a run before it trains.
+    let image = &sandbox.json(&["models", "scikit-byo", "--json"])[1]["lineage"]["image"];
+    assert!(image["packages"].as_u64().unwrap() > 100, "{image:#}");
+    let sbom_path = image["sbom_uri"].as_str().unwrap().strip_prefix("file://").unwrap().to_owned();
+    let sbom: serde_json::Value = serde_json::from_slice(&std::fs::read(sbom_path).unwrap()).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    let purls: Vec<&str> = sbom["components"].as_array().unwrap().iter().filter_map(|c| c["purl"].as_str()).collect();
+    assert!(purls.iter().any(|p| p.starts_with("pkg:deb/debian/python3-sklearn@")), "{purls:?}");
+    for (param, expected) in [
+        ("denied_package=python3-flask", "the image has the denied package python3-flask"),
+        ("max_image_mb=100", "image:size_mb = "),
+    ] {
+        let denied = sandbox.run(&["run", dir, "-p", param]);
+        assert_eq!(denied.status.code(), Some(1), "{}", text(&denied));
+        assert!(text(&denied).contains(expected), "{expected:?} not in {}", text(&denied));
+        assert!(text(&denied).contains("train        skipped"), "{}", text(&denied));
+    }
+    assert_eq!(endpoint(&sandbox, "scikit-byo-prod")["model_version"], 2);
+
     // kill -9: the containers outlive the server, and the next start removes them and brings the endpoints back.
     let before = containers(&sandbox);
     drop(served);
