@@ -15,7 +15,7 @@ const REPOSITORY: &str = "sagebrush/builtin";
 /// The image's tag for the binary at `exe`, building the image if the Docker Engine does not have it.
 pub(crate) async fn ensure(exe: &Path, scratch: &Path) -> Result<String, Error> {
     let tag = tag(exe)?;
-    if runtime::docker::docker(&["image", "inspect", "--format", "{{.Id}}", &tag]).await.is_ok() {
+    if runtime::docker::inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
     runtime::docker::check_engine().await?;
@@ -48,20 +48,11 @@ async fn build(exe: &Path, context: &Path, tag: &str) -> Result<(), Error> {
     let dockerfile = "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/sagebrush\", \"algorithm\"]\n";
     let path = context.join("Dockerfile");
     std::fs::write(&path, dockerfile).map_err(io_error(&path))?;
-    let output = runtime::docker::command()
-        .args(["build", "--quiet", "--tag", tag])
-        .arg(context)
-        // The classic builder builds FROM scratch without the buildx plugin.
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .await
-        .map_err(|source| Error::Runtime(runtime::Error::Spawn { program: "docker build".to_owned(), source }))?;
-    if !output.status.success() {
-        return Err(Error::Runtime(runtime::Error::Docker(format!(
-            "building the built-in algorithm's image {tag} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))));
-    }
+    // The build output goes nowhere: the image is two COPY steps, and a failure's message is in the error.
+    let mut output = tokio::io::sink();
+    runtime::docker::build(context, tag, &mut output).await.map_err(|e| {
+        Error::Runtime(runtime::Error::Docker(format!("building the built-in algorithm's image {tag}: {e}")))
+    })?;
     Ok(())
 }
 

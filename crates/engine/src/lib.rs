@@ -103,7 +103,7 @@ impl Engine {
     /// Removes the containers of this home for which `keep(process label)` is false, logging what it removed.
     async fn remove_containers(&self, keep: impl Fn(&str) -> bool) {
         // Without Docker there is nothing to remove; a pipeline that needs it reports that when it runs.
-        if which("docker").is_none() {
+        if runtime::docker::check_engine().await.is_err() {
             return;
         }
         let home = self.inner.home.root().display().to_string();

@@ -36,7 +36,9 @@ impl ProcessInstance {
         command.env("SAGEMAKER_BIND_TO_PORT", port.to_string()).stdin(Stdio::null()).stdout(log).stderr(log_err);
         let child = process::spawn(command, &serve.display().to_string())?;
         let mut instance = ProcessInstance { child, base_url: format!("http://127.0.0.1:{port}") };
-        if let Err(e) = wait_for_ping(&instance.base_url, &mut instance.child, "serve", log_file, ping_deadline).await {
+        let child = &mut instance.child;
+        let exited = || child.try_wait().ok().flatten().map(|status| format!("exited ({status})"));
+        if let Err(e) = wait_for_ping(&instance.base_url, "serve", log_file, ping_deadline, exited).await {
             process::stop(&mut instance.child, Duration::from_secs(2)).await;
             return Err(e);
         }
@@ -62,8 +64,8 @@ impl Drop for ProcessInstance {
 #[derive(Debug)]
 pub struct ContainerInstance {
     name: String,
-    /// Follows the container's log into the endpoint's log file; it ends when the container stops.
-    follower: Child,
+    /// Copies the container's log into the endpoint's log file; it ends when the container stops.
+    follower: tokio::task::JoinHandle<()>,
     /// `http://127.0.0.1:<published port>`.
     pub base_url: String,
 }
@@ -81,66 +83,74 @@ impl ContainerInstance {
     ) -> Result<ContainerInstance, Error> {
         docker::ensure_image(image).await?;
         let name = docker::unique_name(name_hint);
-        let mut run = docker::run_command(&name, labels, &opt_ml.root, limits, &[]);
-        run.args(["--detach", "--publish", "127.0.0.1::8080", image, "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let output = run.output().await.map_err(|source| Error::Spawn { program: "docker".to_owned(), source })?;
-        if !output.status.success() {
-            docker::remove(&name).await;
-            return Err(Error::Docker(format!(
-                "`docker run {image} serve` failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        let port = match docker::docker(&["port", &name, "8080/tcp"]).await {
-            Ok(port) => port,
+        let spec = docker::ContainerSpec {
+            name: &name,
+            image,
+            command: "serve",
+            labels,
+            opt_ml: &opt_ml.root,
+            limits,
+            env: &[],
+            publish: true,
+        };
+        docker::start(&spec).await?;
+        let mut instance = ContainerInstance { name, follower: tokio::spawn(async {}), base_url: String::new() };
+        match instance.wait_until_serving(image, log_file, ping_deadline).await {
+            Ok(()) => Ok(instance),
             Err(e) => {
-                docker::remove(&name).await;
-                return Err(e);
+                // Removed before the error is reported, so a failed deploy leaves nothing running.
+                instance.follower.abort();
+                docker::remove(&instance.name).await;
+                Err(e)
             }
-        };
-        let Some(address) = port.lines().find(|l| l.starts_with("127.0.0.1:")) else {
-            docker::remove(&name).await;
-            return Err(Error::Docker(format!("container {name} published no loopback port for 8080 ({port})")));
-        };
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file).map_err(io_error(log_file))?;
-        let log_err = log.try_clone().map_err(io_error(log_file))?;
-        let mut follow = docker::command();
-        follow.args(["logs", "--follow", &name]).stdout(log).stderr(log_err);
-        let follower = follow.spawn().map_err(|source| Error::Spawn { program: "docker logs".to_owned(), source })?;
-        let mut instance = ContainerInstance { name, follower, base_url: format!("http://{address}") };
-        let what = format!("{image} serve");
-        if let Err(e) = wait_for_ping(&instance.base_url, &mut instance.follower, &what, log_file, ping_deadline).await
-        {
-            docker::remove(&instance.name).await;
-            return Err(e);
         }
-        Ok(instance)
+    }
+
+    async fn wait_until_serving(&mut self, image: &str, log_file: &Path, ping_deadline: Duration) -> Result<(), Error> {
+        let port = docker::published_port(&self.name).await?;
+        self.base_url = format!("http://127.0.0.1:{port}");
+        let mut log =
+            tokio::fs::OpenOptions::new().create(true).append(true).open(log_file).await.map_err(io_error(log_file))?;
+        let mut output = Box::pin(docker::follow_logs(&self.name)?);
+        self.follower = tokio::spawn(async move {
+            use futures::StreamExt;
+            use tokio::io::AsyncWriteExt;
+            while let Some(chunk) = output.next().await {
+                let _ = log.write_all(&chunk).await;
+            }
+        });
+        let what = format!("{image} serve");
+        let follower = &self.follower;
+        wait_for_ping(&self.base_url, &what, log_file, ping_deadline, || {
+            follower.is_finished().then(|| "stopped".to_owned())
+        })
+        .await
     }
 
     /// Stops the container as SageMaker does (SIGTERM, then SIGKILL after a grace period) and removes it.
     pub async fn stop(self) {
-        let _ = docker::docker(&["stop", "--time", "5", &self.name]).await;
+        docker::stop(&self.name, Duration::from_secs(5)).await;
         docker::remove(&self.name).await;
     }
 }
 
 impl Drop for ContainerInstance {
     fn drop(&mut self) {
+        self.follower.abort();
         docker::remove_detached(&self.name);
     }
 }
 
-/// Polls `GET /ping` until it answers 200; fails when `child` exits first or past `deadline`.
+/// Polls `GET /ping` until it answers 200; fails when `exited` reports the server gone, or past `deadline`.
 async fn wait_for_ping(
     base_url: &str,
-    child: &mut Child,
     what: &str,
     log_file: &Path,
     deadline: Duration,
+    mut exited: impl FnMut() -> Option<String>,
 ) -> Result<(), Error> {
     let client = reqwest::Client::builder()
+        .no_proxy()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| Error::NotHealthy(e.to_string()))?;
@@ -148,9 +158,9 @@ async fn wait_for_ping(
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(how) = exited() {
             return Err(Error::NotHealthy(format!(
-                "{what} exited ({status}) before answering /ping; its log ends with:\n{}",
+                "{what} {how} before answering /ping; its log ends with:\n{}",
                 log_tail(log_file)
             )));
         }

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::process::{Command, Stdio};
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::{Error, docker};
@@ -34,17 +34,22 @@ pub struct Sbom {
 
 impl Sbom {
     /// Reads the image's file system and lists what is installed in it.
-    pub async fn of_image(image: &str) -> Result<Sbom, Error> {
-        // A command is given because an imported image may have none; the container is never started.
-        let container = docker::docker(&["create", image, "true"]).await?;
-        let exported = tokio::task::spawn_blocking({
-            let container = container.clone();
-            move || read_export(&container)
-        })
-        .await
-        .map_err(|e| Error::Docker(format!("reading the image's files: {e}")));
-        docker::remove(&container).await;
-        Ok(Sbom { image: image.to_owned(), components: exported?? })
+    pub async fn of_image(image: &str, labels: &docker::Labels) -> Result<Sbom, Error> {
+        let name = docker::unique_name("sbom");
+        docker::create_stopped(&name, image, labels).await?;
+        let listed = match docker::export(&name) {
+            Ok(stream) => {
+                let reader =
+                    tokio_util::io::StreamReader::new(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+                let reader = tokio_util::io::SyncIoBridge::new(reader);
+                tokio::task::spawn_blocking(move || components(reader))
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Docker(format!("reading the image's files: {e}"))))
+            }
+            Err(e) => Err(e),
+        };
+        docker::remove(&name).await;
+        Ok(Sbom { image: image.to_owned(), components: listed? })
     }
 
     /// Whether a package of that name is in the image.
@@ -75,23 +80,6 @@ impl Sbom {
             "components": components,
         })
     }
-}
-
-fn read_export(container: &str) -> Result<Vec<Component>, Error> {
-    let mut child = Command::new("docker")
-        .args(["export", container])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| Error::Spawn { program: "docker export".to_owned(), source })?;
-    let stdout = child.stdout.take().ok_or_else(|| Error::Docker("docker export gave no output".to_owned()))?;
-    let result = components(stdout);
-    let status = child.wait().map_err(|source| Error::Spawn { program: "docker export".to_owned(), source })?;
-    if !status.success() {
-        return Err(Error::Docker(format!("`docker export {container}` exited with {status}")));
-    }
-    result
 }
 
 /// Lists the packages in a file system tar stream.

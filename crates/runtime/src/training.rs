@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use futures::StreamExt;
 use regex::Regex;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
@@ -71,34 +72,13 @@ pub async fn run(
     log: &mut (impl AsyncWrite + Unpin),
     mut cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, Error> {
-    let mut container = None;
-    let (mut command, program) = match &job.algorithm {
-        Algorithm::Builtin(_) => {
-            let mut command = process::guarded(&job.sagebrush_exe);
-            command.args(["algorithm", "train", "--opt-ml"]).arg(&opt_ml.root);
-            (command, job.sagebrush_exe.display().to_string())
-        }
-        Algorithm::Process(dir) => {
-            let train = dir.join("train");
-            (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
-        }
-        Algorithm::Image(image) => {
-            if let Err(e) = docker::ensure_image(image).await {
-                return Ok(failed_to_start(e));
-            }
-            let name = docker::unique_name(&format!("train-{}", job.name));
-            let env = [("TRAINING_JOB_NAME", job.name.as_str())];
-            let mut command = docker::run_command(&name, &job.labels, &opt_ml.root, job.limits, &env);
-            command.args(["--rm", image, "train"]);
-            container = Some(name);
-            (command, format!("docker run {image} train"))
-        }
+    let mut running = match start(job, opt_ml).await {
+        Ok(running) => running,
+        // A job that could not start counts as failed, as SageMaker reports a bad image.
+        Err(e @ Error::Docker(_)) => return Ok(failed_to_start(e)),
+        Err(e) => return Err(e),
     };
-    command.env("TRAINING_JOB_NAME", &job.name).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = process::spawn(command, &program)?;
-    // Removed however the job ends: `docker run`'s client can die without taking its container along.
-    let _cleanup = container.map(ContainerGuard);
-    let mut lines = merge_lines(&mut child);
+    let mut lines = running.lines()?;
     let mut streams_open = true;
     let mut metrics = BTreeMap::new();
     let deadline = tokio::time::sleep(job.max_runtime);
@@ -115,9 +95,7 @@ pub async fn run(
                 None => streams_open = false,
             },
             // Wait for the exit only once the output is drained, so no log line is lost.
-            status = child.wait(), if !streams_open => {
-                break Ended::Exited(status.map_err(io_error(&opt_ml.root))?);
-            }
+            code = running.wait(), if !streams_open => break Ended::Exited(code?),
             () = &mut deadline => break Ended::MaxRuntime,
             changed = cancel.changed() => {
                 if changed.is_err() || *cancel.borrow() { break Ended::Cancelled }
@@ -133,9 +111,9 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     Ok(match ended {
-        Ended::Exited(status) if status.success() => outcome("Completed", "Completed", None),
-        Ended::Exited(status) => {
-            let reason = opt_ml.failure_reason().unwrap_or_else(|| match status.code() {
+        Ended::Exited(Some(0)) => outcome("Completed", "Completed", None),
+        Ended::Exited(code) => {
+            let reason = opt_ml.failure_reason().unwrap_or_else(|| match code {
                 Some(code) => {
                     format!("AlgorithmError: train exited with status {code} and wrote no /opt/ml/output/failure")
                 }
@@ -144,15 +122,101 @@ pub async fn run(
             outcome("Failed", "Failed", Some(reason))
         }
         Ended::MaxRuntime => {
-            process::stop(&mut child, STOP_GRACE).await;
+            running.stop().await;
             let reason = format!("MaxRuntimeExceeded: the job ran longer than {:?} and was stopped", job.max_runtime);
             outcome("Stopped", "MaxRuntimeExceeded", Some(reason))
         }
         Ended::Cancelled => {
-            process::stop(&mut child, STOP_GRACE).await;
+            running.stop().await;
             outcome("Stopped", "Stopped", Some("the run was cancelled".to_owned()))
         }
     })
+}
+
+/// A started `train`: a child process, or a container (removed when this is dropped, however the job ends).
+enum Running {
+    Child(tokio::process::Child),
+    Container(String),
+}
+
+async fn start(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
+    let (mut command, program) = match &job.algorithm {
+        Algorithm::Builtin(_) => {
+            let mut command = process::guarded(&job.sagebrush_exe);
+            command.args(["algorithm", "train", "--opt-ml"]).arg(&opt_ml.root);
+            (command, job.sagebrush_exe.display().to_string())
+        }
+        Algorithm::Process(dir) => {
+            let train = dir.join("train");
+            (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
+        }
+        Algorithm::Image(image) => {
+            docker::ensure_image(image).await?;
+            let name = docker::unique_name(&format!("train-{}", job.name));
+            let spec = docker::ContainerSpec {
+                name: &name,
+                image,
+                command: "train",
+                labels: &job.labels,
+                opt_ml: &opt_ml.root,
+                limits: job.limits,
+                env: &[("TRAINING_JOB_NAME", job.name.as_str())],
+                publish: false,
+            };
+            docker::start(&spec).await?;
+            return Ok(Running::Container(name));
+        }
+    };
+    command.env("TRAINING_JOB_NAME", &job.name).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    Ok(Running::Child(process::spawn(command, &program)?))
+}
+
+impl Running {
+    /// stdout and stderr, line by line, in one channel that closes when both end.
+    fn lines(&mut self) -> Result<tokio::sync::mpsc::Receiver<String>, Error> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        match self {
+            Running::Child(child) => {
+                if let Some(stdout) = child.stdout.take() {
+                    tokio::spawn(forward_lines(stdout, sender.clone()));
+                }
+                if let Some(stderr) = child.stderr.take() {
+                    tokio::spawn(forward_lines(stderr, sender));
+                }
+            }
+            Running::Container(name) => {
+                let output = docker::follow_logs(name)?.map(Ok::<_, std::io::Error>);
+                tokio::spawn(forward_lines(tokio_util::io::StreamReader::new(Box::pin(output)), sender));
+            }
+        }
+        Ok(receiver)
+    }
+
+    /// The exit code; `None` when a signal ended the process.
+    async fn wait(&mut self) -> Result<Option<i64>, Error> {
+        match self {
+            Running::Child(child) => {
+                let status = child.wait().await.map_err(io_error(Path::new("train")))?;
+                Ok(status.code().map(i64::from))
+            }
+            Running::Container(name) => docker::wait(name).await.map(Some),
+        }
+    }
+
+    async fn stop(&mut self) {
+        match self {
+            Running::Child(child) => process::stop(child, STOP_GRACE).await,
+            Running::Container(name) => docker::stop(name, STOP_GRACE).await,
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::Container(name) = self {
+            docker::remove_detached(name);
+        }
+    }
 }
 
 /// Packs `/opt/ml/model` into `work_dir/model.tar.gz` (the Uploading step).
@@ -172,31 +236,10 @@ fn failed_to_start(error: Error) -> Outcome {
     }
 }
 
-/// Force-removes a job's container when the job's future ends or is dropped.
-struct ContainerGuard(String);
-
-impl Drop for ContainerGuard {
-    fn drop(&mut self) {
-        docker::remove_detached(&self.0);
-    }
-}
-
 enum Ended {
-    Exited(std::process::ExitStatus),
+    Exited(Option<i64>),
     MaxRuntime,
     Cancelled,
-}
-
-/// Reads stdout and stderr line by line into one channel, which closes when both streams end.
-fn merge_lines(child: &mut tokio::process::Child) -> tokio::sync::mpsc::Receiver<String> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(256);
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(forward_lines(stdout, sender.clone()));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward_lines(stderr, sender));
-    }
-    receiver
 }
 
 async fn forward_lines(stream: impl tokio::io::AsyncRead + Unpin, sender: tokio::sync::mpsc::Sender<String>) {

@@ -1,7 +1,6 @@
-//! The build stage: `docker build` the algorithm's image, tag it `<registry>/<image>:<run>`, push it, record its digest.
+//! The build stage: build the algorithm's image, tag it `<registry>/<image>:<run>`, push it, record its digest and SBOM.
 
-use std::process::Stdio;
-
+use runtime::docker;
 use runtime::sbom::Sbom;
 
 use super::{Log, StageFailure, line};
@@ -21,27 +20,29 @@ pub(crate) async fn run(
             dir.display()
         )));
     }
-    runtime::docker::check_engine().await.map_err(|e| StageFailure::failed(e.to_string()))?;
+    docker::check_engine().await.map_err(|e| StageFailure::failed(e.to_string()))?;
     let registry = match registry {
         Some(registry) => registry.to_owned(),
         None => context.engine.local_registry().await.map_err(|e| StageFailure::failed(e.to_string()))?,
     };
     let repository = format!("{registry}/{image}");
     let tag = format!("{repository}:{}", context.run.number);
-    let dir_text = dir.display().to_string();
-    stream(log, &["build", "--tag", &tag, &dir_text], "the image did not build").await?;
-    stream(log, &["push", &tag], &format!("the image could not be pushed to {registry}")).await?;
-    let digests = runtime::docker::docker(&["image", "inspect", "--format", "{{join .RepoDigests \" \"}}", &tag])
+    line(log, &format!("building {tag} from {}", dir.display())).await;
+    docker::build(&dir, &tag, log).await.map_err(|e| StageFailure::failed(format!("{e}; see the stage log")))?;
+    line(log, &format!("pushing {tag}")).await;
+    let run_tag = context.run.number.to_string();
+    docker::push(&repository, &run_tag, log)
         .await
-        .map_err(|e| StageFailure::failed(e.to_string()))?;
+        .map_err(|e| StageFailure::failed(format!("the image could not be pushed to {registry}: {e}")))?;
+    let (_, digests) = docker::inspect_image(&tag).await.map_err(|e| StageFailure::failed(e.to_string()))?;
     let prefix = format!("{repository}@");
-    let Some(reference) = digests.split_whitespace().find(|d| d.starts_with(&prefix)) else {
+    let Some(reference) = digests.iter().find(|d| d.starts_with(&prefix)) else {
         return Err(StageFailure::failed(format!("{registry} returned no digest for {tag}")));
     };
     let digest = reference.trim_start_matches(&prefix);
     line(log, &format!("pushed {tag} ({digest})")).await;
     let mut output = describe_image(context, &tag, log).await?;
-    output["reference"] = reference.into();
+    output["reference"] = reference.as_str().into();
     output["digest"] = digest.into();
     output["registry"] = registry.into();
     Ok(output)
@@ -54,9 +55,8 @@ pub(crate) async fn describe_image(
     log: &mut Log,
 ) -> Result<serde_json::Value, StageFailure> {
     let failed = |e: &dyn std::fmt::Display| StageFailure::failed(format!("describing {image}: {e}"));
-    let size =
-        runtime::docker::docker(&["image", "inspect", "--format", "{{.Size}}", image]).await.map_err(|e| failed(&e))?;
-    let sbom = Sbom::of_image(image).await.map_err(|e| failed(&e))?;
+    let (size, _) = docker::inspect_image(image).await.map_err(|e| failed(&e))?;
+    let sbom = Sbom::of_image(image, &context.engine.container_labels()).await.map_err(|e| failed(&e))?;
     let key = format!("{}-{}/sbom.json", context.run.project, context.run.number);
     let document = serde_json::to_vec_pretty(&sbom.cyclonedx()).map_err(|e| failed(&e))?;
     let stored = context.engine.inner.artifacts.put_bytes(&key, document).await.map_err(|e| failed(&e))?;
@@ -64,30 +64,9 @@ pub(crate) async fn describe_image(
     line(log, &format!("{image}: {size} bytes, {packages} packages; SBOM at {}", stored.uri)).await;
     Ok(serde_json::json!({
         "image": image,
-        "size_bytes": size.parse::<u64>().ok(),
+        "size_bytes": size,
         "packages": packages,
         "sbom_uri": stored.uri,
         "sbom_sha256": stored.sha256,
     }))
-}
-
-/// Runs `docker <args>` with its output in the stage log.
-async fn stream(log: &mut Log, args: &[&str], what_failed: &str) -> Result<(), StageFailure> {
-    line(log, &format!("$ docker {}", args.join(" "))).await;
-    let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
-    let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
-    let status = runtime::docker::command()
-        .args(args)
-        // The classic builder streams plain text and needs no buildx plugin.
-        .env("DOCKER_BUILDKIT", "0")
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .status()
-        .await
-        .map_err(|e| StageFailure::failed(format!("could not run docker ({e}); install the Docker CLI")))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(StageFailure::failed(format!("{what_failed} (docker {} exited with {status}); see the stage log", args[0])))
-    }
 }
