@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use router::{Endpoint, Instance};
+use pipeline::{DeployPolicy, Traffic};
+use router::{Endpoint, Instance, Variant};
 use runtime::Algorithm;
 use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
@@ -44,14 +45,20 @@ impl Default for Hosting {
 }
 
 impl Engine {
-    /// Makes `endpoint` serve `version` on `hosting.instances` instances, and returns the endpoint's invocation URL.
+    /// Makes `endpoint` serve `version` on `hosting.instances` instances, shifting traffic as
+    /// `policy` says when it already serves a model; returns what happened, step by step.
+    ///
+    /// When an alarm of `policy` fires on the new model, the endpoint goes back to what it
+    /// served, the new instances are stopped, and the error is [`Error::RolledBack`].
     pub async fn deploy(
         &self,
         endpoint: &str,
         version: &ModelVersionRecord,
         run_id: i64,
         hosting: &Hosting,
-    ) -> Result<String, Error> {
+        policy: &DeployPolicy,
+        events: &mut Vec<String>,
+    ) -> Result<(), Error> {
         let limits = docker::limits(hosting.instance_type.as_deref())?;
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
@@ -59,7 +66,31 @@ impl Engine {
         let starts = (0..count).map(|_| self.start_instance(endpoint, version, hosting.startup_timeout, limits));
         // If one fails, the others are dropped here, which stops them.
         let instances = futures::future::try_join_all(starts).await?;
-        // Recorded before it takes traffic: after a crash the restart serves what was last deployed.
+        let model = format!("{} v{}", version.model_group, version.version);
+        events.push(format!("{model} is up on {count} instance(s)"));
+        let fresh = Arc::new(Variant::new(
+            router::DEFAULT_VARIANT.to_owned(),
+            model.clone(),
+            instances.into_iter().map(Arc::new).collect(),
+        ));
+        let previous = self.inner.router.get(endpoint);
+        if let Some(previous) = previous.as_ref().filter(|_| policy.traffic != Traffic::AllAtOnce) {
+            for share in policy.traffic.steps() {
+                self.inner.router.install(shifted(previous, &fresh, share));
+                events.push(format!("{:.0}% of traffic goes to {model}; baking {:?}", share * 100.0, policy.bake));
+                if let Some(alarm) = bake(&fresh, policy).await {
+                    let restored = Endpoint { name: endpoint.to_owned(), variants: previous.variants.clone() };
+                    let mixed = self.inner.router.install(restored);
+                    events.push(format!("alarm: {alarm}; all traffic is back on what the endpoint served"));
+                    drop(fresh);
+                    if let Some(mixed) = mixed {
+                        router::drain(mixed, DRAIN_DEADLINE).await;
+                    }
+                    return Err(Error::RolledBack(alarm));
+                }
+            }
+        }
+        // Recorded before the old model goes: after a crash the restart serves what was last deployed.
         self.store()
             .set_endpoint(&EndpointRecord {
                 name: endpoint.to_owned(),
@@ -71,16 +102,13 @@ impl Engine {
                 updated_at: 0,
             })
             .await?;
-        let replaced = self.inner.router.install(Endpoint::new(
-            endpoint.to_owned(),
-            router::DEFAULT_VARIANT.to_owned(),
-            format!("{} v{}", version.model_group, version.version),
-            instances.into_iter().map(Arc::new).collect(),
-        ));
+        let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), fresh));
+        drop(previous);
         if let Some(old) = replaced {
             router::drain(old, DRAIN_DEADLINE).await;
         }
-        Ok(self.invocation_url(endpoint))
+        events.push(format!("{model} serves all traffic"));
+        Ok(())
     }
 
     /// Brings back every recorded endpoint (server start-up); returns each endpoint's result.
@@ -95,7 +123,10 @@ impl Engine {
             let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&record.name));
             let result = async {
                 let version = self.store().model_version(&record.model_group, record.model_version).await?;
-                self.deploy(&record.name, &version, record.run_id, &hosting_of(&record)).await
+                let policy = DeployPolicy::default();
+                self.deploy(&record.name, &version, record.run_id, &hosting_of(&record), &policy, &mut Vec::new())
+                    .await?;
+                Ok::<_, Error>(self.invocation_url(&record.name))
             }
             .await;
             results.push((record.name, result));
@@ -116,7 +147,7 @@ impl Engine {
             let mut checks = Vec::new();
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };
-                for instance in &endpoint.instances {
+                for instance in endpoint.instances() {
                     if let Instance::Http { base_url, .. } = instance.as_ref() {
                         let ping = client.get(format!("{base_url}/ping")).send();
                         let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
@@ -156,7 +187,7 @@ impl Engine {
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
         let Some(current) = self.inner.router.get(endpoint) else { return Ok(None) };
-        if !current.instances.iter().any(|i| Arc::ptr_eq(i, &dead)) {
+        if !current.instances().any(|i| Arc::ptr_eq(i, &dead)) {
             return Ok(None);
         }
         let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
@@ -240,4 +271,52 @@ fn hosting_of(record: &EndpointRecord) -> Hosting {
         instance_type: record.instance_type.clone(),
         ..Hosting::default()
     }
+}
+
+/// `previous`'s variants with their weights scaled to `1 - share`, and `fresh` with `share` of the traffic.
+fn shifted(previous: &Endpoint, fresh: &Arc<Variant>, share: f64) -> Endpoint {
+    let total: f64 = previous.variants.iter().map(|(_, w)| w.max(0.0)).sum::<f64>().max(f64::MIN_POSITIVE);
+    let mut variants: Vec<(Arc<Variant>, f64)> =
+        previous.variants.iter().map(|(v, w)| (v.clone(), w.max(0.0) * (1.0 - share))).collect();
+    variants.push((fresh.clone(), total * share));
+    Endpoint { name: previous.name.clone(), variants }
+}
+
+/// Watches `variant` for `policy.bake`; the alarm that fired, if one did.
+async fn bake(variant: &Variant, policy: &DeployPolicy) -> Option<String> {
+    let start = variant.stats.snapshot();
+    let deadline = tokio::time::Instant::now() + policy.bake;
+    loop {
+        let window = variant.stats.snapshot().since(&start);
+        if let Some(alarm) = alarm(policy, &window, &variant.model) {
+            return Some(alarm);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
+    }
+}
+
+fn alarm(policy: &DeployPolicy, window: &router::Snapshot, model: &str) -> Option<String> {
+    if window.invocations == 0 {
+        return None;
+    }
+    let n = window.invocations;
+    if let Some(max) = policy.max_error_rate
+        && window.error_rate() > max
+    {
+        return Some(format!(
+            "{model} answered {} of {n} requests with an error, above max_error_rate {max}",
+            window.errors_5xx
+        ));
+    }
+    if let Some(max) = policy.max_p99_ms
+        && let Some(p99) = window.latency_quantile_ms(0.99)
+        && p99 > max
+    {
+        return Some(format!("{model}'s p99 latency over {n} requests is up to {p99} ms, above max_p99_ms {max}"));
+    }
+    None
 }

@@ -23,6 +23,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A deploy's alarm fired while traffic shifted; the endpoint serves what it served before.
+    #[error("rolled back: {0}")]
+    RolledBack(String),
     /// A request that cannot be carried out as asked, with what to do instead.
     #[error("{0}")]
     Invalid(String),

@@ -80,6 +80,11 @@ impl Engine {
         &self.inner.home
     }
 
+    /// The endpoint table this engine deploys to.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
     /// Where the endpoint table is served.
     pub fn router_url(&self) -> &str {
         &self.inner.router_url

@@ -9,7 +9,10 @@ use std::path::Path;
 
 pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, Value, parse_override};
-pub use spec::{Algorithm, BuiltinAlgorithm, MetricDefinition, Pipeline, Resolved, Stage, StageKind, Threshold};
+pub use spec::{
+    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, Pipeline, Resolved, Stage, StageKind, Threshold,
+    Traffic,
+};
 
 /// Reads and validates the pipeline file at `path`.
 pub fn load(path: &Path) -> Result<Pipeline, Error> {

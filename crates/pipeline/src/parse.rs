@@ -10,7 +10,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, Value};
-use crate::spec::{Algorithm, BuiltinAlgorithm, MetricDefinition, Pipeline, Stage, StageKind, Threshold};
+use crate::spec::{
+    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, Pipeline, Stage, StageKind, Threshold, Traffic,
+};
 
 type Item<'i> = Spanned<DeValue<'i>>;
 
@@ -459,6 +461,57 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     }
 }
 
+fn deploy_policy(cx: &Cx<'_>, table: &DeTable<'_>, stage: &Item<'_>) -> Result<DeployPolicy, Error> {
+    let percent = match get(table, "traffic_percent") {
+        None => None,
+        Some(item) => {
+            let percent = cx.float("traffic_percent", item)?;
+            if !(percent > 0.0 && percent < 100.0) {
+                let hint = "the share the new model gets first (canary) or per step (linear), e.g. 10".to_owned();
+                return Err(cx.error(
+                    &item.span(),
+                    format!("traffic_percent = {percent} must be between 0 and 100"),
+                    Some(hint),
+                ));
+            }
+            Some(percent)
+        }
+    };
+    let traffic = match get(table, "traffic") {
+        None if percent.is_some() => {
+            let hint = "add traffic = \"canary\" or traffic = \"linear\"".to_owned();
+            return Err(cx.error(&stage.span(), "traffic_percent needs a canary or linear `traffic`", Some(hint)));
+        }
+        None => Traffic::AllAtOnce,
+        Some(item) => match cx.string("traffic", item)?.as_str() {
+            "all-at-once" => Traffic::AllAtOnce,
+            "canary" => Traffic::Canary { percent: percent.unwrap_or(10.0) },
+            "linear" => Traffic::Linear { percent: percent.unwrap_or(20.0) },
+            other => {
+                let known = ["all-at-once", "canary", "linear"];
+                let hint = did_you_mean(other, known).map_or_else(
+                    || format!("traffic is one of {}", known.join(", ")),
+                    |c| format!("did you mean \"{c}\"?"),
+                );
+                return Err(cx.error(&item.span(), format!("unknown traffic \"{other}\""), Some(hint)));
+            }
+        },
+    };
+    let bake = get(table, "bake").map(|b| cx.duration("bake", b)).transpose()?.unwrap_or(Duration::ZERO);
+    let max_error_rate = match get(table, "max_error_rate") {
+        None => None,
+        Some(item) => {
+            let rate = cx.float("max_error_rate", item)?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(cx.error(&item.span(), format!("max_error_rate = {rate} must be between 0 and 1"), None));
+            }
+            Some(rate)
+        }
+    };
+    let max_p99_ms = get(table, "max_p99_ms").map(|i| cx.float("max_p99_ms", i)).transpose()?;
+    Ok(DeployPolicy { traffic, bake, max_error_rate, max_p99_ms })
+}
+
 /// More instances than this on one machine is a mistake, not a plan.
 const MAX_INSTANCES: u32 = 16;
 
@@ -499,7 +552,17 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         "build" => &["context", "registry"],
         "train" => &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
         "register" => &["model_group"],
-        "deploy" => &["endpoint", "startup_timeout", "instances", "instance_type"],
+        "deploy" => &[
+            "endpoint",
+            "startup_timeout",
+            "instances",
+            "instance_type",
+            "traffic",
+            "traffic_percent",
+            "bake",
+            "max_error_rate",
+            "max_p99_ms",
+        ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
         "shell" => &["command"],
@@ -563,6 +626,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 }
             },
             instance_type: optional_string("instance_type")?,
+            policy: deploy_policy(cx, table, item)?,
         },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {

@@ -105,6 +105,8 @@ pub enum StageKind {
         instances: u32,
         /// The instance type whose CPU and memory each container gets (SageMaker's `InstanceType`).
         instance_type: Option<String>,
+        /// How traffic moves to the new model when the endpoint already serves one.
+        policy: DeployPolicy,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
@@ -133,6 +135,47 @@ impl StageKind {
             StageKind::SmokeTest { .. } => "smoke-test",
             StageKind::Gate { .. } => "gate",
             StageKind::Shell { .. } => "shell",
+        }
+    }
+}
+
+/// SageMaker's deployment guardrails: how traffic shifts to a new model, how long each step bakes,
+/// and the alarms that roll it back.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeployPolicy {
+    pub traffic: Traffic,
+    /// How long each step (and the end, with the old model still up) is watched before going on.
+    pub bake: Duration,
+    /// Roll back when the new model's share of 5xx answers goes over this (0 to 1).
+    pub max_error_rate: Option<f64>,
+    /// Roll back when the new model's p99 latency goes over this, in milliseconds.
+    pub max_p99_ms: Option<f64>,
+}
+
+/// How traffic shifts from the old model to the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Traffic {
+    /// Everything at once (after the new instances answer `/ping`).
+    #[default]
+    AllAtOnce,
+    /// This percentage first, then the rest.
+    Canary { percent: f64 },
+    /// Steps of this percentage until all.
+    Linear { percent: f64 },
+}
+
+impl Traffic {
+    /// The share of traffic (0 to 1) the new model has after each step; the last is 1.
+    pub fn steps(&self) -> Vec<f64> {
+        match *self {
+            Traffic::AllAtOnce => vec![1.0],
+            Traffic::Canary { percent } => vec![percent / 100.0, 1.0],
+            Traffic::Linear { percent } => {
+                let step = percent / 100.0;
+                let mut steps: Vec<f64> = (1..).map(|i| i as f64 * step).take_while(|s| *s < 1.0 - 1e-9).collect();
+                steps.push(1.0);
+                steps
+            }
         }
     }
 }

@@ -8,19 +8,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::{DEFAULT_VARIANT, Endpoint, Instance, Router};
+use std::time::Instant;
+
+use crate::{Instance, Router, Variant};
 
 /// SageMaker's payload limit for InvokeEndpoint.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 
 /// Routes for `POST /endpoints/{name}/invocations` and `GET /ping`.
 pub fn routes(router: Arc<Router>) -> axum::Router {
     axum::Router::new()
         .route("/endpoints/{name}/invocations", post(invoke_endpoint))
         .route("/ping", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .with_state(router)
 }
 
@@ -40,6 +44,10 @@ pub fn single_model_routes(model: Arc<builtin::Model>) -> axum::Router {
     )
 }
 
+async fn metrics(State(router): State<Arc<Router>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], router.metrics_text()).into_response()
+}
+
 async fn invoke_endpoint(
     State(router): State<Arc<Router>>,
     Path(name): Path<String>,
@@ -57,15 +65,20 @@ async fn invoke_endpoint(
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
-    let mut response = invoke(&router.client, &endpoint, &headers, bytes).await;
-    if let Ok(variant) = HeaderValue::from_str(variant_of(&endpoint)) {
-        response.headers_mut().insert(INVOKED_VARIANT, variant);
-    }
+    let target = headers.get(TARGET_VARIANT).and_then(|v| v.to_str().ok());
+    let Some(variant) = endpoint.choose(target) else {
+        let names: Vec<&str> = endpoint.variants.iter().map(|(v, _)| v.name.as_str()).collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            &format!("endpoint {name} has no variant {:?}; its variants are {names:?}", target.unwrap_or_default()),
+        );
+    };
+    let started = Instant::now();
+    let mut response = invoke(&router.client, variant, &headers, bytes).await;
+    variant.stats.record(response.status().as_u16(), started.elapsed());
+    response.headers_mut().insert(INVOKED_VARIANT, variant.header.clone());
     response
-}
-
-fn variant_of(endpoint: &Endpoint) -> &str {
-    if endpoint.variant.is_empty() { DEFAULT_VARIANT } else { &endpoint.variant }
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {
@@ -104,9 +117,9 @@ fn predict_builtin(model: &builtin::Model, headers: &HeaderMap, body: &[u8]) -> 
 /// without answering (one that died since the last health check) goes to the next
 /// instance, so a dead instance costs no failed request while another one is up. A
 /// timeout is not retried: the model may be working on it still.
-async fn invoke(client: &reqwest::Client, endpoint: &Endpoint, headers: &HeaderMap, body: Bytes) -> Response {
+async fn invoke(client: &reqwest::Client, variant: &Variant, headers: &HeaderMap, body: Bytes) -> Response {
     let mut last_error = None;
-    for instance in endpoint.turn() {
+    for instance in variant.turn() {
         match instance.as_ref() {
             Instance::Builtin(model) => return predict_builtin(model, headers, &body),
             Instance::Http { base_url, .. } => match send(client, base_url, headers, body.clone()).await {

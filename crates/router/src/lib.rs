@@ -7,8 +7,12 @@
 //! deploy replaces a model without failing a request.
 
 mod invoke;
+mod metrics;
+mod stats;
 
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
+pub use metrics::VariantView;
+pub use stats::{BUCKETS_US, Snapshot, Stats};
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -17,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use axum::http::HeaderValue;
 
 /// The name SageMaker gives a single production variant.
 pub const DEFAULT_VARIANT: &str = "AllTraffic";
@@ -34,31 +39,34 @@ pub enum Instance {
     },
 }
 
-/// A named endpoint and what it serves.
-pub struct Endpoint {
-    /// The name in `/endpoints/{name}/invocations`.
+/// A production variant: a model on its instances, with its own counters. Shared (`Arc`) between
+/// successive versions of an endpoint's routing, so shifting traffic keeps a variant's instances and stats.
+pub struct Variant {
+    /// The name `X-Amzn-SageMaker-Target-Variant` picks and `X-Amzn-Invoked-Production-Variant` reports.
     pub name: String,
-    /// The production variant's name.
-    pub variant: String,
     /// A label for what is served, e.g. `iris v3`.
     pub model: String,
     /// The instances that answer, taken in turn. `Arc`s, so a health check can swap one
-    /// out by installing a copy of the endpoint that still holds the others.
+    /// out by installing a copy of the variant that still holds the others.
     pub instances: Vec<Arc<Instance>>,
+    /// What this variant has answered.
+    pub stats: Stats,
+    header: HeaderValue,
     next: AtomicUsize,
 }
 
-impl Endpoint {
-    /// An endpoint served by `instances` (at least one).
-    pub fn new(name: String, variant: String, model: String, instances: Vec<Arc<Instance>>) -> Endpoint {
-        Endpoint { name, variant, model, instances, next: AtomicUsize::new(0) }
+impl Variant {
+    /// A variant served by `instances` (at least one).
+    pub fn new(name: String, model: String, instances: Vec<Arc<Instance>>) -> Variant {
+        let header = HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_VARIANT));
+        Variant { name, model, instances, stats: Stats::default(), header, next: AtomicUsize::new(0) }
     }
 
-    /// The same endpoint with `dead` replaced by `fresh`.
-    pub fn replacing(&self, dead: &Arc<Instance>, fresh: Arc<Instance>) -> Endpoint {
+    /// The same variant with `dead` replaced by `fresh`, keeping its counters' meaning (they start again).
+    pub fn replacing(&self, dead: &Arc<Instance>, fresh: Arc<Instance>) -> Variant {
         let instances =
             self.instances.iter().map(|i| if Arc::ptr_eq(i, dead) { fresh.clone() } else { i.clone() }).collect();
-        Endpoint::new(self.name.clone(), self.variant.clone(), self.model.clone(), instances)
+        Variant::new(self.name.clone(), self.model.clone(), instances)
     }
 
     /// The instances in the order this request should try them: round robin, then the rest.
@@ -66,6 +74,62 @@ impl Endpoint {
         let count = self.instances.len().max(1);
         let first = self.next.fetch_add(1, Ordering::Relaxed) % count;
         self.instances[first..].iter().chain(&self.instances[..first])
+    }
+}
+
+/// A named endpoint: its variants and the share of traffic each gets.
+pub struct Endpoint {
+    /// The name in `/endpoints/{name}/invocations`.
+    pub name: String,
+    /// Variants with their weights; a request goes to one at random in proportion to its weight.
+    pub variants: Vec<(Arc<Variant>, f64)>,
+}
+
+impl Endpoint {
+    /// An endpoint with one variant taking all traffic.
+    pub fn single(name: String, variant: Arc<Variant>) -> Endpoint {
+        Endpoint { name, variants: vec![(variant, 1.0)] }
+    }
+
+    /// Every instance of every variant.
+    pub fn instances(&self) -> impl Iterator<Item = &Arc<Instance>> {
+        self.variants.iter().flat_map(|(v, _)| &v.instances)
+    }
+
+    /// The same endpoint with `dead` replaced by a fresh instance in whichever variant holds it.
+    pub fn replacing(&self, dead: &Arc<Instance>, fresh: Arc<Instance>) -> Endpoint {
+        let variants = self
+            .variants
+            .iter()
+            .map(|(variant, weight)| {
+                if variant.instances.iter().any(|i| Arc::ptr_eq(i, dead)) {
+                    (Arc::new(variant.replacing(dead, fresh.clone())), *weight)
+                } else {
+                    (variant.clone(), *weight)
+                }
+            })
+            .collect();
+        Endpoint { name: self.name.clone(), variants }
+    }
+
+    /// The variant for a request: the one named by `target` (among those of that name, by weight), else by weight.
+    pub fn choose(&self, target: Option<&str>) -> Option<&Arc<Variant>> {
+        let eligible = |v: &Variant| target.is_none_or(|t| v.name == t);
+        if let [(only, _)] = self.variants.as_slice() {
+            return eligible(only).then_some(only);
+        }
+        let total: f64 = self.variants.iter().filter(|(v, _)| eligible(v)).map(|(_, w)| w.max(0.0)).sum();
+        let mut pick = fastrand::f64() * total;
+        let mut last = None;
+        for (variant, weight) in self.variants.iter().filter(|(v, _)| eligible(v)) {
+            // A targeted variant answers even at weight 0, as in SageMaker.
+            if total <= 0.0 || pick < *weight {
+                return Some(variant);
+            }
+            pick -= weight.max(0.0);
+            last = Some(variant);
+        }
+        last
     }
 }
 

@@ -168,7 +168,18 @@ async fn show_run(State(engine): State<Engine>, Path((project, number)): Path<(S
 
 async fn list_endpoints(State(engine): State<Engine>) -> Response {
     match engine.store().endpoints().await {
-        Ok(endpoints) => Json(endpoints).into_response(),
+        Ok(endpoints) => {
+            let rows: Vec<serde_json::Value> = endpoints
+                .into_iter()
+                .map(|record| {
+                    let variants = engine.router().variants(&record.name);
+                    let mut row = serde_json::to_value(record).unwrap_or_default();
+                    row["variants"] = serde_json::to_value(variants).unwrap_or_default();
+                    row
+                })
+                .collect();
+            Json(rows).into_response()
+        }
         Err(e) => error_response(&e.into()),
     }
 }

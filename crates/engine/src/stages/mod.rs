@@ -58,23 +58,41 @@ pub(crate) async fn run(
         }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type } => {
+        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type, policy } => {
             let version = register::latest_or_register(context, log).await?;
             let hosting = crate::Hosting {
                 startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
                 instances: *instances,
                 instance_type: instance_type.clone(),
             };
-            let url = context.engine.deploy(endpoint, &version, context.run.id, &hosting).await?;
-            line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
-                .await;
-            Ok(serde_json::json!({
+            let mut events = Vec::new();
+            let result = context.engine.deploy(endpoint, &version, context.run.id, &hosting, policy, &mut events).await;
+            for event in &events {
+                line(log, event).await;
+            }
+            let mut output = serde_json::json!({
                 "endpoint": endpoint,
-                "url": url,
                 "model_group": version.model_group,
                 "model_version": version.version,
                 "instances": instances,
-            }))
+                "events": events,
+            });
+            match result {
+                Ok(()) => {
+                    let url = context.engine.invocation_url(endpoint);
+                    line(
+                        log,
+                        &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version),
+                    )
+                    .await;
+                    output["url"] = url.into();
+                    Ok(output)
+                }
+                Err(e @ crate::Error::RolledBack(_)) => {
+                    Err(StageFailure::Failed { reason: format!("deploy to {endpoint} {e}"), output })
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {
             smoke_test::run(context, endpoint, data, *min_accuracy, log).await

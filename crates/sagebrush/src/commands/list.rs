@@ -77,6 +77,10 @@ pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> 
     let endpoints = store.endpoints().await?;
     let server = crate::server::running(home).await;
     if args.json {
+        let live = match &server {
+            Some(url) => live_variants(url).await,
+            None => serde_json::Map::new(),
+        };
         let rows: Vec<serde_json::Value> = endpoints
             .iter()
             .map(|e| {
@@ -85,6 +89,7 @@ pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> 
                     .as_ref()
                     .map(|url| format!("{url}/endpoints/{}/invocations", e.name).into())
                     .unwrap_or(serde_json::Value::Null);
+                value["variants"] = live.get(&e.name).cloned().unwrap_or_else(|| serde_json::json!([]));
                 value
             })
             .collect();
@@ -111,6 +116,21 @@ pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> 
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each served endpoint's variants with their weights and counters, from the running server.
+async fn live_variants(server: &str) -> serde_json::Map<String, serde_json::Value> {
+    let fetched = async {
+        let client = reqwest::Client::builder().no_proxy().build().ok()?;
+        let rows: Vec<serde_json::Value> =
+            client.get(format!("{server}/api/endpoints")).send().await.ok()?.json().await.ok()?;
+        Some(
+            rows.into_iter()
+                .filter_map(|mut row| Some((row["name"].as_str()?.to_owned(), row["variants"].take())))
+                .collect(),
+        )
+    };
+    fetched.await.unwrap_or_default()
 }
 
 pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {

@@ -8,4 +8,5 @@ mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;
 mod recovery;
+mod serving;
 mod stages;

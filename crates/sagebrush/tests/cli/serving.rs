@@ -1,0 +1,121 @@
+//! Serving: traffic shifting with deployment guardrails (canary, linear, rollback on an alarm) and production variants.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::harness::{Sandbox, SteadyLoad, endpoint, text};
+
+const TRAIN: &str = r#"#!/usr/bin/env python3
+import json
+hyperparameters = json.load(open("/opt/ml/input/config/hyperparameters.json"))
+open("/opt/ml/model/answer", "w").write(hyperparameters.get("answer", "v1"))
+print("train_accuracy=1.0")
+"#;
+
+/// Answers every row with the model's `answer`, or 500 when the answer is `fail`.
+const SERVE: &str = r#"#!/usr/bin/env python3
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+answer = open("/opt/ml/model/answer").read().strip()
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.reply(200, b"ok\n")
+    def do_POST(self):
+        rows = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode().strip().splitlines()
+        if answer == "fail":
+            self.reply(500, b"this model is broken\n")
+        else:
+            self.reply(200, "".join(answer + "\n" for _ in rows).encode())
+ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))), Handler).serve_forever()
+"#;
+
+const PIPELINE: &str = r#"[pipeline]
+name = "shift"
+[parameters]
+answer = { type = "string", default = "v1" }
+traffic = { type = "choice", choices = ["all-at-once", "canary", "linear"], default = "all-at-once" }
+bake = { type = "string", default = "0s" }
+[algorithm]
+process = "algorithm"
+[[stage]]
+kind = "train"
+channels = { training = "data/train.csv" }
+hyperparameters = { answer = "${answer}" }
+[[stage]]
+kind = "deploy"
+endpoint = "shift-prod"
+traffic = "${traffic}"
+traffic_percent = 30
+bake = "${bake}"
+max_error_rate = 0.05
+"#;
+
+/// A project whose model answers each row with a word chosen at training time.
+fn answering_project(sandbox: &Sandbox) -> PathBuf {
+    let project = sandbox.dir.path().join("shift");
+    let algorithm = project.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
+    std::fs::write(project.join("sagebrush.toml"), PIPELINE).unwrap();
+    for (name, text) in [("train", TRAIN), ("serve", SERVE)] {
+        std::fs::write(algorithm.join(name), text).unwrap();
+        std::fs::set_permissions(algorithm.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    project
+}
+
+#[test]
+fn a_canary_that_fails_its_alarm_rolls_back_and_a_linear_shift_completes_under_load() {
+    let sandbox = Sandbox::new();
+    let project = answering_project(&sandbox);
+    let dir = project.to_str().unwrap();
+    let served = sandbox.serve(&["server"]);
+    let first = sandbox.run(&["run", dir]);
+    assert!(first.status.success(), "{}\n{}", text(&first), served.output());
+    assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
+
+    // A broken model gets 30% of the traffic; its errors fire the alarm, and all traffic goes back to v1.
+    let load = SteadyLoad::start(&served, "shift-prod");
+    let broken = sandbox.run(&["run", dir, "-p", "answer=fail", "-p", "traffic=canary", "-p", "bake=20s"]);
+    let (ok, failed) = load.finish();
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    assert!(failed > 0 && ok > failed, "the canary got some of the load: {ok} ok, {failed} failed");
+    let shown = sandbox.json(&["show", "shift", "2", "--json"]);
+    let reason = shown["run"]["reason"].as_str().unwrap();
+    assert!(reason.contains("deploy to shift-prod rolled back: shift v2 answered"), "{reason}");
+    assert!(reason.contains("above max_error_rate 0.05"), "{reason}");
+    assert_eq!(endpoint(&sandbox, "shift-prod")["model_version"], 1);
+    for _ in 0..50 {
+        assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
+    }
+
+    // A good model shifts over in steps of 30% with a load running: no request fails.
+    let load = SteadyLoad::start(&served, "shift-prod");
+    let good = sandbox.run(&["run", dir, "-p", "answer=v3", "-p", "traffic=linear", "-p", "bake=1s"]);
+    let (ok, failed) = load.finish();
+    assert!(good.status.success(), "{}", text(&good));
+    assert_eq!(failed, 0, "requests failed during the linear shift ({ok} succeeded)");
+    let log = sandbox.run(&["logs", "shift", "3", "--stage", "deploy"]);
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    for step in ["30% of traffic", "60% of traffic", "90% of traffic", "100% of traffic", "shift v3 serves all traffic"]
+    {
+        assert!(log.contains(step), "{step:?} not in the deploy log:\n{log}");
+    }
+    assert_eq!(endpoint(&sandbox, "shift-prod")["model_version"], 3);
+    assert_eq!(served.invoke("shift-prod", "text/csv", "1\n2\n").text().unwrap(), "v3\nv3\n");
+    let metrics = reqwest::blocking::get(format!("{}/metrics", served.url)).unwrap().text().unwrap();
+    assert!(
+        metrics.contains(r#"sagebrush_invocations_total{endpoint="shift-prod",variant="AllTraffic",model="shift v3"}"#),
+        "{metrics}"
+    );
+}
