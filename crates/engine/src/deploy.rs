@@ -15,7 +15,7 @@ use runtime::Algorithm;
 use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
 use runtime::opt_ml::OptMl;
-use store::{EndpointRecord, ModelVersionRecord};
+use store::{EndpointRecord, ModelVersionRecord, VariantRecord};
 
 use crate::{Engine, Error};
 
@@ -36,11 +36,21 @@ pub struct Hosting {
     pub instances: u32,
     /// The instance type whose CPU and memory each container gets; `None` is [`docker::DEFAULT_INSTANCE_TYPE`].
     pub instance_type: Option<String>,
+    /// The production variant the model goes into.
+    pub variant: String,
+    /// For an A/B deploy: the variant's weight, keeping the endpoint's other variants. `None` replaces them all.
+    pub weight: Option<f64>,
 }
 
 impl Default for Hosting {
     fn default() -> Hosting {
-        Hosting { startup_timeout: DEFAULT_STARTUP_TIMEOUT, instances: 1, instance_type: None }
+        Hosting {
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            instances: 1,
+            instance_type: None,
+            variant: router::DEFAULT_VARIANT.to_owned(),
+            weight: None,
+        }
     }
 }
 
@@ -59,37 +69,57 @@ impl Engine {
         policy: &DeployPolicy,
         events: &mut Vec<String>,
     ) -> Result<(), Error> {
-        let limits = docker::limits(hosting.instance_type.as_deref())?;
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
-        let count = if version.algorithm.starts_with("builtin:") { 1 } else { hosting.instances.max(1) };
-        let starts = (0..count).map(|_| self.start_instance(endpoint, version, hosting.startup_timeout, limits));
-        // If one fails, the others are dropped here, which stops them.
-        let instances = futures::future::try_join_all(starts).await?;
-        let model = format!("{} v{}", version.model_group, version.version);
-        events.push(format!("{model} is up on {count} instance(s)"));
-        let fresh = Arc::new(Variant::new(
-            router::DEFAULT_VARIANT.to_owned(),
-            model.clone(),
-            instances.into_iter().map(Arc::new).collect(),
-        ));
+        let fresh = self.start_variant(endpoint, version, hosting).await?;
+        let model = fresh.model.clone();
+        events.push(format!("{model} is up on {} instance(s) as variant {}", fresh.instances.len(), fresh.name));
         let previous = self.inner.router.get(endpoint);
-        if let Some(previous) = previous.as_ref().filter(|_| policy.traffic != Traffic::AllAtOnce) {
-            for share in policy.traffic.steps() {
-                self.inner.router.install(shifted(previous, &fresh, share));
-                events.push(format!("{:.0}% of traffic goes to {model}; baking {:?}", share * 100.0, policy.bake));
-                if let Some(alarm) = bake(&fresh, policy).await {
-                    let restored = Endpoint { name: endpoint.to_owned(), variants: previous.variants.clone() };
-                    let mixed = self.inner.router.install(restored);
-                    events.push(format!("alarm: {alarm}; all traffic is back on what the endpoint served"));
-                    drop(fresh);
-                    if let Some(mixed) = mixed {
-                        router::drain(mixed, DRAIN_DEADLINE).await;
-                    }
-                    return Err(Error::RolledBack(alarm));
-                }
+        let mut layout = match &previous {
+            Some(_) => self.layout(endpoint).await?,
+            None => Vec::new(),
+        };
+        let record = VariantRecord {
+            variant: hosting.variant.clone(),
+            model_group: version.model_group.clone(),
+            model_version: version.version,
+            weight: hosting.weight.unwrap_or(1.0),
+            instances: i64::from(hosting.instances),
+            instance_type: hosting.instance_type.clone(),
+        };
+        let next = match (&previous, hosting.weight) {
+            // A/B: this variant is replaced (or added) at its weight; the others keep serving as they are.
+            (Some(previous), Some(weight)) => {
+                layout.retain(|v| v.variant != hosting.variant);
+                let mut variants: Vec<(Arc<Variant>, f64)> =
+                    previous.variants.iter().filter(|(v, _)| v.name != hosting.variant).cloned().collect();
+                variants.push((fresh, weight));
+                Endpoint { name: endpoint.to_owned(), variants }
             }
-        }
+            (Some(previous), None) if policy.traffic != Traffic::AllAtOnce => {
+                for share in policy.traffic.steps() {
+                    self.inner.router.install(shifted(previous, &fresh, share));
+                    events.push(format!("{:.0}% of traffic goes to {model}; baking {:?}", share * 100.0, policy.bake));
+                    if let Some(alarm) = bake(&fresh, policy).await {
+                        let restored = Endpoint { name: endpoint.to_owned(), variants: previous.variants.clone() };
+                        let mixed = self.inner.router.install(restored);
+                        events.push(format!("alarm: {alarm}; all traffic is back on what the endpoint served"));
+                        drop(fresh);
+                        if let Some(mixed) = mixed {
+                            router::drain(mixed, DRAIN_DEADLINE).await;
+                        }
+                        return Err(Error::RolledBack(alarm));
+                    }
+                }
+                layout.clear();
+                Endpoint::single(endpoint.to_owned(), fresh)
+            }
+            _ => {
+                layout.clear();
+                Endpoint::single(endpoint.to_owned(), fresh)
+            }
+        };
+        layout.push(record);
         // Recorded before the old model goes: after a crash the restart serves what was last deployed.
         self.store()
             .set_endpoint(&EndpointRecord {
@@ -102,16 +132,36 @@ impl Engine {
                 updated_at: 0,
             })
             .await?;
-        let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), fresh));
+        self.store().set_endpoint_variants(endpoint, &layout).await?;
+        let replaced = self.inner.router.install(next);
         drop(previous);
         if let Some(old) = replaced {
             router::drain(old, DRAIN_DEADLINE).await;
         }
-        events.push(format!("{model} serves all traffic"));
+        events.push(format!(
+            "{model} serves {}",
+            if hosting.weight.is_some() { "its share of traffic" } else { "all traffic" }
+        ));
         Ok(())
     }
 
-    /// Brings back every recorded endpoint (server start-up); returns each endpoint's result.
+    /// Starts a variant's instances for `version` and waits until each answers `/ping`.
+    async fn start_variant(
+        &self,
+        endpoint: &str,
+        version: &ModelVersionRecord,
+        hosting: &Hosting,
+    ) -> Result<Arc<Variant>, Error> {
+        let limits = docker::limits(hosting.instance_type.as_deref())?;
+        let count = if version.algorithm.starts_with("builtin:") { 1 } else { hosting.instances.max(1) };
+        let starts = (0..count).map(|_| self.start_instance(endpoint, version, hosting.startup_timeout, limits));
+        // If one fails, the others are dropped here, which stops them.
+        let instances = futures::future::try_join_all(starts).await?;
+        let model = format!("{} v{}", version.model_group, version.version);
+        Ok(Arc::new(Variant::new(hosting.variant.clone(), model, instances.into_iter().map(Arc::new).collect())))
+    }
+
+    /// Brings back every recorded endpoint with its variants (server start-up); returns each endpoint's result.
     pub async fn restore_endpoints(&self) -> Vec<(String, Result<String, Error>)> {
         let records = match self.store().endpoints().await {
             Ok(records) => records,
@@ -121,17 +171,40 @@ impl Engine {
         for record in records {
             // Model folders left by a process that died; each new instance unpacks its own.
             let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&record.name));
-            let result = async {
-                let version = self.store().model_version(&record.model_group, record.model_version).await?;
-                let policy = DeployPolicy::default();
-                self.deploy(&record.name, &version, record.run_id, &hosting_of(&record), &policy, &mut Vec::new())
-                    .await?;
-                Ok::<_, Error>(self.invocation_url(&record.name))
-            }
-            .await;
+            let result = self.restore_endpoint(&record).await.map(|()| self.invocation_url(&record.name));
             results.push((record.name, result));
         }
         results
+    }
+
+    async fn restore_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+        let layout = self.layout(&record.name).await?;
+        let mut variants = Vec::new();
+        for v in &layout {
+            let version = self.store().model_version(&v.model_group, v.model_version).await?;
+            variants.push((self.start_variant(&record.name, &version, &hosting_of(v)).await?, v.weight));
+        }
+        if let Some(old) = self.inner.router.install(Endpoint { name: record.name.clone(), variants }) {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
+        Ok(())
+    }
+
+    /// The recorded variants of an endpoint; one `AllTraffic` variant for an endpoint recorded before variants were.
+    async fn layout(&self, endpoint: &str) -> Result<Vec<VariantRecord>, Error> {
+        let layout = self.store().endpoint_variants(endpoint).await?;
+        if !layout.is_empty() {
+            return Ok(layout);
+        }
+        let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(Vec::new()) };
+        Ok(vec![VariantRecord {
+            variant: router::DEFAULT_VARIANT.to_owned(),
+            model_group: record.model_group,
+            model_version: record.model_version,
+            weight: 1.0,
+            instances: record.instances,
+            instance_type: record.instance_type,
+        }])
     }
 
     /// Pings every instance behind the router each `interval`, forever, and replaces one that fails
@@ -190,9 +263,14 @@ impl Engine {
         if !current.instances().any(|i| Arc::ptr_eq(i, &dead)) {
             return Ok(None);
         }
-        let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
+        let Some(holder) = current.variants.iter().find(|(v, _)| v.instances.iter().any(|i| Arc::ptr_eq(i, &dead)))
+        else {
+            return Ok(None);
+        };
+        let layout = self.layout(endpoint).await?;
+        let Some(record) = layout.iter().find(|v| v.variant == holder.0.name) else { return Ok(None) };
         let version = self.store().model_version(&record.model_group, record.model_version).await?;
-        let hosting = hosting_of(&record);
+        let hosting = hosting_of(record);
         let limits = docker::limits(hosting.instance_type.as_deref())?;
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
         let url = match fresh.as_ref() {
@@ -265,10 +343,12 @@ impl Drop for ModelDir {
     }
 }
 
-fn hosting_of(record: &EndpointRecord) -> Hosting {
+fn hosting_of(record: &VariantRecord) -> Hosting {
     Hosting {
         instances: u32::try_from(record.instances).unwrap_or(1).max(1),
         instance_type: record.instance_type.clone(),
+        variant: record.variant.clone(),
+        weight: Some(record.weight),
         ..Hosting::default()
     }
 }

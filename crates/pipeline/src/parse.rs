@@ -562,6 +562,8 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "bake",
             "max_error_rate",
             "max_p99_ms",
+            "variant",
+            "weight",
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
@@ -627,6 +629,32 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             },
             instance_type: optional_string("instance_type")?,
             policy: deploy_policy(cx, table, item)?,
+            variant: match get(table, "variant") {
+                None => None,
+                Some(item) => {
+                    let name = cx.string("variant", item)?;
+                    if !valid_name(&name) {
+                        let message = format!("variant \"{name}\" must be letters, digits, `-` or `_`");
+                        return Err(cx.error(&item.span(), message, None));
+                    }
+                    Some(name)
+                }
+            },
+            weight: match get(table, "weight") {
+                None => None,
+                Some(item) => {
+                    let weight = cx.float("weight", item)?;
+                    if !(weight >= 0.0 && weight.is_finite()) {
+                        let message = format!("weight = {weight} must be a number from 0 up");
+                        return Err(cx.error(
+                            &item.span(),
+                            message,
+                            Some("weights are relative, e.g. 0.9 and 0.1".to_owned()),
+                        ));
+                    }
+                    Some(weight)
+                }
+            },
         },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {

@@ -107,6 +107,10 @@ pub enum StageKind {
         instance_type: Option<String>,
         /// How traffic moves to the new model when the endpoint already serves one.
         policy: DeployPolicy,
+        /// The production variant this model goes into (SageMaker's `VariantName`).
+        variant: Option<String>,
+        /// Set for an A/B deploy: this variant gets this weight and the endpoint's other variants stay.
+        weight: Option<f64>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },

@@ -24,7 +24,54 @@ pub struct EndpointRecord {
     pub updated_at: i64,
 }
 
+/// One production variant of an endpoint: a model version, its weight and its instances.
+#[derive(Clone, Debug, FromRow, Serialize, PartialEq)]
+pub struct VariantRecord {
+    /// The variant's name (`AllTraffic` unless the deploy named it).
+    pub variant: String,
+    pub model_group: String,
+    pub model_version: i64,
+    /// Its share of traffic relative to the other variants' weights.
+    pub weight: f64,
+    pub instances: i64,
+    pub instance_type: Option<String>,
+}
+
 impl Store {
+    /// Replaces an endpoint's variants (in one transaction).
+    pub async fn set_endpoint_variants(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<(), Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(endpoint).execute(&mut *tx).await?;
+        for v in variants {
+            sqlx::query(
+                "INSERT INTO endpoint_variants (endpoint, variant, model_group, model_version, weight, instances, instance_type)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(endpoint)
+            .bind(&v.variant)
+            .bind(&v.model_group)
+            .bind(v.model_version)
+            .bind(v.weight)
+            .bind(v.instances)
+            .bind(&v.instance_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An endpoint's variants by name; empty for an endpoint recorded before variants were.
+    pub async fn endpoint_variants(&self, endpoint: &str) -> Result<Vec<VariantRecord>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT variant, model_group, model_version, weight, instances, instance_type
+             FROM endpoint_variants WHERE endpoint = $1 ORDER BY variant",
+        )
+        .bind(endpoint)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(

@@ -13,7 +13,7 @@ mod models;
 mod runs;
 
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
-pub use endpoints::EndpointRecord;
+pub use endpoints::{EndpointRecord, VariantRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use runs::{NewRun, RunRecord, StageRecord};
@@ -106,8 +106,11 @@ pub fn now_ms() -> i64 {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_initial.sql"), include_str!("../migrations/0002_endpoint_instances.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_endpoint_instances.sql"),
+    include_str!("../migrations/0003_endpoint_variants.sql"),
+];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
     // IMMEDIATE takes the write lock up front: a deferred read-then-write fails at once (SQLITE_BUSY) when another process wrote in between.

@@ -58,12 +58,14 @@ pub(crate) async fn run(
         }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type, policy } => {
+        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type, policy, variant, weight } => {
             let version = register::latest_or_register(context, log).await?;
             let hosting = crate::Hosting {
                 startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
                 instances: *instances,
                 instance_type: instance_type.clone(),
+                variant: variant.clone().unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
+                weight: *weight,
             };
             let mut events = Vec::new();
             let result = context.engine.deploy(endpoint, &version, context.run.id, &hosting, policy, &mut events).await;

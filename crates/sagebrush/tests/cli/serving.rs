@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 answer = open("/opt/ml/model/answer").read().strip()
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def log_message(self, *args):
         pass
     def reply(self, code, body):
@@ -118,4 +119,74 @@ fn a_canary_that_fails_its_alarm_rolls_back_and_a_linear_shift_completes_under_l
         metrics.contains(r#"sagebrush_invocations_total{endpoint="shift-prod",variant="AllTraffic",model="shift v3"}"#),
         "{metrics}"
     );
+}
+
+#[test]
+fn production_variants_split_traffic_by_weight_answer_their_target_and_survive_a_restart() {
+    let sandbox = Sandbox::new();
+    let project = answering_project(&sandbox);
+    let dir = project.to_str().unwrap();
+    let served = sandbox.serve(&["server"]);
+    let first = sandbox.run(&["run", dir]);
+    assert!(first.status.success(), "{}\n{}", text(&first), served.output());
+    // Variant B joins with weight 0.25 next to AllTraffic's 1.0: a fifth of the traffic.
+    let ab = PIPELINE.replace("traffic = \"${traffic}\"\ntraffic_percent = 30\n", "variant = \"B\"\nweight = 0.25\n");
+    std::fs::write(project.join("sagebrush.toml"), ab).unwrap();
+    let second = sandbox.run(&["run", dir, "-p", "answer=v2"]);
+    assert!(second.status.success(), "{}", text(&second));
+
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/endpoints/shift-prod/invocations", served.url);
+    let invoke = |target: Option<&str>| {
+        let mut request = client.post(&url).header("content-type", "text/csv").body("1\n");
+        if let Some(target) = target {
+            request = request.header("X-Amzn-SageMaker-Target-Variant", target);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let variant = response.headers()["x-amzn-invoked-production-variant"].to_str().unwrap().to_owned();
+        (status, variant, response.text().unwrap())
+    };
+    let total = 2000;
+    let mut to_b = 0;
+    for _ in 0..total {
+        let (status, variant, body) = invoke(None);
+        assert_eq!(status, 200);
+        let expected = if variant == "B" { "v2\n" } else { "v1\n" };
+        assert_eq!(body, expected, "variant {variant} answered with another model");
+        to_b += usize::from(variant == "B");
+    }
+    // Binomial(2000, 0.2): the standard deviation of the share is 0.009; 0.04 is over four of them.
+    let share = to_b as f64 / total as f64;
+    assert!((share - 0.2).abs() < 0.04, "variant B got {share} of the traffic, expected 0.2");
+
+    for _ in 0..50 {
+        assert_eq!(invoke(Some("B")), (200, "B".to_owned(), "v2\n".to_owned()));
+        assert_eq!(invoke(Some("AllTraffic")), (200, "AllTraffic".to_owned(), "v1\n".to_owned()));
+    }
+    let response = client.post(&url).header("X-Amzn-SageMaker-Target-Variant", "C").body("1\n").send().unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().unwrap().contains("has no variant \\\"C\\\""));
+
+    let variants = endpoint(&sandbox, "shift-prod")["variants"].clone();
+    let weights: Vec<(&str, f64, u64)> = variants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["weight"].as_f64().unwrap(), v["invocations"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(weights, [("AllTraffic", 1.0, (total - to_b + 50) as u64), ("B", 0.25, (to_b + 50) as u64)]);
+
+    // A restart brings back both variants as they were.
+    drop(served);
+    let served = sandbox.serve(&["server"]);
+    let restarted = format!("{}/endpoints/shift-prod/invocations", served.url);
+    let response = client
+        .post(&restarted)
+        .header("content-type", "text/csv")
+        .header("X-Amzn-SageMaker-Target-Variant", "B")
+        .body("1\n")
+        .send()
+        .unwrap();
+    assert_eq!(response.text().unwrap(), "v2\n", "{}", served.output());
 }
