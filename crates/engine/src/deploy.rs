@@ -40,6 +40,8 @@ pub struct Hosting {
     pub variant: String,
     /// For an A/B deploy: the variant's weight, keeping the endpoint's other variants. `None` replaces them all.
     pub weight: Option<f64>,
+    /// Delete the endpoint this long after this deploy.
+    pub ttl: Option<Duration>,
 }
 
 impl Default for Hosting {
@@ -50,6 +52,7 @@ impl Default for Hosting {
             instance_type: None,
             variant: router::DEFAULT_VARIANT.to_owned(),
             weight: None,
+            ttl: None,
         }
     }
 }
@@ -129,6 +132,9 @@ impl Engine {
                 run_id,
                 instances: i64::from(hosting.instances),
                 instance_type: hosting.instance_type.clone(),
+                expires_at: hosting
+                    .ttl
+                    .map(|ttl| store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)),
                 updated_at: 0,
             })
             .await?;
@@ -190,6 +196,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops serving an endpoint (its in-flight requests finish first) and forgets it; whether it existed.
+    pub async fn delete_endpoint(&self, endpoint: &str) -> Result<bool, Error> {
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        let existed = self.store().delete_endpoint(endpoint).await?;
+        if let Some(old) = self.inner.router.remove(endpoint) {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
+        let _ = std::fs::remove_dir_all(self.home().endpoint_dir(endpoint));
+        Ok(existed)
+    }
+
+    /// Deletes the endpoints whose TTL has passed; their names.
+    pub async fn delete_expired_endpoints(&self) -> Vec<String> {
+        let now = store::now_ms();
+        let expired: Vec<String> = match self.store().endpoints().await {
+            Ok(records) => {
+                records.into_iter().filter(|r| r.expires_at.is_some_and(|at| at <= now)).map(|r| r.name).collect()
+            }
+            Err(e) => {
+                tracing::warn!("listing endpoints for their TTL: {e}");
+                return Vec::new();
+            }
+        };
+        for name in &expired {
+            match self.delete_endpoint(name).await {
+                Ok(_) => tracing::warn!("endpoint {name}: its TTL passed; deleted"),
+                Err(e) => tracing::error!("endpoint {name}: deleting it after its TTL: {e}"),
+            }
+        }
+        expired
+    }
+
     /// The recorded variants of an endpoint; one `AllTraffic` variant for an endpoint recorded before variants were.
     async fn layout(&self, endpoint: &str) -> Result<Vec<VariantRecord>, Error> {
         let layout = self.store().endpoint_variants(endpoint).await?;
@@ -207,8 +246,8 @@ impl Engine {
         }])
     }
 
-    /// Pings every instance behind the router each `interval`, forever, and replaces one that fails
-    /// [`FAILED_PINGS_BEFORE_REPLACING`] times in a row with a fresh instance of the same model.
+    /// Each `interval`, forever: deletes endpoints past their TTL, pings every instance behind the router,
+    /// and replaces one that fails [`FAILED_PINGS_BEFORE_REPLACING`] times in a row with a fresh instance of the same model.
     pub async fn watch_health(self, interval: Duration) {
         let client = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build() {
             Ok(client) => client,
@@ -217,6 +256,7 @@ impl Engine {
         let mut failures: HashMap<String, u32> = HashMap::new();
         loop {
             tokio::time::sleep(interval).await;
+            self.delete_expired_endpoints().await;
             let mut checks = Vec::new();
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };

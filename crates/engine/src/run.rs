@@ -36,6 +36,8 @@ pub(crate) struct RunContext {
     /// Outputs of finished stages, by stage name, in order.
     pub outputs: Vec<(String, serde_json::Value)>,
     pub cancel: watch::Receiver<bool>,
+    /// Endpoints this run made with `delete_after_run`: deleted when it ends, however it ends.
+    pub temporary_endpoints: Vec<String>,
 }
 
 impl RunContext {
@@ -170,13 +172,28 @@ impl Engine {
             outputs: Vec::new(),
             resolved,
             cancel,
+            temporary_endpoints: Vec::new(),
         };
+        let result = self.execute_stages(&mut context, reused).await;
+        for endpoint in std::mem::take(&mut context.temporary_endpoints) {
+            if let Err(e) = self.delete_endpoint(&endpoint).await {
+                tracing::warn!("deleting the run's endpoint {endpoint}: {e}");
+            }
+        }
+        result
+    }
+
+    async fn execute_stages(
+        &self,
+        context: &mut RunContext,
+        reused: Vec<(String, serde_json::Value)>,
+    ) -> Result<(), Ended> {
         let stages = context.resolved.stages.clone();
         for (position, stage) in stages.iter().enumerate() {
             let position = position as i64;
             let run_id = context.run.id;
             if let Some((_, output)) = reused.iter().find(|(name, _)| name == &stage.name) {
-                stages::restore(&mut context, stage, output);
+                stages::restore(context, stage, output);
                 self.store().finish_stage(run_id, position, "reused", None, output).await.map_err(Ended::store)?;
                 context.outputs.push((stage.name.clone(), output.clone()));
                 continue;
@@ -185,7 +202,7 @@ impl Engine {
                 self.skip_rest(run_id, position, "cancelled").await;
                 return Err(Ended::Cancelled);
             }
-            match self.run_stage(&mut context, position, stage).await {
+            match self.run_stage(context, position, stage).await {
                 Ok(output) => {
                     self.store()
                         .finish_stage(run_id, position, "succeeded", None, &output)

@@ -564,6 +564,8 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "max_p99_ms",
             "variant",
             "weight",
+            "delete_after_run",
+            "ttl",
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
@@ -655,6 +657,17 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                     Some(weight)
                 }
             },
+            delete_after_run: match get(table, "delete_after_run") {
+                None => false,
+                Some(item) => match item.get_ref() {
+                    DeValue::Boolean(b) => *b,
+                    other => {
+                        let message = format!("`delete_after_run` must be true or false, not {}", type_name(other));
+                        return Err(cx.error(&item.span(), message, None));
+                    }
+                },
+            },
+            ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
         },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {

@@ -111,6 +111,10 @@ pub enum StageKind {
         variant: Option<String>,
         /// Set for an A/B deploy: this variant gets this weight and the endpoint's other variants stay.
         weight: Option<f64>,
+        /// Delete the endpoint when the run that made it ends (a test endpoint).
+        delete_after_run: bool,
+        /// Delete the endpoint this long after it was deployed.
+        ttl: Option<Duration>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },

@@ -18,6 +18,8 @@ pub struct VariantView {
     pub errors_5xx: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// When it last answered a request (ms since the epoch).
+    pub last_invoked_ms: Option<u64>,
 }
 
 impl Router {
@@ -71,6 +73,7 @@ impl Router {
                     errors_5xx: s.errors_5xx,
                     p50_ms: s.latency_quantile_ms(0.5),
                     p99_ms: s.latency_quantile_ms(0.99),
+                    last_invoked_ms: variant.stats.last_invoked_ms(),
                 }
             })
             .collect()

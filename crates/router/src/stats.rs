@@ -18,6 +18,8 @@ pub struct Stats {
     errors_4xx: AtomicU64,
     errors_5xx: AtomicU64,
     latency_sum_us: AtomicU64,
+    /// When the last request was answered (ms since the epoch), 0 for never.
+    last_ms: AtomicU64,
     /// Counts per bucket (not cumulative); index `BUCKETS_US.len()` is past the last bound.
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
 }
@@ -47,6 +49,12 @@ impl Stats {
         self.latency_sum_us.fetch_add(micros, Ordering::Relaxed);
         let bucket = BUCKETS_US.iter().position(|&bound| micros <= bound).unwrap_or(BUCKETS_US.len());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.last_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// When the last request was answered (ms since the epoch), if any was.
+    pub fn last_invoked_ms(&self) -> Option<u64> {
+        Some(self.last_ms.load(Ordering::Relaxed)).filter(|ms| *ms > 0)
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -58,6 +66,10 @@ impl Stats {
             buckets: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Snapshot {

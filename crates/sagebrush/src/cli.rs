@@ -39,7 +39,9 @@ pub enum Command {
     /// Start a new run with the parameters of an earlier one.
     Retry(RetryArgs),
     /// List endpoints and what they serve.
-    Endpoints(ListArgs),
+    Endpoints(EndpointsArgs),
+    /// Delete an endpoint: stop serving it (in-flight requests finish) and forget it.
+    DeleteEndpoint(DeleteEndpointArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// List registered model versions with their lineage.
@@ -143,10 +145,19 @@ pub struct RetryArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Print JSON.
+pub struct EndpointsArgs {
+    /// Only endpoints that have answered no request for this many seconds (or are not served).
+    #[arg(long, value_name = "SECONDS")]
+    pub idle: Option<u64>,
+    /// Print JSON, with each served endpoint's variants, weights and counters.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteEndpointArgs {
+    /// The endpoint's name.
+    pub name: String,
 }
 
 #[derive(Debug, Args)]

@@ -95,6 +95,7 @@ fn api(engine: Engine) -> axum::Router {
         .route("/api/runs/{project}/{number}", get(show_run))
         .route("/api/runs/{project}/{number}/retry", post(retry_run))
         .route("/api/endpoints", get(list_endpoints))
+        .route("/api/endpoints/{name}", axum::routing::delete(delete_endpoint))
         .route("/api/models", get(list_models))
         .with_state(engine)
 }
@@ -181,6 +182,15 @@ async fn list_endpoints(State(engine): State<Engine>) -> Response {
             Json(rows).into_response()
         }
         Err(e) => error_response(&e.into()),
+    }
+}
+
+async fn delete_endpoint(State(engine): State<Engine>, Path(name): Path<String>) -> Response {
+    match engine.delete_endpoint(&name).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, Json(serde_json::json!({ "message": format!("no endpoint {name}") })))
+            .into_response(),
+        Err(e) => error_response(&e),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct EndpointRecord {
     pub instances: i64,
     /// The instance type of each container instance; `None` is the default type.
     pub instance_type: Option<String>,
+    /// When it is deleted (ms), for an endpoint deployed with a TTL.
+    pub expires_at: Option<i64>,
     /// When it last changed (ms).
     pub updated_at: i64,
 }
@@ -61,6 +63,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets an endpoint and its variants; whether it existed.
+    pub async fn delete_endpoint(&self, name: &str) -> Result<bool, Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(name).execute(&mut *tx).await?;
+        let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     /// An endpoint's variants by name; empty for an endpoint recorded before variants were.
     pub async fn endpoint_variants(&self, endpoint: &str) -> Result<Vec<VariantRecord>, Error> {
         Ok(sqlx::query_as(
@@ -75,10 +86,10 @@ impl Store {
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, instances = $5,
-                 instance_type = $6, updated_at = $7",
+                 instance_type = $6, updated_at = $7, expires_at = $8",
         )
         .bind(&record.name)
         .bind(&record.model_group)
@@ -87,6 +98,7 @@ impl Store {
         .bind(record.instances)
         .bind(&record.instance_type)
         .bind(now_ms())
+        .bind(record.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -95,7 +107,7 @@ impl Store {
     /// All endpoints by name.
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
-            "SELECT name, model_group, model_version, run_id, instances, instance_type, updated_at
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, updated_at
              FROM endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -105,7 +117,7 @@ impl Store {
     /// One endpoint.
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
-            "SELECT name, model_group, model_version, run_id, instances, instance_type, updated_at
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)

@@ -58,7 +58,17 @@ pub(crate) async fn run(
         }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy { endpoint, startup_timeout, instances, instance_type, policy, variant, weight } => {
+        StageKind::Deploy {
+            endpoint,
+            startup_timeout,
+            instances,
+            instance_type,
+            policy,
+            variant,
+            weight,
+            delete_after_run,
+            ttl,
+        } => {
             let version = register::latest_or_register(context, log).await?;
             let hosting = crate::Hosting {
                 startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
@@ -66,7 +76,12 @@ pub(crate) async fn run(
                 instance_type: instance_type.clone(),
                 variant: variant.clone().unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
                 weight: *weight,
+                ttl: *ttl,
             };
+            if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
+                // Noted before deploying, so a deploy that fails half-way is cleaned up too.
+                context.temporary_endpoints.push(endpoint.clone());
+            }
             let mut events = Vec::new();
             let result = context.engine.deploy(endpoint, &version, context.run.id, &hosting, policy, &mut events).await;
             for event in &events {

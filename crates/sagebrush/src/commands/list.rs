@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use engine::Home;
 
-use crate::cli::{ListArgs, ModelsArgs, RunRef, RunsArgs};
+use crate::cli::{DeleteEndpointArgs, EndpointsArgs, ModelsArgs, RunRef, RunsArgs};
 use crate::commands::{format_time, open_store, print_json};
 
 pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
@@ -72,15 +72,29 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn endpoints(home: &Home, args: ListArgs) -> anyhow::Result<ExitCode> {
+pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(home).await?;
-    let endpoints = store.endpoints().await?;
+    let mut endpoints = store.endpoints().await?;
     let server = crate::server::running(home).await;
+    let live = match &server {
+        Some(url) => live_variants(url).await,
+        None => serde_json::Map::new(),
+    };
+    if let Some(idle) = args.idle {
+        let since = store::now_ms() - i64::try_from(idle.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
+        // Idle: no variant answered since then; an endpoint that is not served is idle too.
+        endpoints.retain(|e| {
+            let last = live
+                .get(&e.name)
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["last_invoked_ms"].as_i64())
+                .max();
+            last.is_none_or(|last| last < since)
+        });
+    }
     if args.json {
-        let live = match &server {
-            Some(url) => live_variants(url).await,
-            None => serde_json::Map::new(),
-        };
         let rows: Vec<serde_json::Value> = endpoints
             .iter()
             .map(|e| {
@@ -131,6 +145,28 @@ async fn live_variants(server: &str) -> serde_json::Map<String, serde_json::Valu
         )
     };
     fetched.await.unwrap_or_default()
+}
+
+pub async fn delete_endpoint(home: &Home, args: DeleteEndpointArgs) -> anyhow::Result<ExitCode> {
+    let deleted = match crate::server::running(home).await {
+        // The server serves it: only it can stop serving it.
+        Some(url) => {
+            let client = reqwest::Client::builder().no_proxy().build()?;
+            let response = client.delete(format!("{url}/api/endpoints/{}", args.name)).send().await?;
+            response.status().is_success()
+        }
+        None => {
+            let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
+            engine.delete_endpoint(&args.name).await?
+        }
+    };
+    if deleted {
+        eprintln!("deleted endpoint {}", args.name);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no endpoint {}; `sagebrush endpoints` lists them", args.name);
+        Ok(ExitCode::from(1))
+    }
 }
 
 pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {

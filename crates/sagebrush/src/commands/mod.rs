@@ -25,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => list::runs(&home, args).await,
         Command::Show(args) => list::show(&home, args).await,
         Command::Endpoints(args) => list::endpoints(&home, args).await,
+        Command::DeleteEndpoint(args) => list::delete_endpoint(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

@@ -190,3 +190,45 @@ fn production_variants_split_traffic_by_weight_answer_their_target_and_survive_a
         .unwrap();
     assert_eq!(response.text().unwrap(), "v2\n", "{}", served.output());
 }
+
+#[test]
+fn test_endpoints_go_with_their_run_ttls_expire_and_idle_endpoints_are_listed() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "life");
+    let file = project.join("sagebrush.toml");
+    let pipeline = std::fs::read_to_string(&file).unwrap();
+    assert!(pipeline.contains("endpoint = \"life-test\"\ndelete_after_run = true"), "{pipeline}");
+    let served = sandbox.serve(&["server", "--health-interval", "0.2"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+    // The smoke test used the test endpoint; the run's end deleted it.
+    let shown = sandbox.json(&["show", "life", "1", "--json"]);
+    assert_eq!(shown["run"]["status"], "succeeded");
+    assert!(endpoint(&sandbox, "life-test").is_null(), "the test endpoint outlived its run");
+    assert_eq!(served.invoke("life-test", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 404);
+    assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 200);
+
+    // Idle listing: prod just answered, so it is not idle for a minute; it is idle for zero seconds.
+    let idle = sandbox.json(&["endpoints", "--idle", "60", "--json"]);
+    assert_eq!(idle.as_array().unwrap().len(), 0, "{idle:#}");
+    let idle = sandbox.json(&["endpoints", "--idle", "0", "--json"]);
+    assert_eq!(idle[0]["name"], "life-prod");
+
+    // A TTL deletes the endpoint once it passes.
+    std::fs::write(&file, pipeline.replace("endpoint = \"life-prod\"\n", "endpoint = \"life-prod\"\nttl = \"1s\"\n"))
+        .unwrap();
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    crate::harness::wait_until(std::time::Duration::from_secs(30), "the TTL to delete life-prod", || {
+        (served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status() == 404).then_some(())
+    });
+    assert!(endpoint(&sandbox, "life-prod").is_null());
+
+    // And by hand.
+    std::fs::write(&file, pipeline).unwrap();
+    assert!(sandbox.run(&["run", project.to_str().unwrap()]).status.success());
+    let deleted = sandbox.run(&["delete-endpoint", "life-prod"]);
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 404);
+    assert_eq!(sandbox.run(&["delete-endpoint", "life-prod"]).status.code(), Some(1));
+}
