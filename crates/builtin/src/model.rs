@@ -39,12 +39,16 @@ impl Model {
     pub fn load(model_dir: &Path) -> Result<Model, Error> {
         let path = model_dir.join(FILE);
         let text = std::fs::read(&path).map_err(io_error(&path))?;
-        let model: Model = serde_json::from_slice(&text)
-            .map_err(|e| Error::Model(format!("{} is not a sagebrush model: {e}", path.display())))?;
+        Model::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses a `model.json` (named `what` in errors), checking it can be served.
+    pub fn from_json(text: &[u8], what: &str) -> Result<Model, Error> {
+        let model: Model =
+            serde_json::from_slice(text).map_err(|e| Error::Model(format!("{what} is not a sagebrush model: {e}")))?;
         if model.format != FORMAT {
             return Err(Error::Model(format!(
-                "{} has format {}; this sagebrush reads format {FORMAT}",
-                path.display(),
+                "{what} has format {}; this sagebrush reads format {FORMAT}",
                 model.format
             )));
         }
@@ -58,9 +62,16 @@ impl Model {
             t.is_well_formed(model.n_features) && t.nodes.iter().filter(|n| n.feature < 0).all(|n| leaf_ok(n.value))
         });
         if model.trees.is_empty() || !classes_ok || !trees_ok {
-            return Err(Error::Model(format!("{} is damaged: its trees do not fit together", path.display())));
+            return Err(Error::Model(format!("{what} is damaged: its trees do not fit together")));
         }
         Ok(model)
+    }
+
+    /// About how many bytes the model takes in memory: its nodes and class labels.
+    pub fn memory_bytes(&self) -> usize {
+        let nodes: usize = self.trees.iter().map(|t| t.nodes.len() * std::mem::size_of_val(&t.nodes[0])).sum();
+        let classes: usize = self.classes.iter().map(|c| c.len() + std::mem::size_of::<String>()).sum();
+        std::mem::size_of::<Model>() + nodes + classes
     }
 
     pub(crate) fn save(&self, model_dir: &Path) -> Result<(), Error> {

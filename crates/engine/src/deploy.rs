@@ -5,12 +5,12 @@
 //! check replaces an instance that stops answering `/ping` the same way.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline::{DeployPolicy, Traffic};
-use router::{Endpoint, Instance, Variant};
+use router::{Endpoint, Instance, LoadError, ModelCache, Variant};
 use runtime::Algorithm;
 use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
@@ -132,9 +132,9 @@ impl Engine {
                 run_id,
                 instances: i64::from(hosting.instances),
                 instance_type: hosting.instance_type.clone(),
-                expires_at: hosting
-                    .ttl
-                    .map(|ttl| store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)),
+                expires_at: expiry(hosting.ttl),
+                multi_model_dir: None,
+                memory_budget_bytes: None,
                 updated_at: 0,
             })
             .await?;
@@ -148,6 +148,46 @@ impl Engine {
             "{model} serves {}",
             if hosting.weight.is_some() { "its share of traffic" } else { "all traffic" }
         ));
+        Ok(())
+    }
+
+    /// Makes `endpoint` a multi-model endpoint over the `<name>.tar.gz` files in `dir` (built-in models),
+    /// keeping at most `budget_bytes` of them loaded.
+    pub async fn deploy_multi_model(
+        &self,
+        endpoint: &str,
+        dir: &Path,
+        budget_bytes: u64,
+        run_id: i64,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        if !dir.is_dir() {
+            return Err(Error::Invalid(format!(
+                "multi_model: {} is not a folder of model.tar.gz files",
+                dir.display()
+            )));
+        }
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        self.store()
+            .set_endpoint(&EndpointRecord {
+                name: endpoint.to_owned(),
+                model_group: MULTI_MODEL_GROUP.to_owned(),
+                model_version: 0,
+                run_id,
+                instances: 1,
+                instance_type: None,
+                expires_at: expiry(ttl),
+                multi_model_dir: Some(dir.display().to_string()),
+                memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
+                updated_at: 0,
+            })
+            .await?;
+        self.store().set_endpoint_variants(endpoint, &[]).await?;
+        let variant = multi_model_variant(dir, budget_bytes);
+        if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant)) {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
         Ok(())
     }
 
@@ -184,6 +224,12 @@ impl Engine {
     }
 
     async fn restore_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+        if let Some(dir) = &record.multi_model_dir {
+            let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
+            let variant = multi_model_variant(Path::new(dir), budget);
+            self.inner.router.install(Endpoint::single(record.name.clone(), variant));
+            return Ok(());
+        }
         let layout = self.layout(&record.name).await?;
         let mut variants = Vec::new();
         for v in &layout {
@@ -315,7 +361,7 @@ impl Engine {
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
         let url = match fresh.as_ref() {
             Instance::Http { base_url, .. } => base_url.clone(),
-            Instance::Builtin(_) => "in-process".to_owned(),
+            Instance::Builtin(_) | Instance::MultiModel(_) => "in-process".to_owned(),
         };
         let replaced = self.inner.router.install(current.replacing(&dead, fresh));
         drop((current, dead));
@@ -439,4 +485,41 @@ fn alarm(policy: &DeployPolicy, window: &router::Snapshot, model: &str) -> Optio
         return Some(format!("{model}'s p99 latency over {n} requests is up to {p99} ms, above max_p99_ms {max}"));
     }
     None
+}
+
+/// The model group recorded for a multi-model endpoint, which serves no single registered version.
+const MULTI_MODEL_GROUP: &str = "(multi-model)";
+
+fn expiry(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|ttl| store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
+/// One variant answering from a cache of the built-in models in `dir`. A model counts against the
+/// budget with the size of its `model.json`, a stable stand-in for what it takes in memory.
+fn multi_model_variant(dir: &Path, budget_bytes: u64) -> Arc<Variant> {
+    let folder = dir.to_owned();
+    let loader = move |name: &str| -> Result<(builtin::Model, u64), LoadError> {
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !plain {
+            return Err(LoadError::Invalid(format!(
+                "target model `{name}` must be a file name of letters, digits, `.`, `-` and `_`"
+            )));
+        }
+        let path = folder.join(name);
+        let bytes =
+            std::fs::read(&path).map_err(|_| LoadError::NotFound(format!("no model {name} on this endpoint")))?;
+        let json = runtime::archive::read_member(&bytes, "model.json")
+            .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?
+            .ok_or_else(|| LoadError::Invalid(format!("{name} has no model.json")))?;
+        let model = builtin::Model::from_json(&json, name).map_err(|e| LoadError::Invalid(e.to_string()))?;
+        Ok((model, json.len() as u64))
+    };
+    let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader)));
+    Arc::new(Variant::new(
+        router::DEFAULT_VARIANT.to_owned(),
+        format!("multi-model {}", dir.display()),
+        vec![Arc::new(Instance::MultiModel(cache))],
+    ))
 }

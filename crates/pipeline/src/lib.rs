@@ -10,8 +10,8 @@ use std::path::Path;
 pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, Value, parse_override};
 pub use spec::{
-    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, Pipeline, Resolved, Stage, StageKind, Threshold,
-    Traffic,
+    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage, StageKind,
+    Threshold, Traffic,
 };
 
 /// Reads and validates the pipeline file at `path`.

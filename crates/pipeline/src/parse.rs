@@ -11,7 +11,8 @@ use toml::de::{DeTable, DeValue};
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, Value};
 use crate::spec::{
-    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, Pipeline, Stage, StageKind, Threshold, Traffic,
+    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage, StageKind, Threshold,
+    Traffic,
 };
 
 type Item<'i> = Spanned<DeValue<'i>>;
@@ -566,6 +567,8 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "weight",
             "delete_after_run",
             "ttl",
+            "multi_model",
+            "memory_budget_mb",
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
@@ -668,6 +671,35 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 },
             },
             ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
+            multi_model: match optional_string("multi_model")? {
+                None => None,
+                Some(dir) => {
+                    if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_))) {
+                        let hint = "multi-model endpoints serve built-in models in-process; set [algorithm] builtin"
+                            .to_owned();
+                        return Err(cx.error(
+                            &kind_item.span(),
+                            "multi_model needs a built-in [algorithm]",
+                            Some(hint),
+                        ));
+                    }
+                    let budget_mb = match get(table, "memory_budget_mb") {
+                        None => 1024.0,
+                        Some(item) => {
+                            let mb = cx.float("memory_budget_mb", item)?;
+                            if !(mb > 0.0 && mb.is_finite()) {
+                                return Err(cx.error(
+                                    &item.span(),
+                                    format!("memory_budget_mb = {mb} must be above 0"),
+                                    None,
+                                ));
+                            }
+                            mb
+                        }
+                    };
+                    Some(MultiModel { dir, memory_budget_bytes: (budget_mb * 1024.0 * 1024.0) as u64 })
+                }
+            },
         },
         "smoke-test" => {
             let min_accuracy = match get(table, "min_accuracy") {

@@ -115,6 +115,8 @@ pub enum StageKind {
         delete_after_run: bool,
         /// Delete the endpoint this long after it was deployed.
         ttl: Option<Duration>,
+        /// A multi-model endpoint: every `model.tar.gz` in this folder, picked per request.
+        multi_model: Option<MultiModel>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
@@ -158,6 +160,14 @@ pub struct DeployPolicy {
     pub max_error_rate: Option<f64>,
     /// Roll back when the new model's p99 latency goes over this, in milliseconds.
     pub max_p99_ms: Option<f64>,
+}
+
+/// A multi-model endpoint's models and how much of them stays in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiModel {
+    /// The folder (relative to the project) holding `<name>.tar.gz` files.
+    pub dir: String,
+    pub memory_budget_bytes: u64,
 }
 
 /// How traffic shifts from the old model to the new one.

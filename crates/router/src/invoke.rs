@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use std::time::Instant;
 
-use crate::{Instance, Router, Variant};
+use crate::{Instance, LoadError, ModelCache, Router, Variant};
 
 /// SageMaker's payload limit for InvokeEndpoint.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -18,6 +18,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
+const TARGET_MODEL: &str = "x-amzn-sagemaker-target-model";
 
 /// Routes for `POST /endpoints/{name}/invocations` and `GET /ping`.
 pub fn routes(router: Arc<Router>) -> axum::Router {
@@ -122,6 +123,7 @@ async fn invoke(client: &reqwest::Client, variant: &Variant, headers: &HeaderMap
     for instance in variant.turn() {
         match instance.as_ref() {
             Instance::Builtin(model) => return predict_builtin(model, headers, &body),
+            Instance::MultiModel(cache) => return predict_target_model(cache, headers, &body).await,
             Instance::Http { base_url, .. } => match send(client, base_url, headers, body.clone()).await {
                 Ok(upstream) => return relay(upstream).await,
                 Err(e) if e.is_timeout() => return unreachable_model(&e),
@@ -132,6 +134,18 @@ async fn invoke(client: &reqwest::Client, variant: &Variant, headers: &HeaderMap
     match last_error {
         Some(e) => unreachable_model(&e),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the endpoint has no instances"),
+    }
+}
+
+async fn predict_target_model(cache: &Arc<ModelCache>, headers: &HeaderMap, body: &[u8]) -> Response {
+    let Some(name) = headers.get(TARGET_MODEL).and_then(|v| v.to_str().ok()) else {
+        let message = "this is a multi-model endpoint: name the model in the X-Amzn-SageMaker-Target-Model header";
+        return error(StatusCode::BAD_REQUEST, "ValidationError", message);
+    };
+    match cache.get(name).await {
+        Ok(model) => predict_builtin(&model, headers, body),
+        Err(LoadError::NotFound(what)) => error(StatusCode::NOT_FOUND, "ValidationError", &what),
+        Err(LoadError::Invalid(why)) => error(StatusCode::BAD_REQUEST, "ValidationError", &why),
     }
 }
 

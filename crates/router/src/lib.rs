@@ -8,10 +8,12 @@
 
 mod invoke;
 mod metrics;
+mod multi_model;
 mod stats;
 
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
+pub use multi_model::{CacheView, LoadError, Loader, ModelCache};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
 
 use std::any::Any;
@@ -30,6 +32,8 @@ pub const DEFAULT_VARIANT: &str = "AllTraffic";
 pub enum Instance {
     /// A built-in model, answered in-process with no extra hop.
     Builtin(Arc<builtin::Model>),
+    /// Many built-in models, picked per request by `X-Amzn-SageMaker-Target-Model`.
+    MultiModel(Arc<ModelCache>),
     /// A model server reached over HTTP (`/ping`, `/invocations`).
     Http {
         /// `http://127.0.0.1:<port>`.

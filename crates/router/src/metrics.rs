@@ -20,6 +20,9 @@ pub struct VariantView {
     pub p99_ms: Option<f64>,
     /// When it last answered a request (ms since the epoch).
     pub last_invoked_ms: Option<u64>,
+    /// For a multi-model variant: what its cache holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<crate::CacheView>,
 }
 
 impl Router {
@@ -74,6 +77,10 @@ impl Router {
                     p50_ms: s.latency_quantile_ms(0.5),
                     p99_ms: s.latency_quantile_ms(0.99),
                     last_invoked_ms: variant.stats.last_invoked_ms(),
+                    models: variant.instances.iter().find_map(|i| match i.as_ref() {
+                        crate::Instance::MultiModel(cache) => Some(cache.view()),
+                        _ => None,
+                    }),
                 }
             })
             .collect()

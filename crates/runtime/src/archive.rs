@@ -19,6 +19,29 @@ pub fn pack(dir: &Path, archive: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The contents of the file `name` in a `model.tar.gz`, read in memory (nothing is written, so no path can escape).
+pub fn read_member(bytes: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
+    let broken = |e: std::io::Error| Error::UnsafeArchive {
+        entry: name.to_owned(),
+        why: if e.kind() == std::io::ErrorKind::InvalidData {
+            "the archive is damaged"
+        } else {
+            "the archive cannot be read"
+        },
+    };
+    let mut archive = tar::Archive::new(GzDecoder::new(bytes));
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let path = entry.path().map_err(broken)?.to_string_lossy().trim_start_matches("./").to_owned();
+        if path == name && entry.header().entry_type().is_file() {
+            let mut contents = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut contents).map_err(broken)?;
+            return Ok(Some(contents));
+        }
+    }
+    Ok(None)
+}
+
 /// Unpacks a gzipped tar into `dir`, refusing links, devices, absolute paths and `..`.
 ///
 /// Model archives come from user code, so nothing in one may write outside `dir`.

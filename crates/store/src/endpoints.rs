@@ -22,6 +22,10 @@ pub struct EndpointRecord {
     pub instance_type: Option<String>,
     /// When it is deleted (ms), for an endpoint deployed with a TTL.
     pub expires_at: Option<i64>,
+    /// For a multi-model endpoint: the folder of `model.tar.gz` files it serves.
+    pub multi_model_dir: Option<String>,
+    /// For a multi-model endpoint: how many bytes of models it keeps loaded.
+    pub memory_budget_bytes: Option<i64>,
     /// When it last changed (ms).
     pub updated_at: i64,
 }
@@ -86,10 +90,11 @@ impl Store {
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at,
+                 expires_at, multi_model_dir, memory_budget_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, instances = $5,
-                 instance_type = $6, updated_at = $7, expires_at = $8",
+                 instance_type = $6, updated_at = $7, expires_at = $8, multi_model_dir = $9, memory_budget_bytes = $10",
         )
         .bind(&record.name)
         .bind(&record.model_group)
@@ -99,6 +104,8 @@ impl Store {
         .bind(&record.instance_type)
         .bind(now_ms())
         .bind(record.expires_at)
+        .bind(&record.multi_model_dir)
+        .bind(record.memory_budget_bytes)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -107,7 +114,8 @@ impl Store {
     /// All endpoints by name.
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
-            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, updated_at
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
+                 memory_budget_bytes, updated_at
              FROM endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -117,7 +125,8 @@ impl Store {
     /// One endpoint.
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
-            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, updated_at
+            "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
+                 memory_budget_bytes, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)

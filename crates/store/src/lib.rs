@@ -111,6 +111,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_endpoint_instances.sql"),
     include_str!("../migrations/0003_endpoint_variants.sql"),
     include_str!("../migrations/0004_endpoint_expiry.sql"),
+    include_str!("../migrations/0005_multi_model.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

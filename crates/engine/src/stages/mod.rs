@@ -68,7 +68,18 @@ pub(crate) async fn run(
             weight,
             delete_after_run,
             ttl,
+            multi_model,
         } => {
+            if let Some(multi_model) = multi_model {
+                let dir = context.source_dir.join(&multi_model.dir);
+                let budget = multi_model.memory_budget_bytes;
+                context.engine.deploy_multi_model(endpoint, &dir, budget, context.run.id, *ttl).await?;
+                let url = context.engine.invocation_url(endpoint);
+                line(log, &format!("endpoint {endpoint} serves the models in {} at {url}", dir.display())).await;
+                return Ok(
+                    serde_json::json!({ "endpoint": endpoint, "url": url, "multi_model": dir, "memory_budget_bytes": budget }),
+                );
+            }
             let version = register::latest_or_register(context, log).await?;
             let hosting = crate::Hosting {
                 startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),

@@ -232,3 +232,87 @@ fn test_endpoints_go_with_their_run_ttls_expire_and_idle_endpoints_are_listed() 
     assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 404);
     assert_eq!(sandbox.run(&["delete-endpoint", "life-prod"]).status.code(), Some(1));
 }
+
+/// A model.json whose one leaf answers `label`, packed as SageMaker packs models.
+const MAKE_MODELS: &str = r#"
+import io, json, sys, tarfile
+folder, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    label = f"model-{i:04}"
+    model = {"format": 1, "algorithm": "decision-tree", "task": "classification", "n_features": 4,
+             "classes": [label], "trees": [{"nodes": [{"f": -1, "t": 0.0, "l": 0, "r": 0, "v": 0.0}]}]}
+    data = json.dumps(model).encode()
+    with tarfile.open(f"{folder}/{label}.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("model.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+print(len(data))
+"#;
+
+#[test]
+fn a_thousand_models_share_one_endpoint_under_a_budget_that_fits_a_hundred() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.dir.path().join("many");
+    let models = project.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let made =
+        std::process::Command::new("python3").args(["-c", MAKE_MODELS]).arg(&models).arg("1000").output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let model_bytes: f64 = String::from_utf8_lossy(&made.stdout).trim().parse().unwrap();
+    let budget_mb = 100.5 * model_bytes / (1024.0 * 1024.0);
+    let pipeline = format!(
+        "[pipeline]\nname = \"many\"\n[algorithm]\nbuiltin = \"decision-tree\"\n[[stage]]\nkind = \"deploy\"\nendpoint = \"many-prod\"\nmulti_model = \"models\"\nmemory_budget_mb = {budget_mb}\n"
+    );
+    std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+    let served = sandbox.serve(&["server"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/endpoints/many-prod/invocations", served.url);
+    let invoke = |target: &str| {
+        let response = client
+            .post(&url)
+            .header("content-type", "text/csv")
+            .header("X-Amzn-SageMaker-Target-Model", target)
+            .body("5.1,3.5,1.4,0.2\n")
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    for i in 0..1000 {
+        assert_eq!(invoke(&format!("model-{i:04}.tar.gz")), (200, format!("model-{i:04}\n")));
+    }
+    let cache = |sandbox: &Sandbox| endpoint(sandbox, "many-prod")["variants"][0]["models"].clone();
+    let view = cache(&sandbox);
+    assert_eq!(
+        (view["loaded"].as_u64(), view["loads"].as_u64(), view["evictions"].as_u64()),
+        (Some(100), Some(1000), Some(900)),
+        "{view:#}"
+    );
+    assert!(view["loaded_bytes"].as_u64().unwrap() <= view["budget_bytes"].as_u64().unwrap());
+    // The most recent stay loaded; the first were evicted and load again.
+    assert_eq!(invoke("model-0999.tar.gz"), (200, "model-0999\n".to_owned()));
+    assert_eq!(cache(&sandbox)["loads"], 1000);
+    assert_eq!(invoke("model-0000.tar.gz"), (200, "model-0000\n".to_owned()));
+    assert_eq!(cache(&sandbox)["loads"], 1001);
+
+    assert_eq!(invoke("model-5000.tar.gz").0, 404);
+    assert_eq!(invoke("../many/models/model-0001.tar.gz").0, 400);
+    let bare = client.post(&url).header("content-type", "text/csv").body("1,2,3,4\n").send().unwrap();
+    assert_eq!(bare.status(), 400);
+    assert!(bare.text().unwrap().contains("X-Amzn-SageMaker-Target-Model"));
+
+    // A restart brings the endpoint back, with an empty cache.
+    drop(served);
+    let served = sandbox.serve(&["server"]);
+    let url = format!("{}/endpoints/many-prod/invocations", served.url);
+    let response = client
+        .post(&url)
+        .header("X-Amzn-SageMaker-Target-Model", "model-0042.tar.gz")
+        .header("content-type", "text/csv")
+        .body("1,2,3,4\n")
+        .send()
+        .unwrap();
+    assert_eq!(response.text().unwrap(), "model-0042\n", "{}", served.output());
+}
