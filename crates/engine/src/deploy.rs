@@ -135,6 +135,7 @@ impl Engine {
                 expires_at: expiry(hosting.ttl),
                 multi_model_dir: None,
                 memory_budget_bytes: None,
+                chain: None,
                 updated_at: 0,
             })
             .await?;
@@ -180,12 +181,53 @@ impl Engine {
                 expires_at: expiry(ttl),
                 multi_model_dir: Some(dir.display().to_string()),
                 memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
+                chain: None,
                 updated_at: 0,
             })
             .await?;
         self.store().set_endpoint_variants(endpoint, &[]).await?;
         let variant = multi_model_variant(dir, budget_bytes);
         if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant)) {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
+        Ok(())
+    }
+
+    /// Makes `endpoint` a serial inference pipeline through the endpoints `steps`, in order.
+    pub async fn deploy_chain(
+        &self,
+        endpoint: &str,
+        steps: &[String],
+        run_id: i64,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        if steps.iter().any(|s| s == endpoint) {
+            return Err(Error::Invalid(format!("the inference pipeline {endpoint} cannot be one of its own steps")));
+        }
+        if let Some(missing) = steps.iter().find(|s| self.inner.router.get(s).is_none()) {
+            return Err(Error::Invalid(format!(
+                "inference pipeline step {missing} is not a served endpoint; deploy it in an earlier stage"
+            )));
+        }
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        self.store()
+            .set_endpoint(&EndpointRecord {
+                name: endpoint.to_owned(),
+                model_group: CHAIN_GROUP.to_owned(),
+                model_version: 0,
+                run_id,
+                instances: 1,
+                instance_type: None,
+                expires_at: expiry(ttl),
+                multi_model_dir: None,
+                memory_budget_bytes: None,
+                chain: Some(serde_json::to_string(steps).unwrap_or_default()),
+                updated_at: 0,
+            })
+            .await?;
+        self.store().set_endpoint_variants(endpoint, &[]).await?;
+        if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.to_owned(), chain_variant(steps))) {
             router::drain(old, DRAIN_DEADLINE).await;
         }
         Ok(())
@@ -224,6 +266,11 @@ impl Engine {
     }
 
     async fn restore_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+        if let Some(chain) = &record.chain {
+            let steps: Vec<String> = serde_json::from_str(chain).unwrap_or_default();
+            self.inner.router.install(Endpoint::single(record.name.clone(), chain_variant(&steps)));
+            return Ok(());
+        }
         if let Some(dir) = &record.multi_model_dir {
             let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
             let variant = multi_model_variant(Path::new(dir), budget);
@@ -361,7 +408,7 @@ impl Engine {
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
         let url = match fresh.as_ref() {
             Instance::Http { base_url, .. } => base_url.clone(),
-            Instance::Builtin(_) | Instance::MultiModel(_) => "in-process".to_owned(),
+            Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => "in-process".to_owned(),
         };
         let replaced = self.inner.router.install(current.replacing(&dead, fresh));
         drop((current, dead));
@@ -489,6 +536,13 @@ fn alarm(policy: &DeployPolicy, window: &router::Snapshot, model: &str) -> Optio
 
 /// The model group recorded for a multi-model endpoint, which serves no single registered version.
 const MULTI_MODEL_GROUP: &str = "(multi-model)";
+/// The model group recorded for a serial inference pipeline, whose steps are other endpoints.
+const CHAIN_GROUP: &str = "(inference pipeline)";
+
+fn chain_variant(steps: &[String]) -> Arc<Variant> {
+    let model = format!("pipeline {}", steps.join(" -> "));
+    Arc::new(Variant::new(router::DEFAULT_VARIANT.to_owned(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
+}
 
 fn expiry(ttl: Option<Duration>) -> Option<i64> {
     ttl.map(|ttl| store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2))

@@ -569,6 +569,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "ttl",
             "multi_model",
             "memory_budget_mb",
+            "chain",
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
@@ -698,6 +699,22 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                         }
                     };
                     Some(MultiModel { dir, memory_budget_bytes: (budget_mb * 1024.0 * 1024.0) as u64 })
+                }
+            },
+            chain: match get(table, "chain") {
+                None => Vec::new(),
+                Some(item) => {
+                    let steps: Vec<String> =
+                        cx.array("chain", item)?.iter().map(|s| cx.string("chain", s)).collect::<Result<_, _>>()?;
+                    if steps.len() < 2 {
+                        let hint = "list the endpoints a request goes through, e.g. [\"prep\", \"model\", \"post\"]";
+                        return Err(cx.error(
+                            &item.span(),
+                            "an inference pipeline needs at least two steps",
+                            Some(hint.to_owned()),
+                        ));
+                    }
+                    steps
                 }
             },
         },

@@ -117,6 +117,8 @@ pub enum StageKind {
         ttl: Option<Duration>,
         /// A multi-model endpoint: every `model.tar.gz` in this folder, picked per request.
         multi_model: Option<MultiModel>,
+        /// A serial inference pipeline: these endpoints in order, each answer the next request.
+        chain: Vec<String>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },

@@ -76,7 +76,7 @@ async fn invoke_endpoint(
         );
     };
     let started = Instant::now();
-    let mut response = invoke(&router.client, variant, &headers, bytes).await;
+    let mut response = invoke(&router, variant, &headers, bytes, 0).await;
     variant.stats.record(response.status().as_u16(), started.elapsed());
     response.headers_mut().insert(INVOKED_VARIANT, variant.header.clone());
     response
@@ -118,13 +118,14 @@ fn predict_builtin(model: &builtin::Model, headers: &HeaderMap, body: &[u8]) -> 
 /// without answering (one that died since the last health check) goes to the next
 /// instance, so a dead instance costs no failed request while another one is up. A
 /// timeout is not retried: the model may be working on it still.
-async fn invoke(client: &reqwest::Client, variant: &Variant, headers: &HeaderMap, body: Bytes) -> Response {
+async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: Bytes, depth: usize) -> Response {
     let mut last_error = None;
     for instance in variant.turn() {
         match instance.as_ref() {
             Instance::Builtin(model) => return predict_builtin(model, headers, &body),
             Instance::MultiModel(cache) => return predict_target_model(cache, headers, &body).await,
-            Instance::Http { base_url, .. } => match send(client, base_url, headers, body.clone()).await {
+            Instance::Chain(steps) => return Box::pin(invoke_chain(router, steps, headers, body, depth)).await,
+            Instance::Http { base_url, .. } => match send(&router.client, base_url, headers, body.clone()).await {
                 Ok(upstream) => return relay(upstream).await,
                 Err(e) if e.is_timeout() => return unreachable_model(&e),
                 Err(e) => last_error = Some(e),
@@ -134,6 +135,45 @@ async fn invoke(client: &reqwest::Client, variant: &Variant, headers: &HeaderMap
     match last_error {
         Some(e) => unreachable_model(&e),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the endpoint has no instances"),
+    }
+}
+
+/// Deeper than this, a pipeline of pipelines is taken to loop.
+const MAX_CHAIN_DEPTH: usize = 8;
+
+/// Sends the request through each step's endpoint; the first step that does not answer 2xx answers for all.
+async fn invoke_chain(router: &Router, steps: &[String], headers: &HeaderMap, body: Bytes, depth: usize) -> Response {
+    if depth >= MAX_CHAIN_DEPTH {
+        let message = format!("the inference pipeline nests more than {MAX_CHAIN_DEPTH} deep; does it include itself?");
+        return error(StatusCode::BAD_REQUEST, "ValidationError", &message);
+    }
+    let mut headers = headers.clone();
+    let mut body = body;
+    let mut last = None;
+    for step in steps {
+        let Some(endpoint) = router.get(step) else {
+            return model_error(0, &format!("inference pipeline step {step} is not an endpoint (any more)"));
+        };
+        let Some(variant) = endpoint.choose(None) else {
+            return model_error(0, &format!("inference pipeline step {step} has no variant"));
+        };
+        let response = invoke(router, variant, &headers, body, depth + 1).await;
+        if !response.status().is_success() {
+            return response;
+        }
+        if let Some(content_type) = response.headers().get(header::CONTENT_TYPE) {
+            headers.insert(header::CONTENT_TYPE, content_type.clone());
+        }
+        let (parts, answer) = response.into_parts();
+        body = match axum::body::to_bytes(answer, MAX_PAYLOAD_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(e) => return model_error(0, &format!("reading step {step}'s answer: {e}")),
+        };
+        last = Some(parts);
+    }
+    match last {
+        Some(parts) => Response::from_parts(parts, Body::from(body)),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "the inference pipeline has no steps"),
     }
 }
 

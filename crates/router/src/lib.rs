@@ -32,6 +32,9 @@ pub const DEFAULT_VARIANT: &str = "AllTraffic";
 pub enum Instance {
     /// A built-in model, answered in-process with no extra hop.
     Builtin(Arc<builtin::Model>),
+    /// A serial inference pipeline: the request goes through these endpoints in order, each
+    /// answer (body and content type) the next one's request.
+    Chain(Vec<String>),
     /// Many built-in models, picked per request by `X-Amzn-SageMaker-Target-Model`.
     MultiModel(Arc<ModelCache>),
     /// A model server reached over HTTP (`/ping`, `/invocations`).

@@ -26,6 +26,8 @@ pub struct EndpointRecord {
     pub multi_model_dir: Option<String>,
     /// For a multi-model endpoint: how many bytes of models it keeps loaded.
     pub memory_budget_bytes: Option<i64>,
+    /// For a serial inference pipeline: its steps' endpoints, as a JSON array.
+    pub chain: Option<String>,
     /// When it last changed (ms).
     pub updated_at: i64,
 }
@@ -91,10 +93,11 @@ impl Store {
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at,
-                 expires_at, multi_model_dir, memory_budget_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 expires_at, multi_model_dir, memory_budget_bytes, chain)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, instances = $5,
-                 instance_type = $6, updated_at = $7, expires_at = $8, multi_model_dir = $9, memory_budget_bytes = $10",
+                 instance_type = $6, updated_at = $7, expires_at = $8, multi_model_dir = $9, memory_budget_bytes = $10,
+                 chain = $11",
         )
         .bind(&record.name)
         .bind(&record.model_group)
@@ -106,6 +109,7 @@ impl Store {
         .bind(record.expires_at)
         .bind(&record.multi_model_dir)
         .bind(record.memory_budget_bytes)
+        .bind(&record.chain)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -115,7 +119,7 @@ impl Store {
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, updated_at
+                 memory_budget_bytes, chain, updated_at
              FROM endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -126,7 +130,7 @@ impl Store {
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, updated_at
+                 memory_budget_bytes, chain, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)

@@ -69,7 +69,14 @@ pub(crate) async fn run(
             delete_after_run,
             ttl,
             multi_model,
+            chain,
         } => {
+            if !chain.is_empty() {
+                context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;
+                let url = context.engine.invocation_url(endpoint);
+                line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", chain.join(" -> "))).await;
+                return Ok(serde_json::json!({ "endpoint": endpoint, "url": url, "chain": chain }));
+            }
             if let Some(multi_model) = multi_model {
                 let dir = context.source_dir.join(&multi_model.dir);
                 let budget = multi_model.memory_budget_bytes;

@@ -12,7 +12,7 @@ open("/opt/ml/model/answer", "w").write(hyperparameters.get("answer", "v1"))
 print("train_accuracy=1.0")
 "#;
 
-/// Answers every row with the model's `answer`, or 500 when the answer is `fail`.
+/// Answers every row with the model's `answer`; `append-x` answers the row with `,x` added; `fail` answers 500.
 const SERVE: &str = r#"#!/usr/bin/env python3
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
         rows = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode().strip().splitlines()
         if answer == "fail":
             self.reply(500, b"this model is broken\n")
+        elif answer.startswith("append-"):
+            self.reply(200, "".join(row + "," + answer[7:] + "\n" for row in rows).encode())
         else:
             self.reply(200, "".join(answer + "\n" for _ in rows).encode())
 ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))), Handler).serve_forever()
@@ -315,4 +317,47 @@ fn a_thousand_models_share_one_endpoint_under_a_budget_that_fits_a_hundred() {
         .send()
         .unwrap();
     assert_eq!(response.text().unwrap(), "model-0042\n", "{}", served.output());
+}
+
+#[test]
+fn a_three_step_inference_pipeline_feeds_each_answer_to_the_next_step() {
+    let sandbox = Sandbox::new();
+    let project = answering_project(&sandbox);
+    let dir = project.to_str().unwrap();
+    let steps = PIPELINE.replace("name = \"shift\"", "name = \"steps\"").replace(
+        "endpoint = \"shift-prod\"\ntraffic = \"${traffic}\"\ntraffic_percent = 30\nbake = \"${bake}\"\nmax_error_rate = 0.05\n",
+        "endpoint = \"${step}\"\n",
+    ).replace("[parameters]\n", "[parameters]\nstep = { type = \"string\", default = \"pre\" }\n");
+    std::fs::write(project.join("sagebrush.toml"), &steps).unwrap();
+    let served = sandbox.serve(&["server"]);
+    for (step, answer) in [("pre", "append-pre"), ("model", "append-model"), ("post", "append-post")] {
+        let run = sandbox.run(&["run", dir, "-p", &format!("step={step}"), "-p", &format!("answer={answer}")]);
+        assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+    }
+    let chain = "[pipeline]\nname = \"steps\"\n[[stage]]\nkind = \"deploy\"\nendpoint = \"three-step\"\nchain = [\"pre\", \"model\", \"post\"]\n";
+    std::fs::write(project.join("sagebrush.toml"), chain).unwrap();
+    let run = sandbox.run(&["run", dir]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    let response = served.invoke("three-step", "text/csv", "1\n2\n");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().unwrap(), "1,pre,model,post\n2,pre,model,post\n");
+
+    // A step that fails answers for the whole pipeline.
+    std::fs::write(project.join("sagebrush.toml"), &steps).unwrap();
+    assert!(sandbox.run(&["run", dir, "-p", "step=model", "-p", "answer=fail"]).status.success());
+    let response = served.invoke("three-step", "text/csv", "1\n");
+    assert_eq!(response.status(), 424);
+    assert!(response.text().unwrap().contains("this model is broken"));
+
+    // It is recorded, so a restart brings it back.
+    assert!(sandbox.run(&["run", dir, "-p", "step=model", "-p", "answer=append-model"]).status.success());
+    drop(served);
+    let served = sandbox.serve(&["server"]);
+    assert_eq!(
+        served.invoke("three-step", "text/csv", "3\n").text().unwrap(),
+        "3,pre,model,post\n",
+        "{}",
+        served.output()
+    );
 }
