@@ -21,6 +21,10 @@ use crate::{Engine, Error};
 
 /// How long a new instance gets to answer `/ping`, unless the deploy stage sets `startup_timeout`.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// A data capture file is closed past this size...
+const CAPTURE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// ...and only this many of the newest are kept.
+const CAPTURE_FILES: usize = 10;
 /// How long a replaced instance may keep finishing its requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 /// Consecutive failed pings after which an instance is replaced; one miss may be a busy server.
@@ -136,6 +140,7 @@ impl Engine {
                 multi_model_dir: None,
                 memory_budget_bytes: None,
                 chain: None,
+                capture_percent: None,
                 updated_at: 0,
             })
             .await?;
@@ -182,6 +187,7 @@ impl Engine {
                 multi_model_dir: Some(dir.display().to_string()),
                 memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
                 chain: None,
+                capture_percent: None,
                 updated_at: 0,
             })
             .await?;
@@ -222,6 +228,7 @@ impl Engine {
                 expires_at: expiry(ttl),
                 multi_model_dir: None,
                 memory_budget_bytes: None,
+                capture_percent: None,
                 chain: Some(serde_json::to_string(steps).unwrap_or_default()),
                 updated_at: 0,
             })
@@ -260,6 +267,7 @@ impl Engine {
             // Model folders left by a process that died; each new instance unpacks its own.
             let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&record.name));
             let result = self.restore_endpoint(&record).await.map(|()| self.invocation_url(&record.name));
+            self.apply_capture(&record.name, record.capture_percent);
             results.push((record.name, result));
         }
         results
@@ -287,6 +295,25 @@ impl Engine {
             router::drain(old, DRAIN_DEADLINE).await;
         }
         Ok(())
+    }
+
+    /// Captures `percent` of the endpoint's requests and answers (or none) from now on, and after restarts.
+    pub async fn set_capture(&self, endpoint: &str, percent: Option<f64>) -> Result<(), Error> {
+        self.store().set_endpoint_capture(endpoint, percent).await?;
+        self.apply_capture(endpoint, percent);
+        Ok(())
+    }
+
+    fn apply_capture(&self, endpoint: &str, percent: Option<f64>) {
+        let capture = percent.filter(|p| *p > 0.0).map(|percent| {
+            router::Capture::start(router::CaptureConfig {
+                dir: self.home().capture_dir(endpoint),
+                share: percent / 100.0,
+                max_file_bytes: CAPTURE_FILE_BYTES,
+                keep_files: CAPTURE_FILES,
+            })
+        });
+        self.inner.router.set_capture(endpoint, capture);
     }
 
     /// Stops serving an endpoint (its in-flight requests finish first) and forgets it; whether it existed.

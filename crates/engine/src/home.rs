@@ -60,6 +60,11 @@ impl Home {
         self.root.join("endpoints").join(endpoint)
     }
 
+    /// Where an endpoint's data capture files go.
+    pub fn capture_dir(&self, endpoint: &str) -> PathBuf {
+        self.root.join("capture").join(endpoint)
+    }
+
     /// The file a running server writes its URL to, so the CLI can find it.
     pub fn server_file(&self) -> PathBuf {
         self.root.join("server.json")

@@ -570,6 +570,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "multi_model",
             "memory_budget_mb",
             "chain",
+            "capture_percent",
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
@@ -715,6 +716,20 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                         ));
                     }
                     steps
+                }
+            },
+            capture_percent: match get(table, "capture_percent") {
+                None => None,
+                Some(item) => {
+                    let percent = cx.float("capture_percent", item)?;
+                    if !(0.0..=100.0).contains(&percent) {
+                        return Err(cx.error(
+                            &item.span(),
+                            format!("capture_percent = {percent} must be between 0 and 100"),
+                            None,
+                        ));
+                    }
+                    Some(percent)
                 }
             },
         },

@@ -119,6 +119,8 @@ pub enum StageKind {
         multi_model: Option<MultiModel>,
         /// A serial inference pipeline: these endpoints in order, each answer the next request.
         chain: Vec<String>,
+        /// The percentage of requests written with their answers to `<home>/capture/<endpoint>/`.
+        capture_percent: Option<f64>,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use std::time::Instant;
 
-use crate::{Instance, LoadError, ModelCache, Router, Variant};
+use crate::{Capture, Instance, LoadError, ModelCache, Router, Variant};
 
 /// SageMaker's payload limit for InvokeEndpoint.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -19,6 +19,8 @@ const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 const TARGET_MODEL: &str = "x-amzn-sagemaker-target-model";
+/// Every answer carries one (the caller's, or a new one), so ground truth can be sent back for it.
+pub const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
 
 /// Routes for `POST /endpoints/{name}/invocations` and `GET /ping`.
 pub fn routes(router: Arc<Router>) -> axum::Router {
@@ -75,11 +77,58 @@ async fn invoke_endpoint(
             &format!("endpoint {name} has no variant {:?}; its variants are {names:?}", target.unwrap_or_default()),
         );
     };
+    let inference_id = match headers.get(INFERENCE_ID) {
+        Some(id) => id.clone(),
+        None => new_inference_id(),
+    };
+    let capture = router.capture(&name).filter(|c| c.sampled());
+    let request_body = capture.as_ref().map(|_| bytes.clone());
     let started = Instant::now();
     let mut response = invoke(&router, variant, &headers, bytes, 0).await;
     variant.stats.record(response.status().as_u16(), started.elapsed());
     response.headers_mut().insert(INVOKED_VARIANT, variant.header.clone());
-    response
+    response.headers_mut().insert(INFERENCE_ID, inference_id);
+    match (capture, request_body) {
+        (Some(capture), Some(request_body)) => {
+            captured(&capture, &name, &variant.name, &headers, &request_body, response).await
+        }
+        _ => response,
+    }
+}
+
+/// A fresh id for `X-Amzn-SageMaker-Inference-Id`: 128 random bits in hex.
+fn new_inference_id() -> HeaderValue {
+    let mut text = [0u8; 32];
+    let bits = fastrand::u128(..);
+    for (i, byte) in text.iter_mut().enumerate() {
+        *byte = b"0123456789abcdef"[((bits >> (4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Hands the request and its answer to the capture, and gives the answer back.
+async fn captured(
+    capture: &Capture,
+    endpoint: &str,
+    variant: &str,
+    headers: &HeaderMap,
+    request_body: &[u8],
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(answer) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "reading the model's answer failed");
+    };
+    let text = |value: Option<&HeaderValue>| value.and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    capture.record(serde_json::json!({
+        "time_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+        "endpoint": endpoint,
+        "variant": variant,
+        "inference_id": text(parts.headers.get(INFERENCE_ID)),
+        "request": { "content_type": text(headers.get(header::CONTENT_TYPE)), "body": String::from_utf8_lossy(request_body) },
+        "response": { "status": parts.status.as_u16(), "content_type": text(parts.headers.get(header::CONTENT_TYPE)), "body": String::from_utf8_lossy(&answer) },
+    }));
+    Response::from_parts(parts, Body::from(answer))
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {

@@ -6,11 +6,13 @@
 //! its instance stopped) only when its last request has finished, which is how a
 //! deploy replaces a model without failing a request.
 
+mod capture;
 mod invoke;
 mod metrics;
 mod multi_model;
 mod stats;
 
+pub use capture::{Capture, CaptureConfig};
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
 pub use multi_model::{CacheView, LoadError, Loader, ModelCache};
@@ -143,6 +145,8 @@ impl Endpoint {
 /// The endpoint table shared by the HTTP listener and the engine.
 pub struct Router {
     table: ArcSwap<HashMap<String, Arc<Endpoint>>>,
+    /// Data capture by endpoint name, apart from the table so traffic shifts leave it alone.
+    captures: ArcSwap<HashMap<String, Arc<Capture>>>,
     client: reqwest::Client,
 }
 
@@ -155,7 +159,11 @@ impl Router {
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default();
-        Arc::new(Router { table: ArcSwap::from_pointee(HashMap::new()), client })
+        Arc::new(Router {
+            table: ArcSwap::from_pointee(HashMap::new()),
+            captures: ArcSwap::from_pointee(HashMap::new()),
+            client,
+        })
     }
 
     /// Installs an endpoint, replacing any of the same name, and returns the one it replaced.
@@ -172,8 +180,28 @@ impl Router {
         previous
     }
 
-    /// Removes an endpoint and returns it for draining.
+    /// Captures a share of `endpoint`'s traffic, or stops capturing it (`None`).
+    pub fn set_capture(&self, endpoint: &str, capture: Option<Capture>) {
+        let capture = capture.map(Arc::new);
+        self.captures.rcu(|captures| {
+            let mut captures = HashMap::clone(captures);
+            match &capture {
+                Some(capture) => captures.insert(endpoint.to_owned(), capture.clone()),
+                None => captures.remove(endpoint),
+            };
+            captures
+        });
+    }
+
+    /// The endpoint's data capture, if it has one.
+    pub(crate) fn capture(&self, endpoint: &str) -> Option<Arc<Capture>> {
+        let captures = self.captures.load();
+        if captures.is_empty() { None } else { captures.get(endpoint).cloned() }
+    }
+
+    /// Removes an endpoint (and its data capture) and returns it for draining.
     pub fn remove(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.set_capture(name, None);
         let mut previous = None;
         self.table.rcu(|table| {
             let mut table = HashMap::clone(table);

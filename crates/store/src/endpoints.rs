@@ -28,6 +28,9 @@ pub struct EndpointRecord {
     pub memory_budget_bytes: Option<i64>,
     /// For a serial inference pipeline: its steps' endpoints, as a JSON array.
     pub chain: Option<String>,
+    /// The percentage of requests captured with their answers.
+    #[sqlx(default)]
+    pub capture_percent: Option<f64>,
     /// When it last changed (ms).
     pub updated_at: i64,
 }
@@ -66,6 +69,16 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the share of an endpoint's traffic that is captured (`None`: none).
+    pub async fn set_endpoint_capture(&self, name: &str, percent: Option<f64>) -> Result<(), Error> {
+        sqlx::query("UPDATE endpoints SET capture_percent = $2 WHERE name = $1")
+            .bind(name)
+            .bind(percent)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -119,7 +132,7 @@ impl Store {
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, chain, updated_at
+                 memory_budget_bytes, chain, capture_percent, updated_at
              FROM endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -130,7 +143,7 @@ impl Store {
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, chain, updated_at
+                 memory_budget_bytes, chain, capture_percent, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)

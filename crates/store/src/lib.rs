@@ -113,6 +113,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_endpoint_expiry.sql"),
     include_str!("../migrations/0005_multi_model.sql"),
     include_str!("../migrations/0006_inference_pipelines.sql"),
+    include_str!("../migrations/0007_data_capture.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

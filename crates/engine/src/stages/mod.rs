@@ -2,6 +2,7 @@
 
 mod build;
 mod checkout;
+mod deploy;
 mod gate;
 mod register;
 mod shell;
@@ -58,76 +59,10 @@ pub(crate) async fn run(
         }
         StageKind::Train { .. } => train::run(context, stage, log).await,
         StageKind::Register { model_group } => register::run(context, model_group, log).await,
-        StageKind::Deploy {
-            endpoint,
-            startup_timeout,
-            instances,
-            instance_type,
-            policy,
-            variant,
-            weight,
-            delete_after_run,
-            ttl,
-            multi_model,
-            chain,
-        } => {
-            if !chain.is_empty() {
-                context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;
-                let url = context.engine.invocation_url(endpoint);
-                line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", chain.join(" -> "))).await;
-                return Ok(serde_json::json!({ "endpoint": endpoint, "url": url, "chain": chain }));
-            }
-            if let Some(multi_model) = multi_model {
-                let dir = context.source_dir.join(&multi_model.dir);
-                let budget = multi_model.memory_budget_bytes;
-                context.engine.deploy_multi_model(endpoint, &dir, budget, context.run.id, *ttl).await?;
-                let url = context.engine.invocation_url(endpoint);
-                line(log, &format!("endpoint {endpoint} serves the models in {} at {url}", dir.display())).await;
-                return Ok(
-                    serde_json::json!({ "endpoint": endpoint, "url": url, "multi_model": dir, "memory_budget_bytes": budget }),
-                );
-            }
-            let version = register::latest_or_register(context, log).await?;
-            let hosting = crate::Hosting {
-                startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
-                instances: *instances,
-                instance_type: instance_type.clone(),
-                variant: variant.clone().unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
-                weight: *weight,
-                ttl: *ttl,
-            };
-            if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
-                // Noted before deploying, so a deploy that fails half-way is cleaned up too.
-                context.temporary_endpoints.push(endpoint.clone());
-            }
-            let mut events = Vec::new();
-            let result = context.engine.deploy(endpoint, &version, context.run.id, &hosting, policy, &mut events).await;
-            for event in &events {
-                line(log, event).await;
-            }
-            let mut output = serde_json::json!({
-                "endpoint": endpoint,
-                "model_group": version.model_group,
-                "model_version": version.version,
-                "instances": instances,
-                "events": events,
-            });
-            match result {
-                Ok(()) => {
-                    let url = context.engine.invocation_url(endpoint);
-                    line(
-                        log,
-                        &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version),
-                    )
-                    .await;
-                    output["url"] = url.into();
-                    Ok(output)
-                }
-                Err(e @ crate::Error::RolledBack(_)) => {
-                    Err(StageFailure::Failed { reason: format!("deploy to {endpoint} {e}"), output })
-                }
-                Err(e) => Err(e.into()),
-            }
+        StageKind::Deploy { endpoint, capture_percent, .. } => {
+            let output = deploy::run(context, stage, log).await?;
+            context.engine.set_capture(endpoint, *capture_percent).await?;
+            Ok(output)
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {
             smoke_test::run(context, endpoint, data, *min_accuracy, log).await

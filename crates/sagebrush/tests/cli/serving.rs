@@ -361,3 +361,63 @@ fn a_three_step_inference_pipeline_feeds_each_answer_to_the_next_step() {
         served.output()
     );
 }
+
+#[test]
+fn captured_requests_are_written_with_their_answers_and_inference_ids() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "cap");
+    let file = project.join("sagebrush.toml");
+    let pipeline = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        pipeline.replace("endpoint = \"cap-prod\"\n", "endpoint = \"cap-prod\"\ncapture_percent = 100\n"),
+    )
+    .unwrap();
+    let served = sandbox.serve(&["server"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/endpoints/cap-prod/invocations", served.url);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let mut request = client.post(&url).header("content-type", "text/csv").body(format!("5.{i},3.5,1.4,0.2\n"));
+        if i == 0 {
+            request = request.header("X-Amzn-SageMaker-Inference-Id", "mine-0");
+        }
+        let response = request.send().unwrap();
+        assert_eq!(response.status(), 200);
+        ids.push(response.headers()["x-amzn-sagemaker-inference-id"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], "mine-0", "the caller's inference id is kept");
+    assert!(ids[1..].iter().all(|id| id.len() == 32), "{ids:?}");
+    let dir = sandbox.home.join("capture/cap-prod");
+    let lines = crate::harness::wait_until(std::time::Duration::from_secs(10), "20 captured lines", || {
+        let text: String =
+            std::fs::read_dir(&dir).ok()?.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (lines.len() == 20).then_some(lines)
+    });
+    for (line, id) in lines.iter().zip(&ids) {
+        assert_eq!(&line["inference_id"], id);
+        assert_eq!(line["variant"], "AllTraffic");
+        assert_eq!(line["response"]["status"], 200);
+        assert!(
+            ["setosa\n", "versicolor\n", "virginica\n"].contains(&line["response"]["body"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(line["request"]["body"].as_str().unwrap().ends_with(",3.5,1.4,0.2\n"));
+    }
+
+    // Without capture_percent the next deploy stops capturing.
+    std::fs::write(&file, pipeline).unwrap();
+    assert!(sandbox.run(&["run", project.to_str().unwrap()]).status.success());
+    for _ in 0..5 {
+        assert_eq!(served.invoke("cap-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 200);
+    }
+    let count: usize = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().lines().count())
+        .sum();
+    assert_eq!(count, 20);
+}

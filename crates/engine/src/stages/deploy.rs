@@ -1,0 +1,85 @@
+//! The deploy stage: a model version onto an endpoint (with its traffic policy, variant and lifetime),
+//! a multi-model endpoint, or a serial inference pipeline.
+
+use pipeline::{Stage, StageKind};
+
+use super::{Log, StageFailure, line, register};
+use crate::run::RunContext;
+
+pub(crate) async fn run(
+    context: &mut RunContext,
+    stage: &Stage,
+    log: &mut Log,
+) -> Result<serde_json::Value, StageFailure> {
+    let StageKind::Deploy {
+        endpoint,
+        startup_timeout,
+        instances,
+        instance_type,
+        policy,
+        variant,
+        weight,
+        delete_after_run,
+        ttl,
+        multi_model,
+        chain,
+        capture_percent: _,
+    } = &stage.kind
+    else {
+        return Err(StageFailure::failed("not a deploy stage"));
+    };
+    if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
+        // Noted before deploying, so a deploy that fails half-way is cleaned up too.
+        context.temporary_endpoints.push(endpoint.clone());
+    }
+    if !chain.is_empty() {
+        context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;
+        let url = context.engine.invocation_url(endpoint);
+        line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", chain.join(" -> "))).await;
+        return Ok(serde_json::json!({ "endpoint": endpoint, "url": url, "chain": chain }));
+    }
+    if let Some(multi_model) = multi_model {
+        let dir = context.source_dir.join(&multi_model.dir);
+        let budget = multi_model.memory_budget_bytes;
+        context.engine.deploy_multi_model(endpoint, &dir, budget, context.run.id, *ttl).await?;
+        let url = context.engine.invocation_url(endpoint);
+        line(log, &format!("endpoint {endpoint} serves the models in {} at {url}", dir.display())).await;
+        return Ok(
+            serde_json::json!({ "endpoint": endpoint, "url": url, "multi_model": dir, "memory_budget_bytes": budget }),
+        );
+    }
+    let version = register::latest_or_register(context, log).await?;
+    let hosting = crate::Hosting {
+        startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
+        instances: *instances,
+        instance_type: instance_type.clone(),
+        variant: variant.clone().unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
+        weight: *weight,
+        ttl: *ttl,
+    };
+    let mut events = Vec::new();
+    let result = context.engine.deploy(endpoint, &version, context.run.id, &hosting, policy, &mut events).await;
+    for event in &events {
+        line(log, event).await;
+    }
+    let mut output = serde_json::json!({
+        "endpoint": endpoint,
+        "model_group": version.model_group,
+        "model_version": version.version,
+        "instances": instances,
+        "events": events,
+    });
+    match result {
+        Ok(()) => {
+            let url = context.engine.invocation_url(endpoint);
+            line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
+                .await;
+            output["url"] = url.into();
+            Ok(output)
+        }
+        Err(e @ crate::Error::RolledBack(_)) => {
+            Err(StageFailure::Failed { reason: format!("deploy to {endpoint} {e}"), output })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
