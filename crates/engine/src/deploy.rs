@@ -297,6 +297,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Leaves `variant` alone on the endpoint with all of its traffic; the other variants drain and stop.
+    pub async fn keep_only_variant(&self, endpoint: &str, variant: &str) -> Result<(), Error> {
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        let current = self
+            .inner
+            .router
+            .get(endpoint)
+            .ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} is not served")))?;
+        let kept = current.variants.iter().find(|(v, _)| v.name == variant).map(|(v, _)| v.clone());
+        let kept = kept.ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} has no variant {variant}")))?;
+        let mut layout = self.layout(endpoint).await?;
+        layout.retain(|v| v.variant == variant);
+        if let Some(record) = layout.first_mut() {
+            record.weight = 1.0;
+            let mut endpoint_record = self
+                .store()
+                .endpoint(endpoint)
+                .await?
+                .ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} is not recorded")))?;
+            endpoint_record.model_group = record.model_group.clone();
+            endpoint_record.model_version = record.model_version;
+            self.store().set_endpoint(&endpoint_record).await?;
+        }
+        self.store().set_endpoint_variants(endpoint, &layout).await?;
+        let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), kept));
+        drop(current);
+        if let Some(old) = replaced {
+            router::drain(old, DRAIN_DEADLINE).await;
+        }
+        Ok(())
+    }
+
     /// Captures `percent` of the endpoint's requests and answers (or none) from now on, and after restarts.
     pub async fn set_capture(&self, endpoint: &str, percent: Option<f64>) -> Result<(), Error> {
         self.store().set_endpoint_capture(endpoint, percent).await?;

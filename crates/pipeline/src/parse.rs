@@ -574,6 +574,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         ],
         "smoke-test" => &["endpoint", "data", "min_accuracy"],
         "gate" => &["require", "deny_packages"],
+        "ab-test" => &["endpoint", "control", "challenger", "min_samples", "confidence"],
         "shell" => &["command"],
         other => {
             let hint = did_you_mean(other, kinds)
@@ -768,6 +769,38 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 _ => thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
             };
             StageKind::Gate { require, deny_packages }
+        }
+        "ab-test" => {
+            let min_samples = match get(table, "min_samples") {
+                None => 100,
+                Some(item) => u64::try_from(cx.int("min_samples", item)?)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| cx.error(&item.span(), "min_samples must be at least 1", None))?,
+            };
+            let confidence = match get(table, "confidence") {
+                None => 0.95,
+                Some(item) => {
+                    let confidence = cx.float("confidence", item)?;
+                    if !(confidence > 0.0 && confidence < 1.0) {
+                        let hint = "e.g. 0.95: the test promotes only when a difference is that unlikely to be chance"
+                            .to_owned();
+                        return Err(cx.error(
+                            &item.span(),
+                            format!("confidence = {confidence} must be between 0 and 1"),
+                            Some(hint),
+                        ));
+                    }
+                    confidence
+                }
+            };
+            StageKind::AbTest {
+                endpoint: endpoint(cx, required("endpoint", "\"my-model-prod\"")?)?,
+                control: optional_string("control")?.unwrap_or_else(|| "AllTraffic".to_owned()),
+                challenger: cx.string("challenger", required("challenger", "\"B\"")?)?,
+                min_samples,
+                confidence,
+            }
         }
         _ => StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? },
     };

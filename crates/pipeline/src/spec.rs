@@ -130,14 +130,25 @@ pub enum StageKind {
         /// Packages that must not be in the run's image (names as its SBOM lists them: Debian or PyPI).
         deny_packages: Vec<String>,
     },
+    /// Wait for enough ground truth on an endpoint's two variants, then keep the better one:
+    /// promote the challenger if it is significantly better, else roll it back.
+    AbTest {
+        endpoint: String,
+        control: String,
+        challenger: String,
+        /// Labelled answers each variant needs before the test decides.
+        min_samples: u64,
+        /// How sure the test must be that the variants differ (1 - the p-value threshold).
+        confidence: f64,
+    },
     /// Anything else: `sh -c command` in the source folder.
     Shell { command: String },
 }
 
 impl StageKind {
     /// Every kind, as written in files.
-    pub const NAMES: [&'static str; 8] =
-        ["checkout", "build", "train", "register", "deploy", "smoke-test", "gate", "shell"];
+    pub const NAMES: [&'static str; 9] =
+        ["checkout", "build", "train", "register", "deploy", "smoke-test", "gate", "ab-test", "shell"];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -148,6 +159,7 @@ impl StageKind {
             StageKind::Deploy { .. } => "deploy",
             StageKind::SmokeTest { .. } => "smoke-test",
             StageKind::Gate { .. } => "gate",
+            StageKind::AbTest { .. } => "ab-test",
             StageKind::Shell { .. } => "shell",
         }
     }

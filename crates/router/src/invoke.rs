@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 
 use std::time::Instant;
 
-use crate::{Capture, Instance, LoadError, ModelCache, Router, Variant};
+use crate::feedback::Answered;
+use crate::{Instance, LoadError, ModelCache, Router, Variant};
 
 /// SageMaker's payload limit for InvokeEndpoint.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -26,6 +27,7 @@ pub const INFERENCE_ID: &str = "x-amzn-sagemaker-inference-id";
 pub fn routes(router: Arc<Router>) -> axum::Router {
     axum::Router::new()
         .route("/endpoints/{name}/invocations", post(invoke_endpoint))
+        .route("/endpoints/{name}/feedback", post(feedback))
         .route("/ping", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(router)
@@ -83,19 +85,75 @@ async fn invoke_endpoint(
     };
     let capture = router.capture(&name).filter(|c| c.sampled());
     let request_body = capture.as_ref().map(|_| bytes.clone());
+    // An A/B test needs to know who answered what, to count the ground truth sent back later.
+    let remember = endpoint.variants.len() > 1;
     let started = Instant::now();
     let mut response = invoke(&router, variant, &headers, bytes, 0).await;
     variant.stats.record(response.status().as_u16(), started.elapsed());
     response.headers_mut().insert(INVOKED_VARIANT, variant.header.clone());
     response.headers_mut().insert(INFERENCE_ID, inference_id);
-    match (capture, request_body) {
-        (Some(capture), Some(request_body)) => {
-            captured(&capture, &name, &variant.name, &headers, &request_body, response).await
-        }
-        _ => response,
+    if capture.is_none() && !(remember && response.status().is_success()) {
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    let Ok(answer) = axum::body::to_bytes(body, usize::MAX).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "reading the model's answer failed");
+    };
+    let id = parts.headers.get(INFERENCE_ID).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    if let (Some(capture), Some(request_body)) = (capture, request_body) {
+        capture.record(capture_record(&name, &variant.name, &id, &headers, &request_body, &parts, &answer));
+    }
+    if remember && parts.status.is_success() {
+        let answered = Answered {
+            endpoint: name,
+            variant: variant.name.clone(),
+            answer: String::from_utf8_lossy(&answer).into_owned(),
+        };
+        router.answers.remember(id, answered);
+    }
+    Response::from_parts(parts, Body::from(answer))
 }
 
+/// `POST /endpoints/{name}/feedback`: ground truth for earlier answers, `{"inference_id": ..., "label": ...}` or a list of them.
+async fn feedback(State(router): State<Arc<Router>>, Path(name): Path<String>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Label {
+        inference_id: String,
+        label: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Labels {
+        One(Label),
+        Many(Vec<Label>),
+    }
+    let labels = match serde_json::from_slice::<Labels>(&body) {
+        Ok(Labels::One(label)) => vec![label],
+        Ok(Labels::Many(labels)) => labels,
+        Err(e) => {
+            let message =
+                format!("feedback is {{\"inference_id\": \"...\", \"label\": \"...\"}} or a list of them: {e}");
+            return error(StatusCode::BAD_REQUEST, "ValidationError", &message);
+        }
+    };
+    let Some(endpoint) = router.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ValidationError", &format!("Endpoint {name} not found."));
+    };
+    let mut accepted = 0;
+    let mut unknown = Vec::new();
+    for label in labels {
+        let answered = router.answers.take(&label.inference_id).filter(|a| a.endpoint == name);
+        let variant = answered.as_ref().and_then(|a| endpoint.variants.iter().find(|(v, _)| v.name == a.variant));
+        match (answered, variant) {
+            (Some(answered), Some((variant, _))) => {
+                variant.accuracy.count(answered.answer.trim() == label.label.trim());
+                accepted += 1;
+            }
+            _ => unknown.push(label.inference_id),
+        }
+    }
+    axum::Json(serde_json::json!({ "accepted": accepted, "unknown": unknown })).into_response()
+}
 /// A fresh id for `X-Amzn-SageMaker-Inference-Id`: 128 random bits in hex.
 fn new_inference_id() -> HeaderValue {
     let mut text = [0u8; 32];
@@ -106,29 +164,25 @@ fn new_inference_id() -> HeaderValue {
     HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
-/// Hands the request and its answer to the capture, and gives the answer back.
-async fn captured(
-    capture: &Capture,
+/// One line of data capture: the request and the answer.
+fn capture_record(
     endpoint: &str,
     variant: &str,
+    inference_id: &str,
     headers: &HeaderMap,
     request_body: &[u8],
-    response: Response,
-) -> Response {
-    let (parts, body) = response.into_parts();
-    let Ok(answer) = axum::body::to_bytes(body, usize::MAX).await else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", "reading the model's answer failed");
-    };
+    parts: &axum::http::response::Parts,
+    answer: &[u8],
+) -> serde_json::Value {
     let text = |value: Option<&HeaderValue>| value.and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    capture.record(serde_json::json!({
+    serde_json::json!({
         "time_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         "endpoint": endpoint,
         "variant": variant,
-        "inference_id": text(parts.headers.get(INFERENCE_ID)),
+        "inference_id": inference_id,
         "request": { "content_type": text(headers.get(header::CONTENT_TYPE)), "body": String::from_utf8_lossy(request_body) },
-        "response": { "status": parts.status.as_u16(), "content_type": text(parts.headers.get(header::CONTENT_TYPE)), "body": String::from_utf8_lossy(&answer) },
-    }));
-    Response::from_parts(parts, Body::from(answer))
+        "response": { "status": parts.status.as_u16(), "content_type": text(parts.headers.get(header::CONTENT_TYPE)), "body": String::from_utf8_lossy(answer) },
+    })
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {

@@ -7,12 +7,14 @@
 //! deploy replaces a model without failing a request.
 
 mod capture;
+mod feedback;
 mod invoke;
 mod metrics;
 mod multi_model;
 mod stats;
 
 pub use capture::{Capture, CaptureConfig};
+pub use feedback::{Accuracy, AccuracyView, two_proportion_p_value};
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
 pub use multi_model::{CacheView, LoadError, Loader, ModelCache};
@@ -60,6 +62,8 @@ pub struct Variant {
     pub instances: Vec<Arc<Instance>>,
     /// What this variant has answered.
     pub stats: Stats,
+    /// Ground truth sent back for its answers (A/B tests).
+    pub accuracy: Accuracy,
     header: HeaderValue,
     next: AtomicUsize,
 }
@@ -68,7 +72,15 @@ impl Variant {
     /// A variant served by `instances` (at least one).
     pub fn new(name: String, model: String, instances: Vec<Arc<Instance>>) -> Variant {
         let header = HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_VARIANT));
-        Variant { name, model, instances, stats: Stats::default(), header, next: AtomicUsize::new(0) }
+        Variant {
+            name,
+            model,
+            instances,
+            stats: Stats::default(),
+            accuracy: Accuracy::default(),
+            header,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The same variant with `dead` replaced by `fresh`, keeping its counters' meaning (they start again).
@@ -147,6 +159,8 @@ pub struct Router {
     table: ArcSwap<HashMap<String, Arc<Endpoint>>>,
     /// Data capture by endpoint name, apart from the table so traffic shifts leave it alone.
     captures: ArcSwap<HashMap<String, Arc<Capture>>>,
+    /// Recent answers of multi-variant endpoints, for ground truth sent back later.
+    answers: feedback::Answers,
     client: reqwest::Client,
 }
 
@@ -162,6 +176,7 @@ impl Router {
         Arc::new(Router {
             table: ArcSwap::from_pointee(HashMap::new()),
             captures: ArcSwap::from_pointee(HashMap::new()),
+            answers: feedback::Answers::default(),
             client,
         })
     }

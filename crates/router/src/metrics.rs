@@ -20,6 +20,10 @@ pub struct VariantView {
     pub p99_ms: Option<f64>,
     /// When it last answered a request (ms since the epoch).
     pub last_invoked_ms: Option<u64>,
+    /// Ground truth sent back for its answers.
+    pub labelled: u64,
+    pub correct: u64,
+    pub accuracy: Option<f64>,
     /// For a multi-model variant: what its cache holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<crate::CacheView>,
@@ -66,6 +70,7 @@ impl Router {
             .iter()
             .map(|(variant, weight)| {
                 let s = variant.stats.snapshot();
+                let accuracy = variant.accuracy.view();
                 VariantView {
                     name: variant.name.clone(),
                     model: variant.model.clone(),
@@ -77,6 +82,9 @@ impl Router {
                     p50_ms: s.latency_quantile_ms(0.5),
                     p99_ms: s.latency_quantile_ms(0.99),
                     last_invoked_ms: variant.stats.last_invoked_ms(),
+                    labelled: accuracy.labelled,
+                    correct: accuracy.correct,
+                    accuracy: accuracy.rate(),
                     models: variant.instances.iter().find_map(|i| match i.as_ref() {
                         crate::Instance::MultiModel(cache) => Some(cache.view()),
                         _ => None,

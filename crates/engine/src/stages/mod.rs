@@ -1,5 +1,6 @@
 //! One module per stage kind. Each takes the run's context and the stage's log, and returns its outputs as JSON.
 
+mod ab_test;
 mod build;
 mod checkout;
 mod deploy;
@@ -66,6 +67,9 @@ pub(crate) async fn run(
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {
             smoke_test::run(context, endpoint, data, *min_accuracy, log).await
+        }
+        StageKind::AbTest { endpoint, control, challenger, min_samples, confidence } => {
+            ab_test::run(context, endpoint, control, challenger, *min_samples, *confidence, log).await
         }
         StageKind::Gate { require, deny_packages } => gate::run(context, require, deny_packages, log).await,
         StageKind::Shell { command } => shell::run(context, command, log).await,

@@ -1,5 +1,6 @@
 //! Serving: traffic shifting with deployment guardrails (canary, linear, rollback on an alarm) and production variants.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -420,4 +421,93 @@ fn captured_requests_are_written_with_their_answers_and_inference_ids() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap().lines().count())
         .sum();
     assert_eq!(count, 20);
+}
+
+/// Sends `count` requests, then ground truth `label` for each answer; returns how many each variant answered.
+fn traffic_with_ground_truth(served: &crate::harness::Served, count: usize, label: &str) -> BTreeMap<String, usize> {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{}/endpoints/shift-prod/invocations", served.url);
+    let mut labels = Vec::new();
+    let mut answered = BTreeMap::new();
+    for _ in 0..count {
+        let response = client.post(&url).header("content-type", "text/csv").body("1\n").send().unwrap();
+        assert_eq!(response.status(), 200);
+        let id = response.headers()["x-amzn-sagemaker-inference-id"].to_str().unwrap().to_owned();
+        *answered
+            .entry(response.headers()["x-amzn-invoked-production-variant"].to_str().unwrap().to_owned())
+            .or_default() += 1;
+        labels.push(serde_json::json!({ "inference_id": id, "label": label }));
+    }
+    labels.push(serde_json::json!({ "inference_id": "never-seen", "label": label }));
+    let feedback = client.post(format!("{}/endpoints/shift-prod/feedback", served.url)).json(&labels).send().unwrap();
+    assert_eq!(feedback.status(), 200);
+    let accepted: serde_json::Value = feedback.json().unwrap();
+    assert_eq!(accepted["accepted"], count);
+    assert_eq!(accepted["unknown"], serde_json::json!(["never-seen"]));
+    answered
+}
+
+#[test]
+fn an_ab_test_promotes_the_better_variant_on_ground_truth_and_rolls_back_the_worse() {
+    let sandbox = Sandbox::new();
+    let project = answering_project(&sandbox);
+    let dir = project.to_str().unwrap();
+    let served = sandbox.serve(&["server"]);
+    assert!(sandbox.run(&["run", dir]).status.success());
+    let ab = PIPELINE
+        .replace("traffic = \"${traffic}\"\ntraffic_percent = 30\n", "variant = \"${variant}\"\nweight = 1.0\n")
+        .replace("[parameters]\n", "[parameters]\nvariant = { type = \"string\", default = \"B\" }\n");
+    std::fs::write(project.join("sagebrush.toml"), &ab).unwrap();
+    assert!(sandbox.run(&["run", dir, "-p", "answer=v2"]).status.success());
+
+    // The test waits for 40 labelled answers per variant; the truth is always v2, which only B answers.
+    let test = |challenger: &str, control: &str| {
+        format!(
+            "[pipeline]\nname = \"shift\"\n[[stage]]\nkind = \"ab-test\"\nendpoint = \"shift-prod\"\ncontrol = \"{control}\"\nchallenger = \"{challenger}\"\nmin_samples = 40\n"
+        )
+    };
+    std::fs::write(project.join("sagebrush.toml"), test("B", "AllTraffic")).unwrap();
+    let waiting = sandbox
+        .command(&["run", dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answered = traffic_with_ground_truth(&served, 200, "v2");
+    assert!(answered.values().all(|n| *n >= 40), "{answered:?}");
+    let output = waiting.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let shown = sandbox.json(&["show", "shift", "3", "--json"]);
+    let stage = &shown["stages"][0]["outputs"];
+    assert_eq!(stage["decision"], "promoted", "{stage:#}");
+    assert_eq!(stage["B"]["accuracy"], 1.0);
+    assert_eq!(stage["AllTraffic"]["accuracy"], 0.0);
+    assert!(stage["p_value"].as_f64().unwrap() < 0.05);
+    let record = endpoint(&sandbox, "shift-prod");
+    assert_eq!(record["model_version"], 2);
+    assert_eq!(record["variants"].as_array().unwrap().len(), 1, "{record:#}");
+    assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").headers()["x-amzn-invoked-production-variant"], "B");
+
+    // A worse challenger C is rolled back, and the run says why.
+    std::fs::write(project.join("sagebrush.toml"), &ab).unwrap();
+    assert!(sandbox.run(&["run", dir, "-p", "answer=v3", "-p", "variant=C"]).status.success());
+    std::fs::write(project.join("sagebrush.toml"), test("C", "B")).unwrap();
+    let waiting = sandbox
+        .command(&["run", dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    traffic_with_ground_truth(&served, 200, "v2");
+    let output = waiting.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let shown = sandbox.json(&["show", "shift", "5", "--json"]);
+    assert!(
+        shown["run"]["reason"].as_str().unwrap().contains("ab-test rolled back: B is better at 0.95 confidence"),
+        "{shown:#}"
+    );
+    assert_eq!(endpoint(&sandbox, "shift-prod")["variants"][0]["name"], "B");
+    for _ in 0..20 {
+        assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v2\n");
+    }
 }
