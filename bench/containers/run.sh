@@ -92,10 +92,15 @@ measure() { # connections, url -> "req/s p50_ms p99_ms"
     /^Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /Non-2xx/ {bad=$NF}
     END {if (bad) {print "non-2xx responses: " bad > "/dev/stderr"; exit 1} printf "%.0f %.2f %.2f\n", rps, p50, p99}'
 }
-direct=http://127.0.0.1:$direct_port/invocations
+prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter name=scikit-byo-prod --format '{{.Names}}' | head -1)
+bridge_ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
+published=http://127.0.0.1:$direct_port/invocations
+direct=http://$bridge_ip:8080/invocations
 routed=$url/endpoints/scikit-byo-prod/invocations
+read -r p1_rps p1_p50 p1_p99 < <(measure 1 "$published")
 read -r d1_rps d1_p50 d1_p99 < <(measure 1 "$direct")
 read -r r1_rps r1_p50 r1_p99 < <(measure 1 "$routed")
+read -r p_rps p_p50 p_p99 < <(measure 8 "$published")
 read -r d_rps d_p50 d_p99 < <(measure 8 "$direct")
 read -r r_rps r_p50 r_p99 < <(measure 8 "$routed")
 
@@ -113,11 +118,13 @@ echo "| built-in decision tree, FROM scratch | $builtin_mb | $c_min | $c_med | $
 echo
 echo "| one-row CSV to the same container, wrk ${seconds}s | connections | req/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|"
-echo "| straight to the container's port | 1 | $d1_rps | $d1_p50 | $d1_p99 |"
+echo "| to the container's published port (docker-proxy) | 1 | $p1_rps | $p1_p50 | $p1_p99 |"
+echo "| straight to the container (bridge address) | 1 | $d1_rps | $d1_p50 | $d1_p99 |"
 echo "| through the sagebrush endpoint | 1 | $r1_rps | $r1_p50 | $r1_p99 |"
-echo "| straight to the container's port | 8 | $d_rps | $d_p50 | $d_p99 |"
+echo "| to the container's published port (docker-proxy) | 8 | $p_rps | $p_p50 | $p_p99 |"
+echo "| straight to the container (bridge address) | 8 | $d_rps | $d_p50 | $d_p99 |"
 echo "| through the sagebrush endpoint | 8 | $r_rps | $r_p50 | $r_p99 |"
 added() { awk "BEGIN {printf \"p50 %.2f ms, p99 %.2f ms, throughput ratio %.2f\", $1 - $2, $3 - $4, $5 / $6}"; }
-echo "router added at 1 connection: $(added "$r1_p50" "$d1_p50" "$r1_p99" "$d1_p99" "$r1_rps" "$d1_rps")"
-echo "router added at 8 connections: $(added "$r_p50" "$d_p50" "$r_p99" "$d_p99" "$r_rps" "$d_rps")"
+echo "router added over the bridge address, 1 connection: $(added "$r1_p50" "$d1_p50" "$r1_p99" "$d1_p99" "$r1_rps" "$d1_rps")"
+echo "router added over the bridge address, 8 connections: $(added "$r_p50" "$d_p50" "$r_p99" "$d_p99" "$r_rps" "$d_rps")"
 echo "reproduce: bench/containers/run.sh $runs $starts $seconds"

@@ -230,7 +230,8 @@ async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: B
             Instance::Chain(steps) => return Box::pin(invoke_chain(router, steps, headers, body, depth)).await,
             Instance::Http { base_url, .. } => match send(&router.client, base_url, headers, body.clone()).await {
                 Ok(upstream) => return relay(upstream).await,
-                Err(e) if e.is_timeout() => return unreachable_model(&e),
+                // A model still working on it when the time is up is not retried; one never reached is.
+                Err(e) if e.is_timeout() && !e.is_connect() => return unreachable_model(&e),
                 Err(e) => last_error = Some(e),
             },
         }

@@ -170,6 +170,9 @@ impl Router {
         let client = reqwest::Client::builder()
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(90))
+            // Instances are on this machine: a connect that takes longer is to a container that is gone.
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
             .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default();
