@@ -42,6 +42,8 @@ pub enum Command {
     Endpoints(EndpointsArgs),
     /// Delete an endpoint: stop serving it (in-flight requests finish) and forget it.
     DeleteEndpoint(DeleteEndpointArgs),
+    /// Deploy a registered model version to an endpoint on the running server, with a traffic policy.
+    Deploy(DeployArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// List registered model versions with their lineage.
@@ -150,6 +152,47 @@ pub struct EndpointsArgs {
     #[arg(long, value_name = "SECONDS")]
     pub idle: Option<u64>,
     /// Print JSON, with each served endpoint's variants, weights and counters.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The model group to deploy from.
+    pub model_group: String,
+    /// The version to deploy (default: the newest).
+    #[arg(long)]
+    pub version: Option<i64>,
+    /// How traffic moves from what the endpoint serves now.
+    #[arg(long, value_parser = ["all-at-once", "canary", "linear"], default_value = "all-at-once")]
+    pub traffic: String,
+    /// The canary's share, or each linear step, in percent.
+    #[arg(long, value_name = "PERCENT")]
+    pub traffic_percent: Option<f64>,
+    /// Seconds each step is watched before the next.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub bake: f64,
+    /// Roll back when the new model's error share (0 to 1) goes over this while baking.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Roll back when the new model's p99 latency goes over this many milliseconds while baking.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Put the model in this variant; with --weight, the endpoint's other variants stay (A/B).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// The variant's weight next to the others'.
+    #[arg(long, requires = "variant")]
+    pub weight: Option<f64>,
+    /// Instances to serve it (container and process algorithms).
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
+    /// The instance type of each container instance.
+    #[arg(long)]
+    pub instance_type: Option<String>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

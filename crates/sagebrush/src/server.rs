@@ -96,6 +96,7 @@ fn api(engine: Engine) -> axum::Router {
         .route("/api/runs/{project}/{number}/retry", post(retry_run))
         .route("/api/endpoints", get(list_endpoints))
         .route("/api/endpoints/{name}", axum::routing::delete(delete_endpoint))
+        .route("/api/endpoints/{name}/deploy", post(deploy_endpoint))
         .route("/api/models", get(list_models))
         .with_state(engine)
 }
@@ -182,6 +183,89 @@ async fn list_endpoints(State(engine): State<Engine>) -> Response {
             Json(rows).into_response()
         }
         Err(e) => error_response(&e.into()),
+    }
+}
+
+/// `POST /api/endpoints/{name}/deploy`: what `sagebrush deploy` sends.
+#[derive(Deserialize)]
+struct DeployRequest {
+    model_group: String,
+    model_version: Option<i64>,
+    #[serde(default)]
+    traffic: Option<String>,
+    traffic_percent: Option<f64>,
+    #[serde(default)]
+    bake_seconds: f64,
+    max_error_rate: Option<f64>,
+    max_p99_ms: Option<f64>,
+    variant: Option<String>,
+    weight: Option<f64>,
+    #[serde(default)]
+    instances: Option<u32>,
+    instance_type: Option<String>,
+}
+
+async fn deploy_endpoint(
+    State(engine): State<Engine>,
+    Path(name): Path<String>,
+    Json(request): Json<DeployRequest>,
+) -> Response {
+    let bad =
+        |message: String| (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "message": message }))).into_response();
+    let percent = request.traffic_percent;
+    let traffic = match (request.traffic.as_deref().unwrap_or("all-at-once"), percent) {
+        ("all-at-once", _) => pipeline::Traffic::AllAtOnce,
+        ("canary", p) => pipeline::Traffic::Canary { percent: p.unwrap_or(10.0) },
+        ("linear", p) => pipeline::Traffic::Linear { percent: p.unwrap_or(20.0) },
+        (other, _) => return bad(format!("traffic is all-at-once, canary or linear, not {other}")),
+    };
+    if percent.is_some_and(|p| !(p > 0.0 && p < 100.0))
+        || !(request.bake_seconds >= 0.0 && request.bake_seconds.is_finite())
+    {
+        return bad("traffic_percent must be between 0 and 100 and bake_seconds 0 or more".to_owned());
+    }
+    let version = match request.model_version {
+        Some(version) => engine.store().model_version(&request.model_group, version).await,
+        None => match engine.store().model_versions(Some(&request.model_group)).await {
+            Ok(versions) => versions
+                .into_iter()
+                .max_by_key(|v| v.version)
+                .ok_or_else(|| store::Error::NotFound(format!("a registered version of {}", request.model_group))),
+            Err(e) => Err(e),
+        },
+    };
+    let version = match version {
+        Ok(version) => version,
+        Err(e) => return error_response(&e.into()),
+    };
+    let policy = pipeline::DeployPolicy {
+        traffic,
+        bake: Duration::from_secs_f64(request.bake_seconds),
+        max_error_rate: request.max_error_rate,
+        max_p99_ms: request.max_p99_ms,
+    };
+    let hosting = engine::Hosting {
+        instances: request.instances.unwrap_or(1).clamp(1, 16),
+        instance_type: request.instance_type,
+        variant: request.variant.unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
+        weight: request.weight,
+        ..engine::Hosting::default()
+    };
+    let mut events = Vec::new();
+    let model = format!("{} v{}", version.model_group, version.version);
+    match engine.deploy(&name, &version, version.run_id, &hosting, &policy, &mut events).await {
+        Ok(()) => Json(serde_json::json!({ "events": events, "model": model, "url": engine.invocation_url(&name) }))
+            .into_response(),
+        Err(e @ engine::Error::RolledBack(_)) => {
+            (StatusCode::CONFLICT, Json(serde_json::json!({ "message": e.to_string(), "events": events })))
+                .into_response()
+        }
+        Err(e) => {
+            let mut response = error_response(&e);
+            *response.body_mut() =
+                axum::body::Body::from(serde_json::json!({ "message": e.to_string(), "events": events }).to_string());
+            response
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per group of commands; `dispatch` picks one.
 
 mod algorithm;
+mod deploy;
 mod invoke;
 mod list;
 mod logs;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => list::show(&home, args).await,
         Command::Endpoints(args) => list::endpoints(&home, args).await,
         Command::DeleteEndpoint(args) => list::delete_endpoint(&home, args).await,
+        Command::Deploy(args) => deploy::deploy(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

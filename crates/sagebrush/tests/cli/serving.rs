@@ -511,3 +511,45 @@ fn an_ab_test_promotes_the_better_variant_on_ground_truth_and_rolls_back_the_wor
         assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v2\n");
     }
 }
+
+#[test]
+fn the_deploy_command_rolls_a_version_out_with_a_canary_and_rolls_back_on_its_alarm() {
+    let sandbox = Sandbox::new();
+    let project = answering_project(&sandbox);
+    let dir = project.to_str().unwrap();
+    let refused = sandbox.run(&["deploy", "cli-prod", "shift"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("sagebrush server"), "{}", text(&refused));
+
+    let served = sandbox.serve(&["server"]);
+    assert!(sandbox.run(&["run", dir]).status.success());
+    assert!(sandbox.run(&["run", dir, "-p", "answer=fail"]).status.success());
+    let first = sandbox.run(&["deploy", "cli-prod", "shift", "--version", "1"]);
+    assert!(first.status.success(), "{}\n{}", text(&first), served.output());
+    assert_eq!(served.invoke("cli-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
+
+    let load = SteadyLoad::start(&served, "cli-prod");
+    let broken = sandbox.run(&[
+        "deploy",
+        "cli-prod",
+        "shift",
+        "--version",
+        "2",
+        "--traffic",
+        "canary",
+        "--traffic-percent",
+        "50",
+        "--bake",
+        "20",
+        "--max-error-rate",
+        "0.05",
+    ]);
+    let (ok, failed) = load.finish();
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    assert!(text(&broken).contains("rolled back: shift v2 answered"), "{}", text(&broken));
+    assert!(failed > 0 && ok > 0, "{ok} ok, {failed} failed");
+    for _ in 0..20 {
+        assert_eq!(served.invoke("cli-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
+    }
+    assert_eq!(endpoint(&sandbox, "cli-prod")["model_version"], 1);
+}
