@@ -56,6 +56,10 @@ $bin run examples/iris >/dev/null 2>&1
 # The run deletes its test endpoint (delete_after_run), so the server holds iris-prod only.
 # The workshop's stack, trained and served by a second sagebrush home's container runtime (so the measured
 # server holds one built-in endpoint only); measured on the container's own port.
+mkdir -p "$home/workshop"
+SAGEBRUSH_HOME=$home/workshop $bin server --listen 127.0.0.1:0 2>"$home/workshop-server.log" &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$home/workshop/server.json" ] && break; sleep 0.05; done
 SAGEBRUSH_HOME=$home/workshop $bin run examples/scikit-byo >/dev/null 2>&1
 container=$(docker ps --filter "label=dev.sagebrush.home=$home/workshop" --filter name=scikit-byo-prod --format '{{.Names}}' | head -1)
 workshop_port=$(docker port "$container" 8080/tcp | grep 127.0.0.1 | cut -d: -f2)

@@ -173,30 +173,12 @@ impl Engine {
                 dir.display()
             )));
         }
-        let lock = self.endpoint_lock(endpoint).await;
-        let _held = lock.lock().await;
-        self.store()
-            .set_endpoint(&EndpointRecord {
-                name: endpoint.to_owned(),
-                model_group: MULTI_MODEL_GROUP.to_owned(),
-                model_version: 0,
-                run_id,
-                instances: 1,
-                instance_type: None,
-                expires_at: expiry(ttl),
-                multi_model_dir: Some(dir.display().to_string()),
-                memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
-                chain: None,
-                capture_percent: None,
-                updated_at: 0,
-            })
-            .await?;
-        self.store().set_endpoint_variants(endpoint, &[]).await?;
-        let variant = multi_model_variant(dir, budget_bytes);
-        if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant)) {
-            router::drain(old, DRAIN_DEADLINE).await;
-        }
-        Ok(())
+        let record = EndpointRecord {
+            multi_model_dir: Some(dir.display().to_string()),
+            memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
+            ..special_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
+        };
+        self.install_recorded(record, multi_model_variant(dir, budget_bytes)).await
     }
 
     /// Makes `endpoint` a serial inference pipeline through the endpoints `steps`, in order.
@@ -215,26 +197,20 @@ impl Engine {
                 "inference pipeline step {missing} is not a served endpoint; deploy it in an earlier stage"
             )));
         }
-        let lock = self.endpoint_lock(endpoint).await;
+        let record = EndpointRecord {
+            chain: Some(serde_json::to_string(steps).unwrap_or_default()),
+            ..special_record(endpoint, CHAIN_GROUP, run_id, ttl)
+        };
+        self.install_recorded(record, chain_variant(steps)).await
+    }
+
+    /// Records an endpoint that serves no registered version (multi-model, chain) and serves `variant` on it.
+    async fn install_recorded(&self, record: EndpointRecord, variant: Arc<Variant>) -> Result<(), Error> {
+        let lock = self.endpoint_lock(&record.name).await;
         let _held = lock.lock().await;
-        self.store()
-            .set_endpoint(&EndpointRecord {
-                name: endpoint.to_owned(),
-                model_group: CHAIN_GROUP.to_owned(),
-                model_version: 0,
-                run_id,
-                instances: 1,
-                instance_type: None,
-                expires_at: expiry(ttl),
-                multi_model_dir: None,
-                memory_budget_bytes: None,
-                capture_percent: None,
-                chain: Some(serde_json::to_string(steps).unwrap_or_default()),
-                updated_at: 0,
-            })
-            .await?;
-        self.store().set_endpoint_variants(endpoint, &[]).await?;
-        if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.to_owned(), chain_variant(steps))) {
+        self.store().set_endpoint(&record).await?;
+        self.store().set_endpoint_variants(&record.name, &[]).await?;
+        if let Some(old) = self.inner.router.install(Endpoint::single(record.name.clone(), variant)) {
             router::drain(old, DRAIN_DEADLINE).await;
         }
         Ok(())
@@ -602,6 +578,24 @@ const CHAIN_GROUP: &str = "(inference pipeline)";
 fn chain_variant(steps: &[String]) -> Arc<Variant> {
     let model = format!("pipeline {}", steps.join(" -> "));
     Arc::new(Variant::new(router::DEFAULT_VARIANT.to_owned(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
+}
+
+/// The record of an endpoint that serves no registered version, before its own fields are set.
+fn special_record(endpoint: &str, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
+    EndpointRecord {
+        name: endpoint.to_owned(),
+        model_group: group.to_owned(),
+        model_version: 0,
+        run_id,
+        instances: 1,
+        instance_type: None,
+        expires_at: expiry(ttl),
+        multi_model_dir: None,
+        memory_budget_bytes: None,
+        chain: None,
+        capture_percent: None,
+        updated_at: 0,
+    }
 }
 
 fn expiry(ttl: Option<Duration>) -> Option<i64> {

@@ -63,6 +63,23 @@ bake = "${bake}"
 max_error_rate = 0.05
 "#;
 
+/// A CSV request to an endpoint with extra headers.
+fn post(
+    served: &crate::harness::Served,
+    endpoint: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> reqwest::blocking::Response {
+    let mut request = reqwest::blocking::Client::new()
+        .post(format!("{}/endpoints/{endpoint}/invocations", served.url))
+        .header("content-type", "text/csv")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().unwrap()
+}
+
 /// A project whose model answers each row with a word chosen at training time.
 fn answering_project(sandbox: &Sandbox) -> PathBuf {
     let project = sandbox.dir.path().join("shift");
@@ -183,14 +200,7 @@ fn production_variants_split_traffic_by_weight_answer_their_target_and_survive_a
     // A restart brings back both variants as they were.
     drop(served);
     let served = sandbox.serve(&["server"]);
-    let restarted = format!("{}/endpoints/shift-prod/invocations", served.url);
-    let response = client
-        .post(&restarted)
-        .header("content-type", "text/csv")
-        .header("X-Amzn-SageMaker-Target-Variant", "B")
-        .body("1\n")
-        .send()
-        .unwrap();
+    let response = post(&served, "shift-prod", &[("X-Amzn-SageMaker-Target-Variant", "B")], "1\n");
     assert_eq!(response.text().unwrap(), "v2\n", "{}", served.output());
 }
 
@@ -309,14 +319,7 @@ fn a_thousand_models_share_one_endpoint_under_a_budget_that_fits_a_hundred() {
     // A restart brings the endpoint back, with an empty cache.
     drop(served);
     let served = sandbox.serve(&["server"]);
-    let url = format!("{}/endpoints/many-prod/invocations", served.url);
-    let response = client
-        .post(&url)
-        .header("X-Amzn-SageMaker-Target-Model", "model-0042.tar.gz")
-        .header("content-type", "text/csv")
-        .body("1,2,3,4\n")
-        .send()
-        .unwrap();
+    let response = post(&served, "many-prod", &[("X-Amzn-SageMaker-Target-Model", "model-0042.tar.gz")], "1,2,3,4\n");
     assert_eq!(response.text().unwrap(), "model-0042\n", "{}", served.output());
 }
 
