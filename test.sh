@@ -12,6 +12,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v flock >/dev/null || need_apt+=(util-linux)
+# The built-in algorithm's FROM-scratch image carries a stripped binary.
+command -v strip >/dev/null || need_apt+=(binutils)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi

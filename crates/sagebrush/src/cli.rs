@@ -163,8 +163,8 @@ pub struct DeployArgs {
     /// The model group to deploy from.
     pub model_group: String,
     /// The version to deploy (default: the newest).
-    #[arg(long)]
-    pub version: Option<i64>,
+    #[arg(long, value_name = "VERSION")]
+    pub model_version: Option<i64>,
     /// How traffic moves from what the endpoint serves now.
     #[arg(long, value_parser = ["all-at-once", "canary", "linear"], default_value = "all-at-once")]
     pub traffic: String,

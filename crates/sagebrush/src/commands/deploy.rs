@@ -15,7 +15,7 @@ pub async fn deploy(home: &Home, args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let request = serde_json::json!({
         "model_group": args.model_group,
-        "model_version": args.version,
+        "model_version": args.model_version,
         "traffic": args.traffic,
         "traffic_percent": args.traffic_percent,
         "bake_seconds": args.bake,

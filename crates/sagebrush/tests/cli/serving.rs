@@ -527,7 +527,7 @@ fn the_deploy_command_rolls_a_version_out_with_a_canary_and_rolls_back_on_its_al
     let served = sandbox.serve(&["server"]);
     assert!(sandbox.run(&["run", dir]).status.success());
     assert!(sandbox.run(&["run", dir, "-p", "answer=fail"]).status.success());
-    let first = sandbox.run(&["deploy", "cli-prod", "shift", "--version", "1"]);
+    let first = sandbox.run(&["deploy", "cli-prod", "shift", "--model-version", "1"]);
     assert!(first.status.success(), "{}\n{}", text(&first), served.output());
     assert_eq!(served.invoke("cli-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
 
@@ -536,7 +536,7 @@ fn the_deploy_command_rolls_a_version_out_with_a_canary_and_rolls_back_on_its_al
         "deploy",
         "cli-prod",
         "shift",
-        "--version",
+        "--model-version",
         "2",
         "--traffic",
         "canary",
