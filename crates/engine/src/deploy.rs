@@ -139,6 +139,7 @@ impl Engine {
                 expires_at: expiry(hosting.ttl),
                 multi_model_dir: None,
                 memory_budget_bytes: None,
+                multi_model_image: None,
                 chain: None,
                 capture_percent: None,
                 updated_at: 0,
@@ -157,13 +158,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Makes `endpoint` a multi-model endpoint over the `<name>.tar.gz` files in `dir` (built-in models),
-    /// keeping at most `budget_bytes` of them loaded.
+    /// Makes `endpoint` a multi-model endpoint over the `<name>.tar.gz` files in `dir`, keeping at most
+    /// `budget_bytes` of them loaded: built-in models in-process, or, with `image`, loaded into one
+    /// `<image> serve` container through SageMaker's multi-model container API.
+    #[allow(clippy::too_many_arguments)]
     pub async fn deploy_multi_model(
         &self,
         endpoint: &str,
         dir: &Path,
+        image: Option<&str>,
         budget_bytes: u64,
+        startup_timeout: Duration,
         run_id: i64,
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
@@ -176,9 +181,84 @@ impl Engine {
         let record = EndpointRecord {
             multi_model_dir: Some(dir.display().to_string()),
             memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
+            multi_model_image: image.map(str::to_owned),
             ..special_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
         };
-        self.install_recorded(record, multi_model_variant(dir, budget_bytes)).await
+        let variant = self.multi_model_variant(endpoint, dir, image, budget_bytes, startup_timeout).await?;
+        self.install_recorded(record, variant).await
+    }
+
+    async fn multi_model_variant(
+        &self,
+        endpoint: &str,
+        dir: &Path,
+        image: Option<&str>,
+        budget_bytes: u64,
+        startup_timeout: Duration,
+    ) -> Result<Arc<Variant>, Error> {
+        let Some(image) = image else { return Ok(builtin_multi_model_variant(dir, budget_bytes)) };
+        let instance_dir =
+            ModelDir(self.home().endpoint_dir(endpoint).join(format!("multi-model-{}", runtime::unique_suffix())));
+        let opt_ml = OptMl::create_for_hosting(&instance_dir.0)?;
+        let models = opt_ml.root.join("models");
+        std::fs::create_dir_all(&models).map_err(crate::error::io_error(&models))?;
+        let log = self.home().endpoint_log(endpoint);
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent).map_err(crate::error::io_error(parent))?;
+        }
+        let limits = docker::limits(None)?;
+        let labels = self.container_labels();
+        let server = ContainerInstance::start(image, &opt_ml, &log, startup_timeout, &labels, limits, endpoint).await?;
+        let base_url = server.base_url.clone();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let loader = {
+            let (folder, models, base_url, client) = (dir.to_owned(), models.clone(), base_url.clone(), client.clone());
+            move |name: String| -> futures::future::BoxFuture<'static, Result<((), u64), LoadError>> {
+                let (folder, models, base_url, client) =
+                    (folder.clone(), models.clone(), base_url.clone(), client.clone());
+                Box::pin(async move {
+                    let bytes = read_model_archive(&folder, &name)?;
+                    let target = models.join(&name);
+                    let unpacked = bytes.clone();
+                    let into = target.clone();
+                    tokio::task::spawn_blocking(move || runtime::archive::unpack(&unpacked, &into))
+                        .await
+                        .map_err(|e| LoadError::Invalid(e.to_string()))?
+                        .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?;
+                    let request = serde_json::json!({ "model_name": name, "url": format!("/opt/ml/models/{name}") });
+                    let answer = client.post(format!("{base_url}/models")).json(&request).send().await;
+                    match answer {
+                        Ok(r) if r.status().is_success() => Ok(((), bytes.len() as u64)),
+                        Ok(r) => {
+                            Err(LoadError::Invalid(format!("the model server did not load {name}: {}", r.status())))
+                        }
+                        Err(e) => Err(LoadError::Invalid(format!("the model server did not load {name}: {e}"))),
+                    }
+                })
+            }
+        };
+        let unloader = move |name: String| {
+            let (client, base_url, dir) = (client.clone(), base_url.clone(), models.join(&name));
+            tokio::spawn(async move {
+                let _ = client.delete(format!("{base_url}/models/{name}")).send().await;
+                let _ = tokio::fs::remove_dir_all(dir).await;
+            });
+        };
+        let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), Some(Box::new(unloader))));
+        let instance = Instance::MultiModelServer {
+            base_url: server.base_url.clone(),
+            cache,
+            owner: Box::new((server, instance_dir)),
+        };
+        Ok(Arc::new(Variant::new(
+            router::DEFAULT_VARIANT.to_owned(),
+            format!("multi-model {image} {}", dir.display()),
+            vec![Arc::new(instance)],
+        )))
     }
 
     /// Makes `endpoint` a serial inference pipeline through the endpoints `steps`, in order.
@@ -257,7 +337,9 @@ impl Engine {
         }
         if let Some(dir) = &record.multi_model_dir {
             let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
-            let variant = multi_model_variant(Path::new(dir), budget);
+            let image = record.multi_model_image.as_deref();
+            let variant =
+                self.multi_model_variant(&record.name, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
             self.inner.router.install(Endpoint::single(record.name.clone(), variant));
             return Ok(());
         }
@@ -444,6 +526,7 @@ impl Engine {
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
         let url = match fresh.as_ref() {
             Instance::Http { base_url, .. } => base_url.clone(),
+            Instance::MultiModelServer { base_url, .. } => base_url.clone(),
             Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => "in-process".to_owned(),
         };
         let replaced = self.inner.router.install(current.replacing(&dead, fresh));
@@ -592,6 +675,7 @@ fn special_record(endpoint: &str, group: &str, run_id: i64, ttl: Option<Duration
         expires_at: expiry(ttl),
         multi_model_dir: None,
         memory_budget_bytes: None,
+        multi_model_image: None,
         chain: None,
         capture_percent: None,
         updated_at: 0,
@@ -604,30 +688,40 @@ fn expiry(ttl: Option<Duration>) -> Option<i64> {
 
 /// One variant answering from a cache of the built-in models in `dir`. A model counts against the
 /// budget with the size of its `model.json`, a stable stand-in for what it takes in memory.
-fn multi_model_variant(dir: &Path, budget_bytes: u64) -> Arc<Variant> {
+fn builtin_multi_model_variant(dir: &Path, budget_bytes: u64) -> Arc<Variant> {
     let folder = dir.to_owned();
-    let loader = move |name: &str| -> Result<(builtin::Model, u64), LoadError> {
-        let plain = !name.is_empty()
-            && !name.starts_with('.')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        if !plain {
-            return Err(LoadError::Invalid(format!(
-                "target model `{name}` must be a file name of letters, digits, `.`, `-` and `_`"
-            )));
-        }
-        let path = folder.join(name);
-        let bytes =
-            std::fs::read(&path).map_err(|_| LoadError::NotFound(format!("no model {name} on this endpoint")))?;
-        let json = runtime::archive::read_member(&bytes, "model.json")
-            .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?
-            .ok_or_else(|| LoadError::Invalid(format!("{name} has no model.json")))?;
-        let model = builtin::Model::from_json(&json, name).map_err(|e| LoadError::Invalid(e.to_string()))?;
-        Ok((model, json.len() as u64))
+    let loader = move |name: String| -> futures::future::BoxFuture<'static, Result<(builtin::Model, u64), LoadError>> {
+        let folder = folder.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let bytes = read_model_archive(&folder, &name)?;
+                let json = runtime::archive::read_member(&bytes, "model.json")
+                    .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?
+                    .ok_or_else(|| LoadError::Invalid(format!("{name} has no model.json")))?;
+                let model = builtin::Model::from_json(&json, &name).map_err(|e| LoadError::Invalid(e.to_string()))?;
+                Ok((model, json.len() as u64))
+            })
+            .await
+            .map_err(|e| LoadError::Invalid(e.to_string()))?
+        })
     };
-    let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader)));
+    let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), None));
     Arc::new(Variant::new(
         router::DEFAULT_VARIANT.to_owned(),
         format!("multi-model {}", dir.display()),
         vec![Arc::new(Instance::MultiModel(cache))],
     ))
+}
+
+/// The bytes of `<folder>/<name>`, where `name` must be a plain file name (no path can be named).
+fn read_model_archive(folder: &Path, name: &str) -> Result<Vec<u8>, LoadError> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !plain {
+        return Err(LoadError::Invalid(format!(
+            "target model `{name}` must be a file name of letters, digits, `.`, `-` and `_`"
+        )));
+    }
+    std::fs::read(folder.join(name)).map_err(|_| LoadError::NotFound(format!("no model {name} on this endpoint")))
 }

@@ -677,14 +677,12 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             multi_model: match optional_string("multi_model")? {
                 None => None,
                 Some(dir) => {
-                    if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_))) {
-                        let hint = "multi-model endpoints serve built-in models in-process; set [algorithm] builtin"
+                    if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_) | Algorithm::Image { .. })) {
+                        let hint = "set [algorithm] builtin (models served in-process) or image (a container with \
+                                    SageMaker's multi-model API)"
                             .to_owned();
-                        return Err(cx.error(
-                            &kind_item.span(),
-                            "multi_model needs a built-in [algorithm]",
-                            Some(hint),
-                        ));
+                        let message = "multi_model needs a built-in or image [algorithm]";
+                        return Err(cx.error(&kind_item.span(), message, Some(hint)));
                     }
                     let budget_mb = match get(table, "memory_budget_mb") {
                         None => 1024.0,

@@ -228,12 +228,17 @@ async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: B
             Instance::Builtin(model) => return predict_builtin(model, headers, &body),
             Instance::MultiModel(cache) => return predict_target_model(cache, headers, &body).await,
             Instance::Chain(steps) => return Box::pin(invoke_chain(router, steps, headers, body, depth)).await,
-            Instance::Http { base_url, .. } => match send(&router.client, base_url, headers, body.clone()).await {
-                Ok(upstream) => return relay(upstream).await,
-                // A model still working on it when the time is up is not retried; one never reached is.
-                Err(e) if e.is_timeout() && !e.is_connect() => return unreachable_model(&e),
-                Err(e) => last_error = Some(e),
-            },
+            Instance::MultiModelServer { base_url, cache, .. } => {
+                return invoke_target_model(router, base_url, cache, headers, body).await;
+            }
+            Instance::Http { base_url, .. } => {
+                match send(&router.client, &format!("{base_url}/invocations"), headers, body.clone()).await {
+                    Ok(upstream) => return relay(upstream).await,
+                    // A model still working on it when the time is up is not retried; one never reached is.
+                    Err(e) if e.is_timeout() && !e.is_connect() => return unreachable_model(&e),
+                    Err(e) => last_error = Some(e),
+                }
+            }
         }
     }
     match last_error {
@@ -281,25 +286,55 @@ async fn invoke_chain(router: &Router, steps: &[String], headers: &HeaderMap, bo
     }
 }
 
-async fn predict_target_model(cache: &Arc<ModelCache>, headers: &HeaderMap, body: &[u8]) -> Response {
-    let Some(name) = headers.get(TARGET_MODEL).and_then(|v| v.to_str().ok()) else {
-        let message = "this is a multi-model endpoint: name the model in the X-Amzn-SageMaker-Target-Model header";
-        return error(StatusCode::BAD_REQUEST, "ValidationError", message);
-    };
+async fn predict_target_model(cache: &ModelCache, headers: &HeaderMap, body: &[u8]) -> Response {
+    let Some(name) = target_model(headers) else { return missing_target_model() };
     match cache.get(name).await {
         Ok(model) => predict_builtin(&model, headers, body),
-        Err(LoadError::NotFound(what)) => error(StatusCode::NOT_FOUND, "ValidationError", &what),
-        Err(LoadError::Invalid(why)) => error(StatusCode::BAD_REQUEST, "ValidationError", &why),
+        Err(e) => load_error(e),
+    }
+}
+
+/// Loads the target model into the model server if it is not loaded, then invokes it there.
+async fn invoke_target_model(
+    router: &Router,
+    base_url: &str,
+    cache: &ModelCache<()>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(name) = target_model(headers) else { return missing_target_model() };
+    match cache.get(name).await {
+        Ok(_) => match send(&router.client, &format!("{base_url}/models/{name}/invoke"), headers, body).await {
+            Ok(upstream) => relay(upstream).await,
+            Err(e) => unreachable_model(&e),
+        },
+        Err(e) => load_error(e),
+    }
+}
+
+fn target_model(headers: &HeaderMap) -> Option<&str> {
+    headers.get(TARGET_MODEL).and_then(|v| v.to_str().ok())
+}
+
+fn missing_target_model() -> Response {
+    let message = "this is a multi-model endpoint: name the model in the X-Amzn-SageMaker-Target-Model header";
+    error(StatusCode::BAD_REQUEST, "ValidationError", message)
+}
+
+fn load_error(e: LoadError) -> Response {
+    match e {
+        LoadError::NotFound(what) => error(StatusCode::NOT_FOUND, "ValidationError", &what),
+        LoadError::Invalid(why) => error(StatusCode::BAD_REQUEST, "ValidationError", &why),
     }
 }
 
 async fn send(
     client: &reqwest::Client,
-    base_url: &str,
+    url: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let mut request = client.post(format!("{base_url}/invocations")).body(body);
+    let mut request = client.post(url).body(body);
     for name in [header::CONTENT_TYPE, header::ACCEPT] {
         if let Some(value) = headers.get(&name) {
             request = request.header(name, value);

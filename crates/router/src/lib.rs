@@ -17,7 +17,7 @@ pub use capture::{Capture, CaptureConfig};
 pub use feedback::{Accuracy, AccuracyView, two_proportion_p_value};
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
-pub use multi_model::{CacheView, LoadError, Loader, ModelCache};
+pub use multi_model::{CacheView, LoadError, Loader, ModelCache, Unloader};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
 
 use std::any::Any;
@@ -41,6 +41,16 @@ pub enum Instance {
     Chain(Vec<String>),
     /// Many built-in models, picked per request by `X-Amzn-SageMaker-Target-Model`.
     MultiModel(Arc<ModelCache>),
+    /// Models loaded on demand into one model server through SageMaker's multi-model container
+    /// API (`POST /models`, `POST /models/{name}/invoke`, `DELETE /models/{name}`).
+    MultiModelServer {
+        /// `http://<address>:8080`.
+        base_url: String,
+        /// Which models are loaded into it; evicting one unloads it from the server.
+        cache: Arc<ModelCache<()>>,
+        /// Keeps the server alive; dropping it stops the server.
+        owner: Box<dyn Any + Send + Sync>,
+    },
     /// A model server reached over HTTP (`/ping`, `/invocations`).
     Http {
         /// `http://127.0.0.1:<port>`.

@@ -87,6 +87,7 @@ impl Router {
                     accuracy: accuracy.rate(),
                     models: variant.instances.iter().find_map(|i| match i.as_ref() {
                         crate::Instance::MultiModel(cache) => Some(cache.view()),
+                        crate::Instance::MultiModelServer { cache, .. } => Some(cache.view()),
                         _ => None,
                     }),
                 }

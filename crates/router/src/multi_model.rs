@@ -1,10 +1,12 @@
 //! Multi-model endpoints: models named by `X-Amzn-SageMaker-Target-Model`, loaded on first use and
-//! kept in a least-recently-used cache under a memory budget.
+//! kept in a least-recently-used cache under a memory budget: built-in models in memory, or models
+//! loaded into a container through SageMaker's multi-model container API.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use serde::Serialize;
 
 use crate::Stats;
@@ -18,28 +20,30 @@ pub enum LoadError {
     Invalid(String),
 }
 
-/// Loads a model by its name, e.g. `customer-7.tar.gz`; runs on a blocking thread.
-pub type Loader = dyn Fn(&str) -> Result<(builtin::Model, u64), LoadError> + Send + Sync;
+/// Loads a model by its name, e.g. `customer-7.tar.gz`: what is kept, and how many bytes it counts for.
+pub type Loader<T> = dyn Fn(String) -> BoxFuture<'static, Result<(T, u64), LoadError>> + Send + Sync;
+/// Called with the name of a model that was evicted, to unload it where it lives.
+pub type Unloader = dyn Fn(String) + Send + Sync;
 
 /// The models of one multi-model endpoint.
-pub struct ModelCache {
-    loader: Box<Loader>,
+pub struct ModelCache<T = builtin::Model> {
+    loader: Box<Loader<T>>,
+    unloader: Option<Box<Unloader>>,
     budget_bytes: u64,
-    state: Mutex<CacheState>,
+    state: Mutex<CacheState<T>>,
     /// Each load's latency, read as a histogram (`/metrics` and the API).
     pub loads: Stats,
 }
 
-#[derive(Default)]
-struct CacheState {
+struct CacheState<T> {
     tick: u64,
     used_bytes: u64,
     evictions: u64,
-    models: HashMap<String, Cached>,
+    models: HashMap<String, Cached<T>>,
 }
 
-struct Cached {
-    model: Arc<builtin::Model>,
+struct Cached<T> {
+    model: Arc<T>,
     bytes: u64,
     last_used: u64,
 }
@@ -55,28 +59,26 @@ pub struct CacheView {
     pub load_p99_ms: Option<f64>,
 }
 
-impl ModelCache {
-    /// A cache that keeps at most `budget_bytes` of models (as the loader counts them) and loads with `loader`.
-    pub fn new(budget_bytes: u64, loader: Box<Loader>) -> ModelCache {
-        ModelCache { loader, budget_bytes, state: Mutex::default(), loads: Stats::default() }
+impl<T: Send + Sync + 'static> ModelCache<T> {
+    /// A cache that keeps at most `budget_bytes` of models (as the loader counts them), loads with
+    /// `loader`, and tells `unloader` which models it evicted.
+    pub fn new(budget_bytes: u64, loader: Box<Loader<T>>, unloader: Option<Box<Unloader>>) -> ModelCache<T> {
+        let state = CacheState { tick: 0, used_bytes: 0, evictions: 0, models: HashMap::new() };
+        ModelCache { loader, unloader, budget_bytes, state: Mutex::new(state), loads: Stats::default() }
     }
 
-    /// The model of that name, loading it (and evicting the least recently used) if it is not in memory.
-    pub async fn get(self: &Arc<Self>, name: &str) -> Result<Arc<builtin::Model>, LoadError> {
+    /// The model of that name, loading it (and evicting the least recently used) if it is not loaded.
+    pub async fn get(&self, name: &str) -> Result<Arc<T>, LoadError> {
         if let Some(model) = self.touch(name) {
             return Ok(model);
         }
         let started = Instant::now();
-        let cache = self.clone();
-        let owned = name.to_owned();
-        let (model, bytes) = tokio::task::spawn_blocking(move || (cache.loader)(&owned))
-            .await
-            .map_err(|e| LoadError::Invalid(format!("loading {name}: {e}")))??;
+        let (model, bytes) = (self.loader)(name.to_owned()).await?;
         self.loads.record(200, started.elapsed());
         Ok(self.insert(name, Arc::new(model), bytes))
     }
 
-    fn touch(&self, name: &str) -> Option<Arc<builtin::Model>> {
+    fn touch(&self, name: &str) -> Option<Arc<T>> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.tick += 1;
         let tick = state.tick;
@@ -85,7 +87,7 @@ impl ModelCache {
         Some(cached.model.clone())
     }
 
-    fn insert(&self, name: &str, model: Arc<builtin::Model>, bytes: u64) -> Arc<builtin::Model> {
+    fn insert(&self, name: &str, model: Arc<T>, bytes: u64) -> Arc<T> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.tick += 1;
         let tick = state.tick;
@@ -97,9 +99,12 @@ impl ModelCache {
         // Make room first; a model bigger than the whole budget is still served, alone.
         while state.used_bytes + bytes > self.budget_bytes && !state.models.is_empty() {
             let oldest = state.models.iter().min_by_key(|(_, c)| c.last_used).map(|(n, _)| n.clone());
-            if let Some(evicted) = oldest.and_then(|n| state.models.remove(&n)) {
+            if let Some((name, evicted)) = oldest.and_then(|n| state.models.remove(&n).map(|e| (n, e))) {
                 state.used_bytes -= evicted.bytes;
                 state.evictions += 1;
+                if let Some(unload) = &self.unloader {
+                    unload(name);
+                }
             }
         }
         state.used_bytes += bytes;
@@ -125,27 +130,33 @@ impl ModelCache {
 mod tests {
     use super::*;
 
-    fn cache(budget: u64) -> Arc<ModelCache> {
-        let json = br#"{"format":1,"algorithm":"decision-tree","task":"classification","n_features":1,"classes":["a"],"trees":[{"nodes":[{"f":-1,"t":0.0,"l":0,"r":0,"v":0.0}]}]}"#;
+    fn cache(budget: u64, unloaded: Arc<Mutex<Vec<String>>>) -> Arc<ModelCache<String>> {
         Arc::new(ModelCache::new(
             budget,
-            Box::new(move |name| match name {
-                "missing" => Err(LoadError::NotFound(name.to_owned())),
-                _ => Ok((builtin::Model::from_json(json, name).unwrap(), 10)),
+            Box::new(|name| {
+                Box::pin(async move {
+                    match name.as_str() {
+                        "missing" => Err(LoadError::NotFound(name)),
+                        _ => Ok((name.to_uppercase(), 10)),
+                    }
+                })
             }),
+            Some(Box::new(move |name| unloaded.lock().unwrap().push(name))),
         ))
     }
 
     #[tokio::test]
     async fn evicts_the_least_recently_used_past_the_budget() {
-        let cache = cache(30);
+        let unloaded = Arc::new(Mutex::new(Vec::new()));
+        let cache = cache(30, unloaded.clone());
         for name in ["a", "b", "c"] {
-            cache.get(name).await.unwrap();
+            assert_eq!(*cache.get(name).await.unwrap(), name.to_uppercase());
         }
         cache.get("a").await.unwrap(); // a is now the most recent; b the least
         cache.get("d").await.unwrap();
         let view = cache.view();
         assert_eq!((view.loaded, view.loaded_bytes, view.loads, view.evictions), (3, 30, 4, 1));
+        assert_eq!(*unloaded.lock().unwrap(), ["b"]);
         cache.get("a").await.unwrap();
         assert_eq!(cache.view().loads, 4, "a stayed loaded");
         cache.get("b").await.unwrap();

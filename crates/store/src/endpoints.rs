@@ -26,6 +26,8 @@ pub struct EndpointRecord {
     pub multi_model_dir: Option<String>,
     /// For a multi-model endpoint: how many bytes of models it keeps loaded.
     pub memory_budget_bytes: Option<i64>,
+    /// For a multi-model endpoint served by a container: its image (built-in models otherwise).
+    pub multi_model_image: Option<String>,
     /// For a serial inference pipeline: its steps' endpoints, as a JSON array.
     pub chain: Option<String>,
     /// The percentage of requests captured with their answers.
@@ -106,11 +108,11 @@ impl Store {
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at,
-                 expires_at, multi_model_dir, memory_budget_bytes, chain)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 expires_at, multi_model_dir, memory_budget_bytes, chain, multi_model_image)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (name) DO UPDATE SET model_group = $2, model_version = $3, run_id = $4, instances = $5,
                  instance_type = $6, updated_at = $7, expires_at = $8, multi_model_dir = $9, memory_budget_bytes = $10,
-                 chain = $11",
+                 chain = $11, multi_model_image = $12",
         )
         .bind(&record.name)
         .bind(&record.model_group)
@@ -123,6 +125,7 @@ impl Store {
         .bind(&record.multi_model_dir)
         .bind(record.memory_budget_bytes)
         .bind(&record.chain)
+        .bind(&record.multi_model_image)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -132,7 +135,7 @@ impl Store {
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, chain, capture_percent, updated_at
+                 memory_budget_bytes, chain, capture_percent, multi_model_image, updated_at
              FROM endpoints ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -143,7 +146,7 @@ impl Store {
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
         Ok(sqlx::query_as(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
-                 memory_budget_bytes, chain, capture_percent, updated_at
+                 memory_budget_bytes, chain, capture_percent, multi_model_image, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)

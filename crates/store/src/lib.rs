@@ -114,6 +114,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_multi_model.sql"),
     include_str!("../migrations/0006_inference_pipelines.sql"),
     include_str!("../migrations/0007_data_capture.sql"),
+    include_str!("../migrations/0008_multi_model_image.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

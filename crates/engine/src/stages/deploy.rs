@@ -41,7 +41,16 @@ pub(crate) async fn run(
     if let Some(multi_model) = multi_model {
         let dir = context.source_dir.join(&multi_model.dir);
         let budget = multi_model.memory_budget_bytes;
-        context.engine.deploy_multi_model(endpoint, &dir, budget, context.run.id, *ttl).await?;
+        // An image algorithm serves the models in its container: the one this run built, else the named one.
+        let image = match &context.pipeline.algorithm {
+            Some(pipeline::Algorithm::Image { image }) => {
+                Some(context.latest_output("build").and_then(|b| b["reference"].as_str()).unwrap_or(image).to_owned())
+            }
+            _ => None,
+        };
+        let startup = startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT);
+        let engine = context.engine.clone();
+        engine.deploy_multi_model(endpoint, &dir, image.as_deref(), budget, startup, context.run.id, *ttl).await?;
         let url = context.engine.invocation_url(endpoint);
         line(log, &format!("endpoint {endpoint} serves the models in {} at {url}", dir.display())).await;
         return Ok(

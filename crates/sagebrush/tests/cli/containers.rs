@@ -310,3 +310,101 @@ fn concurrent_container_jobs_see_only_their_own_opt_ml() {
     assert!(containers(&sandbox).is_empty(), "training containers are removed when their job ends");
     let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
 }
+
+/// SageMaker's multi-model container API, small: models are loaded from `<url>/answer` and answer with it.
+const MULTI_MODEL_SERVE: &str = r#"#!/usr/bin/env python3
+import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+models = {}
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    def log_message(self, *args):
+        pass
+    def reply(self, code, body, content_type="text/csv"):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/ping":
+            self.reply(200, b"ok\n")
+        elif self.path == "/models":
+            self.reply(200, json.dumps({"models": [{"modelName": n} for n in sorted(models)]}).encode(), "application/json")
+        else:
+            self.reply(404, b"")
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/models":
+            request = json.loads(body)
+            models[request["model_name"]] = open(os.path.join(request["url"], "answer")).read().strip()
+            self.reply(200, b"{}", "application/json")
+        elif self.path.startswith("/models/") and self.path.endswith("/invoke"):
+            name = self.path[len("/models/"):-len("/invoke")]
+            if name not in models:
+                self.reply(404, b"not loaded\n")
+            else:
+                self.reply(200, "".join(models[name] + "\n" for _ in body.decode().strip().splitlines()).encode())
+        else:
+            self.reply(404, b"")
+    def do_DELETE(self):
+        models.pop(self.path[len("/models/"):], None)
+        self.reply(200, b"{}", "application/json")
+ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"#;
+
+#[test]
+fn a_multi_model_container_loads_and_unloads_models_through_the_sagemaker_api() {
+    let sandbox = Sandbox::new();
+    let tag = format!("sagebrush-test/multi:{}", std::process::id());
+    build_image(&sandbox, &tag, &[("serve", MULTI_MODEL_SERVE)]);
+    let project = sandbox.dir.path().join("mme");
+    let models = project.join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let make = "import io, sys, tarfile\nfor i in range(30):\n    data = f'mm-{i}'.encode()\n    with tarfile.open(f'{sys.argv[1]}/m{i}.tar.gz', 'w:gz') as t:\n        info = tarfile.TarInfo('answer'); info.size = len(data); t.addfile(info, io.BytesIO(data))\n";
+    let made = Command::new("python3").args(["-c", make]).arg(&models).output().unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let largest = std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).max().unwrap();
+    let budget_mb = 10.5 * largest as f64 / (1024.0 * 1024.0);
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        format!("[pipeline]\nname = \"mme\"\n[algorithm]\nimage = \"{tag}\"\n[[stage]]\nkind = \"deploy\"\nendpoint = \"mme\"\nmulti_model = \"models\"\nmemory_budget_mb = {budget_mb}\n"),
+    )
+    .unwrap();
+    let served = sandbox.serve(&["server"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+
+    let client = reqwest::blocking::Client::new();
+    let invoke = |name: &str| {
+        let response = client
+            .post(format!("{}/endpoints/mme/invocations", served.url))
+            .header("content-type", "text/csv")
+            .header("X-Amzn-SageMaker-Target-Model", name)
+            .body("1\n2\n")
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    };
+    for round in 0..2 {
+        for i in 0..30 {
+            assert_eq!(invoke(&format!("m{i}.tar.gz")), (200, format!("mm-{i}\nmm-{i}\n")), "round {round}");
+        }
+    }
+    assert_eq!(invoke("m99.tar.gz").0, 404);
+    // What the router counts as loaded is what the container holds: evictions were unloaded there.
+    let view = endpoint(&sandbox, "mme")["variants"][0]["models"].clone();
+    let loaded = view["loaded"].as_u64().unwrap();
+    assert!((10..=11).contains(&loaded), "{view:#}");
+    assert_eq!(view["loads"], 60, "every request past the budget loads again: {view:#}");
+    let name = containers(&sandbox).into_iter().next().unwrap();
+    let address = docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
+    let held: serde_json::Value = wait_until(Duration::from_secs(10), "the container to unload evicted models", || {
+        let held: serde_json::Value =
+            reqwest::blocking::get(format!("http://{address}:8080/models")).ok()?.json().ok()?;
+        (held["models"].as_array()?.len() as u64 == loaded).then_some(held)
+    });
+    assert!(held["models"].as_array().unwrap().iter().any(|m| m["modelName"] == "m29.tar.gz"), "{held:#}");
+    let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
+}
