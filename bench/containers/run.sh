@@ -125,6 +125,6 @@ echo "| to the container's published port (docker-proxy) | 8 | $p_rps | $p_p50 |
 echo "| straight to the container (bridge address) | 8 | $d_rps | $d_p50 | $d_p99 |"
 echo "| through the sagebrush endpoint | 8 | $r_rps | $r_p50 | $r_p99 |"
 added() { awk "BEGIN {printf \"p50 %.2f ms, p99 %.2f ms, throughput ratio %.2f\", $1 - $2, $3 - $4, $5 / $6}"; }
-echo "router added over the bridge address, 1 connection: $(added "$r1_p50" "$d1_p50" "$r1_p99" "$d1_p99" "$r1_rps" "$d1_rps")"
-echo "router added over the bridge address, 8 connections: $(added "$r_p50" "$d_p50" "$r_p99" "$d_p99" "$r_rps" "$d_rps")"
+echo "router added over the published port it calls, 1 connection: $(added "$r1_p50" "$p1_p50" "$r1_p99" "$p1_p99" "$r1_rps" "$p1_rps")"
+echo "router added over the published port it calls, 8 connections: $(added "$r_p50" "$p_p50" "$r_p99" "$p_p99" "$r_rps" "$p_rps")"
 echo "reproduce: bench/containers/run.sh $runs $starts $seconds"

@@ -472,7 +472,9 @@ impl Engine {
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };
                 for instance in endpoint.instances() {
-                    if let Instance::Http { base_url, .. } = instance.as_ref() {
+                    if let Instance::Http { base_url, .. } | Instance::MultiModelServer { base_url, .. } =
+                        instance.as_ref()
+                    {
                         let ping = client.get(format!("{base_url}/ping")).send();
                         let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
                         checks.push(async move {
@@ -513,6 +515,25 @@ impl Engine {
         let Some(current) = self.inner.router.get(endpoint) else { return Ok(None) };
         if !current.instances().any(|i| Arc::ptr_eq(i, &dead)) {
             return Ok(None);
+        }
+        if matches!(dead.as_ref(), Instance::MultiModelServer { .. }) {
+            // Its loaded models went with it: a fresh container starts empty and loads on demand.
+            let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
+            let Some(dir) = record.multi_model_dir.as_deref() else { return Ok(None) };
+            let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
+            let image = record.multi_model_image.as_deref();
+            let variant =
+                self.multi_model_variant(endpoint, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
+            let url = match variant.instances.first().map(|i| i.as_ref()) {
+                Some(Instance::MultiModelServer { base_url, .. }) => base_url.clone(),
+                _ => "in-process".to_owned(),
+            };
+            let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant));
+            drop((current, dead));
+            if let Some(old) = replaced {
+                router::drain(old, DRAIN_DEADLINE).await;
+            }
+            return Ok(Some(url));
         }
         let Some(holder) = current.variants.iter().find(|(v, _)| v.instances.iter().any(|i| Arc::ptr_eq(i, &dead)))
         else {

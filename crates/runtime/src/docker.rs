@@ -224,28 +224,19 @@ pub async fn start(spec: &ContainerSpec<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where a started container serves: its address on the bridge network (`<ip>:8080`, reached with no
-/// proxy in between), and the 127.0.0.1 port its 8080 is published on (for people and other tools).
-pub async fn serving_addresses(name: &str) -> Result<(Option<String>, u16), Error> {
+/// The 127.0.0.1 port that a started container's 8080 is published on.
+pub async fn published_port(name: &str) -> Result<u16, Error> {
     let inspected = client()?.inspect_container(name, None).await.map_err(api_error(&format!("inspecting {name}")))?;
-    let settings = inspected.network_settings.unwrap_or_default();
-    let bridge = settings
-        .networks
-        .unwrap_or_default()
-        .into_values()
-        .filter_map(|n| n.ip_address)
-        .find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(|ip| format!("{ip}:8080"));
-    let published = settings
-        .ports
+    inspected
+        .network_settings
+        .and_then(|n| n.ports)
         .and_then(|mut ports| ports.remove(SERVING_PORT))
         .flatten()
         .into_iter()
         .flatten()
         .filter(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
         .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
-        .ok_or_else(|| Error::Docker(format!("container {name} published no loopback port for 8080")))?;
-    Ok((bridge, published))
+        .ok_or_else(|| Error::Docker(format!("container {name} published no loopback port for 8080")))
 }
 
 /// The container's output (stdout and stderr), followed until it stops, as raw chunks.

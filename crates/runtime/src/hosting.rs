@@ -66,10 +66,8 @@ pub struct ContainerInstance {
     name: String,
     /// Copies the container's log into the endpoint's log file; it ends when the container stops.
     follower: tokio::task::JoinHandle<()>,
-    /// Where the router reaches it: `http://<bridge ip>:8080`, or the published port without a bridge address.
+    /// `http://127.0.0.1:<published port>`.
     pub base_url: String,
-    /// `http://127.0.0.1:<published port>`, for people and tools on this machine.
-    pub published_url: String,
 }
 
 impl ContainerInstance {
@@ -96,12 +94,7 @@ impl ContainerInstance {
             publish: true,
         };
         docker::start(&spec).await?;
-        let mut instance = ContainerInstance {
-            name,
-            follower: tokio::spawn(async {}),
-            base_url: String::new(),
-            published_url: String::new(),
-        };
+        let mut instance = ContainerInstance { name, follower: tokio::spawn(async {}), base_url: String::new() };
         match instance.wait_until_serving(image, log_file, ping_deadline).await {
             Ok(()) => Ok(instance),
             Err(e) => {
@@ -114,10 +107,10 @@ impl ContainerInstance {
     }
 
     async fn wait_until_serving(&mut self, image: &str, log_file: &Path, ping_deadline: Duration) -> Result<(), Error> {
-        let (bridge, port) = docker::serving_addresses(&self.name).await?;
-        self.published_url = format!("http://127.0.0.1:{port}");
-        // The bridge address skips Docker's userland proxy: one hop less on every request.
-        self.base_url = bridge.map_or_else(|| self.published_url.clone(), |address| format!("http://{address}"));
+        // The published loopback port, not the bridge address: a dead container's bridge address is handed
+        // to the next container Docker starts, which would then get this instance's requests.
+        let port = docker::published_port(&self.name).await?;
+        self.base_url = format!("http://127.0.0.1:{port}");
         let mut log =
             tokio::fs::OpenOptions::new().create(true).append(true).open(log_file).await.map_err(io_error(log_file))?;
         let mut output = Box::pin(docker::follow_logs(&self.name)?);

@@ -372,7 +372,7 @@ fn a_multi_model_container_loads_and_unloads_models_through_the_sagemaker_api() 
         format!("[pipeline]\nname = \"mme\"\n[algorithm]\nimage = \"{tag}\"\n[[stage]]\nkind = \"deploy\"\nendpoint = \"mme\"\nmulti_model = \"models\"\nmemory_budget_mb = {budget_mb}\n"),
     )
     .unwrap();
-    let served = sandbox.serve(&["server"]);
+    let served = sandbox.serve(&["server", "--health-interval", "0.3"]);
     let run = sandbox.run(&["run", project.to_str().unwrap()]);
     assert!(run.status.success(), "{}\n{}", text(&run), served.output());
 
@@ -406,5 +406,12 @@ fn a_multi_model_container_loads_and_unloads_models_through_the_sagemaker_api() 
         (held["models"].as_array()?.len() as u64 == loaded).then_some(held)
     });
     assert!(held["models"].as_array().unwrap().iter().any(|m| m["modelName"] == "m29.tar.gz"), "{held:#}");
+
+    // A dead model server is replaced, and the new one loads models again on demand.
+    docker(&["kill", &name]);
+    wait_until(Duration::from_secs(60), "a new multi-model container to answer", || {
+        let now = containers(&sandbox);
+        (now.len() == 1 && now[0] != name && invoke("m3.tar.gz") == (200, "mm-3\nmm-3\n".to_owned())).then_some(())
+    });
     let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
 }
