@@ -130,19 +130,11 @@ impl Engine {
         // Recorded before the old model goes: after a crash the restart serves what was last deployed.
         self.store()
             .set_endpoint(&EndpointRecord {
-                name: endpoint.to_owned(),
                 model_group: version.model_group.clone(),
                 model_version: version.version,
-                run_id,
                 instances: i64::from(hosting.instances),
                 instance_type: hosting.instance_type.clone(),
-                expires_at: expiry(hosting.ttl),
-                multi_model_dir: None,
-                memory_budget_bytes: None,
-                multi_model_image: None,
-                chain: None,
-                capture_percent: None,
-                updated_at: 0,
+                ..endpoint_record(endpoint, "", run_id, hosting.ttl)
             })
             .await?;
         self.store().set_endpoint_variants(endpoint, &layout).await?;
@@ -182,7 +174,7 @@ impl Engine {
             multi_model_dir: Some(dir.display().to_string()),
             memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
             multi_model_image: image.map(str::to_owned),
-            ..special_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
+            ..endpoint_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
         };
         let variant = self.multi_model_variant(endpoint, dir, image, budget_bytes, startup_timeout).await?;
         self.install_recorded(record, variant).await
@@ -279,7 +271,7 @@ impl Engine {
         }
         let record = EndpointRecord {
             chain: Some(serde_json::to_string(steps).unwrap_or_default()),
-            ..special_record(endpoint, CHAIN_GROUP, run_id, ttl)
+            ..endpoint_record(endpoint, CHAIN_GROUP, run_id, ttl)
         };
         self.install_recorded(record, chain_variant(steps)).await
     }
@@ -370,14 +362,14 @@ impl Engine {
         layout.retain(|v| v.variant == variant);
         if let Some(record) = layout.first_mut() {
             record.weight = 1.0;
-            let mut endpoint_record = self
+            let mut recorded = self
                 .store()
                 .endpoint(endpoint)
                 .await?
                 .ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} is not recorded")))?;
-            endpoint_record.model_group = record.model_group.clone();
-            endpoint_record.model_version = record.model_version;
-            self.store().set_endpoint(&endpoint_record).await?;
+            recorded.model_group = record.model_group.clone();
+            recorded.model_version = record.model_version;
+            self.store().set_endpoint(&recorded).await?;
         }
         self.store().set_endpoint_variants(endpoint, &layout).await?;
         let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), kept));
@@ -684,8 +676,8 @@ fn chain_variant(steps: &[String]) -> Arc<Variant> {
     Arc::new(Variant::new(router::DEFAULT_VARIANT.to_owned(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
 }
 
-/// The record of an endpoint that serves no registered version, before its own fields are set.
-fn special_record(endpoint: &str, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
+/// An endpoint's record with one instance and nothing special set; callers fill in what they serve.
+fn endpoint_record(endpoint: &str, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
     EndpointRecord {
         name: endpoint.to_owned(),
         model_group: group.to_owned(),
