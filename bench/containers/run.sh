@@ -4,15 +4,17 @@
 #     (build -> push -> SBOM + image gate -> train -> test endpoint -> smoke test -> prod);
 #  2. container cold start to the first /ping 200: the workshop-style scikit-learn image
 #     (nginx -> gunicorn -> Flask) against the built-in algorithm's FROM-scratch image;
-#  3. the router's added latency: wrk through the sagebrush endpoint against wrk straight
-#     to the same container's published port, same load.
+#  3. the router's added latency at one connection: wrk through the sagebrush endpoint, to the
+#     same container's published port (what a caller without sagebrush uses) and to its bridge
+#     address, in alternating rounds, for both images; then the same three at 8 connections.
 # Loads go to loopback only and are bounded in time. Needs Docker, docker-registry and wrk.
-# Usage: bench/containers/run.sh [pipeline runs, default 5] [cold starts, default 10] [wrk seconds, default 10]
+# Usage: bench/containers/run.sh [pipeline runs, default 5] [cold starts, default 10] [wrk seconds, default 10] [rounds, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-5}
 starts=${2:-10}
 seconds=${3:-10}
+rounds=${4:-5}
 for tool in docker docker-registry wrk curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install docker.io docker-registry wrk curl)" >&2; exit 2; }
 done
@@ -82,27 +84,42 @@ read -r c_min c_med c_max < <(printf '%s\n' "${b_times[@]}" | stats)
 scikit_mb=$(( $(docker image inspect --format '{{.Size}}' "$scikit_image") / 1000000 ))
 builtin_mb=$(( $(docker image inspect --format '{{.Size}}' "$builtin_image") / 1000000 ))
 
-# 3. Router overhead: the same container, through sagebrush and straight to its port.
-direct_port=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter name=scikit-byo-prod --format '{{.Ports}}' | sed -E 's/.*127\.0\.0\.1:([0-9]+)->.*/\1/')
+# 3. Router overhead: the same container through sagebrush, on its published port and on its bridge address.
 lua=$home/post.lua
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.body = "%s\\n"\n' "$row" > "$lua"
 measure() { # connections, url -> "req/s p50_ms p99_ms"
   wrk -t1 -c"$1" -d"${seconds}s" --latency -s "$lua" "$2" | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /Non-2xx/ {bad=$NF}
-    END {if (bad) {print "non-2xx responses: " bad > "/dev/stderr"; exit 1} printf "%.0f %.2f %.2f\n", rps, p50, p99}'
+    END {if (bad) {print "non-2xx responses: " bad > "/dev/stderr"; exit 1} printf "%.0f %.3f %.3f\n", rps, p50, p99}'
 }
-prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter name=scikit-byo-prod --format '{{.Names}}' | head -1)
-bridge_ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
-published=http://127.0.0.1:$direct_port/invocations
-direct=http://$bridge_ip:8080/invocations
-routed=$url/endpoints/scikit-byo-prod/invocations
-read -r p1_rps p1_p50 p1_p99 < <(measure 1 "$published")
-read -r d1_rps d1_p50 d1_p99 < <(measure 1 "$direct")
-read -r r1_rps r1_p50 r1_p99 < <(measure 1 "$routed")
-read -r p_rps p_p50 p_p99 < <(measure 8 "$published")
-read -r d_rps d_p50 d_p99 < <(measure 8 "$direct")
-read -r r_rps r_p50 r_p99 < <(measure 8 "$routed")
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+overhead_rows() { # endpoint, label -> table rows
+  local prod port ip published direct routed r p b t
+  prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter "name=$1" --format '{{.Names}}' | head -1)
+  port=$(docker port "$prod" 8080/tcp | grep 127.0.0.1 | cut -d: -f2)
+  ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
+  published=http://127.0.0.1:$port/invocations direct=http://$ip:8080/invocations routed=$url/endpoints/$1/invocations
+  local ps=() bs=() ts=() over_p=() over_b=()
+  for _ in $(seq "$rounds"); do
+    read -r _ p _ < <(measure 1 "$published"); read -r _ b _ < <(measure 1 "$direct"); read -r _ t _ < <(measure 1 "$routed")
+    ps+=("$p"); bs+=("$b"); ts+=("$t")
+    over_p+=("$(awk "BEGIN {print $t - $p}")"); over_b+=("$(awk "BEGIN {print $t - $b}")")
+  done
+  echo "| $2 | $(printf '%s\n' "${ps[@]}" | median) | $(printf '%s\n' "${bs[@]}" | median) | $(printf '%s\n' "${ts[@]}" | median) | $(printf '%s\n' "${over_p[@]}" | median) | $(printf '%s\n' "${over_b[@]}" | median) |"
+}
+throughput_rows() { # endpoint, label -> table rows at 8 connections
+  local prod port ip
+  prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter "name=$1" --format '{{.Names}}' | head -1)
+  port=$(docker port "$prod" 8080/tcp | grep 127.0.0.1 | cut -d: -f2)
+  ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
+  for way in "published port|http://127.0.0.1:$port/invocations" "bridge address|http://$ip:8080/invocations" "through sagebrush|$url/endpoints/$1/invocations"; do
+    read -r rps p50 p99 < <(measure 8 "${way#*|}")
+    echo "| $2, ${way%%|*} | $rps | $p50 | $p99 |"
+  done
+}
+overhead=$(overhead_rows scikit-byo-prod "workshop-style scikit-learn image"; overhead_rows boxed-prod "built-in tree, FROM scratch image")
+throughput=$(throughput_rows scikit-byo-prod "scikit-learn image"; throughput_rows boxed-prod "built-in image")
 
 echo
 echo "| push to prod, examples/scikit-byo ($runs runs, warm base and registry) | min ms | median ms | max ms |"
@@ -116,15 +133,11 @@ echo "|---|---|---|---|---|"
 echo "| workshop-style scikit-learn image (nginx, gunicorn, Flask) | $scikit_mb | $s_min | $s_med | $s_max |"
 echo "| built-in decision tree, FROM scratch | $builtin_mb | $c_min | $c_med | $c_max |"
 echo
-echo "| one-row CSV to the same container, wrk ${seconds}s | connections | req/s | p50 ms | p99 ms |"
-echo "|---|---|---|---|---|"
-echo "| to the container's published port (docker-proxy) | 1 | $p1_rps | $p1_p50 | $p1_p99 |"
-echo "| straight to the container (bridge address) | 1 | $d1_rps | $d1_p50 | $d1_p99 |"
-echo "| through the sagebrush endpoint | 1 | $r1_rps | $r1_p50 | $r1_p99 |"
-echo "| to the container's published port (docker-proxy) | 8 | $p_rps | $p_p50 | $p_p99 |"
-echo "| straight to the container (bridge address) | 8 | $d_rps | $d_p50 | $d_p99 |"
-echo "| through the sagebrush endpoint | 8 | $r_rps | $r_p50 | $r_p99 |"
-added() { awk "BEGIN {printf \"p50 %.2f ms, p99 %.2f ms, throughput ratio %.2f\", $1 - $2, $3 - $4, $5 / $6}"; }
-echo "router added over the published port it calls, 1 connection: $(added "$r1_p50" "$p1_p50" "$r1_p99" "$p1_p99" "$r1_rps" "$p1_rps")"
-echo "router added over the published port it calls, 8 connections: $(added "$r_p50" "$p_p50" "$r_p99" "$p_p99" "$r_rps" "$p_rps")"
-echo "reproduce: bench/containers/run.sh $runs $starts $seconds"
+echo "| one connection, one-row CSV, median of $rounds alternating rounds of wrk ${seconds}s | published port p50 ms | bridge address p50 ms | through sagebrush p50 ms | added over published port ms | added over bridge address ms |"
+echo "|---|---|---|---|---|---|"
+echo "$overhead"
+echo
+echo "| 8 connections, wrk ${seconds}s | req/s | p50 ms | p99 ms |"
+echo "|---|---|---|---|"
+echo "$throughput"
+echo "reproduce: bench/containers/run.sh $runs $starts $seconds $rounds"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline::{DeployPolicy, Traffic};
-use router::{Endpoint, Instance, LoadError, ModelCache, Variant};
+use router::{AddressCheck, Endpoint, Instance, LoadError, ModelCache, Upstream, Variant};
 use runtime::Algorithm;
 use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
@@ -242,7 +242,7 @@ impl Engine {
         };
         let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), Some(Box::new(unloader))));
         let instance = Instance::MultiModelServer {
-            base_url: server.base_url.clone(),
+            upstream: container_upstream(&server),
             cache,
             owner: Box::new((server, instance_dir)),
         };
@@ -464,9 +464,10 @@ impl Engine {
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };
                 for instance in endpoint.instances() {
-                    if let Instance::Http { base_url, .. } | Instance::MultiModelServer { base_url, .. } =
+                    if let Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } =
                         instance.as_ref()
                     {
+                        let base_url = &upstream.base_url;
                         let ping = client.get(format!("{base_url}/ping")).send();
                         let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
                         checks.push(async move {
@@ -516,10 +517,7 @@ impl Engine {
             let image = record.multi_model_image.as_deref();
             let variant =
                 self.multi_model_variant(endpoint, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
-            let url = match variant.instances.first().map(|i| i.as_ref()) {
-                Some(Instance::MultiModelServer { base_url, .. }) => base_url.clone(),
-                _ => "in-process".to_owned(),
-            };
+            let url = variant.instances.first().map_or_else(|| "in-process".to_owned(), |i| instance_url(i));
             let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant));
             drop((current, dead));
             if let Some(old) = replaced {
@@ -537,11 +535,7 @@ impl Engine {
         let hosting = hosting_of(record);
         let limits = docker::limits(hosting.instance_type.as_deref())?;
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
-        let url = match fresh.as_ref() {
-            Instance::Http { base_url, .. } => base_url.clone(),
-            Instance::MultiModelServer { base_url, .. } => base_url.clone(),
-            Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => "in-process".to_owned(),
-        };
+        let url = instance_url(&fresh);
         let replaced = self.inner.router.install(current.replacing(&dead, fresh));
         drop((current, dead));
         if let Some(old) = replaced {
@@ -578,13 +572,13 @@ impl Engine {
             Some(Algorithm::Builtin(_)) => Ok(Instance::Builtin(Arc::new(builtin::Model::load(&opt_ml.model_dir())?))),
             Some(Algorithm::Process(algorithm_dir)) => {
                 let server = ProcessInstance::start(&algorithm_dir, &opt_ml, &log, startup_timeout).await?;
-                Ok(Instance::Http { base_url: server.base_url.clone(), owner: Box::new((server, dir)) })
+                Ok(Instance::Http { upstream: Upstream::new(server.base_url.clone()), owner: Box::new((server, dir)) })
             }
             Some(Algorithm::Image(image)) => {
                 let labels = self.container_labels();
                 let server =
                     ContainerInstance::start(&image, &opt_ml, &log, startup_timeout, &labels, limits, endpoint).await?;
-                Ok(Instance::Http { base_url: server.base_url.clone(), owner: Box::new((server, dir)) })
+                Ok(Instance::Http { upstream: container_upstream(&server), owner: Box::new((server, dir)) })
             }
             None => Err(Error::Invalid(format!(
                 "model {} v{} has an unknown algorithm `{}`",
@@ -737,4 +731,27 @@ fn read_model_archive(folder: &Path, name: &str) -> Result<Vec<u8>, LoadError> {
         )));
     }
     std::fs::read(folder.join(name)).map_err(|_| LoadError::NotFound(format!("no model {name} on this endpoint")))
+}
+
+/// Where an instance is, for the log: its base URL, or `in-process`.
+fn instance_url(instance: &Instance) -> String {
+    match instance {
+        Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } => upstream.base_url.clone(),
+        Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => "in-process".to_owned(),
+    }
+}
+
+/// How the router reaches a container: at its own network address when this machine can, each new
+/// connection there first checked with the Engine, since Docker gives a stopped container's address
+/// to the next container it starts.
+fn container_upstream(server: &ContainerInstance) -> Upstream {
+    let upstream = Upstream::new(server.base_url.clone());
+    let Some(address) = server.direct_address.as_deref() else { return upstream };
+    let Some((ip, _port)) = address.rsplit_once(':') else { return upstream };
+    let (name, ip) = (server.name().to_owned(), ip.to_owned());
+    let check: AddressCheck = Arc::new(move || {
+        let (name, ip) = (name.clone(), ip.clone());
+        Box::pin(async move { docker::holds_address(&name, &ip).await })
+    });
+    upstream.direct(address, check)
 }

@@ -11,13 +11,14 @@ use axum::routing::{get, post};
 use std::time::Instant;
 
 use crate::feedback::Answered;
-use crate::{Instance, LoadError, ModelCache, Router, Variant};
+use crate::upstream::Failure;
+use crate::{Instance, LoadError, ModelCache, Router, Upstream, Variant};
 
 /// SageMaker's payload limit for InvokeEndpoint.
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 const INVOKED_VARIANT: &str = "x-amzn-invoked-production-variant";
-const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+pub(crate) const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 const TARGET_VARIANT: &str = "x-amzn-sagemaker-target-variant";
 const TARGET_MODEL: &str = "x-amzn-sagemaker-target-model";
 /// Every answer carries one (the caller's, or a new one), so ground truth can be sent back for it.
@@ -228,17 +229,15 @@ async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: B
             Instance::Builtin(model) => return predict_builtin(model, headers, &body),
             Instance::MultiModel(cache) => return predict_target_model(cache, headers, &body).await,
             Instance::Chain(steps) => return Box::pin(invoke_chain(router, steps, headers, body, depth)).await,
-            Instance::MultiModelServer { base_url, cache, .. } => {
-                return invoke_target_model(router, base_url, cache, headers, body).await;
+            Instance::MultiModelServer { upstream, cache, .. } => {
+                return invoke_target_model(upstream, cache, headers, body).await;
             }
-            Instance::Http { base_url, .. } => {
-                match send(&router.client, &format!("{base_url}/invocations"), headers, body.clone()).await {
-                    Ok(upstream) => return relay(upstream).await,
-                    // A model still working on it when the time is up is not retried; one never reached is.
-                    Err(e) if e.is_timeout() && !e.is_connect() => return unreachable_model(&e),
-                    Err(e) => last_error = Some(e),
-                }
-            }
+            Instance::Http { upstream, .. } => match upstream.invoke(headers, body.clone()).await {
+                Ok(answer) => return relay(answer).await,
+                // A model still working on it when the time is up is not retried; one never reached is.
+                Err(Failure::TimedOut) => return unreachable_model(&Failure::TimedOut),
+                Err(e) => last_error = Some(e),
+            },
         }
     }
     match last_error {
@@ -296,16 +295,15 @@ async fn predict_target_model(cache: &ModelCache, headers: &HeaderMap, body: &[u
 
 /// Loads the target model into the model server if it is not loaded, then invokes it there.
 async fn invoke_target_model(
-    router: &Router,
-    base_url: &str,
+    upstream: &Upstream,
     cache: &ModelCache<()>,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some(name) = target_model(headers) else { return missing_target_model() };
     match cache.get(name).await {
-        Ok(_) => match send(&router.client, &format!("{base_url}/models/{name}/invoke"), headers, body).await {
-            Ok(upstream) => relay(upstream).await,
+        Ok(_) => match upstream.post_to(&format!("/models/{name}/invoke"), headers, body).await {
+            Ok(answer) => relay(answer).await,
             Err(e) => unreachable_model(&e),
         },
         Err(e) => load_error(e),
@@ -328,48 +326,26 @@ fn load_error(e: LoadError) -> Response {
     }
 }
 
-async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<reqwest::Response, reqwest::Error> {
-    let mut request = client.post(url).body(body);
-    for name in [header::CONTENT_TYPE, header::ACCEPT] {
-        if let Some(value) = headers.get(&name) {
-            request = request.header(name, value);
-        }
-    }
-    if let Some(value) = headers.get(CUSTOM_ATTRIBUTES) {
-        request = request.header(CUSTOM_ATTRIBUTES, value);
-    }
-    request.send().await
+fn unreachable_model(failure: &Failure) -> Response {
+    model_error(0, &format!("the model server did not answer: {failure}"))
 }
 
-fn unreachable_model(e: &reqwest::Error) -> Response {
-    let why = if e.is_timeout() { "timed out after 60 s".to_owned() } else { e.to_string() };
-    model_error(0, &format!("the model server did not answer: {why}"))
-}
-
-async fn relay(upstream: reqwest::Response) -> Response {
-    let status = upstream.status();
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
-    let custom = upstream.headers().get(CUSTOM_ATTRIBUTES).cloned();
-    let body = match upstream.bytes().await {
+async fn relay(answer: Response) -> Response {
+    let (parts, body) = answer.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await {
         Ok(body) => body,
-        Err(e) => return model_error(status.as_u16(), &format!("reading the model server's answer: {e}")),
+        Err(e) => return model_error(parts.status.as_u16(), &format!("reading the model server's answer: {e}")),
     };
-    if status.is_server_error() {
-        return model_error(status.as_u16(), &String::from_utf8_lossy(&body));
+    if parts.status.is_server_error() {
+        return model_error(parts.status.as_u16(), &String::from_utf8_lossy(&body));
     }
     // 2xx and the model's own 4xx (415 for a content type it does not take, 400 for a bad row) pass through as they are.
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    if let Some(value) = content_type {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    if let Some(value) = custom {
-        response.headers_mut().insert(CUSTOM_ATTRIBUTES, value);
+    *response.status_mut() = parts.status;
+    for name in [header::CONTENT_TYPE, header::HeaderName::from_static(CUSTOM_ATTRIBUTES)] {
+        if let Some(value) = parts.headers.get(&name) {
+            response.headers_mut().insert(name, value.clone());
+        }
     }
     response
 }

@@ -12,6 +12,7 @@ mod invoke;
 mod metrics;
 mod multi_model;
 mod stats;
+mod upstream;
 
 pub use capture::{Capture, CaptureConfig};
 pub use feedback::{Accuracy, AccuracyView, two_proportion_p_value};
@@ -19,6 +20,7 @@ pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
 pub use multi_model::{CacheView, LoadError, Loader, ModelCache, Unloader};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
+pub use upstream::{AddressCheck, Upstream};
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -44,8 +46,8 @@ pub enum Instance {
     /// Models loaded on demand into one model server through SageMaker's multi-model container
     /// API (`POST /models`, `POST /models/{name}/invoke`, `DELETE /models/{name}`).
     MultiModelServer {
-        /// `http://<address>:8080`.
-        base_url: String,
+        /// The model server.
+        upstream: Upstream,
         /// Which models are loaded into it; evicting one unloads it from the server.
         cache: Arc<ModelCache<()>>,
         /// Keeps the server alive; dropping it stops the server.
@@ -53,8 +55,8 @@ pub enum Instance {
     },
     /// A model server reached over HTTP (`/ping`, `/invocations`).
     Http {
-        /// `http://127.0.0.1:<port>`.
-        base_url: String,
+        /// The model server.
+        upstream: Upstream,
         /// Keeps the server process alive; dropping it stops the server.
         owner: Box<dyn Any + Send + Sync>,
     },
@@ -171,26 +173,15 @@ pub struct Router {
     captures: ArcSwap<HashMap<String, Arc<Capture>>>,
     /// Recent answers of multi-variant endpoints, for ground truth sent back later.
     answers: feedback::Answers,
-    client: reqwest::Client,
 }
 
 impl Router {
     /// An empty table.
     pub fn new() -> Arc<Router> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Instances are on this machine: a connect that takes longer is to a container that is gone.
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_default();
         Arc::new(Router {
             table: ArcSwap::from_pointee(HashMap::new()),
             captures: ArcSwap::from_pointee(HashMap::new()),
             answers: feedback::Answers::default(),
-            client,
         })
     }
 

@@ -224,19 +224,40 @@ pub async fn start(spec: &ContainerSpec<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The 127.0.0.1 port that a started container's 8080 is published on.
-pub async fn published_port(name: &str) -> Result<u16, Error> {
+/// Where a started container serves: the 127.0.0.1 port its 8080 is published on, and its own
+/// address on its network (`<ip>:8080`, reached with no proxy in between) if it has one.
+pub async fn serving_addresses(name: &str) -> Result<(u16, Option<String>), Error> {
     let inspected = client()?.inspect_container(name, None).await.map_err(api_error(&format!("inspecting {name}")))?;
-    inspected
-        .network_settings
-        .and_then(|n| n.ports)
+    let settings = inspected.network_settings.unwrap_or_default();
+    let published = settings
+        .ports
         .and_then(|mut ports| ports.remove(SERVING_PORT))
         .flatten()
         .into_iter()
         .flatten()
         .filter(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
         .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
-        .ok_or_else(|| Error::Docker(format!("container {name} published no loopback port for 8080")))
+        .ok_or_else(|| Error::Docker(format!("container {name} published no loopback port for 8080")))?;
+    let direct = network_ip(settings.networks).map(|ip| format!("{ip}:8080"));
+    Ok((published, direct))
+}
+
+/// Whether the container is running and still has `ip` on its network. Docker never moves a running
+/// container to another address, and sagebrush never restarts a stopped one, so a yes means it has
+/// held `ip` since it started.
+pub async fn holds_address(name: &str, ip: &str) -> bool {
+    let Ok(client) = client() else { return false };
+    let Ok(inspected) = client.inspect_container(name, None).await else { return false };
+    let running = inspected.state.and_then(|s| s.running).unwrap_or(false);
+    running && network_ip(inspected.network_settings.and_then(|n| n.networks)).as_deref() == Some(ip)
+}
+
+fn network_ip(networks: Option<HashMap<String, bollard::models::EndpointSettings>>) -> Option<String> {
+    networks
+        .unwrap_or_default()
+        .into_values()
+        .filter_map(|n| n.ip_address)
+        .find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
 /// The container's output (stdout and stderr), followed until it stops, as raw chunks.

@@ -68,6 +68,9 @@ pub struct ContainerInstance {
     follower: tokio::task::JoinHandle<()>,
     /// `http://127.0.0.1:<published port>`.
     pub base_url: String,
+    /// `<ip>:8080` on the container's network, if this machine reaches it there (a Linux host does;
+    /// Docker Desktop and rootless Docker do not). It skips Docker's userland proxy.
+    pub direct_address: Option<String>,
 }
 
 impl ContainerInstance {
@@ -94,7 +97,8 @@ impl ContainerInstance {
             publish: true,
         };
         docker::start(&spec).await?;
-        let mut instance = ContainerInstance { name, follower: tokio::spawn(async {}), base_url: String::new() };
+        let mut instance =
+            ContainerInstance { name, follower: tokio::spawn(async {}), base_url: String::new(), direct_address: None };
         match instance.wait_until_serving(image, log_file, ping_deadline).await {
             Ok(()) => Ok(instance),
             Err(e) => {
@@ -107,9 +111,7 @@ impl ContainerInstance {
     }
 
     async fn wait_until_serving(&mut self, image: &str, log_file: &Path, ping_deadline: Duration) -> Result<(), Error> {
-        // The published loopback port, not the bridge address: a dead container's bridge address is handed
-        // to the next container Docker starts, which would then get this instance's requests.
-        let port = docker::published_port(&self.name).await?;
+        let (port, direct) = docker::serving_addresses(&self.name).await?;
         self.base_url = format!("http://127.0.0.1:{port}");
         let mut log =
             tokio::fs::OpenOptions::new().create(true).append(true).open(log_file).await.map_err(io_error(log_file))?;
@@ -126,7 +128,19 @@ impl ContainerInstance {
         wait_for_ping(&self.base_url, &what, log_file, ping_deadline, || {
             follower.is_finished().then(|| "stopped".to_owned())
         })
-        .await
+        .await?;
+        if let Some(address) = direct {
+            let connect = tokio::net::TcpStream::connect(address.as_str());
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(250), connect).await {
+                self.direct_address = Some(address);
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's name, unique on this Engine.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Stops the container as SageMaker does (SIGTERM, then SIGKILL after a grace period) and removes it.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, repo_root, text, wait_until};
+use crate::harness::{Sandbox, SteadyLoad, client, endpoint, payload, repo_root, text, wait_until};
 
 const BASE: &str = "sagebrush/scikit-base:bookworm";
 
@@ -207,17 +207,20 @@ fn container_failures_are_clear_and_leave_prod_alone() {
     let _ = Command::new("docker").args(["rmi", "--force", &tag, &silent]).output();
 }
 
-#[test]
-fn the_builtin_algorithm_runs_in_its_scratch_image() {
-    let sandbox = Sandbox::new();
+/// examples/iris as `boxed`, with the built-in algorithm in its FROM scratch image.
+fn boxed_project(sandbox: &Sandbox) -> std::path::PathBuf {
     let project = sandbox.project("iris", "boxed");
     let file = project.join("sagebrush.toml");
     let pipeline = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        pipeline.replace("builtin = \"decision-tree\"", "builtin = \"decision-tree\"\ncontainer = true"),
-    )
-    .unwrap();
+    let boxed = pipeline.replace("builtin = \"decision-tree\"", "builtin = \"decision-tree\"\ncontainer = true");
+    std::fs::write(&file, boxed).unwrap();
+    project
+}
+
+#[test]
+fn the_builtin_algorithm_runs_in_its_scratch_image() {
+    let sandbox = Sandbox::new();
+    let project = boxed_project(&sandbox);
     let served = sandbox.serve(&["server"]);
     let run = sandbox.run(&["run", project.to_str().unwrap()]);
     assert!(run.status.success(), "{}\n{}", text(&run), served.output());
@@ -235,6 +238,77 @@ fn the_builtin_algorithm_runs_in_its_scratch_image() {
     assert_eq!(layers, "1", "{image} has one layer");
     let size: u64 = docker(&["image", "inspect", "--format", "{{.Size}}", image]).parse().unwrap();
     assert!(size < 64 * 1024 * 1024, "{image} is {size} bytes");
+}
+
+/// Answers every request with `impostor`, on port 8080.
+const IMPOSTOR: &str = r#"
+import http.server
+class Impostor(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "9")
+        self.end_headers()
+        self.wfile.write(b"impostor\n")
+http.server.HTTPServer(("", 8080), Impostor).serve_forever()
+"#;
+
+/// Removes the named containers when dropped, however the test ends.
+struct Removed(Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker").args(["rm", "--force", name]).output();
+        }
+    }
+}
+
+fn address(container: &str) -> String {
+    docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container])
+}
+
+#[test]
+fn a_stopped_containers_address_given_to_another_container_gets_none_of_its_requests() {
+    ensure_base_image();
+    let sandbox = Sandbox::new();
+    let project = boxed_project(&sandbox);
+    // No health check in the test's time: it is about the requests the dead instance still gets.
+    let served = sandbox.serve(&["server", "--health-interval", "3600"]);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}\n{}", text(&run), served.output());
+    let mut impostors = Removed(Vec::new());
+    // Docker gives a freed address to the next container started on this Engine, which may be
+    // another test's; then the endpoint gets a fresh instance and the test tries again.
+    for attempt in 0..5 {
+        let prod = containers(&sandbox).into_iter().find(|c| c.contains("boxed-prod")).expect("a prod container");
+        let ip = address(&prod);
+        assert_eq!(served.invoke("boxed-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 200);
+        docker(&["kill", &prod]);
+        let name = format!("sagebrush-test-impostor-{}-{attempt}", std::process::id());
+        docker(&["run", "--detach", "--name", &name, BASE, "python3", "-c", IMPOSTOR]);
+        impostors.0.push(name.clone());
+        if address(&name) != ip {
+            let deploy = sandbox.run(&["deploy", "boxed-prod", "boxed", "--model-version", "1"]);
+            assert!(deploy.status.success(), "{}", text(&deploy));
+            continue;
+        }
+        let at_the_address = format!("http://{ip}:8080/invocations");
+        wait_until(Duration::from_secs(30), "the impostor to answer at the dead instance's address", || {
+            let answer = client().post(&at_the_address).body("5.1,3.5,1.4,0.2\n").send().ok()?;
+            (answer.text().ok()? == "impostor\n").then_some(())
+        });
+        for _ in 0..20 {
+            let answer = served.invoke("boxed-prod", "text/csv", "5.1,3.5,1.4,0.2\n");
+            let status = answer.status();
+            let body = answer.text().unwrap();
+            assert!(!body.contains("impostor"), "the impostor at {ip} answered for boxed-prod");
+            assert_eq!(status, 424, "{body}");
+            assert!(body.contains("no longer holds this address"), "{body}");
+        }
+        return;
+    }
+    panic!("in 5 tries, Docker never gave the killed instance's address to the next container");
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! How the router reaches an instance over HTTP: pooled keep-alive connections, each one checked once made.
+//!
+//! A container is reached on its bridge address when it has one: that skips Docker's userland proxy,
+//! a whole extra hop on every request. Docker hands a dead container's address to the next container it
+//! starts, so every new connection to that address is checked against the Engine before it carries a
+//! request; a connection, once made, cannot change ends.
+
+use std::error::Error as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, Response, Uri, header};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// SageMaker's limit on how long a model may take to answer an invocation.
+const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Instances are on this machine: a connect that takes longer is to one that is gone.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Asked after each new connection to an instance's direct address: does the instance still hold it?
+/// If it does now, it did when the connection was made, so the connection reaches that instance.
+pub type AddressCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// One HTTP instance as the router sees it.
+pub struct Upstream {
+    /// `http://127.0.0.1:<port>`: where people, tools and health checks reach the instance.
+    pub base_url: String,
+    /// Where invocations go: the base URL, or the instance's direct address.
+    route: String,
+    invocations: Uri,
+    client: Client<Checked, Full<Bytes>>,
+}
+
+/// Why a request to an instance got no answer.
+pub(crate) enum Failure {
+    /// The instance took longer than [`INVOCATION_TIMEOUT`]; it may still be working on it.
+    TimedOut,
+    /// The request did not reach the instance, or the connection broke.
+    Failed(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::TimedOut => write!(f, "timed out after {} s", INVOCATION_TIMEOUT.as_secs()),
+            Failure::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl Upstream {
+    /// An instance reached at `base_url` (`http://<host>:<port>`) and nowhere else.
+    pub fn new(base_url: impl Into<String>) -> Upstream {
+        let base_url = base_url.into();
+        Upstream::build(base_url.clone(), base_url, None)
+    }
+
+    /// The same instance, with invocations sent to `address` (`<ip>:<port>`) once `check` confirms it.
+    pub fn direct(self, address: &str, check: AddressCheck) -> Upstream {
+        Upstream::build(self.base_url, format!("http://{address}"), Some(check))
+    }
+
+    fn build(base_url: String, route: String, check: Option<AddressCheck>) -> Upstream {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(Checked { connector, check });
+        // A URL that does not parse fails each request with the reason, rather than the deploy.
+        let invocations = format!("{route}/invocations").parse().unwrap_or_default();
+        Upstream { base_url, route, invocations, client }
+    }
+
+    /// Whether invocations skip the base URL for a direct address.
+    pub fn is_direct(&self) -> bool {
+        self.route != self.base_url
+    }
+
+    /// `POST /invocations`.
+    pub(crate) async fn invoke(&self, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, Failure> {
+        self.post(self.invocations.clone(), headers, body).await
+    }
+
+    /// `POST <path>` (starting with `/`) on the instance.
+    pub(crate) async fn post_to(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response<Body>, Failure> {
+        let uri = format!("{}{path}", self.route)
+            .parse()
+            .map_err(|e| Failure::Failed(format!("{path} is not a valid request path: {e}")))?;
+        self.post(uri, headers, body).await
+    }
+
+    async fn post(&self, uri: Uri, headers: &HeaderMap, body: Bytes) -> Result<Response<Body>, Failure> {
+        let mut request = Request::post(uri).body(Full::new(body)).map_err(|e| Failure::Failed(e.to_string()))?;
+        for name in [header::CONTENT_TYPE, header::ACCEPT] {
+            if let Some(value) = headers.get(&name) {
+                request.headers_mut().insert(name, value.clone());
+            }
+        }
+        if let Some(value) = headers.get(crate::invoke::CUSTOM_ATTRIBUTES) {
+            request.headers_mut().insert(crate::invoke::CUSTOM_ATTRIBUTES, value.clone());
+        }
+        match tokio::time::timeout(INVOCATION_TIMEOUT, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response.map(Body::new)),
+            Ok(Err(e)) => Err(Failure::Failed(with_causes(&e))),
+            Err(_) => Err(Failure::TimedOut),
+        }
+    }
+}
+
+/// `error: cause: cause`, since the client's own message ("client error (Connect)") says little alone.
+fn with_causes(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Connects as hyper's own connector does, then runs the instance's address check.
+#[derive(Clone)]
+struct Checked {
+    connector: HttpConnector,
+    check: Option<AddressCheck>,
+}
+
+impl tower_service::Service<Uri> for Checked {
+    type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.connector.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.connector.call(uri);
+        let check = self.check.clone();
+        Box::pin(async move {
+            let stream = connecting.await?;
+            if let Some(check) = check
+                && !check().await
+            {
+                return Err("the container no longer holds this address (it stopped); not sending to it".into());
+            }
+            Ok(stream)
+        })
+    }
+}
