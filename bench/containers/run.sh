@@ -5,9 +5,10 @@
 #  2. container cold start to the first /ping 200: the workshop-style scikit-learn image
 #     (nginx -> gunicorn -> Flask) against the built-in algorithm's FROM-scratch image;
 #  3. the router's added latency at one connection: wrk through the sagebrush endpoint, to the
-#     same container's published port (what a caller without sagebrush uses) and to its bridge
-#     address, in alternating rounds, for both images; then the same three at 8 connections.
-# Loads go to loopback only and are bounded in time. Needs Docker, docker-registry and wrk.
+#     same container's published port (what a caller without sagebrush uses), to its bridge
+#     address, and through nginx proxying to that address with keep-alive (the reference reverse
+#     proxy), in alternating rounds, for both images; then the same four at 8 connections.
+# Loads go to loopback only and are bounded in time. Needs Docker, docker-registry, wrk and nginx.
 # Usage: bench/containers/run.sh [pipeline runs, default 5] [cold starts, default 10] [wrk seconds, default 10] [rounds, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,8 +16,8 @@ runs=${1:-5}
 starts=${2:-10}
 seconds=${3:-10}
 rounds=${4:-5}
-for tool in docker docker-registry wrk curl; do
-  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install docker.io docker-registry wrk curl)" >&2; exit 2; }
+for tool in docker docker-registry wrk curl nginx; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install docker.io docker-registry wrk curl nginx-light)" >&2; exit 2; }
 done
 bash examples/scikit-byo/base/offline-base.sh >/dev/null
 cargo build --release --quiet
@@ -24,6 +25,7 @@ bin=$PWD/target/release/sagebrush
 home=$(mktemp -d)
 export SAGEBRUSH_HOME=$home
 cleanup() {
+  [ -f "$home/nginx/nginx.pid" ] && kill "$(cat "$home/nginx/nginx.pid")" 2>/dev/null || true
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
   docker ps -aq --filter "label=dev.sagebrush.home=$home" | xargs -r docker rm -f >/dev/null
@@ -84,7 +86,7 @@ read -r c_min c_med c_max < <(printf '%s\n' "${b_times[@]}" | stats)
 scikit_mb=$(( $(docker image inspect --format '{{.Size}}' "$scikit_image") / 1000000 ))
 builtin_mb=$(( $(docker image inspect --format '{{.Size}}' "$builtin_image") / 1000000 ))
 
-# 3. Router overhead: the same container through sagebrush, on its published port and on its bridge address.
+# 3. Router overhead: the same container on its published port, on its bridge address, through nginx and through sagebrush.
 lua=$home/post.lua
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "text/csv"\nwrk.body = "%s\\n"\n' "$row" > "$lua"
 measure() { # connections, url -> "req/s p50_ms p99_ms"
@@ -94,29 +96,52 @@ measure() { # connections, url -> "req/s p50_ms p99_ms"
     END {if (bad) {print "non-2xx responses: " bad > "/dev/stderr"; exit 1} printf "%.0f %.3f %.3f\n", rps, p50, p99}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
-overhead_rows() { # endpoint, label -> table rows
-  local prod port ip published direct routed r p b t
-  prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter "name=$1" --format '{{.Names}}' | head -1)
-  port=$(docker port "$prod" 8080/tcp | grep 127.0.0.1 | cut -d: -f2)
-  ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
-  published=http://127.0.0.1:$port/invocations direct=http://$ip:8080/invocations routed=$url/endpoints/$1/invocations
-  local ps=() bs=() ts=() over_p=() over_b=()
-  for _ in $(seq "$rounds"); do
-    read -r _ p _ < <(measure 1 "$published"); read -r _ b _ < <(measure 1 "$direct"); read -r _ t _ < <(measure 1 "$routed")
-    ps+=("$p"); bs+=("$b"); ts+=("$t")
-    over_p+=("$(awk "BEGIN {print $t - $p}")"); over_b+=("$(awk "BEGIN {print $t - $b}")")
+prod_of() { docker ps --filter "label=dev.sagebrush.home=$home" --filter "name=$1" --format '{{.Names}}' | head -1; }
+bridge_of() { docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(prod_of "$1")"; }
+published_of() { docker port "$(prod_of "$1")" 8080/tcp | grep 127.0.0.1 | cut -d: -f2; }
+# nginx as people put it in front of containers: proxy_pass to the bridge address, keep-alive upstreams, one worker.
+nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$home/nginx"
+cat > "$home/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $home/nginx/nginx.pid;
+error_log $home/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream scikit { server $(bridge_of scikit-byo-prod):8080; keepalive 16; }
+  upstream boxed { server $(bridge_of boxed-prod):8080; keepalive 16; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /scikit-byo-prod { proxy_pass http://scikit/invocations; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location = /boxed-prod { proxy_pass http://boxed/invocations; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+nginx -c "$home/nginx/nginx.conf" -p "$home/nginx"
+ways_of() { # endpoint -> "label|url" lines: published port, bridge address, nginx, sagebrush
+  echo "published port|http://127.0.0.1:$(published_of "$1")/invocations"
+  echo "bridge address|http://$(bridge_of "$1"):8080/invocations"
+  echo "through nginx|http://127.0.0.1:$nginx_port/$1"
+  echo "through sagebrush|$url/endpoints/$1/invocations"
+}
+overhead_rows() { # endpoint, label -> a table row of p50 medians
+  local ways=() p50s=() r i
+  mapfile -t ways < <(ways_of "$1")
+  for r in $(seq "$rounds"); do
+    for i in "${!ways[@]}"; do read -r _ p _ < <(measure 1 "${ways[$i]#*|}"); p50s[$((r * 4 + i))]=$p; done
   done
-  echo "| $2 | $(printf '%s\n' "${ps[@]}" | median) | $(printf '%s\n' "${bs[@]}" | median) | $(printf '%s\n' "${ts[@]}" | median) | $(printf '%s\n' "${over_p[@]}" | median) | $(printf '%s\n' "${over_b[@]}" | median) |"
+  column() { for r in $(seq "$rounds"); do echo "${p50s[$((r * 4 + $1))]}"; done | median; }
+  added() { for r in $(seq "$rounds"); do awk "BEGIN {print ${p50s[$((r * 4 + $1))]} - ${p50s[$((r * 4 + $2))]}}"; done | median; }
+  echo "| $2 | $(column 0) | $(column 1) | $(column 2) | $(column 3) | $(added 2 1) | $(added 3 1) | $(added 3 0) |"
 }
 throughput_rows() { # endpoint, label -> table rows at 8 connections
-  local prod port ip
-  prod=$(docker ps --filter "label=dev.sagebrush.home=$home" --filter "name=$1" --format '{{.Names}}' | head -1)
-  port=$(docker port "$prod" 8080/tcp | grep 127.0.0.1 | cut -d: -f2)
-  ip=$(docker inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$prod")
-  for way in "published port|http://127.0.0.1:$port/invocations" "bridge address|http://$ip:8080/invocations" "through sagebrush|$url/endpoints/$1/invocations"; do
+  local way
+  while read -r way; do
     read -r rps p50 p99 < <(measure 8 "${way#*|}")
     echo "| $2, ${way%%|*} | $rps | $p50 | $p99 |"
-  done
+  done < <(ways_of "$1")
 }
 overhead=$(overhead_rows scikit-byo-prod "workshop-style scikit-learn image"; overhead_rows boxed-prod "built-in tree, FROM scratch image")
 throughput=$(throughput_rows scikit-byo-prod "scikit-learn image"; throughput_rows boxed-prod "built-in image")
@@ -133,8 +158,8 @@ echo "|---|---|---|---|---|"
 echo "| workshop-style scikit-learn image (nginx, gunicorn, Flask) | $scikit_mb | $s_min | $s_med | $s_max |"
 echo "| built-in decision tree, FROM scratch | $builtin_mb | $c_min | $c_med | $c_max |"
 echo
-echo "| one connection, one-row CSV, median of $rounds alternating rounds of wrk ${seconds}s | published port p50 ms | bridge address p50 ms | through sagebrush p50 ms | added over published port ms | added over bridge address ms |"
-echo "|---|---|---|---|---|---|"
+echo "| one connection, one-row CSV, median of $rounds alternating rounds of wrk ${seconds}s, p50 ms | published port | bridge address | through nginx | through sagebrush | nginx added over bridge | sagebrush added over bridge | sagebrush added over published port |"
+echo "|---|---|---|---|---|---|---|---|"
 echo "$overhead"
 echo
 echo "| 8 connections, wrk ${seconds}s | req/s | p50 ms | p99 ms |"

@@ -2,6 +2,8 @@
 //! server at the given URL (by default `constant`'s answer, served in this process), so wrk through
 //! `/endpoints/hop/invocations` against wrk straight to the instance shows what the forward path adds.
 //!
+//! One thread, as each of the server's router threads is.
+//!
 //! Usage: `hop <port> [instance URL, e.g. http://172.17.0.2:8080]` (listens on 127.0.0.1).
 
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use axum::http::header;
 use axum::routing::post;
 use router::{Endpoint, Instance, Router, Upstream, Variant};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8081);
     let base_url = match std::env::args().nth(2) {

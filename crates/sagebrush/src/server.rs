@@ -1,4 +1,9 @@
 //! The server: one loopback listener for the invocation router and the HTTP API, found by the CLI through `<home>/server.json`.
+//!
+//! Invocations are served thread per core, as nginx and Envoy do: each thread runs its own
+//! single-threaded runtime that accepts connections, routes them and keeps its own connections to
+//! instances, so a request never waits for another thread to be woken (on a VM that costs more than
+//! the rest of the hop). API requests are handed to the main runtime, where the engine runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,12 +18,13 @@ use axum::routing::{get, post};
 use engine::{Engine, Home};
 use router::Router;
 use serde::Deserialize;
+use tower_service::Service;
 
 /// A started listener: the engine deploys to its router.
 pub struct Server {
     pub engine: Engine,
     pub url: String,
-    listener: tokio::net::TcpListener,
+    listener: std::net::TcpListener,
     router: Arc<Router>,
     /// Whether this server advertises itself in server.json (a `run`'s private listener does not).
     advertise: bool,
@@ -47,6 +53,7 @@ impl Server {
             format!("cannot listen on {listen}; pass --listen 127.0.0.1:<another port> or stop what is using it")
         })?;
         let address = listener.local_addr()?;
+        let listener = listener.into_std()?;
         let url = format!("http://{address}");
         let router = Router::new();
         let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
@@ -67,8 +74,37 @@ impl Server {
             let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
             std::fs::write(&server_file, serde_json::to_string(&file)?)?;
         }
-        let app = router::routes(self.router.clone()).merge(api(self.engine.clone()));
-        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let main = tokio::runtime::Handle::current();
+        let api = api(self.engine.clone());
+        let api_on_main = move |request: axum::extract::Request| {
+            let (mut api, main) = (api.clone(), main.clone());
+            async move {
+                match main.spawn(async move { api.call(request).await }).await {
+                    Ok(Ok(response)) => response,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
+            }
+        };
+        let app = router::routes(self.router.clone()).fallback(api_on_main);
+        // Dropped when serving ends or this future is dropped: either way, every thread stops.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let mut threads = Vec::new();
+        for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+            let (listener, app, stopped) = (self.listener.try_clone()?, app.clone(), stopped.clone());
+            let (finished, done) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new().name(format!("router-{n}")).spawn(move || {
+                let _ = finished.send(serve_on_this_thread(listener, app, stopped));
+            })?;
+            threads.push(done);
+        }
+        shutdown.await;
+        drop(stop);
+        let mut result = Ok(());
+        for done in threads {
+            if let Ok(Err(e)) = done.await {
+                result = Err(e);
+            }
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -77,6 +113,23 @@ impl Server {
         }
         Ok(result?)
     }
+}
+
+/// Accepts and serves connections on a single-threaded runtime of this thread's own until `stopped` changes or its sender is dropped.
+fn serve_on_this_thread(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.changed().await;
+            })
+            .await
+    })
 }
 
 /// The URL of the server running for this home, if one answers.

@@ -144,7 +144,7 @@ fn scikit_byo_goes_from_dockerfile_to_prod_and_survives_a_killed_server() {
 
     // kill -9: the containers outlive the server, and the next start removes them and brings the endpoints back.
     let before = containers(&sandbox);
-    drop(served);
+    served.kill();
     assert_eq!(containers(&sandbox), before, "containers outlive a killed server");
     let served = sandbox.serve(&["server"]);
     let response = served.invoke("scikit-byo-prod", "text/csv", payload());

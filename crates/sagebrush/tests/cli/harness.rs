@@ -120,12 +120,50 @@ impl Served {
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// kill -9: the server gets no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SIGTERM, as a service manager stops it: the server removes its containers on the way out.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // What sagebrush leaves running on purpose (the home's registry), or after a test's kill -9.
+        let registry = std::fs::read_to_string(self.home.join("registry/registry.json")).unwrap_or_default();
+        let pid = serde_json::from_str::<serde_json::Value>(&registry).ok().and_then(|v| v["pid"].as_i64());
+        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        let filter = format!("label=dev.sagebrush.home={}", self.home.display());
+        let Ok(listed) = Command::new("docker").args(["ps", "--all", "--quiet", "--filter", &filter]).output() else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout).split_whitespace().map(str::to_owned).collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "--force"]).args(&ids).output();
+        }
     }
 }
 
