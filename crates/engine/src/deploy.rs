@@ -213,18 +213,20 @@ impl Engine {
                 let (folder, models, base_url, client) =
                     (folder.clone(), models.clone(), base_url.clone(), client.clone());
                 Box::pin(async move {
-                    let bytes = read_model_archive(&folder, &name)?;
-                    let target = models.join(&name);
-                    let unpacked = bytes.clone();
-                    let into = target.clone();
-                    tokio::task::spawn_blocking(move || runtime::archive::unpack(&unpacked, &into))
-                        .await
-                        .map_err(|e| LoadError::Invalid(e.to_string()))?
-                        .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?;
+                    // Off the router thread that asked: a read and an unpack block.
+                    let (archive, into) = (name.clone(), models.join(&name));
+                    let size = tokio::task::spawn_blocking(move || {
+                        let bytes = read_model_archive(&folder, &archive)?;
+                        runtime::archive::unpack(&bytes, &into)
+                            .map_err(|e| LoadError::Invalid(format!("{archive}: {e}")))?;
+                        Ok::<_, LoadError>(bytes.len() as u64)
+                    })
+                    .await
+                    .map_err(|e| LoadError::Invalid(e.to_string()))??;
                     let request = serde_json::json!({ "model_name": name, "url": format!("/opt/ml/models/{name}") });
                     let answer = client.post(format!("{base_url}/models")).json(&request).send().await;
                     match answer {
-                        Ok(r) if r.status().is_success() => Ok(((), bytes.len() as u64)),
+                        Ok(r) if r.status().is_success() => Ok(((), size)),
                         Ok(r) => {
                             Err(LoadError::Invalid(format!("the model server did not load {name}: {}", r.status())))
                         }
