@@ -1,9 +1,10 @@
 //! The server: one loopback listener for the invocation router and the HTTP API, found by the CLI through `<home>/server.json`.
 //!
 //! Invocations are served thread per core, as nginx and Envoy do: each thread runs its own
-//! single-threaded runtime that accepts connections, routes them and keeps its own connections to
-//! instances, so a request never waits for another thread to be woken (on a VM that costs more than
-//! the rest of the hop). API requests are handed to the main runtime, where the engine runs.
+//! single-threaded runtime that accepts connections and answers them, and a connection to an
+//! instance is driven by the thread that opened it, so at one request at a time nothing waits for
+//! another thread to be woken (on a VM that costs more than the rest of the hop). API requests are
+//! handed to the main runtime, where the engine runs.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
