@@ -165,3 +165,65 @@ impl tower_service::Service<Uri> for Checked {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// A model server on a loopback port that counts the invocations it gets.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        let app = axum::Router::new().route(
+            "/invocations",
+            axum::routing::post(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { "answer\n" }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (address, count)
+    }
+
+    #[tokio::test]
+    async fn a_direct_address_carries_requests_only_while_its_check_says_the_instance_holds_it() {
+        let (address, count) = counting_server().await;
+        let holds = Arc::new(AtomicBool::new(false));
+        let flag = holds.clone();
+        let check: AddressCheck = Arc::new(move || {
+            let holds = flag.load(Ordering::SeqCst);
+            Box::pin(async move { holds })
+        });
+        let upstream = Upstream::new("http://127.0.0.1:9").direct(&address, check);
+        assert!(upstream.is_direct());
+
+        let refused = upstream.invoke(&HeaderMap::new(), Bytes::from_static(b"1\n")).await;
+        let Err(Failure::Failed(why)) = refused else { panic!("a connection the check refused carried a request") };
+        assert!(why.contains("no longer holds this address"), "{why}");
+        assert_eq!(count.load(Ordering::SeqCst), 0, "the request reached the server");
+
+        holds.store(true, Ordering::SeqCst);
+        let Ok(answer) = upstream.invoke(&HeaderMap::new(), Bytes::from_static(b"1\n")).await else {
+            panic!("the checked connection carried no request")
+        };
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_instance_that_is_gone_is_a_failure_with_the_reason() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let Err(Failure::Failed(why)) = Upstream::new(base_url).invoke(&HeaderMap::new(), Bytes::new()).await else {
+            panic!("a closed port answered")
+        };
+        assert!(why.contains("onnect"), "{why}");
+    }
+}
