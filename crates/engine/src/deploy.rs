@@ -747,13 +747,14 @@ fn instance_url(instance: &Instance) -> String {
 /// connection there first checked with the Engine, since Docker gives a stopped container's address
 /// to the next container it starts.
 fn container_upstream(server: &ContainerInstance) -> Upstream {
-    let upstream = Upstream::new(server.base_url.clone());
-    let Some(address) = server.direct_address.as_deref() else { return upstream };
-    let Some((ip, _port)) = address.rsplit_once(':') else { return upstream };
-    let (name, ip) = (server.name().to_owned(), ip.to_owned());
-    let check: AddressCheck = Arc::new(move || {
-        let (name, ip) = (name.clone(), ip.clone());
-        Box::pin(async move { docker::holds_address(&name, &ip).await })
+    let Some(address) = server.direct_address.clone() else { return Upstream::new(server.base_url.clone()) };
+    let name = server.name().to_owned();
+    let check: AddressCheck = Arc::new({
+        let address = address.clone();
+        move || {
+            let (name, address) = (name.clone(), address.clone());
+            Box::pin(async move { docker::holds_address(&name, &address).await })
+        }
     });
-    upstream.direct(address, check)
+    Upstream::direct(server.base_url.clone(), &address, check)
 }

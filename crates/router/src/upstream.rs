@@ -64,9 +64,9 @@ impl Upstream {
         Upstream::build(base_url.clone(), base_url, None)
     }
 
-    /// The same instance, with invocations sent to `address` (`<ip>:<port>`) once `check` confirms it.
-    pub fn direct(self, address: &str, check: AddressCheck) -> Upstream {
-        Upstream::build(self.base_url, format!("http://{address}"), Some(check))
+    /// An instance at `base_url` whose invocations go to `address` (`<ip>:<port>`), over connections `check` confirms.
+    pub fn direct(base_url: impl Into<String>, address: &str, check: AddressCheck) -> Upstream {
+        Upstream::build(base_url.into(), format!("http://{address}"), Some(check))
     }
 
     fn build(base_url: String, route: String, check: Option<AddressCheck>) -> Upstream {
@@ -200,7 +200,7 @@ mod tests {
             let holds = flag.load(Ordering::SeqCst);
             Box::pin(async move { holds })
         });
-        let upstream = Upstream::new("http://127.0.0.1:9").direct(&address, check);
+        let upstream = Upstream::direct("http://127.0.0.1:9", &address, check);
         assert!(upstream.is_direct());
 
         let refused = upstream.invoke(&HeaderMap::new(), Bytes::from_static(b"1\n")).await;

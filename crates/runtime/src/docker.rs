@@ -238,26 +238,28 @@ pub async fn serving_addresses(name: &str) -> Result<(u16, Option<String>), Erro
         .filter(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
         .find_map(|b| b.host_port.and_then(|p| p.parse().ok()))
         .ok_or_else(|| Error::Docker(format!("container {name} published no loopback port for 8080")))?;
-    let direct = network_ip(settings.networks).map(|ip| format!("{ip}:8080"));
+    let direct = direct_address(settings.networks);
     Ok((published, direct))
 }
 
-/// Whether the container is running and still has `ip` on its network. Docker never moves a running
-/// container to another address, and sagebrush never restarts a stopped one, so a yes means it has
-/// held `ip` since it started.
-pub async fn holds_address(name: &str, ip: &str) -> bool {
+/// Whether the container is running and still serves at `address`, the direct address
+/// [`serving_addresses`] gave for it. Docker never moves a running container to another address, and
+/// sagebrush never restarts a stopped one, so a yes means it has held `address` since it started.
+pub async fn holds_address(name: &str, address: &str) -> bool {
     let Ok(client) = client() else { return false };
     let Ok(inspected) = client.inspect_container(name, None).await else { return false };
     let running = inspected.state.and_then(|s| s.running).unwrap_or(false);
-    running && network_ip(inspected.network_settings.and_then(|n| n.networks)).as_deref() == Some(ip)
+    running && direct_address(inspected.network_settings.and_then(|n| n.networks)).as_deref() == Some(address)
 }
 
-fn network_ip(networks: Option<HashMap<String, bollard::models::EndpointSettings>>) -> Option<String> {
+/// `<ip>:8080` on the container's (IPv4) network, if it has one.
+fn direct_address(networks: Option<HashMap<String, bollard::models::EndpointSettings>>) -> Option<String> {
     networks
         .unwrap_or_default()
         .into_values()
         .filter_map(|n| n.ip_address)
         .find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(|ip| format!("{ip}:8080"))
 }
 
 /// The container's output (stdout and stderr), followed until it stops, as raw chunks.
