@@ -17,6 +17,8 @@ use runtime::hosting::{ContainerInstance, ProcessInstance};
 use runtime::opt_ml::OptMl;
 use store::{EndpointRecord, ModelVersionRecord, VariantRecord};
 
+use names::Name;
+
 use crate::{Engine, Error};
 
 /// How long a new instance gets to answer `/ping`, unless the deploy stage sets `startup_timeout`.
@@ -41,7 +43,7 @@ pub struct Hosting {
     /// The instance type whose CPU and memory each container gets; `None` is [`docker::DEFAULT_INSTANCE_TYPE`].
     pub instance_type: Option<String>,
     /// The production variant the model goes into.
-    pub variant: String,
+    pub variant: Name,
     /// For an A/B deploy: the variant's weight, keeping the endpoint's other variants. `None` replaces them all.
     pub weight: Option<f64>,
     /// Delete the endpoint this long after this deploy.
@@ -54,7 +56,7 @@ impl Default for Hosting {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             instances: 1,
             instance_type: None,
-            variant: router::DEFAULT_VARIANT.to_owned(),
+            variant: Name::all_traffic(),
             weight: None,
             ttl: None,
         }
@@ -69,7 +71,7 @@ impl Engine {
     /// served, the new instances are stopped, and the error is [`Error::RolledBack`].
     pub async fn deploy(
         &self,
-        endpoint: &str,
+        endpoint: &Name,
         version: &ModelVersionRecord,
         run_id: i64,
         hosting: &Hosting,
@@ -87,7 +89,7 @@ impl Engine {
             None => Vec::new(),
         };
         let record = VariantRecord {
-            variant: hosting.variant.clone(),
+            variant: hosting.variant.to_string(),
             model_group: version.model_group.clone(),
             model_version: version.version,
             weight: hosting.weight.unwrap_or(1.0),
@@ -101,14 +103,14 @@ impl Engine {
                 let mut variants: Vec<(Arc<Variant>, f64)> =
                     previous.variants.iter().filter(|(v, _)| v.name != hosting.variant).cloned().collect();
                 variants.push((fresh, weight));
-                Endpoint { name: endpoint.to_owned(), variants }
+                Endpoint { name: endpoint.clone(), variants }
             }
             (Some(previous), None) if policy.traffic != Traffic::AllAtOnce => {
                 for share in policy.traffic.steps() {
                     self.inner.router.install(shifted(previous, &fresh, share));
                     events.push(format!("{:.0}% of traffic goes to {model}; baking {:?}", share * 100.0, policy.bake));
                     if let Some(alarm) = bake(&fresh, policy).await {
-                        let restored = Endpoint { name: endpoint.to_owned(), variants: previous.variants.clone() };
+                        let restored = Endpoint { name: endpoint.clone(), variants: previous.variants.clone() };
                         let mixed = self.inner.router.install(restored);
                         events.push(format!("alarm: {alarm}; all traffic is back on what the endpoint served"));
                         drop(fresh);
@@ -119,11 +121,11 @@ impl Engine {
                     }
                 }
                 layout.clear();
-                Endpoint::single(endpoint.to_owned(), fresh)
+                Endpoint::single(endpoint.clone(), fresh)
             }
             _ => {
                 layout.clear();
-                Endpoint::single(endpoint.to_owned(), fresh)
+                Endpoint::single(endpoint.clone(), fresh)
             }
         };
         layout.push(record);
@@ -156,7 +158,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub async fn deploy_multi_model(
         &self,
-        endpoint: &str,
+        endpoint: &Name,
         dir: &Path,
         image: Option<&str>,
         budget_bytes: u64,
@@ -177,12 +179,12 @@ impl Engine {
             ..endpoint_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
         };
         let variant = self.multi_model_variant(endpoint, dir, image, budget_bytes, startup_timeout).await?;
-        self.install_recorded(record, variant).await
+        self.install_recorded(endpoint, record, variant).await
     }
 
     async fn multi_model_variant(
         &self,
-        endpoint: &str,
+        endpoint: &Name,
         dir: &Path,
         image: Option<&str>,
         budget_bytes: u64,
@@ -249,7 +251,7 @@ impl Engine {
             owner: Box::new((server, instance_dir)),
         };
         Ok(Arc::new(Variant::new(
-            router::DEFAULT_VARIANT.to_owned(),
+            Name::all_traffic(),
             format!("multi-model {image} {}", dir.display()),
             vec![Arc::new(instance)],
         )))
@@ -258,8 +260,8 @@ impl Engine {
     /// Makes `endpoint` a serial inference pipeline through the endpoints `steps`, in order.
     pub async fn deploy_chain(
         &self,
-        endpoint: &str,
-        steps: &[String],
+        endpoint: &Name,
+        steps: &[Name],
         run_id: i64,
         ttl: Option<Duration>,
     ) -> Result<(), Error> {
@@ -275,16 +277,21 @@ impl Engine {
             chain: Some(serde_json::to_string(steps).unwrap_or_default()),
             ..endpoint_record(endpoint, CHAIN_GROUP, run_id, ttl)
         };
-        self.install_recorded(record, chain_variant(steps)).await
+        self.install_recorded(endpoint, record, chain_variant(steps)).await
     }
 
     /// Records an endpoint that serves no registered version (multi-model, chain) and serves `variant` on it.
-    async fn install_recorded(&self, record: EndpointRecord, variant: Arc<Variant>) -> Result<(), Error> {
-        let lock = self.endpoint_lock(&record.name).await;
+    async fn install_recorded(
+        &self,
+        endpoint: &Name,
+        record: EndpointRecord,
+        variant: Arc<Variant>,
+    ) -> Result<(), Error> {
+        let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
         self.store().set_endpoint(&record).await?;
-        self.store().set_endpoint_variants(&record.name, &[]).await?;
-        if let Some(old) = self.inner.router.install(Endpoint::single(record.name.clone(), variant)) {
+        self.store().set_endpoint_variants(endpoint, &[]).await?;
+        if let Some(old) = self.inner.router.install(Endpoint::single(endpoint.clone(), variant)) {
             router::drain(old, DRAIN_DEADLINE).await;
         }
         Ok(())
@@ -293,7 +300,7 @@ impl Engine {
     /// Starts a variant's instances for `version` and waits until each answers `/ping`.
     async fn start_variant(
         &self,
-        endpoint: &str,
+        endpoint: &Name,
         version: &ModelVersionRecord,
         hosting: &Hosting,
     ) -> Result<Arc<Variant>, Error> {
@@ -314,43 +321,55 @@ impl Engine {
         };
         let mut results = Vec::new();
         for record in records {
+            // A name recorded before names were checked never becomes a path.
+            let name = match Name::parse(&record.name) {
+                Ok(name) => name,
+                Err(e) => {
+                    results.push((
+                        names::excerpt(&record.name, 40),
+                        Err(Error::Invalid(format!("recorded endpoint: {e}"))),
+                    ));
+                    continue;
+                }
+            };
             // Model folders left by a process that died; each new instance unpacks its own.
-            let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&record.name));
-            let result = self.restore_endpoint(&record).await.map(|()| self.invocation_url(&record.name));
-            self.apply_capture(&record.name, record.capture_percent);
+            let _ = std::fs::remove_dir_all(self.home().endpoint_dir(&name));
+            let result = self.restore_endpoint(&name, &record).await.map(|()| self.invocation_url(&name));
+            self.apply_capture(&name, record.capture_percent);
             results.push((record.name, result));
         }
         results
     }
 
-    async fn restore_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+    async fn restore_endpoint(&self, name: &Name, record: &EndpointRecord) -> Result<(), Error> {
         if let Some(chain) = &record.chain {
-            let steps: Vec<String> = serde_json::from_str(chain).unwrap_or_default();
-            self.inner.router.install(Endpoint::single(record.name.clone(), chain_variant(&steps)));
+            let steps: Vec<Name> = serde_json::from_str(chain)
+                .map_err(|e| Error::Invalid(format!("the recorded steps of inference pipeline {name}: {e}")))?;
+            self.inner.router.install(Endpoint::single(name.clone(), chain_variant(&steps)));
             return Ok(());
         }
         if let Some(dir) = &record.multi_model_dir {
             let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
             let image = record.multi_model_image.as_deref();
             let variant =
-                self.multi_model_variant(&record.name, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
-            self.inner.router.install(Endpoint::single(record.name.clone(), variant));
+                self.multi_model_variant(name, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
+            self.inner.router.install(Endpoint::single(name.clone(), variant));
             return Ok(());
         }
-        let layout = self.layout(&record.name).await?;
+        let layout = self.layout(name).await?;
         let mut variants = Vec::new();
         for v in &layout {
             let version = self.store().model_version(&v.model_group, v.model_version).await?;
-            variants.push((self.start_variant(&record.name, &version, &hosting_of(v)).await?, v.weight));
+            variants.push((self.start_variant(name, &version, &hosting_of(v)?).await?, v.weight));
         }
-        if let Some(old) = self.inner.router.install(Endpoint { name: record.name.clone(), variants }) {
+        if let Some(old) = self.inner.router.install(Endpoint { name: name.clone(), variants }) {
             router::drain(old, DRAIN_DEADLINE).await;
         }
         Ok(())
     }
 
     /// Leaves `variant` alone on the endpoint with all of its traffic; the other variants drain and stop.
-    pub async fn keep_only_variant(&self, endpoint: &str, variant: &str) -> Result<(), Error> {
+    pub async fn keep_only_variant(&self, endpoint: &Name, variant: &Name) -> Result<(), Error> {
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
         let current = self
@@ -358,10 +377,10 @@ impl Engine {
             .router
             .get(endpoint)
             .ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} is not served")))?;
-        let kept = current.variants.iter().find(|(v, _)| v.name == variant).map(|(v, _)| v.clone());
+        let kept = current.variants.iter().find(|(v, _)| v.name == *variant).map(|(v, _)| v.clone());
         let kept = kept.ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} has no variant {variant}")))?;
         let mut layout = self.layout(endpoint).await?;
-        layout.retain(|v| v.variant == variant);
+        layout.retain(|v| v.variant == *variant);
         if let Some(record) = layout.first_mut() {
             record.weight = 1.0;
             let mut recorded = self
@@ -374,7 +393,7 @@ impl Engine {
             self.store().set_endpoint(&recorded).await?;
         }
         self.store().set_endpoint_variants(endpoint, &layout).await?;
-        let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), kept));
+        let replaced = self.inner.router.install(Endpoint::single(endpoint.clone(), kept));
         drop(current);
         if let Some(old) = replaced {
             router::drain(old, DRAIN_DEADLINE).await;
@@ -383,13 +402,13 @@ impl Engine {
     }
 
     /// Captures `percent` of the endpoint's requests and answers (or none) from now on, and after restarts.
-    pub async fn set_capture(&self, endpoint: &str, percent: Option<f64>) -> Result<(), Error> {
+    pub async fn set_capture(&self, endpoint: &Name, percent: Option<f64>) -> Result<(), Error> {
         self.store().set_endpoint_capture(endpoint, percent).await?;
         self.apply_capture(endpoint, percent);
         Ok(())
     }
 
-    fn apply_capture(&self, endpoint: &str, percent: Option<f64>) {
+    fn apply_capture(&self, endpoint: &Name, percent: Option<f64>) {
         let capture = percent.filter(|p| *p > 0.0).map(|percent| {
             router::Capture::start(router::CaptureConfig {
                 dir: self.home().capture_dir(endpoint),
@@ -402,7 +421,7 @@ impl Engine {
     }
 
     /// Stops serving an endpoint (its in-flight requests finish first) and forgets it; whether it existed.
-    pub async fn delete_endpoint(&self, endpoint: &str) -> Result<bool, Error> {
+    pub async fn delete_endpoint(&self, endpoint: &Name) -> Result<bool, Error> {
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
         let existed = self.store().delete_endpoint(endpoint).await?;
@@ -414,12 +433,14 @@ impl Engine {
     }
 
     /// Deletes the endpoints whose TTL has passed; their names.
-    pub async fn delete_expired_endpoints(&self) -> Vec<String> {
+    pub async fn delete_expired_endpoints(&self) -> Vec<Name> {
         let now = store::now_ms();
-        let expired: Vec<String> = match self.store().endpoints().await {
-            Ok(records) => {
-                records.into_iter().filter(|r| r.expires_at.is_some_and(|at| at <= now)).map(|r| r.name).collect()
-            }
+        let expired: Vec<Name> = match self.store().endpoints().await {
+            Ok(records) => records
+                .into_iter()
+                .filter(|r| r.expires_at.is_some_and(|at| at <= now))
+                .filter_map(|r| Name::parse(&r.name).ok())
+                .collect(),
             Err(e) => {
                 tracing::warn!("listing endpoints for their TTL: {e}");
                 return Vec::new();
@@ -442,7 +463,7 @@ impl Engine {
         }
         let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(Vec::new()) };
         Ok(vec![VariantRecord {
-            variant: router::DEFAULT_VARIANT.to_owned(),
+            variant: Name::all_traffic().to_string(),
             model_group: record.model_group,
             model_version: record.model_version,
             weight: 1.0,
@@ -504,7 +525,7 @@ impl Engine {
     }
 
     /// Starts an instance of what `endpoint` serves and swaps it in for `dead`; `None` if a deploy replaced `dead` first.
-    async fn replace_instance(&self, endpoint: &str, dead: Arc<Instance>) -> Result<Option<String>, Error> {
+    async fn replace_instance(&self, endpoint: &Name, dead: Arc<Instance>) -> Result<Option<String>, Error> {
         let lock = self.endpoint_lock(endpoint).await;
         let _held = lock.lock().await;
         let Some(current) = self.inner.router.get(endpoint) else { return Ok(None) };
@@ -520,7 +541,7 @@ impl Engine {
             let variant =
                 self.multi_model_variant(endpoint, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
             let url = variant.instances.first().map_or_else(|| "in-process".to_owned(), |i| instance_url(i));
-            let replaced = self.inner.router.install(Endpoint::single(endpoint.to_owned(), variant));
+            let replaced = self.inner.router.install(Endpoint::single(endpoint.clone(), variant));
             drop((current, dead));
             if let Some(old) = replaced {
                 router::drain(old, DRAIN_DEADLINE).await;
@@ -534,7 +555,7 @@ impl Engine {
         let layout = self.layout(endpoint).await?;
         let Some(record) = layout.iter().find(|v| v.variant == holder.0.name) else { return Ok(None) };
         let version = self.store().model_version(&record.model_group, record.model_version).await?;
-        let hosting = hosting_of(record);
+        let hosting = hosting_of(record)?;
         let limits = docker::limits(hosting.instance_type.as_deref())?;
         let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
         let url = instance_url(&fresh);
@@ -553,7 +574,7 @@ impl Engine {
 
     async fn start_instance(
         &self,
-        endpoint: &str,
+        endpoint: &Name,
         version: &ModelVersionRecord,
         startup_timeout: Duration,
         limits: docker::Limits,
@@ -591,7 +612,7 @@ impl Engine {
 
     async fn endpoint_lock(&self, endpoint: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.inner.deploy_locks.lock().await;
-        locks.entry(endpoint.to_owned()).or_default().clone()
+        locks.entry(endpoint.to_string()).or_default().clone()
     }
 }
 
@@ -604,14 +625,14 @@ impl Drop for ModelDir {
     }
 }
 
-fn hosting_of(record: &VariantRecord) -> Hosting {
-    Hosting {
+fn hosting_of(record: &VariantRecord) -> Result<Hosting, Error> {
+    Ok(Hosting {
         instances: u32::try_from(record.instances).unwrap_or(1).max(1),
         instance_type: record.instance_type.clone(),
-        variant: record.variant.clone(),
+        variant: Name::parse(&record.variant).map_err(|e| Error::Invalid(format!("recorded variant: {e}")))?,
         weight: Some(record.weight),
         ..Hosting::default()
-    }
+    })
 }
 
 /// `previous`'s variants with their weights scaled to `1 - share`, and `fresh` with `share` of the traffic.
@@ -667,15 +688,15 @@ const MULTI_MODEL_GROUP: &str = "(multi-model)";
 /// The model group recorded for a serial inference pipeline, whose steps are other endpoints.
 const CHAIN_GROUP: &str = "(inference pipeline)";
 
-fn chain_variant(steps: &[String]) -> Arc<Variant> {
-    let model = format!("pipeline {}", steps.join(" -> "));
-    Arc::new(Variant::new(router::DEFAULT_VARIANT.to_owned(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
+fn chain_variant(steps: &[Name]) -> Arc<Variant> {
+    let model = format!("pipeline {}", join(steps, " -> "));
+    Arc::new(Variant::new(Name::all_traffic(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
 }
 
 /// An endpoint's record with one instance and nothing special set; callers fill in what they serve.
-fn endpoint_record(endpoint: &str, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
+fn endpoint_record(endpoint: &Name, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
     EndpointRecord {
-        name: endpoint.to_owned(),
+        name: endpoint.to_string(),
         model_group: group.to_owned(),
         model_version: 0,
         run_id,
@@ -716,7 +737,7 @@ fn builtin_multi_model_variant(dir: &Path, budget_bytes: u64) -> Arc<Variant> {
     };
     let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), None));
     Arc::new(Variant::new(
-        router::DEFAULT_VARIANT.to_owned(),
+        Name::all_traffic(),
         format!("multi-model {}", dir.display()),
         vec![Arc::new(Instance::MultiModel(cache))],
     ))
@@ -757,4 +778,9 @@ fn container_upstream(server: &ContainerInstance) -> Upstream {
         }
     });
     Upstream::direct(server.base_url.clone(), &address, check)
+}
+
+/// Names joined by `separator`, for messages.
+pub(crate) fn join(names: &[Name], separator: &str) -> String {
+    names.iter().map(Name::as_str).collect::<Vec<_>>().join(separator)
 }

@@ -26,6 +26,9 @@ pub enum Error {
     /// A deploy's alarm fired while traffic shifted; the endpoint serves what it served before.
     #[error("rolled back: {0}")]
     RolledBack(String),
+    /// A run was asked for a project the server was not given.
+    #[error("no project {0} on this server; add it with `sagebrush project add <folder>`")]
+    UnknownProject(names::Name),
     /// A request that cannot be carried out as asked, with what to do instead.
     #[error("{0}")]
     Invalid(String),

@@ -2,9 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use names::Name;
+
 use crate::{Error, error::io_error};
 
 /// A sagebrush home directory (`~/.sagebrush` unless `SAGEBRUSH_HOME` says otherwise).
+///
+/// Every path under it is built here, from a [`Name`], never from text a user sent.
 #[derive(Clone, Debug)]
 pub struct Home {
     root: PathBuf,
@@ -21,8 +25,11 @@ impl Home {
         &self.root
     }
 
+    /// Creates the home, readable by its owner alone: it holds logs, models and the state of every run.
     pub(crate) fn create(&self) -> Result<(), Error> {
-        std::fs::create_dir_all(&self.root).map_err(io_error(&self.root))
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(io_error(&self.root))?;
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&self.root))
     }
 
     /// The SQLite state file.
@@ -36,32 +43,32 @@ impl Home {
     }
 
     /// A stage's log file.
-    pub fn stage_log(&self, project: &str, number: i64, stage: &str) -> PathBuf {
+    pub fn stage_log(&self, project: &Name, number: i64, stage: &Name) -> PathBuf {
         self.root.join("logs").join(project).join(number.to_string()).join(format!("{stage}.log"))
     }
 
     /// A hosting instance's log file.
-    pub fn endpoint_log(&self, endpoint: &str) -> PathBuf {
+    pub fn endpoint_log(&self, endpoint: &Name) -> PathBuf {
         self.root.join("logs").join("endpoints").join(format!("{endpoint}.log"))
     }
 
     /// Scratch space of a run: its checkout (kept, so `retry` can reuse it).
-    pub fn run_dir(&self, project: &str, number: i64) -> PathBuf {
+    pub fn run_dir(&self, project: &Name, number: i64) -> PathBuf {
         self.root.join("work").join(format!("{project}-{number}"))
     }
 
     /// Scratch space of a run's training jobs (removed when the run ends).
-    pub fn jobs_dir(&self, project: &str, number: i64) -> PathBuf {
+    pub fn jobs_dir(&self, project: &Name, number: i64) -> PathBuf {
         self.run_dir(project, number).join("jobs")
     }
 
     /// Where an endpoint's unpacked models live.
-    pub fn endpoint_dir(&self, endpoint: &str) -> PathBuf {
+    pub fn endpoint_dir(&self, endpoint: &Name) -> PathBuf {
         self.root.join("endpoints").join(endpoint)
     }
 
     /// Where an endpoint's data capture files go.
-    pub fn capture_dir(&self, endpoint: &str) -> PathBuf {
+    pub fn capture_dir(&self, endpoint: &Name) -> PathBuf {
         self.root.join("capture").join(endpoint)
     }
 

@@ -12,6 +12,7 @@ mod deploy;
 mod error;
 mod home;
 mod owner;
+mod projects;
 mod registry;
 mod run;
 mod stages;
@@ -19,6 +20,7 @@ mod stages;
 pub use deploy::Hosting;
 pub use error::Error;
 pub use home::Home;
+pub use projects::PIPELINE_FILE;
 pub use run::Submitted;
 
 use std::path::{Path, PathBuf};
@@ -135,7 +137,9 @@ impl Engine {
             );
             tracing::warn!(project = %run.project, number = run.number, "{reason}");
             self.inner.store.fail_interrupted(run.id, &reason).await?;
-            let _ = std::fs::remove_dir_all(self.inner.home.jobs_dir(&run.project, run.number));
+            if let Ok(project) = names::Name::parse(&run.project) {
+                let _ = std::fs::remove_dir_all(self.inner.home.jobs_dir(&project, run.number));
+            }
         }
         Ok(())
     }

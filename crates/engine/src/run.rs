@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use names::Name;
 use pipeline::{Pipeline, Resolved, Stage};
 use store::{NewRun, RunRecord};
 use tokio::io::AsyncWriteExt;
@@ -34,10 +35,10 @@ pub(crate) struct RunContext {
     /// Where stages read project files from: the project folder, or its clone.
     pub source_dir: PathBuf,
     /// Outputs of finished stages, by stage name, in order.
-    pub outputs: Vec<(String, serde_json::Value)>,
+    pub outputs: Vec<(Name, serde_json::Value)>,
     pub cancel: watch::Receiver<bool>,
     /// Endpoints this run made with `delete_after_run`: deleted when it ends, however it ends.
-    pub temporary_endpoints: Vec<String>,
+    pub temporary_endpoints: Vec<Name>,
 }
 
 impl RunContext {
@@ -65,7 +66,7 @@ impl Engine {
     }
 
     /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before `from`.
-    pub async fn retry(&self, project: &str, number: i64, from: Option<&str>) -> Result<Submitted, Error> {
+    pub async fn retry(&self, project: &Name, number: i64, from: Option<&Name>) -> Result<Submitted, Error> {
         let store = self.store();
         let original = store.run(project, Some(number)).await?;
         let parameters: BTreeMap<String, serde_json::Value> =
@@ -84,7 +85,7 @@ impl Engine {
             None => Vec::new(),
             Some(from) => {
                 let stages = store.stages(original.id).await?;
-                let Some(position) = stages.iter().position(|s| s.name == from) else {
+                let Some(position) = stages.iter().position(|s| *from == s.name) else {
                     let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
                     return Err(Error::Invalid(format!(
                         "run {project} #{number} has no stage `{from}`; its stages are: {}",
@@ -98,7 +99,13 @@ impl Engine {
                         stage.name, stage.status, stage.name
                     )));
                 }
-                before.iter().map(|s| (s.name.clone(), serde_json::from_str(&s.outputs).unwrap_or_default())).collect()
+                before
+                    .iter()
+                    .map(|s| {
+                        let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
+                        Ok((name, serde_json::from_str(&s.outputs).unwrap_or_default()))
+                    })
+                    .collect::<Result<_, Error>>()?
             }
         };
         let project_path = PathBuf::from(&original.project_path);
@@ -113,18 +120,18 @@ impl Engine {
         trigger: &str,
         retry: Option<Retry>,
     ) -> Result<Submitted, Error> {
-        let (project_dir, file) = locate(project)?;
+        let (project_dir, file) = crate::projects::locate(project)?;
         let pipeline = pipeline::load(&file)?;
         let resolved = pipeline.resolve(overrides)?;
         let stage_rows: Vec<(String, String)> =
-            resolved.stages.iter().map(|s| (s.name.clone(), s.kind.as_str().to_owned())).collect();
+            resolved.stages.iter().map(|s| (s.name.to_string(), s.kind.as_str().to_owned())).collect();
         let parameters: serde_json::Map<String, serde_json::Value> =
             resolved.parameters.iter().map(|(name, value)| (name.clone(), parameter_json(value))).collect();
         let project_path = project_dir.display().to_string();
         let run = self
             .store()
             .create_run(NewRun {
-                project: &pipeline.name,
+                project: pipeline.name.as_str(),
                 project_path: &project_path,
                 parameters: &serde_json::Value::Object(parameters).to_string(),
                 trigger,
@@ -138,7 +145,7 @@ impl Engine {
         let reused = retry.map(|r| r.reused).unwrap_or_default();
         tokio::spawn(async move {
             let run_id = run.id;
-            let project = run.project.clone();
+            let project = pipeline.name.clone();
             let number = run.number;
             let result = engine.execute(run, pipeline, resolved, project_dir, reused).await;
             let (status, reason) = match result {
@@ -160,7 +167,7 @@ impl Engine {
         pipeline: Pipeline,
         resolved: Resolved,
         project_dir: PathBuf,
-        reused: Vec<(String, serde_json::Value)>,
+        reused: Vec<(Name, serde_json::Value)>,
     ) -> Result<(), Ended> {
         let cancel = self.watch_cancel(run.id);
         let mut context = RunContext {
@@ -186,13 +193,13 @@ impl Engine {
     async fn execute_stages(
         &self,
         context: &mut RunContext,
-        reused: Vec<(String, serde_json::Value)>,
+        reused: Vec<(Name, serde_json::Value)>,
     ) -> Result<(), Ended> {
         let stages = context.resolved.stages.clone();
         for (position, stage) in stages.iter().enumerate() {
             let position = position as i64;
             let run_id = context.run.id;
-            if let Some((_, output)) = reused.iter().find(|(name, _)| name == &stage.name) {
+            if let Some((_, output)) = reused.iter().find(|(name, _)| *name == stage.name) {
                 stages::restore(context, stage, output);
                 self.store().finish_stage(run_id, position, "reused", None, output).await.map_err(Ended::store)?;
                 context.outputs.push((stage.name.clone(), output.clone()));
@@ -233,7 +240,7 @@ impl Engine {
         position: i64,
         stage: &Stage,
     ) -> Result<serde_json::Value, StageFailure> {
-        let log_path = self.home().stage_log(&context.run.project, context.run.number, &stage.name);
+        let log_path = self.home().stage_log(&context.pipeline.name, context.run.number, &stage.name);
         let mut last = StageFailure::failed("the stage did not run");
         for attempt in 1..=stage.retries + 1 {
             self.store().start_stage(context.run.id, position).await.map_err(StageFailure::store)?;
@@ -295,7 +302,7 @@ impl Engine {
 
 struct Retry {
     of: i64,
-    reused: Vec<(String, serde_json::Value)>,
+    reused: Vec<(Name, serde_json::Value)>,
 }
 
 enum Ended {
@@ -307,23 +314,6 @@ impl Ended {
     fn store(e: store::Error) -> Ended {
         Ended::Failed(format!("recording the stage: {e}"))
     }
-}
-
-/// A project is a folder holding `sagebrush.toml`, or the file itself.
-fn locate(project: &Path) -> Result<(PathBuf, PathBuf), Error> {
-    let (dir, file) = if project.is_file() {
-        (project.parent().unwrap_or(Path::new(".")).to_path_buf(), project.to_path_buf())
-    } else {
-        (project.to_path_buf(), project.join("sagebrush.toml"))
-    };
-    if !file.is_file() {
-        return Err(Error::Invalid(format!(
-            "{} not found; a project is a folder with a sagebrush.toml (see examples/iris)",
-            file.display()
-        )));
-    }
-    let dir = dir.canonicalize().map_err(io_error(&dir))?;
-    Ok((dir, file))
 }
 
 fn parameter_json(value: &pipeline::Value) -> serde_json::Value {

@@ -29,6 +29,20 @@ impl Pipeline {
     /// Every parameter's value (overrides, then defaults) substituted into every stage.
     pub fn resolve(&self, overrides: &[(String, String)]) -> Result<Resolved, Error> {
         let parameters = parameters::resolve(&self.parameters, overrides)?;
+        for (name, value) in &parameters {
+            if let Value::Path(path) = value
+                && !self.allow_absolute_paths
+                && !parse::inside_project(path)
+            {
+                return Err(Error::Parameter {
+                    message: format!("parameter `{name}` = {} is outside the project", names::excerpt(path, 80)),
+                    hint: Some(
+                        "paths are relative to the project folder; to read elsewhere set [pipeline] allow_absolute_paths = true"
+                            .to_owned(),
+                    ),
+                });
+            }
+        }
         let stages = parse::stages(self, &self.source, &parameters)?;
         Ok(Resolved { parameters, stages })
     }

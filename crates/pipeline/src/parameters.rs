@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use names::excerpt;
+
 use crate::error::{Error, did_you_mean};
 
 /// A parameter's resolved value.
@@ -53,15 +55,19 @@ impl ParameterType {
 
     /// Parses `text` as a value of this type, with a message saying what was expected.
     pub fn parse(&self, text: &str) -> Result<Value, String> {
+        // Quoted only in part: a value sent through the API may be megabytes.
+        let shown = excerpt(text, 80);
         let value = match self {
             ParameterType::Int { .. } => Value::Int(
-                text.trim().parse().map_err(|_| format!("`{text}` is not an integer (this parameter is an int)"))?,
+                text.trim().parse().map_err(|_| format!("`{shown}` is not an integer (this parameter is an int)"))?,
             ),
             ParameterType::Float { .. } => {
-                let x: f64 =
-                    text.trim().parse().map_err(|_| format!("`{text}` is not a number (this parameter is a float)"))?;
+                let x: f64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`{shown}` is not a number (this parameter is a float)"))?;
                 if !x.is_finite() {
-                    return Err(format!("`{text}` is not a finite number"));
+                    return Err(format!("`{shown}` is not a finite number"));
                 }
                 Value::Float(x)
             }
@@ -71,12 +77,12 @@ impl ParameterType {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
                 _ => {
-                    return Err(format!("`{text}` is not true or false (this parameter is a bool)"));
+                    return Err(format!("`{shown}` is not true or false (this parameter is a bool)"));
                 }
             },
             ParameterType::Choice(choices) => {
                 if !choices.iter().any(|c| c == text) {
-                    return Err(format!("`{text}` is not one of {}", choices.join(", ")));
+                    return Err(format!("`{shown}` is not one of {}", choices.join(", ")));
                 }
                 Value::String(text.to_owned())
             }
@@ -138,7 +144,7 @@ pub fn parse_override(text: &str) -> Result<(String, String), Error> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
         _ => Err(Error::Parameter {
-            message: format!("`-p {text}` is not name=value"),
+            message: format!("`-p {}` is not name=value", excerpt(text, 80)),
             hint: Some("write it as -p name=value, for example -p max_leaf_nodes=3".to_owned()),
         }),
     }
@@ -159,12 +165,17 @@ pub(crate) fn resolve(
                 None => format!("this pipeline's parameters are: {}", names.join(", ")),
             };
             return Err(Error::Parameter {
-                message: format!("unknown parameter `{name}` in -p {name}={text}"),
+                message: format!(
+                    "unknown parameter `{}` in -p {}={}",
+                    excerpt(name, 40),
+                    excerpt(name, 40),
+                    excerpt(text, 80)
+                ),
                 hint: Some(hint),
             });
         };
         let value = parameter.ty.parse(text).map_err(|why| Error::Parameter {
-            message: format!("-p {name}={text}: {why}"),
+            message: format!("-p {name}={}: {why}", excerpt(text, 80)),
             hint: parameter.help.as_ref().map(|h| format!("{name} ({}): {h}", parameter.ty.name())),
         })?;
         values.insert(name.clone(), value);

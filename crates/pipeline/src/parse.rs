@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+use names::Name;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -25,6 +26,8 @@ struct Cx<'a> {
     file: &'a Path,
     text: &'a str,
     values: &'a BTreeMap<String, Value>,
+    /// `[pipeline] allow_absolute_paths`: data paths may leave the project.
+    paths_anywhere: bool,
 }
 
 impl Cx<'_> {
@@ -84,6 +87,35 @@ impl Cx<'_> {
             DeValue::String(s) => self.substitute(s, &item.span(), keep_unknown),
             other => Err(self.error(&item.span(), format!("`{key}` must be a string, not {}", type_name(other)), None)),
         }
+    }
+
+    /// A name (of the pipeline, a stage, an endpoint, a variant, a model group) by SageMaker's rule.
+    fn name(&self, key: &str, item: &Item<'_>) -> Result<Name, Error> {
+        let text = self.string(key, item)?;
+        Name::parse(&text).map_err(|e| self.error(&item.span(), format!("`{key}`: {e}"), None))
+    }
+
+    /// A path to data in the project: relative to it and never climbing out with `..`, unless
+    /// `[pipeline] allow_absolute_paths = true`. A run started through the API must not read the
+    /// server's files.
+    fn path(&self, key: &str, item: &Item<'_>) -> Result<String, Error> {
+        let text = self.string(key, item)?;
+        self.check_path(key, &text, &item.span())?;
+        Ok(text)
+    }
+
+    fn check_path(&self, key: &str, text: &str, span: &Range<usize>) -> Result<(), Error> {
+        if self.paths_anywhere || inside_project(text) {
+            return Ok(());
+        }
+        Err(self.error(
+            span,
+            format!("`{key}` = \"{}\" is outside the project", names::excerpt(text, 80)),
+            Some(
+                "paths are relative to the project folder; to read elsewhere set [pipeline] allow_absolute_paths = true"
+                    .to_owned(),
+            ),
+        ))
     }
 
     fn float(&self, key: &str, item: &Item<'_>) -> Result<f64, Error> {
@@ -212,23 +244,33 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// Names that become paths, job names and URL segments.
-fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() <= 63
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+/// Whether `path` is relative and, read component by component, never climbs above where it starts.
+pub(crate) fn inside_project(path: &str) -> bool {
+    let mut depth = 0usize;
+    for component in Path::new(path).components() {
+        match component {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(up) => depth = up,
+                None => return false,
+            },
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 /// Reads and validates a whole pipeline file.
 pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
     let empty = BTreeMap::new();
-    let cx = Cx { file, text: &text, values: &empty };
+    let cx = Cx { file, text: &text, values: &empty, paths_anywhere: false };
     let root = parse_toml(&cx)?;
     let root = root.get_ref();
     cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "stage"])?;
 
-    let (name, description) = header(&cx, root)?;
+    let Header { name, description, allow_absolute_paths } = header(&cx, root)?;
+    let cx = Cx { paths_anywhere: allow_absolute_paths, ..cx };
     let parameters = match get(root, "parameters") {
         Some(item) => parameters(&cx, cx.table("parameters", item)?)?,
         None => Vec::new(),
@@ -240,8 +282,15 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
     // Validate every stage now, with defaults (or stand-ins) for the values `-p` may change later.
     let values: BTreeMap<String, Value> =
         parameters.iter().map(|p| (p.name.clone(), p.default.clone().unwrap_or_else(|| p.ty.placeholder()))).collect();
-    let pipeline =
-        Pipeline { path: file.to_path_buf(), name, description, parameters, algorithm, source: String::new() };
+    let pipeline = Pipeline {
+        path: file.to_path_buf(),
+        name,
+        description,
+        parameters,
+        algorithm,
+        allow_absolute_paths,
+        source: String::new(),
+    };
     stages(&pipeline, &text, &values)?;
     Ok(Pipeline { source: text, ..pipeline })
 }
@@ -253,14 +302,20 @@ fn parse_toml<'i>(cx: &Cx<'i>) -> Result<Spanned<DeTable<'i>>, Error> {
     })
 }
 
-fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<(String, Option<String>), Error> {
+struct Header {
+    name: Name,
+    description: Option<String>,
+    allow_absolute_paths: bool,
+}
+
+fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<Header, Error> {
     let fallback = || {
         let folder = cx
             .file
             .parent()
             .and_then(|d| d.canonicalize().ok())
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-        folder.filter(|n| valid_name(n)).ok_or_else(|| {
+            .and_then(|d| d.file_name().and_then(|n| Name::parse(&n.to_string_lossy()).ok()));
+        folder.ok_or_else(|| {
             cx.error(
                 &(0..0),
                 "the pipeline has no name",
@@ -269,26 +324,26 @@ fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<(String, Option<String>), E
         })
     };
     let Some(item) = get(root, "pipeline") else {
-        return Ok((fallback()?, None));
+        return Ok(Header { name: fallback()?, description: None, allow_absolute_paths: false });
     };
     let table = cx.table("pipeline", item)?;
-    cx.allow(table, "[pipeline]", &["name", "description"])?;
+    cx.allow(table, "[pipeline]", &["name", "description", "allow_absolute_paths"])?;
     let name = match get(table, "name") {
-        Some(item) => {
-            let name = cx.string("name", item)?;
-            if !valid_name(&name) {
-                return Err(cx.error(
-                    &item.span(),
-                    format!("pipeline name \"{name}\" must be 1 to 63 letters, digits, `-` or `_`, starting with a letter or digit"),
-                    None,
-                ));
-            }
-            name
-        }
+        Some(item) => cx.name("name", item)?,
         None => fallback()?,
     };
     let description = get(table, "description").map(|d| cx.string("description", d)).transpose()?;
-    Ok((name, description))
+    let allow_absolute_paths = match get(table, "allow_absolute_paths") {
+        None => false,
+        Some(item) => match item.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                let message = format!("`allow_absolute_paths` must be true or false, not {}", type_name(other));
+                return Err(cx.error(&item.span(), message, None));
+            }
+        },
+    };
+    Ok(Header { name, description, allow_absolute_paths })
 }
 
 fn parameters(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Vec<Parameter>, Error> {
@@ -518,7 +573,7 @@ const MAX_INSTANCES: u32 = 16;
 
 /// Builds every stage with `values` substituted for `${name}`.
 pub(crate) fn stages(pipeline: &Pipeline, text: &str, values: &BTreeMap<String, Value>) -> Result<Vec<Stage>, Error> {
-    let cx = Cx { file: &pipeline.path, text, values };
+    let cx = Cx { file: &pipeline.path, text, values, paths_anywhere: pipeline.allow_absolute_paths };
     let root = parse_toml(&cx)?;
     let example = "add one, e.g.\n\n  [[stage]]\n  kind = \"train\"\n  channels = { training = \"data/train.csv\" }";
     let Some(item) = get(root.get_ref(), "stage") else {
@@ -612,15 +667,21 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 ));
             }
             StageKind::Build {
-                context: optional_string("context")?.unwrap_or_else(|| ".".to_owned()),
+                context: get(table, "context")
+                    .map(|c| cx.path("context", c))
+                    .transpose()?
+                    .unwrap_or_else(|| ".".to_owned()),
                 registry: optional_string("registry")?,
             }
         }
         "register" => StageKind::Register {
-            model_group: optional_string("model_group")?.unwrap_or_else(|| pipeline.name.clone()),
+            model_group: get(table, "model_group")
+                .map(|g| cx.name("model_group", g))
+                .transpose()?
+                .unwrap_or_else(|| pipeline.name.clone()),
         },
         "deploy" => StageKind::Deploy {
-            endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)?,
+            endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
             startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
             instances: match get(table, "instances") {
                 None => 1,
@@ -637,17 +698,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             },
             instance_type: optional_string("instance_type")?,
             policy: deploy_policy(cx, table, item)?,
-            variant: match get(table, "variant") {
-                None => None,
-                Some(item) => {
-                    let name = cx.string("variant", item)?;
-                    if !valid_name(&name) {
-                        let message = format!("variant \"{name}\" must be letters, digits, `-` or `_`");
-                        return Err(cx.error(&item.span(), message, None));
-                    }
-                    Some(name)
-                }
-            },
+            variant: get(table, "variant").map(|v| cx.name("variant", v)).transpose()?,
             weight: match get(table, "weight") {
                 None => None,
                 Some(item) => {
@@ -674,7 +725,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 },
             },
             ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
-            multi_model: match optional_string("multi_model")? {
+            multi_model: match get(table, "multi_model").map(|d| cx.path("multi_model", d)).transpose()? {
                 None => None,
                 Some(dir) => {
                     if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_) | Algorithm::Image { .. })) {
@@ -704,8 +755,8 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             chain: match get(table, "chain") {
                 None => Vec::new(),
                 Some(item) => {
-                    let steps: Vec<String> =
-                        cx.array("chain", item)?.iter().map(|s| cx.string("chain", s)).collect::<Result<_, _>>()?;
+                    let steps: Vec<Name> =
+                        cx.array("chain", item)?.iter().map(|s| cx.name("chain", s)).collect::<Result<_, _>>()?;
                     if steps.len() < 2 {
                         let hint = "list the endpoints a request goes through, e.g. [\"prep\", \"model\", \"post\"]";
                         return Err(cx.error(
@@ -748,8 +799,8 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 }
             };
             StageKind::SmokeTest {
-                endpoint: endpoint(cx, required("endpoint", "\"my-model-test\"")?)?,
-                data: cx.string("data", required("data", "\"data/test.csv\"")?)?,
+                endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
+                data: cx.path("data", required("data", "\"data/test.csv\"")?)?,
                 min_accuracy,
             }
         }
@@ -793,9 +844,12 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
                 }
             };
             StageKind::AbTest {
-                endpoint: endpoint(cx, required("endpoint", "\"my-model-prod\"")?)?,
-                control: optional_string("control")?.unwrap_or_else(|| "AllTraffic".to_owned()),
-                challenger: cx.string("challenger", required("challenger", "\"B\"")?)?,
+                endpoint: cx.name("endpoint", required("endpoint", "\"my-model-prod\"")?)?,
+                control: match get(table, "control") {
+                    Some(item) => cx.name("control", item)?,
+                    None => Name::all_traffic(),
+                },
+                challenger: cx.name("challenger", required("challenger", "\"B\"")?)?,
                 min_samples,
                 confidence,
             }
@@ -805,14 +859,7 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
 
     let name = match get(table, "name") {
         Some(item) => {
-            let name = cx.string("name", item)?;
-            if !valid_name(&name) {
-                return Err(cx.error(
-                    &item.span(),
-                    format!("stage name \"{name}\" must be letters, digits, `-` or `_`"),
-                    None,
-                ));
-            }
+            let name = cx.name("name", item)?;
             if earlier.iter().any(|s| s.name == name) {
                 return Err(cx.error(
                     &item.span(),
@@ -826,8 +873,9 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             let base = kind.as_str();
             (1..)
                 .map(|n| if n == 1 { base.to_owned() } else { format!("{base}-{n}") })
-                .find(|n| earlier.iter().all(|s| &s.name != n))
-                .unwrap_or_default()
+                .find(|n| earlier.iter().all(|s| s.name != n.as_str()))
+                .and_then(|n| Name::parse(&n).ok())
+                .ok_or_else(|| cx.error(&item.span(), "the stage needs a `name`", None))?
         }
     };
     let timeout = get(table, "timeout").map(|t| cx.duration("timeout", t)).transpose()?;
@@ -844,31 +892,25 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
     Ok(Stage { name, kind, timeout, retries })
 }
 
-fn endpoint(cx: &Cx<'_>, item: &Item<'_>) -> Result<String, Error> {
-    let name = cx.string("endpoint", item)?;
-    let ok = valid_name(&name) && !name.contains('_');
-    if !ok {
-        return Err(cx.error(
-            &item.span(),
-            format!("endpoint name \"{name}\" must be 1 to 63 letters, digits or `-`"),
-            None,
-        ));
-    }
-    Ok(name)
-}
-
 fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<StageKind, Error> {
     let mut channels = BTreeMap::new();
     for (key, item) in cx.table("channels", channels_item)?.iter() {
         let name = key.get_ref().to_string();
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        // SageMaker's rule, less a leading `.`: the name is a folder under /opt/ml/input/data.
+        let valid = name.len() <= 64
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !valid {
             return Err(cx.error(
                 &key.span(),
-                format!("channel name `{name}` may use only letters, digits, `.`, `_` and `-`"),
+                format!(
+                    "channel name `{}` may use only letters, digits, `.`, `_` and `-`, not starting with `.`",
+                    names::excerpt(&name, 64)
+                ),
                 None,
             ));
         }
-        channels.insert(name, cx.string("channels", item)?);
+        channels.insert(name, cx.path("channels", item)?);
     }
     if channels.is_empty() {
         return Err(cx.error(

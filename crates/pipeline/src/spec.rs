@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use names::Name;
+
 use crate::parameters::{Parameter, Value};
 
 /// A validated `sagebrush.toml`.
@@ -12,11 +14,13 @@ pub struct Pipeline {
     /// The file it was read from.
     pub path: PathBuf,
     /// The project name: runs are numbered per name.
-    pub name: String,
+    pub name: Name,
     pub description: Option<String>,
     pub parameters: Vec<Parameter>,
     /// What `train` stages run; required when there is one.
     pub algorithm: Option<Algorithm>,
+    /// Whether data paths may be absolute or climb out of the project (`[pipeline] allow_absolute_paths`).
+    pub allow_absolute_paths: bool,
     /// The file's text: stages are built from it again once parameter values are known.
     pub(crate) source: String,
 }
@@ -64,7 +68,7 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stage {
     /// Unique within the pipeline; defaults to the kind, then `kind-2`, `kind-3`.
-    pub name: String,
+    pub name: Name,
     pub kind: StageKind,
     /// Longest one attempt may take.
     pub timeout: Option<Duration>,
@@ -95,10 +99,10 @@ pub enum StageKind {
         registry: Option<String>,
     },
     /// Make the trained model a version in a model group.
-    Register { model_group: String },
+    Register { model_group: Name },
     /// Serve the registered model on an endpoint, replacing what it served.
     Deploy {
-        endpoint: String,
+        endpoint: Name,
         /// How long a new instance may take to answer `/ping` (SageMaker's container startup health check timeout).
         startup_timeout: Option<Duration>,
         /// How many instances serve it (SageMaker's `InitialInstanceCount`); requests are spread across them.
@@ -108,7 +112,7 @@ pub enum StageKind {
         /// How traffic moves to the new model when the endpoint already serves one.
         policy: DeployPolicy,
         /// The production variant this model goes into (SageMaker's `VariantName`).
-        variant: Option<String>,
+        variant: Option<Name>,
         /// Set for an A/B deploy: this variant gets this weight and the endpoint's other variants stay.
         weight: Option<f64>,
         /// Delete the endpoint when the run that made it ends (a test endpoint).
@@ -118,12 +122,12 @@ pub enum StageKind {
         /// A multi-model endpoint: every `model.tar.gz` in this folder, picked per request.
         multi_model: Option<MultiModel>,
         /// A serial inference pipeline: these endpoints in order, each answer the next request.
-        chain: Vec<String>,
+        chain: Vec<Name>,
         /// The percentage of requests written with their answers to `<home>/capture/<endpoint>/`.
         capture_percent: Option<f64>,
     },
     /// Send labelled rows to an endpoint and check the answers.
-    SmokeTest { endpoint: String, data: String, min_accuracy: Option<f64> },
+    SmokeTest { endpoint: Name, data: String, min_accuracy: Option<f64> },
     /// Stop the run unless metrics are within bounds.
     Gate {
         require: Vec<Threshold>,
@@ -133,9 +137,9 @@ pub enum StageKind {
     /// Wait for enough ground truth on an endpoint's two variants, then keep the better one:
     /// promote the challenger if it is significantly better, else roll it back.
     AbTest {
-        endpoint: String,
-        control: String,
-        challenger: String,
+        endpoint: Name,
+        control: Name,
+        challenger: Name,
         /// Labelled answers each variant needs before the test decides.
         min_samples: u64,
         /// How sure the test must be that the variants differ (1 - the p-value threshold).

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::http::header;
 use axum::routing::post;
+use names::Name;
 use router::{Endpoint, Instance, Router, Upstream, Variant};
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,8 +29,9 @@ async fn main() -> std::io::Result<()> {
     };
     let table = Router::new();
     let instance = Instance::Http { upstream: Upstream::new(base_url), owner: Box::new(()) };
-    let variant = Variant::new("AllTraffic".into(), "hop".into(), vec![Arc::new(instance)]);
-    table.install(Endpoint::single("hop".into(), Arc::new(variant)));
+    let variant = Variant::new(Name::all_traffic(), "hop".into(), vec![Arc::new(instance)]);
+    let name = Name::parse("hop").map_err(std::io::Error::other)?;
+    table.install(Endpoint::single(name, Arc::new(variant)));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, router::routes(table)).await
 }

@@ -10,6 +10,8 @@ use axum::routing::{get, post};
 
 use std::time::Instant;
 
+use names::Name;
+
 use crate::feedback::Answered;
 use crate::upstream::Failure;
 use crate::{Instance, LoadError, ModelCache, Router, Upstream, Variant};
@@ -107,7 +109,7 @@ async fn invoke_endpoint(
     if remember && parts.status.is_success() {
         let answered = Answered {
             endpoint: name,
-            variant: variant.name.clone(),
+            variant: variant.name.to_string(),
             answer: String::from_utf8_lossy(&answer).into_owned(),
         };
         router.answers.remember(id, answered);
@@ -250,7 +252,7 @@ async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: B
 const MAX_CHAIN_DEPTH: usize = 8;
 
 /// Sends the request through each step's endpoint; the first step that does not answer 2xx answers for all.
-async fn invoke_chain(router: &Router, steps: &[String], headers: &HeaderMap, body: Bytes, depth: usize) -> Response {
+async fn invoke_chain(router: &Router, steps: &[Name], headers: &HeaderMap, body: Bytes, depth: usize) -> Response {
     if depth >= MAX_CHAIN_DEPTH {
         let message = format!("the inference pipeline nests more than {MAX_CHAIN_DEPTH} deep; does it include itself?");
         return error(StatusCode::BAD_REQUEST, "ValidationError", &message);

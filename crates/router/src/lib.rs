@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use axum::http::HeaderValue;
-
-/// The name SageMaker gives a single production variant.
-pub const DEFAULT_VARIANT: &str = "AllTraffic";
+use names::Name;
 
 /// What answers an endpoint's invocations.
 pub enum Instance {
@@ -40,7 +38,7 @@ pub enum Instance {
     Builtin(Arc<builtin::Model>),
     /// A serial inference pipeline: the request goes through these endpoints in order, each
     /// answer (body and content type) the next one's request.
-    Chain(Vec<String>),
+    Chain(Vec<Name>),
     /// Many built-in models, picked per request by `X-Amzn-SageMaker-Target-Model`.
     MultiModel(Arc<ModelCache>),
     /// Models loaded on demand into one model server through SageMaker's multi-model container
@@ -66,7 +64,7 @@ pub enum Instance {
 /// successive versions of an endpoint's routing, so shifting traffic keeps a variant's instances and stats.
 pub struct Variant {
     /// The name `X-Amzn-SageMaker-Target-Variant` picks and `X-Amzn-Invoked-Production-Variant` reports.
-    pub name: String,
+    pub name: Name,
     /// A label for what is served, e.g. `iris v3`.
     pub model: String,
     /// The instances that answer, taken in turn. `Arc`s, so a health check can swap one
@@ -82,8 +80,9 @@ pub struct Variant {
 
 impl Variant {
     /// A variant served by `instances` (at least one).
-    pub fn new(name: String, model: String, instances: Vec<Arc<Instance>>) -> Variant {
-        let header = HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static(DEFAULT_VARIANT));
+    pub fn new(name: Name, model: String, instances: Vec<Arc<Instance>>) -> Variant {
+        // A name is letters, digits and `-`: always a valid header value.
+        let header = HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static("AllTraffic"));
         Variant {
             name,
             model,
@@ -113,14 +112,14 @@ impl Variant {
 /// A named endpoint: its variants and the share of traffic each gets.
 pub struct Endpoint {
     /// The name in `/endpoints/{name}/invocations`.
-    pub name: String,
+    pub name: Name,
     /// Variants with their weights; a request goes to one at random in proportion to its weight.
     pub variants: Vec<(Arc<Variant>, f64)>,
 }
 
 impl Endpoint {
     /// An endpoint with one variant taking all traffic.
-    pub fn single(name: String, variant: Arc<Variant>) -> Endpoint {
+    pub fn single(name: Name, variant: Arc<Variant>) -> Endpoint {
         Endpoint { name, variants: vec![(variant, 1.0)] }
     }
 
@@ -147,7 +146,7 @@ impl Endpoint {
 
     /// The variant for a request: the one named by `target` (among those of that name, by weight), else by weight.
     pub fn choose(&self, target: Option<&str>) -> Option<&Arc<Variant>> {
-        let eligible = |v: &Variant| target.is_none_or(|t| v.name == t);
+        let eligible = |v: &Variant| target.is_none_or(|t| *v.name == *t);
         if let [(only, _)] = self.variants.as_slice() {
             return eligible(only).then_some(only);
         }
@@ -193,7 +192,7 @@ impl Router {
         let mut previous = None;
         self.table.rcu(|table| {
             let mut table = HashMap::clone(table);
-            previous = table.insert(endpoint.name.clone(), endpoint.clone());
+            previous = table.insert(endpoint.name.to_string(), endpoint.clone());
             table
         });
         previous
@@ -236,8 +235,8 @@ impl Router {
     }
 
     /// Names of all endpoints, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.table.load().keys().cloned().collect();
+    pub fn names(&self) -> Vec<Name> {
+        let mut names: Vec<Name> = self.table.load().values().map(|e| e.name.clone()).collect();
         names.sort();
         names
     }

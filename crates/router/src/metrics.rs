@@ -72,7 +72,7 @@ impl Router {
                 let s = variant.stats.snapshot();
                 let accuracy = variant.accuracy.view();
                 VariantView {
-                    name: variant.name.clone(),
+                    name: variant.name.to_string(),
                     model: variant.model.clone(),
                     weight: *weight,
                     instances: variant.instances.len(),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use names::Name;
 
 /// sagebrush: from a pipeline file to a smoke-tested production endpoint, on one machine.
 ///
@@ -98,7 +99,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct RunsArgs {
     /// Only this project's runs.
-    pub project: Option<String>,
+    pub project: Option<Name>,
     /// How many runs to list.
     #[arg(long, default_value_t = 20)]
     pub limit: i64,
@@ -110,7 +111,7 @@ pub struct RunsArgs {
 #[derive(Debug, Args)]
 pub struct RunRef {
     /// The project (pipeline name).
-    pub project: String,
+    pub project: Name,
     /// The run number; the latest run if left out.
     pub number: Option<i64>,
     /// Print JSON.
@@ -121,12 +122,12 @@ pub struct RunRef {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// The project (pipeline name).
-    pub project: String,
+    pub project: Name,
     /// The run number; the latest run if left out.
     pub number: Option<i64>,
     /// Only this stage's log.
     #[arg(long)]
-    pub stage: Option<String>,
+    pub stage: Option<Name>,
     /// Keep printing as the run goes on, until it ends.
     #[arg(short, long)]
     pub follow: bool,
@@ -135,12 +136,12 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct RetryArgs {
     /// The project (pipeline name).
-    pub project: String,
+    pub project: Name,
     /// The run to retry.
     pub number: i64,
     /// Rerun from this stage, reusing the outputs of the stages before it.
     #[arg(long)]
-    pub from: Option<String>,
+    pub from: Option<Name>,
     /// Print the run as JSON when it ends instead of progress lines.
     #[arg(long)]
     pub json: bool,
@@ -159,9 +160,9 @@ pub struct EndpointsArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The endpoint's name.
-    pub endpoint: String,
+    pub endpoint: Name,
     /// The model group to deploy from.
-    pub model_group: String,
+    pub model_group: Name,
     /// The version to deploy (default: the newest).
     #[arg(long, value_name = "VERSION")]
     pub model_version: Option<i64>,
@@ -182,7 +183,7 @@ pub struct DeployArgs {
     pub max_p99_ms: Option<f64>,
     /// Put the model in this variant; with --weight, the endpoint's other variants stay (A/B).
     #[arg(long)]
-    pub variant: Option<String>,
+    pub variant: Option<Name>,
     /// The variant's weight next to the others'.
     #[arg(long, requires = "variant")]
     pub weight: Option<f64>,
@@ -200,13 +201,13 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct DeleteEndpointArgs {
     /// The endpoint's name.
-    pub name: String,
+    pub name: Name,
 }
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
     /// Only this model group.
-    pub group: Option<String>,
+    pub group: Option<Name>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -215,7 +216,7 @@ pub struct ModelsArgs {
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
     /// The endpoint name.
-    pub endpoint: String,
+    pub endpoint: Name,
     /// The request body: a file, or `-` for standard input.
     #[arg(long, short = 'd', default_value = "-")]
     pub data: PathBuf,

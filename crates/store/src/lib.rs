@@ -10,12 +10,14 @@ mod artifacts;
 mod endpoints;
 mod jobs;
 mod models;
+mod projects;
 mod runs;
 
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use endpoints::{EndpointRecord, VariantRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
+pub use projects::ProjectRecord;
 pub use runs::{NewRun, RunRecord, StageRecord};
 
 use std::path::Path;
@@ -48,6 +50,9 @@ pub enum Error {
     /// A named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// What was asked for clashes with what is recorded.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// The state database.
@@ -115,6 +120,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_inference_pipelines.sql"),
     include_str!("../migrations/0007_data_capture.sql"),
     include_str!("../migrations/0008_multi_model_image.sql"),
+    include_str!("../migrations/0009_projects.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use names::Name;
 use router::{AccuracyView, two_proportion_p_value};
 
 use super::{Log, StageFailure, line};
@@ -13,9 +14,9 @@ const POLL: Duration = Duration::from_millis(200);
 
 pub(crate) async fn run(
     context: &mut RunContext,
-    endpoint: &str,
-    control: &str,
-    challenger: &str,
+    endpoint: &Name,
+    control: &Name,
+    challenger: &Name,
     min_samples: u64,
     confidence: f64,
     log: &mut Log,
@@ -54,8 +55,8 @@ pub(crate) async fn run(
     context.engine.keep_only_variant(endpoint, kept).await?;
     let output = serde_json::json!({
         "endpoint": endpoint,
-        control: { "labelled": a.labelled, "correct": a.correct, "accuracy": rate_a },
-        challenger: { "labelled": b.labelled, "correct": b.correct, "accuracy": rate_b },
+        control.as_str(): { "labelled": a.labelled, "correct": a.correct, "accuracy": rate_a },
+        challenger.as_str(): { "labelled": b.labelled, "correct": b.correct, "accuracy": rate_b },
         "p_value": p_value,
         "decision": decision,
         "kept": kept,

@@ -14,7 +14,7 @@ pub(crate) async fn run(
     let source = match repo {
         None => context.project_dir.clone(),
         Some(repo) => {
-            let target = context.engine.home().run_dir(&context.run.project, context.run.number).join("src");
+            let target = context.engine.home().run_dir(&context.pipeline.name, context.run.number).join("src");
             let _ = std::fs::remove_dir_all(&target);
             // A relative repository path is relative to the project, like every other path in the pipeline file.
             let url = if Path::new(repo).is_relative() && !repo.contains("://") && !repo.contains('@') {

@@ -1,6 +1,7 @@
 //! The deploy stage: a model version onto an endpoint (with its traffic policy, variant and lifetime),
 //! a multi-model endpoint, or a serial inference pipeline.
 
+use names::Name;
 use pipeline::{Stage, StageKind};
 
 use super::{Log, StageFailure, line, register};
@@ -35,7 +36,7 @@ pub(crate) async fn run(
     if !chain.is_empty() {
         context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;
         let url = context.engine.invocation_url(endpoint);
-        line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", chain.join(" -> "))).await;
+        line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", crate::deploy::join(chain, " -> "))).await;
         return Ok(serde_json::json!({ "endpoint": endpoint, "url": url, "chain": chain }));
     }
     if let Some(multi_model) = multi_model {
@@ -62,7 +63,7 @@ pub(crate) async fn run(
         startup_timeout: startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT),
         instances: *instances,
         instance_type: instance_type.clone(),
-        variant: variant.clone().unwrap_or_else(|| router::DEFAULT_VARIANT.to_owned()),
+        variant: variant.clone().unwrap_or_else(Name::all_traffic),
         weight: *weight,
         ttl: *ttl,
     };

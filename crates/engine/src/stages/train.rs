@@ -26,7 +26,7 @@ pub(crate) async fn run(
         Some(AlgorithmSpec::Builtin(builtin)) => Algorithm::Builtin(builtin.as_str().to_owned()),
         Some(AlgorithmSpec::BuiltinImage(_)) => {
             let engine = &context.engine;
-            let scratch = engine.home().run_dir(&context.run.project, context.run.number);
+            let scratch = engine.home().run_dir(&context.pipeline.name, context.run.number);
             let image = crate::builtin_image::ensure(&engine.inner.sagebrush_exe, &scratch)
                 .await
                 .map_err(|e| StageFailure::failed(e.to_string()))?;
@@ -86,7 +86,7 @@ pub(crate) async fn run(
 
     line(log, &format!("training job {job_name}: Downloading")).await;
     store.set_training_job_status(&job_name, "InProgress", "Downloading", None).await.map_err(StageFailure::store)?;
-    let work_dir = context.engine.home().jobs_dir(&context.run.project, context.run.number).join(&job_name);
+    let work_dir = context.engine.home().jobs_dir(&context.pipeline.name, context.run.number).join(&job_name);
     let _ = std::fs::remove_dir_all(&work_dir);
     let opt_ml = match training::prepare(&job, &work_dir) {
         Ok(opt_ml) => opt_ml,

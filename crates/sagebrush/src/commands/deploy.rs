@@ -37,7 +37,7 @@ pub async fn deploy(home: &Home, args: DeployArgs) -> anyhow::Result<ExitCode> {
         for event in body["events"].as_array().into_iter().flatten() {
             eprintln!("{}", event.as_str().unwrap_or_default());
         }
-        match body["message"].as_str() {
+        match body["error"]["message"].as_str() {
             Some(message) if !ok => eprintln!("deploy failed: {message}"),
             _ => eprintln!(
                 "{} serves {} at {}",

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use engine::Home;
+use names::Name;
 
 use crate::cli::LogsArgs;
 use crate::commands::open_store;
@@ -15,7 +16,7 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let run = store.run(&args.project, args.number).await?;
     let stages = store.stages(run.id).await?;
     if let Some(wanted) = &args.stage
-        && !stages.iter().any(|s| &s.name == wanted)
+        && !stages.iter().any(|s| *wanted == s.name)
     {
         let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
         anyhow::bail!(Invalid(format!(
@@ -25,8 +26,12 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
             names.join(", ")
         )));
     }
-    let selected: Vec<String> =
-        stages.iter().filter(|s| args.stage.as_ref().is_none_or(|w| w == &s.name)).map(|s| s.name.clone()).collect();
+    // A stage name recorded before names were checked never becomes a path.
+    let selected: Vec<Name> = stages
+        .iter()
+        .filter(|s| args.stage.as_ref().is_none_or(|w| *w == s.name))
+        .filter_map(|s| Name::parse(&s.name).ok())
+        .collect();
     // Bytes already printed per stage, so following prints only what is new.
     let mut printed = vec![0usize; selected.len()];
     let mut header_done = vec![false; selected.len()];
@@ -34,7 +39,7 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
     loop {
         let finished = store.run_by_id(run.id).await?.status != "running";
         for (index, name) in selected.iter().enumerate() {
-            let path = home.stage_log(&run.project, run.number, name);
+            let path = home.stage_log(&args.project, run.number, name);
             let Ok(bytes) = std::fs::read(&path) else { continue };
             if bytes.len() > printed[index] {
                 if selected.len() > 1 && !header_done[index] {

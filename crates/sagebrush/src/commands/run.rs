@@ -79,7 +79,7 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, "127.0.0.1:0".parse()?, false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
-    let submitted = engine.retry(&args.project, args.number, args.from.as_deref()).await?;
+    let submitted = engine.retry(&args.project, args.number, args.from.as_ref()).await?;
     let code = follow_submitted(&engine, submitted, args.json).await?;
     serving.abort();
     engine.shutdown().await;
@@ -194,11 +194,12 @@ async fn post(url: &str, body: &serde_json::Value) -> anyhow::Result<serde_json:
     let response = client.post(url).json(body).send().await.with_context(|| format!("calling the server at {url}"))?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    let message = answer["error"]["message"].as_str();
     if status.is_client_error() {
-        anyhow::bail!(Invalid(answer["message"].as_str().unwrap_or("the server refused the request").to_owned()));
+        anyhow::bail!(Invalid(message.unwrap_or("the server refused the request").to_owned()));
     }
     if !status.is_success() {
-        anyhow::bail!("the server answered {status}: {}", answer["message"].as_str().unwrap_or(""));
+        anyhow::bail!("the server answered {status}: {}", message.unwrap_or(""));
     }
     Ok(answer)
 }

@@ -8,5 +8,6 @@ mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;
 mod recovery;
+mod security;
 mod serving;
 mod stages;

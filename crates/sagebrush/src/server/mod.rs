@@ -1,0 +1,142 @@
+//! The server: one loopback listener for the invocation router and the HTTP API, found by the CLI through `<home>/server.json`.
+//!
+//! Invocations are served thread per core, as nginx and Envoy do: each thread runs its own
+//! single-threaded runtime that accepts connections and answers them, and a connection to an
+//! instance is driven by the thread that opened it, so at one request at a time nothing waits for
+//! another thread to be woken (on a VM that costs more than the rest of the hop). API requests are
+//! handed to the main runtime, where the engine runs.
+
+mod api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use engine::{Engine, Home};
+use router::Router;
+use serde::Deserialize;
+use tower_service::Service;
+
+/// A started listener: the engine deploys to its router.
+pub struct Server {
+    pub engine: Engine,
+    pub url: String,
+    listener: std::net::TcpListener,
+    router: Arc<Router>,
+    /// Whether this server advertises itself in server.json (a `run`'s private listener does not).
+    advertise: bool,
+    /// How often instances are pinged and dead ones replaced; `None` for a `run`'s private listener.
+    health_interval: Option<Duration>,
+}
+
+/// The content of `<home>/server.json`.
+#[derive(serde::Serialize, Deserialize)]
+struct ServerFile {
+    url: String,
+    pid: u32,
+}
+
+impl Server {
+    /// Binds `listen` and opens the engine on it.
+    pub async fn bind(home: &Home, listen: SocketAddr, advertise: bool) -> anyhow::Result<Server> {
+        if advertise && let Some(url) = running(home).await {
+            anyhow::bail!(crate::exit::Invalid(format!(
+                "a sagebrush server is already running at {url} for {}; use `sagebrush run` to run pipelines through it, \
+                 or pass --home to start a separate one",
+                home.root().display()
+            )));
+        }
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+            format!("cannot listen on {listen}; pass --listen 127.0.0.1:<another port> or stop what is using it")
+        })?;
+        let address = listener.local_addr()?;
+        let listener = listener.into_std()?;
+        let url = format!("http://{address}");
+        let router = Router::new();
+        let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
+        Ok(Server { engine, url, listener, router, advertise, health_interval: None })
+    }
+
+    /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
+    pub fn with_health_checks(mut self, seconds: f64) -> Server {
+        self.health_interval = Some(Duration::from_secs_f64(seconds));
+        self
+    }
+
+    /// Serves until the future `shutdown` completes.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let watcher = self.health_interval.map(|interval| tokio::spawn(self.engine.clone().watch_health(interval)));
+        let server_file = self.engine.home().server_file();
+        if self.advertise {
+            let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
+            std::fs::write(&server_file, serde_json::to_string(&file)?)?;
+        }
+        let main = tokio::runtime::Handle::current();
+        let api = api::routes(self.engine.clone());
+        let api_on_main = move |request: axum::extract::Request| {
+            let (mut api, main) = (api.clone(), main.clone());
+            async move {
+                match main.spawn(async move { api.call(request).await }).await {
+                    Ok(Ok(response)) => response,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
+            }
+        };
+        let app = router::routes(self.router.clone()).fallback(api_on_main);
+        // Dropped when serving ends or this future is dropped: either way, every thread stops.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let mut threads = Vec::new();
+        for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
+            let (listener, app, stopped) = (self.listener.try_clone()?, app.clone(), stopped.clone());
+            let (finished, done) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new().name(format!("router-{n}")).spawn(move || {
+                let _ = finished.send(serve_on_this_thread(listener, app, stopped));
+            })?;
+            threads.push(done);
+        }
+        shutdown.await;
+        drop(stop);
+        let mut result = Ok(());
+        for done in threads {
+            if let Ok(Err(e)) = done.await {
+                result = Err(e);
+            }
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        if self.advertise {
+            let _ = std::fs::remove_file(&server_file);
+        }
+        Ok(result?)
+    }
+}
+
+/// Accepts and serves connections on a single-threaded runtime of this thread's own until `stopped` changes or its sender is dropped.
+fn serve_on_this_thread(
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<()>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.changed().await;
+            })
+            .await
+    })
+}
+
+/// The URL of the server running for this home, if one answers.
+pub async fn running(home: &Home) -> Option<String> {
+    let text = std::fs::read_to_string(home.server_file()).ok()?;
+    let file: ServerFile = serde_json::from_str(&text).ok()?;
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().ok()?;
+    let ok = client.get(format!("{}/health", file.url)).send().await.ok()?.status().is_success();
+    ok.then_some(file.url)
+}
