@@ -146,7 +146,9 @@ impl Model {
             for (column, field) in line.split(',').enumerate() {
                 let field = field.trim();
                 let value: f32 = field.parse().ok().filter(|v: &f32| v.is_finite()).ok_or_else(|| {
-                    Error::Request(format!("row {number}, column {}: \"{field}\" is not a number", column + 1))
+                    // Quoted in part: a field may be megabytes long.
+                    let shown = names::excerpt(field, 40);
+                    Error::Request(format!("row {number}, column {}: \"{shown}\" is not a number", column + 1))
                 })?;
                 row.push(value);
             }

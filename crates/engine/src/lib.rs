@@ -11,6 +11,7 @@ mod builtin_image;
 mod deploy;
 mod error;
 mod home;
+mod live;
 mod owner;
 mod projects;
 mod registry;
@@ -20,6 +21,7 @@ mod stages;
 pub use deploy::Hosting;
 pub use error::Error;
 pub use home::Home;
+pub use live::RunEnd;
 pub use projects::PIPELINE_FILE;
 pub use run::Submitted;
 
@@ -44,6 +46,7 @@ struct Inner {
     sagebrush_exe: PathBuf,
     owner: String,
     deploy_locks: tokio::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    live: live::Live,
 }
 
 impl Engine {
@@ -66,6 +69,7 @@ impl Engine {
                 sagebrush_exe,
                 owner: owner::current(),
                 deploy_locks: Default::default(),
+                live: Default::default(),
             }),
         };
         engine.recover().await?;

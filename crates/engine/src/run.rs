@@ -10,6 +10,7 @@ use store::{NewRun, RunRecord};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+use crate::live::RunEnd;
 use crate::stages::{self, StageFailure};
 use crate::{Engine, Error, error::io_error};
 
@@ -123,6 +124,7 @@ impl Engine {
         let (project_dir, file) = crate::projects::locate(project)?;
         let pipeline = pipeline::load(&file)?;
         let resolved = pipeline.resolve(overrides)?;
+        check_path_parameters(&pipeline, &resolved, &project_dir)?;
         let stage_rows: Vec<(String, String)> =
             resolved.stages.iter().map(|s| (s.name.to_string(), s.kind.as_str().to_owned())).collect();
         let parameters: serde_json::Map<String, serde_json::Value> =
@@ -143,22 +145,79 @@ impl Engine {
         let submitted = Submitted { run: run.clone(), stages: stage_rows.into_iter().map(|(n, _)| n).collect() };
         let engine = self.clone();
         let reused = retry.map(|r| r.reused).unwrap_or_default();
+        let cancel = self.inner.live.start(run.id);
         tokio::spawn(async move {
             let run_id = run.id;
             let project = pipeline.name.clone();
             let number = run.number;
-            let result = engine.execute(run, pipeline, resolved, project_dir, reused).await;
-            let (status, reason) = match result {
-                Ok(()) => ("succeeded", None),
-                Err(Ended::Cancelled) => ("cancelled", Some("cancelled by request".to_owned())),
-                Err(Ended::Failed(reason)) => ("failed", Some(reason)),
-            };
-            if let Err(e) = engine.store().finish_run(run_id, status, reason.as_deref()).await {
-                tracing::error!("recording the end of run {project} #{number}: {e}");
-            }
+            let end = engine.execute(run, pipeline, resolved, project_dir, reused, cancel).await;
+            // Known here first: a follower sees how the run ended even while the disk is too full to record it.
+            engine.inner.live.end(run_id, end.clone());
+            engine.record_end(run_id, &project, number, &end).await;
+            engine.inner.live.forget(run_id);
             let _ = std::fs::remove_dir_all(engine.home().jobs_dir(&project, number));
         });
         Ok(submitted)
+    }
+
+    /// Writes how a run ended, retrying until the store takes it: a run must never stay `running`
+    /// because one write failed. A full disk frees the store's reserve first.
+    async fn record_end(&self, run_id: i64, project: &Name, number: i64, end: &RunEnd) {
+        let mut delay = Duration::from_millis(100);
+        let mut failures = 0u32;
+        loop {
+            let error = match self.store().finish_run(run_id, end.status(), end.reason()).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::warn!(
+                            "recorded the end of run {project} #{number} after {failures} failed attempt(s)"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => e,
+            };
+            if error.is_disk_full() && self.store().release_reserve() {
+                tracing::warn!(
+                    "the disk of {} is full: freed the store's reserve to record run {project} #{number}",
+                    self.home().root().display()
+                );
+                continue;
+            }
+            if failures == 0 {
+                tracing::error!(
+                    "recording the end of run {project} #{number}: {error}; retrying until it can be written"
+                );
+            }
+            failures += 1;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Asks a run to stop: at once when this process runs it, else through the store for the process that does.
+    /// False if the run already ended.
+    pub async fn cancel(&self, run_id: i64) -> Result<bool, Error> {
+        if self.inner.live.cancel(run_id) {
+            // Best effort: the run stops without it, and a full disk must not stop a cancel.
+            let _ = self.store().request_cancel(run_id).await;
+            return Ok(true);
+        }
+        Ok(self.store().request_cancel(run_id).await?)
+    }
+
+    /// A run and its stages as this process knows them: the store, and the end of a run of this
+    /// process that could not be recorded yet.
+    pub async fn run_view(&self, run_id: i64) -> Result<(RunRecord, Vec<store::StageRecord>), Error> {
+        let mut run = self.store().run_by_id(run_id).await?;
+        let stages = self.store().stages(run_id).await?;
+        if run.status == "running"
+            && let Some(end) = self.inner.live.ended(run_id)
+        {
+            run.status = end.status().to_owned();
+            run.reason = end.reason().map(str::to_owned);
+        }
+        Ok((run, stages))
     }
 
     async fn execute(
@@ -168,8 +227,9 @@ impl Engine {
         resolved: Resolved,
         project_dir: PathBuf,
         reused: Vec<(Name, serde_json::Value)>,
-    ) -> Result<(), Ended> {
-        let cancel = self.watch_cancel(run.id);
+        cancel: watch::Receiver<bool>,
+    ) -> RunEnd {
+        self.watch_cancel(run.id, cancel.clone());
         let mut context = RunContext {
             engine: self.clone(),
             run,
@@ -187,7 +247,11 @@ impl Engine {
                 tracing::warn!("deleting the run's endpoint {endpoint}: {e}");
             }
         }
-        result
+        match result {
+            Ok(()) => RunEnd::Succeeded,
+            Err(Ended::Cancelled) => RunEnd::Cancelled,
+            Err(Ended::Failed(reason)) => RunEnd::Failed(reason),
+        }
     }
 
     async fn execute_stages(
@@ -280,23 +344,21 @@ impl Engine {
         }
     }
 
-    /// Turns the store's cancel flag into a watch channel, polled while the run executes.
-    fn watch_cancel(&self, run_id: i64) -> watch::Receiver<bool> {
-        let (sender, receiver) = watch::channel(false);
-        let store = self.store().clone();
+    /// Polls the store's cancel flag (set by another process) while the run executes, and cancels the run when it is set.
+    fn watch_cancel(&self, run_id: i64, cancel: watch::Receiver<bool>) {
+        let engine = self.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(CANCEL_POLL).await;
-                if sender.is_closed() {
+                if *cancel.borrow() || cancel.has_changed().is_err() {
                     break;
                 }
-                if store.cancel_requested(run_id).await.unwrap_or(false) {
-                    let _ = sender.send(true);
+                if engine.store().cancel_requested(run_id).await.unwrap_or(false) {
+                    engine.inner.live.cancel(run_id);
                     break;
                 }
             }
         });
-        receiver
     }
 }
 
@@ -314,6 +376,28 @@ impl Ended {
     fn store(e: store::Error) -> Ended {
         Ended::Failed(format!("recording the stage: {e}"))
     }
+}
+
+/// A `path` parameter names something in the project, checked before the run is recorded (when
+/// the project is the folder itself; a checkout stage brings its files later).
+fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: &Path) -> Result<(), Error> {
+    let cloned = resolved.stages.iter().any(|s| matches!(&s.kind, pipeline::StageKind::Checkout { repo: Some(_), .. }));
+    if cloned {
+        return Ok(());
+    }
+    for (name, value) in &resolved.parameters {
+        if let pipeline::Value::Path(path) = value
+            && !project_dir.join(path).exists()
+        {
+            return Err(Error::Invalid(format!(
+                "parameter `{name}`: {} does not exist in {} ({} paths are relative to the project)",
+                names::excerpt(path, 80),
+                project_dir.display(),
+                pipeline.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parameter_json(value: &pipeline::Value) -> serde_json::Value {

@@ -2,16 +2,26 @@
 //! later counts for or against the variant that answered.
 //!
 //! Answers are remembered only on endpoints with more than one variant, so a single-variant
-//! endpoint's request path does no extra work; the most recent [`REMEMBERED`] are kept.
+//! endpoint's request path does no extra work. What is kept of an answer is what a label is
+//! checked against: the endpoint and variant, a 64-bit fingerprint of the answer's text (never
+//! the text), and when; at most [`REMEMBERED_BYTES`] of them, none older than [`REMEMBERED_FOR`].
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// Answers remembered per router for labelling; older ones are forgotten.
-const REMEMBERED: usize = 200_000;
+/// The most memory remembered answers take, per router: about 200,000 of them.
+pub const REMEMBERED_BYTES: usize = 32 * 1024 * 1024;
+/// How long an answer can be labelled after it was given.
+pub const REMEMBERED_FOR: Duration = Duration::from_secs(3600);
+/// An inference id longer than this is not remembered (SageMaker allows 64 characters).
+const MAX_ID_BYTES: usize = 256;
+/// What an entry costs beyond its text: the map's and the queue's slots, the fingerprint, the time.
+const ENTRY_OVERHEAD: usize = 128;
 
 /// Labels sent back for one variant's answers.
 #[derive(Debug, Default)]
@@ -47,38 +57,80 @@ impl AccuracyView {
     }
 }
 
-/// Who answered an inference, and with what.
+/// Who answered an inference, what (as a fingerprint), and when.
 #[derive(Clone, Debug)]
 pub(crate) struct Answered {
     pub endpoint: String,
     pub variant: String,
-    pub answer: String,
+    fingerprint: u64,
+    at: Instant,
+}
+
+impl Answered {
+    pub fn new(endpoint: String, variant: String, answer: &[u8]) -> Answered {
+        Answered { endpoint, variant, fingerprint: fingerprint(answer), at: Instant::now() }
+    }
+
+    /// Whether `label` is what was answered (both trimmed, as the answer of one row is `label\n`).
+    pub fn is(&self, label: &str) -> bool {
+        fingerprint(label.as_bytes()) == self.fingerprint
+    }
+}
+
+fn fingerprint(text: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.trim_ascii().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Recent answers by inference id.
 #[derive(Default)]
 pub(crate) struct Answers {
-    inner: Mutex<(HashMap<String, Answered>, VecDeque<String>)>,
+    inner: Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    by_id: HashMap<String, Answered>,
+    /// Oldest first: the id, when it was remembered and what it costs.
+    order: VecDeque<(String, Instant, usize)>,
+    bytes: usize,
 }
 
 impl Answers {
     pub fn remember(&self, inference_id: String, answered: Answered) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *inner;
-        if map.insert(inference_id.clone(), answered).is_none() {
-            order.push_back(inference_id);
+        if inference_id.len() > MAX_ID_BYTES {
+            return;
         }
-        while order.len() > REMEMBERED {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let cost = 2 * inference_id.len() + answered.endpoint.len() + answered.variant.len() + ENTRY_OVERHEAD;
+        let at = answered.at;
+        inner.by_id.insert(inference_id.clone(), answered);
+        inner.order.push_back((inference_id, at, cost));
+        inner.bytes += cost;
+        while let Some((_, oldest, _)) = inner.order.front()
+            && (inner.bytes > REMEMBERED_BYTES || at.duration_since(*oldest) > REMEMBERED_FOR)
+        {
+            let Some((id, when, cost)) = inner.order.pop_front() else { break };
+            inner.bytes -= cost;
+            // The id may have been given again since; only its own entry goes.
+            if inner.by_id.get(&id).is_some_and(|a| a.at == when) {
+                inner.by_id.remove(&id);
             }
         }
     }
 
-    /// Takes the answer for an id: each answer is labelled once.
+    /// Takes the answer for an id: each answer is labelled once, within [`REMEMBERED_FOR`].
     pub fn take(&self, inference_id: &str) -> Option<Answered> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.0.remove(inference_id)
+        inner.by_id.remove(inference_id).filter(|a| a.at.elapsed() <= REMEMBERED_FOR)
+    }
+
+    /// How many answers are remembered, and what they cost.
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.by_id.len(), inner.bytes)
     }
 }
 
@@ -136,9 +188,27 @@ mod tests {
     #[test]
     fn answers_are_labelled_once() {
         let answers = Answers::default();
-        let answered = Answered { endpoint: "e".into(), variant: "B".into(), answer: "x".into() };
-        answers.remember("id".into(), answered);
-        assert_eq!(answers.take("id").map(|a| a.variant), Some("B".to_owned()));
+        answers.remember("id".into(), Answered::new("e".into(), "B".into(), b"setosa\n"));
+        let answered = answers.take("id").unwrap();
+        assert_eq!(answered.variant, "B");
+        assert!(answered.is(" setosa ") && !answered.is("virginica"));
         assert!(answers.take("id").is_none());
+    }
+
+    #[test]
+    fn remembered_answers_are_bounded_by_bytes_whatever_the_answers_size() {
+        let answers = Answers::default();
+        let huge = vec![b'x'; 1 << 20];
+        for n in 0..400_000 {
+            answers.remember(format!("id-{n}"), Answered::new("endpoint".into(), "B".into(), &huge[..(n % 64) + 1]));
+        }
+        let (count, bytes) = answers.size();
+        assert!(bytes <= REMEMBERED_BYTES, "{bytes}");
+        assert!(count > 100_000 && count < 400_000, "{count}");
+        assert!(answers.take("id-0").is_none(), "the oldest went first");
+        assert!(answers.take("id-399999").is_some());
+        // An id longer than any client sends is not kept.
+        answers.remember("x".repeat(10_000), Answered::new("endpoint".into(), "B".into(), b"1"));
+        assert!(answers.take(&"x".repeat(10_000)).is_none());
     }
 }

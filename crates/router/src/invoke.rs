@@ -69,7 +69,7 @@ async fn invoke_endpoint(
             &format!("Endpoint {name} not found. List endpoints with `sagebrush endpoints`."),
         );
     };
-    let bytes = match read_body(body).await {
+    let bytes = match read_body_within(body, router.body_timeout).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
@@ -107,18 +107,17 @@ async fn invoke_endpoint(
         capture.record(capture_record(&name, &variant.name, &id, &headers, &request_body, &parts, &answer));
     }
     if remember && parts.status.is_success() {
-        let answered = Answered {
-            endpoint: name,
-            variant: variant.name.to_string(),
-            answer: String::from_utf8_lossy(&answer).into_owned(),
-        };
-        router.answers.remember(id, answered);
+        router.answers.remember(id, Answered::new(name, variant.name.to_string(), &answer));
     }
     Response::from_parts(parts, Body::from(answer))
 }
 
 /// `POST /endpoints/{name}/feedback`: ground truth for earlier answers, `{"inference_id": ..., "label": ...}` or a list of them.
-async fn feedback(State(router): State<Arc<Router>>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn feedback(State(router): State<Arc<Router>>, Path(name): Path<String>, body: Body) -> Response {
+    let body = match read_body_within(body, router.body_timeout).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     #[derive(serde::Deserialize)]
     struct Label {
         inference_id: String,
@@ -149,10 +148,10 @@ async fn feedback(State(router): State<Arc<Router>>, Path(name): Path<String>, b
         let variant = answered.as_ref().and_then(|a| endpoint.variants.iter().find(|(v, _)| v.name == a.variant));
         match (answered, variant) {
             (Some(answered), Some((variant, _))) => {
-                variant.accuracy.count(answered.answer.trim() == label.label.trim());
+                variant.accuracy.count(answered.is(&label.label));
                 accepted += 1;
             }
-            _ => unknown.push(label.inference_id),
+            _ => unknown.push(names::excerpt(&label.inference_id, 64)),
         }
     }
     axum::Json(serde_json::json!({ "accepted": accepted, "unknown": unknown })).into_response()
@@ -189,7 +188,19 @@ fn capture_record(
 }
 
 async fn read_body(body: Body) -> Result<Bytes, Response> {
-    axum::body::to_bytes(body, MAX_PAYLOAD_BYTES).await.map_err(|_| {
+    read_body_within(body, crate::DEFAULT_BODY_TIMEOUT).await
+}
+
+/// The whole body, if it is within the payload limit and arrives within `timeout`.
+async fn read_body_within(body: Body, timeout: std::time::Duration) -> Result<Bytes, Response> {
+    let Ok(read) = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_PAYLOAD_BYTES)).await else {
+        return Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "ValidationError",
+            &format!("the request body did not arrive within {} s", timeout.as_secs_f64()),
+        ));
+    };
+    read.map_err(|_| {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ValidationError",

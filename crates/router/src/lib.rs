@@ -172,15 +172,26 @@ pub struct Router {
     captures: ArcSwap<HashMap<String, Arc<Capture>>>,
     /// Recent answers of multi-variant endpoints, for ground truth sent back later.
     answers: feedback::Answers,
+    /// How long a request may take to send its whole body.
+    body_timeout: Duration,
 }
+
+/// How long a request may take to send its body unless the server says otherwise: SageMaker's invocation timeout.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Router {
     /// An empty table.
     pub fn new() -> Arc<Router> {
+        Router::with_body_timeout(DEFAULT_BODY_TIMEOUT)
+    }
+
+    /// An empty table whose requests get `body_timeout` to send their bodies.
+    pub fn with_body_timeout(body_timeout: Duration) -> Arc<Router> {
         Arc::new(Router {
             table: ArcSwap::from_pointee(HashMap::new()),
             captures: ArcSwap::from_pointee(HashMap::new()),
             answers: feedback::Answers::default(),
+            body_timeout,
         })
     }
 

@@ -47,6 +47,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
+    /// Add, list and remove the projects the server may run.
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// List registered model versions with their lineage.
     Models(ModelsArgs),
     /// The built-in algorithms as a SageMaker container entry point.
@@ -56,14 +59,55 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on. Anything other than loopback exposes the API to the network.
+    /// Address to listen on. Anything but loopback is refused unless --insecure-no-auth is given:
+    /// the API has no tokens yet, so whoever reaches it can run commands as this user.
     #[arg(long, env = "SAGEBRUSH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Listen on a non-loopback address with no authentication at all. Anyone who can reach the
+    /// port can run pipelines, and so any command, as this user. A warning is printed at every start.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// A host name clients reach this server by (through DNS or a proxy), besides localhost and IP
+    /// addresses; requests naming any other host are refused. Repeatable, or comma-separated.
+    #[arg(long = "public-name", env = "SAGEBRUSH_PUBLIC_NAME", value_name = "HOST", value_delimiter = ',')]
+    pub public_names: Vec<String>,
+    /// A project folder the API may run (besides those added with `sagebrush project add`). Repeatable.
+    #[arg(long = "project", value_name = "FOLDER")]
+    pub projects: Vec<PathBuf>,
+    /// Seconds a connection gets to send a request's headers, from when it opens or finished its
+    /// last request: a silent or idle keep-alive connection is closed after this.
+    #[arg(long, env = "SAGEBRUSH_HEADER_TIMEOUT", value_name = "SECONDS", default_value_t = 30.0,
+          value_parser = positive_seconds)]
+    pub header_timeout: f64,
+    /// Seconds a request gets to send its whole body; a slower one is answered 408.
+    #[arg(long, env = "SAGEBRUSH_BODY_TIMEOUT", value_name = "SECONDS", default_value_t = 60.0,
+          value_parser = positive_seconds)]
+    pub body_timeout: f64,
+    /// Open connections at most; past it the longest-idle connection is closed, or (all busy) a new
+    /// one answered 503. Default: what the open-files limit leaves room for, at most 16384.
+    #[arg(long, env = "SAGEBRUSH_MAX_CONNECTIONS", value_name = "COUNT")]
+    pub max_connections: Option<usize>,
     /// Seconds between health checks of each endpoint instance; an instance that fails two
     /// in a row is replaced.
     #[arg(long, env = "SAGEBRUSH_HEALTH_INTERVAL", value_name = "SECONDS", default_value_t = 5.0,
           value_parser = positive_seconds)]
     pub health_interval: f64,
+}
+
+impl ServerArgs {
+    /// A private loopback listener on a free port, for a `run` with no server.
+    pub fn private() -> ServerArgs {
+        ServerArgs {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            insecure_no_auth: false,
+            public_names: Vec::new(),
+            projects: Vec::new(),
+            header_timeout: 30.0,
+            body_timeout: 60.0,
+            max_connections: None,
+            health_interval: 5.0,
+        }
+    }
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -223,6 +267,26 @@ pub struct InvokeArgs {
     /// The request's Content-Type.
     #[arg(long, default_value = "text/csv")]
     pub content_type: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Let the server run the project in this folder (it holds sagebrush.toml); runs name it by its pipeline's name.
+    Add {
+        /// The project folder.
+        folder: PathBuf,
+    },
+    /// List the projects the server may run.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop letting the server run a project (its runs, models and endpoints stay).
+    Remove {
+        /// The project (pipeline name).
+        name: Name,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! The sagebrush binary: CLI and wiring.
 
 mod cli;
+mod client;
 mod commands;
 mod exit;
 mod progress;

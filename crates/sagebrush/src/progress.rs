@@ -4,15 +4,51 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use store::{RunRecord, Store};
+use names::Name;
+use store::{RunRecord, StageRecord};
+
+use crate::client::Client;
 
 const POLL: Duration = Duration::from_millis(50);
 
-/// Prints stage transitions until the run ends; returns the finished run.
+/// Where a run's state is read from while it is followed.
+pub enum Source<'a> {
+    /// A run this process executes: the engine knows how it ended even when the disk is too full to record it.
+    Local { engine: &'a engine::Engine, run_id: i64 },
+    /// A run the server executes, read through its API; a server that stops answering ends the follow.
+    Remote { client: Client, project: Name, number: i64 },
+}
+
+impl Source<'_> {
+    async fn view(&self) -> anyhow::Result<(RunRecord, Vec<StageRecord>)> {
+        match self {
+            Source::Local { engine, run_id } => Ok(engine.run_view(*run_id).await?),
+            Source::Remote { client, project, number } => {
+                let mut answer = client.get(&format!("/api/runs/{project}/{number}")).await?;
+                let run = serde_json::from_value(answer["run"].take())?;
+                let stages = serde_json::from_value(answer["stages"].take())?;
+                Ok((run, stages))
+            }
+        }
+    }
+
+    async fn cancel(&self) -> anyhow::Result<()> {
+        match self {
+            Source::Local { engine, run_id } => {
+                engine.cancel(*run_id).await?;
+            }
+            Source::Remote { client, project, number } => {
+                client.post(&format!("/api/runs/{project}/{number}/cancel"), &serde_json::json!({})).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints stage transitions until the run ends; returns the finished run and its stages.
 ///
-/// Reads the shared state database, so it follows runs executed by this process
-/// and by a server alike. Ctrl-C asks for the run to be cancelled.
-pub async fn follow(store: &Store, run_id: i64, quiet: bool) -> anyhow::Result<RunRecord> {
+/// The first Ctrl-C asks for the run to be cancelled; a second one stops following at once.
+pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunRecord, Vec<StageRecord>)> {
     let spinner = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -31,10 +67,9 @@ pub async fn follow(store: &Store, run_id: i64, quiet: bool) -> anyhow::Result<R
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     let mut cancel_sent = false;
     loop {
-        let run = store.run_by_id(run_id).await?;
-        let stages = store.stages(run_id).await?;
+        let (run, stages) = source.view().await?;
         for stage in &stages {
-            let index = stage.position as usize;
+            let index = usize::try_from(stage.position).unwrap_or(0);
             if shown.len() <= index {
                 shown.resize(index + 1, "pending".to_owned());
             }
@@ -70,14 +105,21 @@ pub async fn follow(store: &Store, run_id: i64, quiet: bool) -> anyhow::Result<R
             if let Some(bar) = spinner {
                 bar.finish_and_clear();
             }
-            return Ok(run);
+            return Ok((run, stages));
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = &mut ctrl_c, if !cancel_sent => {
+            _ = &mut ctrl_c => {
+                if cancel_sent {
+                    anyhow::bail!(
+                        "stopped following {} #{}; it may still be stopping: `sagebrush show {} {}`",
+                        run.project, run.number, run.project, run.number
+                    );
+                }
                 cancel_sent = true;
-                say(format!("cancelling {} #{} ...", run.project, run.number));
-                store.request_cancel(run_id).await?;
+                say(format!("cancelling {} #{} ... (Ctrl-C again to stop waiting)", run.project, run.number));
+                source.cancel().await?;
+                ctrl_c = Box::pin(tokio::signal::ctrl_c());
             }
         }
     }

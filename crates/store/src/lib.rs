@@ -59,6 +59,27 @@ pub enum Error {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// A file of [`RESERVE_BYTES`] beside the database, deleted when the disk fills so that the
+    /// failure can still be recorded.
+    reserve: std::sync::Arc<std::path::PathBuf>,
+}
+
+/// Room kept for the writes that record a failure on a full disk.
+const RESERVE_BYTES: usize = 4 * 1024 * 1024;
+
+impl Error {
+    /// Whether the error is the disk (or the database's quota) being full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            // SQLITE_FULL, and the primary code in extended codes.
+            Error::Database(e) => e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+            Error::Io { source, .. } => source.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -75,7 +96,28 @@ impl Store {
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         use_wal(&pool).await?;
         migrate(&pool).await?;
-        Ok(Store { pool })
+        // Only its owner reads the state; SQLite gives its -wal and -shm files the same mode.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let reserve = path.with_extension("reserve");
+        keep_reserve(&reserve);
+        Ok(Store { pool, reserve: std::sync::Arc::new(reserve) })
+    }
+
+    /// Deletes the reserve file to make room on a full disk; true if there was one to delete.
+    pub fn release_reserve(&self) -> bool {
+        std::fs::remove_file(self.reserve.as_path()).is_ok()
+    }
+}
+
+/// Writes the reserve file unless it is there; on a disk too full for it, goes on without.
+fn keep_reserve(path: &Path) {
+    if path.metadata().is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return;
+    }
+    // Real zeros, not a sparse file: the blocks must be allocated to be freed later.
+    if std::fs::write(path, vec![0u8; RESERVE_BYTES]).is_err() {
+        let _ = std::fs::remove_file(path);
     }
 }
 

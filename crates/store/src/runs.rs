@@ -1,12 +1,12 @@
 //! Runs and their stages: numbering, status transitions, cancellation requests.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::{Error, Store, now_ms};
 
 /// One execution of a pipeline.
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize)]
 pub struct RunRecord {
     /// Database id, stable across restarts.
     pub id: i64,
@@ -39,7 +39,7 @@ pub struct RunRecord {
 }
 
 /// One step of a run.
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize)]
 pub struct StageRecord {
     /// The run it belongs to.
     pub run_id: i64,
@@ -193,19 +193,42 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a run. Only a run still `running` changes, so a late writer cannot overwrite a recovery.
+    /// Ends a run, in one transaction with the stages it left running (given the run's status and
+    /// reason) or pending (skipped). Only a run still `running` changes, so a late writer cannot
+    /// overwrite a recovery.
     pub async fn finish_run(&self, run_id: i64, status: &str, reason: Option<&str>) -> Result<(), Error> {
-        sqlx::query("UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'")
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        let ended = sqlx::query(
+            "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
+        )
+        .bind(run_id)
+        .bind(status)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if ended.rows_affected() == 1 && status != "succeeded" {
+            sqlx::query(
+                "UPDATE stages SET status = $2, reason = COALESCE(reason, $3), finished_at = $4
+                 WHERE run_id = $1 AND status = 'running'",
+            )
             .bind(run_id)
             .bind(status)
             .bind(reason)
-            .bind(now_ms())
-            .execute(&self.pool)
+            .bind(now)
+            .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Asks the process executing a run to stop it. Returns false if the run already ended.
+    /// Asks the process executing a run to stop. Returns false if the run already ended.
     pub async fn request_cancel(&self, run_id: i64) -> Result<bool, Error> {
         let done = sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
             .bind(run_id)

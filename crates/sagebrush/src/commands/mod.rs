@@ -5,6 +5,7 @@ mod deploy;
 mod invoke;
 mod list;
 mod logs;
+mod project;
 mod run;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,
+        Command::Project(command) => project::project(&home, command).await,
         Command::Algorithm(command) => algorithm::algorithm(command).await,
     }
 }

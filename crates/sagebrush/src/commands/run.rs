@@ -5,24 +5,29 @@ use std::process::ExitCode;
 use anyhow::Context;
 use engine::{Home, Submitted};
 
+use names::Name;
+
 use crate::cli::{RetryArgs, RunArgs, RunRef, ServerArgs, UpArgs};
+use crate::client::Client;
+use crate::commands;
 use crate::exit::{self, Invalid};
+use crate::progress::{self, Source};
 use crate::server::{self, Server};
-use crate::{commands, progress};
 
 /// `sagebrush up`: serve, run the pipeline, print the URLs, keep serving.
 pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
-    let server = Server::bind(home, args.server.listen, true).await?.with_health_checks(args.server.health_interval);
+    let server = Server::bind(home, &args.server, true).await?.with_health_checks(args.server.health_interval);
     let engine = server.engine.clone();
     let url = server.url.clone();
-    warn_if_exposed(&args.server);
+    let project = engine.add_project(&args.project).await?;
+    let name = Name::parse(&project.name)?;
     restore(&engine).await;
     let serving = tokio::spawn(server.serve(shutdown_signal()));
     eprintln!("sagebrush is serving at {url} (state in {})", home.root().display());
-    let submitted = engine.submit(&args.project, &overrides, "manual").await?;
+    let submitted = engine.submit_project(&name, &overrides, "manual").await?;
     announce(&submitted);
-    let run = progress::follow(engine.store(), submitted.run.id, false).await?;
+    let (run, _) = progress::follow(&Source::Local { engine: &engine, run_id: submitted.run.id }, false).await?;
     print_outcome(&run);
     print_endpoints(&engine, &url).await?;
     eprintln!("\nServing until Ctrl-C. Run again with `sagebrush run {}`.", args.project.display());
@@ -34,8 +39,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush server`: serve the API and every recorded endpoint.
 pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let server = Server::bind(home, args.listen, true).await?.with_health_checks(args.health_interval);
-    warn_if_exposed(&args);
+    let server = Server::bind(home, &args, true).await?.with_health_checks(args.health_interval);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());
     print_endpoints(&server.engine, &server.url).await?;
@@ -50,78 +54,99 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
 pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
     if let Some(url) = server::running(home).await {
-        let project = args.project.canonicalize().unwrap_or(args.project.clone());
-        let body = serde_json::json!({ "project": project, "parameters": overrides });
-        let submitted = post(&format!("{url}/api/runs"), &body).await?;
-        return finish(home, submitted, args.json).await;
+        let client = Client::new(&url)?;
+        // The server runs only projects it was given: give it this one (adding it again changes nothing).
+        let folder = args.project.canonicalize().unwrap_or(args.project.clone());
+        let project = client.post("/api/projects", &serde_json::json!({ "path": folder })).await?;
+        let body = serde_json::json!({ "project": project["name"], "parameters": overrides });
+        let submitted = client.post("/api/runs", &body).await?;
+        return follow_remote(client, &submitted, args.json).await;
     }
     // No server: a private listener serves the test endpoints while the run lasts.
-    let server = Server::bind(home, "127.0.0.1:0".parse()?, false).await?;
+    let server = Server::bind(home, &ServerArgs::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
     let submitted = engine.submit(&args.project, &overrides, "manual").await?;
-    let code = follow_submitted(&engine, submitted, args.json).await?;
+    let code = follow_local(&engine, submitted, args.json).await;
     if !args.json {
         eprintln!("No server is running, so the endpoints stop with this command; `sagebrush server` serves them.");
     }
     serving.abort();
     engine.shutdown().await;
-    Ok(code)
+    code
 }
 
 /// `sagebrush retry`.
 pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = server::running(home).await {
+        let client = Client::new(&url)?;
         let body = serde_json::json!({ "from": args.from });
-        let submitted = post(&format!("{url}/api/runs/{}/{}/retry", args.project, args.number), &body).await?;
-        return finish(home, submitted, args.json).await;
+        let submitted = client.post(&format!("/api/runs/{}/{}/retry", args.project, args.number), &body).await?;
+        return follow_remote(client, &submitted, args.json).await;
     }
-    let server = Server::bind(home, "127.0.0.1:0".parse()?, false).await?;
+    let server = Server::bind(home, &ServerArgs::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
     let submitted = engine.retry(&args.project, args.number, args.from.as_ref()).await?;
-    let code = follow_submitted(&engine, submitted, args.json).await?;
+    let code = follow_local(&engine, submitted, args.json).await;
     serving.abort();
     engine.shutdown().await;
-    Ok(code)
+    code
 }
 
-/// `sagebrush cancel`: flags the run; whichever process runs it stops it.
+/// `sagebrush cancel`: the server stops the run if it runs it; otherwise the run is flagged for whichever process does.
 pub async fn cancel(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
-    let store = commands::open_store(home).await?;
-    let run = store.run(&args.project, args.number).await?;
-    if !store.request_cancel(run.id).await? {
-        anyhow::bail!(Invalid(format!("run {} #{} already ended ({})", run.project, run.number, run.status)));
+    let (project, number) = match server::running(home).await {
+        Some(url) => {
+            let client = Client::new(&url)?;
+            let path = match args.number {
+                Some(number) => format!("/api/runs/{}/{number}/cancel", args.project),
+                None => format!("/api/runs/{}/latest/cancel", args.project),
+            };
+            let answer = client.post(&path, &serde_json::json!({})).await?;
+            (args.project.to_string(), answer["number"].as_i64().unwrap_or_default())
+        }
+        None => {
+            let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
+            let run = engine.store().run(&args.project, args.number).await?;
+            if !engine.cancel(run.id).await? {
+                anyhow::bail!(Invalid(format!("run {} #{} already ended ({})", run.project, run.number, run.status)));
+            }
+            (run.project, run.number)
+        }
+    };
+    if args.json {
+        commands::print_json(&serde_json::json!({ "project": project, "number": number, "cancel_requested": true }))?;
+    } else {
+        eprintln!(
+            "cancel requested for {project} #{number}; `sagebrush show {project} {number}` shows when it stopped"
+        );
     }
-    eprintln!(
-        "cancel requested for {} #{}; `sagebrush show {} {}` shows when it stopped",
-        run.project, run.number, run.project, run.number
-    );
     Ok(ExitCode::SUCCESS)
 }
 
-async fn finish(home: &Home, submitted: serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
-    let run_id = submitted["run"]["id"].as_i64().context("the server's answer has no run id")?;
-    let store = commands::open_store(home).await?;
-    let run = store.run_by_id(run_id).await?;
+/// Follows a run the server started (the answer of `POST /api/runs`) until it ends.
+async fn follow_remote(client: Client, submitted: &serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
+    let run: store::RunRecord =
+        serde_json::from_value(submitted["run"].clone()).context("the server's answer has no run")?;
     if !json {
         eprintln!("{} #{} started on the server", run.project, run.number);
     }
-    let run = progress::follow(&store, run_id, json).await?;
-    report(&store, &run, json).await
+    let source = Source::Remote { client, project: Name::parse(&run.project)?, number: run.number };
+    let (run, stages) = progress::follow(&source, json).await?;
+    report(&run, &stages, json)
 }
 
-async fn follow_submitted(engine: &engine::Engine, submitted: Submitted, json: bool) -> anyhow::Result<ExitCode> {
+async fn follow_local(engine: &engine::Engine, submitted: Submitted, json: bool) -> anyhow::Result<ExitCode> {
     if !json {
         announce(&submitted);
     }
-    let run = progress::follow(engine.store(), submitted.run.id, json).await?;
-    report(engine.store(), &run, json).await
+    let (run, stages) = progress::follow(&Source::Local { engine, run_id: submitted.run.id }, json).await?;
+    report(&run, &stages, json)
 }
 
-async fn report(store: &store::Store, run: &store::RunRecord, json: bool) -> anyhow::Result<ExitCode> {
+fn report(run: &store::RunRecord, stages: &[store::StageRecord], json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let stages = store.stages(run.id).await?;
         commands::print_json(&serde_json::json!({ "run": run, "stages": stages }))?;
     } else {
         print_outcome(run);
@@ -176,32 +201,8 @@ async fn restore(engine: &engine::Engine) {
     }
 }
 
-fn warn_if_exposed(args: &ServerArgs) {
-    if !args.listen.ip().is_loopback() {
-        eprintln!(
-            "warning: listening on {}, reachable from other machines; the API has no authentication yet",
-            args.listen
-        );
-    }
-}
-
 fn parse_params(params: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     params.iter().map(|p| pipeline::parse_override(p).map_err(anyhow::Error::from)).collect()
-}
-
-async fn post(url: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let response = client.post(url).json(body).send().await.with_context(|| format!("calling the server at {url}"))?;
-    let status = response.status();
-    let answer: serde_json::Value = response.json().await.unwrap_or_default();
-    let message = answer["error"]["message"].as_str();
-    if status.is_client_error() {
-        anyhow::bail!(Invalid(message.unwrap_or("the server refused the request").to_owned()));
-    }
-    if !status.is_success() {
-        anyhow::bail!("the server answered {status}: {}", message.unwrap_or(""));
-    }
-    Ok(answer)
 }
 
 /// Ctrl-C, or SIGTERM from a service manager: either stops serving gracefully.

@@ -6,21 +6,28 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use engine::Engine;
 use names::Name;
 use serde::Deserialize;
 
-pub fn routes(engine: Engine) -> axum::Router {
+/// The largest request body the API takes.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn routes(engine: Engine, body_timeout: Duration) -> axum::Router {
     axum::Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/api/projects", post(add_project).get(list_projects))
+        .route("/api/projects/{name}", axum::routing::delete(remove_project))
         .route("/api/runs", post(submit_run).get(list_runs))
         .route("/api/runs/{project}/{number}", get(show_run))
         .route("/api/runs/{project}/{number}/retry", post(retry_run))
+        .route("/api/runs/{project}/{number}/cancel", post(cancel_run))
         .route("/api/endpoints", get(list_endpoints))
         .route("/api/endpoints/{name}", axum::routing::delete(delete_endpoint))
         .route("/api/endpoints/{name}/deploy", post(deploy_endpoint))
@@ -30,6 +37,27 @@ pub fn routes(engine: Engine) -> axum::Router {
                 .hint("see /api/runs, /api/endpoints, /api/models")
         })
         .with_state(engine)
+        .layer(axum::middleware::from_fn_with_state(body_timeout, whole_body))
+}
+
+/// Reads a request's whole body before its route runs: at most [`BODY_LIMIT`], within `timeout`.
+async fn whole_body(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {} s", timeout.as_secs_f64()),
+        )
+        .into_response(),
+    }
 }
 
 /// An answer of the API that is not a success.
@@ -74,6 +102,8 @@ impl From<engine::Error> for ApiError {
         let (status, code) = match &e {
             engine::Error::Pipeline(_) => (StatusCode::BAD_REQUEST, "invalid_pipeline"),
             engine::Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            engine::Error::UnknownProject(_) => (StatusCode::NOT_FOUND, "unknown_project"),
+            engine::Error::Store(store::Error::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
             engine::Error::Store(store::Error::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             engine::Error::RolledBack(_) => (StatusCode::CONFLICT, "rolled_back"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -107,7 +137,33 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 }
 
 #[derive(Deserialize)]
+struct AddProject {
+    path: std::path::PathBuf,
+}
+
+/// `POST /api/projects`: lets the server run the project in a folder from now on.
+async fn add_project(State(engine): State<Engine>, body: Bytes) -> ApiResult {
+    let request: AddProject = json_body(&body)?;
+    let project = engine.add_project(&request.path).await?;
+    Ok((StatusCode::CREATED, Json(project)).into_response())
+}
+
+async fn list_projects(State(engine): State<Engine>) -> ApiResult {
+    Ok(Json(engine.store().projects().await?).into_response())
+}
+
+async fn remove_project(State(engine): State<Engine>, Path(project): Path<String>) -> ApiResult {
+    let project = name("project", &project)?;
+    if engine.store().remove_project(&project).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::from(engine::Error::UnknownProject(project)))
+    }
+}
+
+#[derive(Deserialize)]
 struct SubmitRun {
+    /// The name of a project the server was given; never a path.
     project: String,
     #[serde(default)]
     parameters: Vec<(String, String)>,
@@ -115,7 +171,8 @@ struct SubmitRun {
 
 async fn submit_run(State(engine): State<Engine>, body: Bytes) -> ApiResult {
     let request: SubmitRun = json_body(&body)?;
-    let submitted = engine.submit(std::path::Path::new(&request.project), &request.parameters, "manual").await?;
+    let project = name("project", &request.project)?;
+    let submitted = engine.submit_project(&project, &request.parameters, "manual").await?;
     Ok(submitted_response(submitted))
 }
 
@@ -126,13 +183,14 @@ struct RetryRun {
 
 async fn retry_run(
     State(engine): State<Engine>,
-    Path((project, number)): Path<(String, i64)>,
+    Path((project, number)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    let project = name("project", &project)?;
+    let run = find_run(&engine, &project, &number).await?;
+    let project = name("project", &run.project)?;
     let request: RetryRun = json_body(&body)?;
     let from = request.from.as_deref().map(|f| name("from", f)).transpose()?;
-    Ok(submitted_response(engine.retry(&project, number, from.as_ref()).await?))
+    Ok(submitted_response(engine.retry(&project, run.number, from.as_ref()).await?))
 }
 
 fn submitted_response(s: engine::Submitted) -> Response {
@@ -151,11 +209,40 @@ async fn list_runs(State(engine): State<Engine>, Query(query): Query<RunsQuery>)
     Ok(Json(runs).into_response())
 }
 
-async fn show_run(State(engine): State<Engine>, Path((project, number)): Path<(String, i64)>) -> ApiResult {
-    let project = name("project", &project)?;
-    let run = engine.store().run(&project, Some(number)).await?;
-    let stages = engine.store().stages(run.id).await?;
+/// A run named in the URL: `{project}/{number}`, or `{project}/latest`.
+async fn find_run(engine: &Engine, project: &str, number: &str) -> Result<store::RunRecord, ApiError> {
+    let project = name("project", project)?;
+    let number = match number {
+        "latest" => None,
+        n => Some(n.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("run number {} is not a number", names::excerpt(n, 20)),
+            )
+            .hint("give the run's number, or `latest`")
+        })?),
+    };
+    Ok(engine.store().run(&project, number).await?)
+}
+
+async fn show_run(State(engine): State<Engine>, Path((project, number)): Path<(String, String)>) -> ApiResult {
+    let run = find_run(&engine, &project, &number).await?;
+    let (run, stages) = engine.run_view(run.id).await?;
     Ok(Json(serde_json::json!({ "run": run, "stages": stages })).into_response())
+}
+
+async fn cancel_run(State(engine): State<Engine>, Path((project, number)): Path<(String, String)>) -> ApiResult {
+    let run = find_run(&engine, &project, &number).await?;
+    if !engine.cancel(run.id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_ended",
+            format!("run {} #{} already ended ({})", run.project, run.number, run.status),
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "project": run.project, "number": run.number })))
+        .into_response())
 }
 
 async fn list_endpoints(State(engine): State<Engine>) -> ApiResult {

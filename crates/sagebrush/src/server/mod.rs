@@ -7,8 +7,9 @@
 //! handed to the main runtime, where the engine runs.
 
 mod api;
+mod guard;
+mod listener;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use engine::{Engine, Home};
 use router::Router;
+
+use crate::cli::ServerArgs;
 use serde::Deserialize;
 use tower_service::Service;
 
@@ -30,6 +33,9 @@ pub struct Server {
     advertise: bool,
     /// How often instances are pinged and dead ones replaced; `None` for a `run`'s private listener.
     health_interval: Option<Duration>,
+    guard: guard::Guard,
+    limits: listener::Limits,
+    body_timeout: Duration,
 }
 
 /// The content of `<home>/server.json`.
@@ -40,8 +46,24 @@ struct ServerFile {
 }
 
 impl Server {
-    /// Binds `listen` and opens the engine on it.
-    pub async fn bind(home: &Home, listen: SocketAddr, advertise: bool) -> anyhow::Result<Server> {
+    /// Binds the listener `args` name and opens the engine on it, with the projects `args` gives.
+    ///
+    /// A listener off loopback is refused unless `--insecure-no-auth` says to take the risk.
+    pub async fn bind(home: &Home, args: &ServerArgs, advertise: bool) -> anyhow::Result<Server> {
+        let listen = args.listen;
+        if !listen.ip().is_loopback() {
+            if !args.insecure_no_auth {
+                anyhow::bail!(crate::exit::Invalid(format!(
+                    "refusing to listen on {listen}: the API has no authentication yet, so anyone who reaches it could \
+                     run commands as this user; listen on 127.0.0.1 (the default) behind a proxy that authenticates, \
+                     or pass --insecure-no-auth to take that risk on a network you trust"
+                )));
+            }
+            eprintln!(
+                "WARNING: listening on {listen} with no authentication (--insecure-no-auth): anyone who can reach \
+                 this port can run commands as this user"
+            );
+        }
         if advertise && let Some(url) = running(home).await {
             anyhow::bail!(crate::exit::Invalid(format!(
                 "a sagebrush server is already running at {url} for {}; use `sagebrush run` to run pipelines through it, \
@@ -55,9 +77,19 @@ impl Server {
         let address = listener.local_addr()?;
         let listener = listener.into_std()?;
         let url = format!("http://{address}");
-        let router = Router::new();
+        let body_timeout = Duration::from_secs_f64(args.body_timeout);
+        let router = Router::with_body_timeout(body_timeout);
         let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
-        Ok(Server { engine, url, listener, router, advertise, health_interval: None })
+        for project in &args.projects {
+            engine.add_project(project).await?;
+        }
+        let guard = guard::Guard::new(&args.public_names);
+        let open_files = listener::raise_open_files_limit();
+        let limits = listener::Limits {
+            header_timeout: Duration::from_secs_f64(args.header_timeout),
+            max_connections: args.max_connections.unwrap_or_else(|| listener::default_max_connections(open_files)),
+        };
+        Ok(Server { engine, url, listener, router, advertise, health_interval: None, guard, limits, body_timeout })
     }
 
     /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
@@ -75,7 +107,7 @@ impl Server {
             std::fs::write(&server_file, serde_json::to_string(&file)?)?;
         }
         let main = tokio::runtime::Handle::current();
-        let api = api::routes(self.engine.clone());
+        let api = api::routes(self.engine.clone(), self.body_timeout);
         let api_on_main = move |request: axum::extract::Request| {
             let (mut api, main) = (api.clone(), main.clone());
             async move {
@@ -85,15 +117,19 @@ impl Server {
                 }
             }
         };
-        let app = router::routes(self.router.clone()).fallback(api_on_main);
+        let app = router::routes(self.router.clone())
+            .fallback(api_on_main)
+            .layer(axum::middleware::from_fn_with_state(self.guard.clone(), guard::check));
         // Dropped when serving ends or this future is dropped: either way, every thread stops.
         let (stop, stopped) = tokio::sync::watch::channel(());
         let mut threads = Vec::new();
+        let connections = listener::Connections::new(self.limits.max_connections);
         for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
             let (listener, app, stopped) = (self.listener.try_clone()?, app.clone(), stopped.clone());
+            let (connections, limits) = (connections.clone(), self.limits);
             let (finished, done) = tokio::sync::oneshot::channel();
             std::thread::Builder::new().name(format!("router-{n}")).spawn(move || {
-                let _ = finished.send(serve_on_this_thread(listener, app, stopped));
+                let _ = finished.send(serve_on_this_thread(listener, app, connections, limits, stopped));
             })?;
             threads.push(done);
         }
@@ -119,16 +155,15 @@ impl Server {
 fn serve_on_this_thread(
     listener: std::net::TcpListener,
     app: axum::Router,
-    mut stopped: tokio::sync::watch::Receiver<()>,
+    connections: Arc<listener::Connections>,
+    limits: listener::Limits,
+    stopped: tokio::sync::watch::Receiver<()>,
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.changed().await;
-            })
-            .await
+        listener::serve(listener, app, connections, limits, stopped).await;
+        Ok(())
     })
 }
 

@@ -52,14 +52,34 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("sagebrush {args:?} printed no JSON ({e}):\n{}", text(&output)))
     }
 
-    /// Starts `sagebrush <args>` (a serving command) on a free port and waits for its server file.
+    /// Starts `sagebrush <args>` (a serving command), on a free loopback port unless `args` has `--listen`, and waits for its server file.
     pub fn serve(&self, args: &[&str]) -> Served {
+        self.serve_under(&[], args)
+    }
+
+    /// [`Sandbox::serve`] with the binary started by `wrapper` (e.g. `prlimit --nofile=1024`).
+    pub fn serve_under(&self, wrapper: &[&str], args: &[&str]) -> Served {
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
         let log = self.dir.path().join(format!("server-{}.log", now_nanos()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command(&all)
+        let mut command = match wrapper.split_first() {
+            None => self.command(&all),
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command
+                    .args(wrapper_args)
+                    .arg(env!("CARGO_BIN_EXE_sagebrush"))
+                    .args(&all)
+                    .env("SAGEBRUSH_HOME", &self.home)
+                    .env_remove("SAGEBRUSH_LISTEN")
+                    .stdin(Stdio::null());
+                command
+            }
+        };
+        let child = command
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()

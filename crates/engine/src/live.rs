@@ -1,0 +1,88 @@
+//! What this process knows of the runs it executes ahead of the store: a cancel that needs no
+//! database write, and how a run ended while recording that still fails (a full disk).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    Succeeded,
+    Failed(String),
+    Cancelled,
+}
+
+impl RunEnd {
+    /// The run status it is recorded as.
+    pub fn status(&self) -> &'static str {
+        match self {
+            RunEnd::Succeeded => "succeeded",
+            RunEnd::Failed(_) => "failed",
+            RunEnd::Cancelled => "cancelled",
+        }
+    }
+
+    /// Why, for a run that did not succeed.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            RunEnd::Succeeded => None,
+            RunEnd::Failed(reason) => Some(reason),
+            RunEnd::Cancelled => Some("cancelled by request"),
+        }
+    }
+}
+
+struct LiveRun {
+    cancel: watch::Sender<bool>,
+    /// Set when the run ended; the run leaves the table once its end is recorded.
+    end: Option<RunEnd>,
+}
+
+/// The runs this process executes, by run id.
+#[derive(Default)]
+pub(crate) struct Live {
+    runs: Mutex<HashMap<i64, LiveRun>>,
+}
+
+impl Live {
+    /// Starts tracking a run; the receiver turns true when it is to be cancelled.
+    pub fn start(&self, run_id: i64) -> watch::Receiver<bool> {
+        let (cancel, receiver) = watch::channel(false);
+        self.lock().insert(run_id, LiveRun { cancel, end: None });
+        receiver
+    }
+
+    /// Asks a run of this process to stop; false if it is not one.
+    pub fn cancel(&self, run_id: i64) -> bool {
+        match self.lock().get(&run_id) {
+            Some(run) => {
+                run.cancel.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Notes how a run ended, before it is recorded.
+    pub fn end(&self, run_id: i64, end: RunEnd) {
+        if let Some(run) = self.lock().get_mut(&run_id) {
+            run.end = Some(end);
+        }
+    }
+
+    /// How a run ended, if it did and the store may not say so yet.
+    pub fn ended(&self, run_id: i64) -> Option<RunEnd> {
+        self.lock().get(&run_id).and_then(|run| run.end.clone())
+    }
+
+    /// Stops tracking a run whose end is recorded.
+    pub fn forget(&self, run_id: i64) {
+        self.lock().remove(&run_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveRun>> {
+        self.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
