@@ -47,6 +47,8 @@ struct Inner {
     owner: String,
     deploy_locks: tokio::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     live: live::Live,
+    /// The local registry, when this process started it.
+    registry: tokio::sync::Mutex<Option<tokio::process::Child>>,
 }
 
 impl Engine {
@@ -70,6 +72,7 @@ impl Engine {
                 owner: owner::current(),
                 deploy_locks: Default::default(),
                 live: Default::default(),
+                registry: Default::default(),
             }),
         };
         engine.recover().await?;
@@ -105,10 +108,11 @@ impl Engine {
         }
     }
 
-    /// Stops and removes every container this process started; call before exiting.
+    /// Stops and removes every container this process started, and the registry it started; call before exiting.
     pub async fn shutdown(&self) {
         let me = self.inner.owner.clone();
         self.remove_containers(|process| process != me).await;
+        self.stop_registry().await;
     }
 
     /// Removes the containers of this home for which `keep(process label)` is false, logging what it removed.

@@ -1,10 +1,9 @@
 //! The local image registry: the Docker distribution registry (Debian's `docker-registry`) on loopback, started on demand.
 //!
-//! It stands in for ECR: build stages push to it and containers run from it. It keeps running
-//! after the sagebrush process that started it, like a registry a team runs; `registry.json` in
-//! the home says where it listens.
+//! It stands in for ECR: build stages push to it and containers run from it. It runs as long as
+//! the sagebrush process that started it (its images stay on disk under `<home>/registry/data`);
+//! `registry.json` in the home says where it listens, so a process finding it answering uses it.
 
-use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -45,16 +44,12 @@ impl Engine {
         std::fs::write(&config, text).map_err(io_error(&config))?;
         let log = std::fs::File::create(dir.join("registry.log")).map_err(io_error(&dir))?;
         let log_err = log.try_clone().map_err(io_error(&dir))?;
-        // Its own process group, and no parent-death signal: the registry outlives this command.
-        let child = std::process::Command::new(&program)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0)
-            .spawn()
-            .map_err(io_error(&program))?;
+        // Stops with this process: killed at shutdown, or by the parent-death signal if this process is killed.
+        let mut command = runtime::process::guarded(&program);
+        command.arg("serve").arg(&config).stdin(Stdio::null()).stdout(log).stderr(log_err).kill_on_drop(true);
+        let child = command.spawn().map_err(io_error(&program))?;
+        let pid = child.id();
+        *self.inner.registry.lock().await = Some(child);
         let started = Instant::now();
         while !answers(&address).await {
             if started.elapsed() > Duration::from_secs(15) {
@@ -66,10 +61,20 @@ impl Engine {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let record = serde_json::json!({ "address": address, "pid": child.id() });
+        let record = serde_json::json!({ "address": address, "pid": pid });
         std::fs::write(&file, record.to_string()).map_err(io_error(&file))?;
         tracing::info!("started the local registry on {address}");
         Ok(address)
+    }
+}
+
+impl Engine {
+    /// Stops the local registry if this process started it.
+    pub(crate) async fn stop_registry(&self) {
+        if let Some(mut child) = self.inner.registry.lock().await.take() {
+            let _ = child.kill().await;
+            let _ = std::fs::remove_file(self.home().root().join("registry").join("registry.json"));
+        }
     }
 }
 

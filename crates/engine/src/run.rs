@@ -413,7 +413,7 @@ async fn open_log(path: &Path) -> Result<tokio::fs::File, Error> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await.map_err(io_error(parent))?;
     }
-    tokio::fs::OpenOptions::new().create(true).append(true).open(path).await.map_err(io_error(path))
+    tokio::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).await.map_err(io_error(path))
 }
 
 /// `90s`, `10m`, `1h30m` style, for messages.

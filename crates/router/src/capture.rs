@@ -63,7 +63,7 @@ async fn write(config: CaptureConfig, mut records: mpsc::Receiver<serde_json::Va
             sequence += 1;
             let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
             let path = config.dir.join(format!("capture-{ms:013}-{sequence:06}.jsonl"));
-            match tokio::fs::File::create(&path).await {
+            match tokio::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).await {
                 Ok(file) => current = Some((file, 0)),
                 Err(e) => {
                     tracing::warn!("data capture: cannot create {}: {e}", path.display());

@@ -9,13 +9,39 @@ use flate2::write::GzEncoder;
 use crate::{Error, io_error};
 
 /// Packs the contents of `dir` (not the directory itself) into a gzipped tar at `archive`.
+///
+/// Only regular files and directories are packed: a link would make a model that [`unpack`]
+/// refuses, so it is refused here, while the training job can still fail with the reason.
 pub fn pack(dir: &Path, archive: &Path) -> Result<(), Error> {
+    refuse_special_files(dir, dir)?;
     let file = std::fs::File::create(archive).map_err(io_error(archive))?;
     let mut builder = tar::Builder::new(GzEncoder::new(file, Compression::fast()));
     builder.follow_symlinks(false);
     builder.append_dir_all(".", dir).map_err(io_error(dir))?;
     let encoder = builder.into_inner().map_err(io_error(archive))?;
     encoder.finish().map_err(io_error(archive))?;
+    Ok(())
+}
+
+fn refuse_special_files(root: &Path, dir: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let kind = entry.file_type().map_err(io_error(&entry.path()))?;
+        let shown = || entry.path().strip_prefix(root).unwrap_or(&entry.path()).display().to_string();
+        if kind.is_dir() {
+            refuse_special_files(root, &entry.path())?;
+        } else if kind.is_symlink() {
+            return Err(Error::UnsafeArchive {
+                entry: shown(),
+                why: "the model holds a symbolic link, which SageMaker-style unpacking refuses; write regular files to /opt/ml/model",
+            });
+        } else if !kind.is_file() {
+            return Err(Error::UnsafeArchive {
+                entry: shown(),
+                why: "the model may hold only regular files and directories",
+            });
+        }
+    }
     Ok(())
 }
 
@@ -42,10 +68,27 @@ pub fn read_member(bytes: &[u8], name: &str) -> Result<Option<Vec<u8>>, Error> {
     Ok(None)
 }
 
-/// Unpacks a gzipped tar into `dir`, refusing links, devices, absolute paths and `..`.
+/// Unpacks a gzipped tar into `dir` (absent or empty), refusing links, devices, absolute paths and `..`.
 ///
-/// Model archives come from user code, so nothing in one may write outside `dir`.
+/// Model archives come from user code, so nothing in one may write outside `dir`; and a refused
+/// archive leaves nothing behind: it is unpacked beside `dir` and moved into place only whole.
 pub fn unpack(bytes: &[u8], dir: &Path) -> Result<(), Error> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = dir.with_file_name(format!(".{name}.partial-{}", crate::unique_suffix()));
+    let unpacked = unpack_into(bytes, &partial).and_then(|()| {
+        if dir.is_dir() {
+            // An empty folder made for it; a full one is an error of the caller's, reported by the rename.
+            let _ = std::fs::remove_dir(dir);
+        }
+        std::fs::rename(&partial, dir).map_err(io_error(dir))
+    });
+    if unpacked.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    unpacked
+}
+
+fn unpack_into(bytes: &[u8], dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     let mut archive = tar::Archive::new(GzDecoder::new(bytes));
     let entries = archive.entries().map_err(io_error(dir))?;
@@ -119,5 +162,34 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let err = unpack(&bytes, &tmp.path().join("out")).unwrap_err();
         assert!(err.to_string().contains("only regular files"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_archive_leaves_nothing_unpacked() {
+        let bytes = archive_with(|b| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(2);
+            header.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut header, "model.json", &b"{}"[..]).unwrap();
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            b.append_link(&mut link, "zz-link", "/etc").unwrap();
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(unpack(&bytes, &tmp.path().join("model-a")).is_err());
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_model_with_a_link_is_refused_when_packed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir_all(model.join("sub")).unwrap();
+        std::fs::write(model.join("a.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", model.join("sub/passwd")).unwrap();
+        let err = pack(&model, &tmp.path().join("model.tar.gz")).unwrap_err();
+        assert!(err.to_string().contains("sub/passwd") && err.to_string().contains("symbolic link"), "{err}");
     }
 }

@@ -30,7 +30,9 @@ impl ProcessInstance {
     ) -> Result<ProcessInstance, Error> {
         let port = free_port()?;
         let serve = algorithm_dir.join("serve");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_file).map_err(io_error(log_file))?;
+        let log = std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().create(true).append(true), 0o600)
+            .open(log_file)
+            .map_err(io_error(log_file))?;
         let log_err = log.try_clone().map_err(io_error(log_file))?;
         let mut command = process::isolated(&opt_ml.root, &serve, &[])?;
         command.env("SAGEMAKER_BIND_TO_PORT", port.to_string()).stdin(Stdio::null()).stdout(log).stderr(log_err);
@@ -113,8 +115,13 @@ impl ContainerInstance {
     async fn wait_until_serving(&mut self, image: &str, log_file: &Path, ping_deadline: Duration) -> Result<(), Error> {
         let (port, direct) = docker::serving_addresses(&self.name).await?;
         self.base_url = format!("http://127.0.0.1:{port}");
-        let mut log =
-            tokio::fs::OpenOptions::new().create(true).append(true).open(log_file).await.map_err(io_error(log_file))?;
+        let mut log = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(log_file)
+            .await
+            .map_err(io_error(log_file))?;
         let mut output = Box::pin(docker::follow_logs(&self.name)?);
         self.follower = tokio::spawn(async move {
             use futures::StreamExt;

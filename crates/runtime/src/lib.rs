@@ -13,7 +13,7 @@ pub mod archive;
 pub mod docker;
 pub mod hosting;
 pub mod opt_ml;
-mod process;
+pub mod process;
 pub mod sbom;
 pub mod training;
 

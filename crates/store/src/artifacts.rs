@@ -53,6 +53,10 @@ impl Artifacts {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         self.store.put(&ObjectPath::from(key), PutPayload::from(bytes)).await?;
+        // Only the home's owner reads models and SBOMs.
+        let path = self.root.join(key);
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Ok(StoredArtifact { uri: self.uri(key), sha256, bytes: size })
     }
 

@@ -1,4 +1,6 @@
 //! The shell stage: a command run with `sh -c` in the source folder, for anything the other kinds do not cover.
+//!
+//! It runs as the server's user with the server's environment, less the server's own secrets.
 
 use std::process::Stdio;
 
@@ -13,7 +15,9 @@ pub(crate) async fn run(
     line(log, &format!("$ {command}")).await;
     let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
     let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
-    let status = tokio::process::Command::new("sh")
+    // In a PID namespace of its own: what the command starts in the background dies with it on
+    // cancel, timeout or a killed server.
+    let status = runtime::process::contained("sh")
         .arg("-c")
         .arg(command)
         .current_dir(&context.source_dir)

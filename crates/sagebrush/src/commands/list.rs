@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use engine::Home;
+use names::printable;
 
 use crate::cli::{DeleteEndpointArgs, EndpointsArgs, ModelsArgs, RunRef, RunsArgs};
 use crate::commands::{format_time, open_store, print_json};
@@ -23,12 +24,12 @@ pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
         let commit = run.commit_sha.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
         println!(
             "{:<16} {:>4}  {:<10} {:<19}  {:<8} {}",
-            run.project,
+            printable(&run.project),
             run.number,
-            run.status,
+            printable(&run.status),
             format_time(run.created_at),
-            commit,
-            run.reason.unwrap_or_default()
+            printable(commit),
+            printable(run.reason.as_deref().unwrap_or_default())
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -54,12 +55,12 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     }
     println!("{} #{}  {}", run.project, run.number, run.status);
     if let Some(reason) = &run.reason {
-        println!("reason:     {reason}");
+        println!("reason:     {}", printable(reason));
     }
-    println!("project:    {}", run.project_path);
+    println!("project:    {}", printable(&run.project_path));
     println!("trigger:    {}{}", run.trigger, run.retry_of.map(|n| format!(" of #{n}")).unwrap_or_default());
-    println!("commit:     {}", run.commit_sha.as_deref().unwrap_or("-"));
-    println!("parameters: {}", run.parameters);
+    println!("commit:     {}", printable(run.commit_sha.as_deref().unwrap_or("-")));
+    println!("parameters: {}", printable(&run.parameters));
     println!("started:    {}", format_time(run.created_at));
     println!();
     for stage in stages {
@@ -67,7 +68,13 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
             (Some(start), Some(end)) => format!("{:.2}s", (end - start) as f64 / 1000.0),
             _ => String::new(),
         };
-        println!("  {:<14} {:<11} {:>8}  {}", stage.name, stage.status, took, stage.reason.unwrap_or_default());
+        println!(
+            "  {:<14} {:<11} {:>8}  {}",
+            stage.name,
+            stage.status,
+            took,
+            printable(stage.reason.as_deref().unwrap_or_default())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,12 +128,13 @@ pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitC
             .map(|url| format!("{url}/endpoints/{}/invocations", e.name))
             .unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
         println!(
-            "{:<20} {:<20} {:>7} {:>9}  {:<19}  {url}",
-            e.name,
-            e.model_group,
+            "{:<20} {:<20} {:>7} {:>9}  {:<19}  {}",
+            printable(&e.name),
+            printable(&e.model_group),
             e.model_version,
             e.instances,
-            format_time(e.updated_at)
+            format_time(e.updated_at),
+            printable(&url)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -194,7 +202,12 @@ pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
         let commit = lineage["commit"].as_str().map(|c| c[..c.len().min(8)].to_owned()).unwrap_or("-".into());
         println!(
             "{:<16} {:>7}  {:<24} {:<23} {:<8} {}",
-            v.model_group, v.version, v.algorithm, v.approval_status, commit, lineage["metrics"]
+            printable(&v.model_group),
+            v.version,
+            printable(&v.algorithm),
+            printable(&v.approval_status),
+            printable(&commit),
+            lineage["metrics"]
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -27,7 +27,14 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     eprintln!("sagebrush is serving at {url} (state in {})", home.root().display());
     let submitted = engine.submit_project(&name, &overrides, "manual").await?;
     announce(&submitted);
-    let (run, _) = progress::follow(&Source::Local { engine: &engine, run_id: submitted.run.id }, false).await?;
+    let followed = progress::follow(&Source::Local { engine: &engine, run_id: submitted.run.id }, false).await;
+    let run = match followed {
+        Ok((run, _)) => run,
+        Err(e) => {
+            engine.shutdown().await;
+            return Err(e);
+        }
+    };
     print_outcome(&run);
     print_endpoints(&engine, &url).await?;
     eprintln!("\nServing until Ctrl-C. Run again with `sagebrush run {}`.", args.project.display());

@@ -104,7 +104,7 @@ impl Server {
         let server_file = self.engine.home().server_file();
         if self.advertise {
             let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
-            std::fs::write(&server_file, serde_json::to_string(&file)?)?;
+            write_private(&server_file, serde_json::to_string(&file)?.as_bytes())?;
         }
         let main = tokio::runtime::Handle::current();
         let api = api::routes(self.engine.clone(), self.body_timeout);
@@ -174,4 +174,11 @@ pub async fn running(home: &Home) -> Option<String> {
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().ok()?;
     let ok = client.get(format!("{}/health", file.url)).send().await.ok()?.status().is_success();
     ok.then_some(file.url)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?.write_all(bytes)
 }

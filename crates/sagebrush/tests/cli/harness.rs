@@ -293,3 +293,17 @@ pub fn raw_http(url: &str, request: &str) -> (u16, String) {
     let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, answer)
 }
+
+/// Pids of the processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            // Zombies have an empty command line and are gone as far as a user can tell.
+            String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(marker)
+        })
+        .collect()
+}

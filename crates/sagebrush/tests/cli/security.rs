@@ -344,3 +344,312 @@ weight = 1.0
     eprintln!("server resident memory: {before:.1} MiB before, {after:.1} MiB after 100 requests of 6 MiB");
     assert!(after < SERVER_MEMORY_BOUND_MIB, "{after:.1} MiB after the requests ({before:.1} MiB before)");
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("mount");
+        assert!(output.status.success(), "this test mounts a tmpfs (it needs root): {}", text(&output));
+        SmallDisk(at)
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let output = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(&self.0).output().unwrap();
+        String::from_utf8_lossy(&output.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("--lazy").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn a_run_on_a_full_disk_fails_with_the_reason_and_the_cli_exits() {
+    let mut sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "iris");
+    let disk = SmallDisk::mount(sandbox.dir.path().join("disk"), "24m");
+    sandbox.home = disk.0.join("home");
+    let run = |args: &[&str]| sandbox.run(args);
+    let first = run(&["run", project.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // About 100 KB left, as an unlucky operator would have.
+    let filler = disk.0.join("filler");
+    let leave = 100 * 1024;
+    std::fs::write(&filler, vec![1u8; usize::try_from(disk.free_bytes() - leave).unwrap()]).unwrap();
+    let started = Instant::now();
+    let mut child = sandbox
+        .command(&["run", project.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = crate::harness::wait_until(Duration::from_secs(120), "the CLI to exit on a full disk", || {
+        child.try_wait().unwrap()
+    });
+    let output = child.wait_with_output().unwrap();
+    let output = std::process::Output { status, ..output };
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(stderr.contains("disk is full") || stderr.contains("no space left"), "{}", text(&output));
+    eprintln!("the CLI exited {:?} after the disk filled:\n{}", started.elapsed(), text(&output));
+
+    // With room again, the run is recorded as failed for the disk, not as interrupted.
+    std::fs::remove_file(&filler).unwrap();
+    let shown = run(&["show", "iris", "2", "--json"]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["run"]["status"], "failed", "{shown:#}");
+    let reason = shown["run"]["reason"].as_str().unwrap().to_lowercase();
+    assert!(reason.contains("disk is full") || reason.contains("no space left"), "{reason}");
+    let stages = shown["stages"].as_array().unwrap();
+    assert!(stages.iter().all(|s| s["status"] != "running" && s["status"] != "pending"), "{shown:#}");
+}
+
+#[test]
+fn a_server_on_a_full_disk_records_the_real_reason_once_it_can() {
+    let mut sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "iris");
+    let disk = SmallDisk::mount(sandbox.dir.path().join("disk"), "24m");
+    sandbox.home = disk.0.join("home");
+    let home = sandbox.home.clone();
+    let served = sandbox.serve(&["server"]);
+    let run = |args: &[&str]| sandbox.run(args);
+    let first = run(&["run", project.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // No reserve left to free: the server must keep the reason until a write goes through.
+    let _ = std::fs::remove_file(home.join("state.reserve"));
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![1u8; usize::try_from(disk.free_bytes() - 100 * 1024).unwrap()]).unwrap();
+    let output = run(&["run", project.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(stderr.contains("disk is full") || stderr.contains("no space left"), "{}", text(&output));
+
+    std::fs::remove_file(&filler).unwrap();
+    let shown = crate::harness::wait_until(Duration::from_secs(30), "the server to record the run", || {
+        let output = run(&["show", "iris", "2", "--json"]);
+        let shown: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+        (shown["run"]["status"] != "running").then_some(shown)
+    });
+    assert_eq!(shown["run"]["status"], "failed", "{shown:#}");
+    let reason = shown["run"]["reason"].as_str().unwrap().to_lowercase();
+    assert!(reason.contains("disk is full") || reason.contains("no space left"), "{reason}\n{}", served.output());
+}
+
+/// A project whose only stage is a shell command that leaves `sleep <marker>` running in the background.
+fn background_project(sandbox: &Sandbox, name: &str, marker: u32, timeout: &str) -> std::path::PathBuf {
+    let dir = sandbox.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        format!(
+            "[pipeline]\nname = \"{name}\"\n[[stage]]\nkind = \"shell\"\ntimeout = \"{timeout}\"\n\
+             command = \"sleep {marker} & sh -c 'sleep {marker}' & sleep {marker}\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn wait_for_processes(marker: &str, alive: bool) {
+    let what = if alive { "the stage's processes to start" } else { "the stage's processes to be gone" };
+    crate::harness::wait_until(Duration::from_secs(20), what, || {
+        let count = crate::harness::processes_with(marker).len();
+        let done = if alive { count >= 3 } else { count == 0 };
+        done.then_some(())
+    });
+}
+
+#[test]
+fn a_shell_stage_leaves_no_process_behind_after_cancel_timeout_or_a_killed_server() {
+    let sandbox = Sandbox::new();
+    let served = sandbox.serve(&["server"]);
+
+    // Cancel.
+    let cancelled = background_project(&sandbox, "cancelled", 31_337, "1h");
+    let mut waiting = sandbox.command(&["run", cancelled.to_str().unwrap()]).spawn().unwrap();
+    wait_for_processes("sleep 31337", true);
+    let output = sandbox.run(&["cancel", "cancelled"]);
+    assert!(output.status.success(), "{}", text(&output));
+    wait_for_processes("sleep 31337", false);
+    assert_eq!(waiting.wait().unwrap().code(), Some(3), "the CLI reports the cancelled run");
+
+    // Timeout.
+    let timed = background_project(&sandbox, "timed", 31_338, "1s");
+    let output = sandbox.run(&["run", timed.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("timed out"), "{}", text(&output));
+    wait_for_processes("sleep 31338", false);
+
+    // kill -9 of the server: the stage's processes go, and the CLI waiting on it says the server is gone.
+    let killed = background_project(&sandbox, "killed", 31_339, "1h");
+    let waiting =
+        sandbox.command(&["run", killed.to_str().unwrap()]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    wait_for_processes("sleep 31339", true);
+    served.kill();
+    wait_for_processes("sleep 31339", false);
+    let output = waiting.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is gone"), "{}", text(&output));
+}
+
+#[test]
+fn a_server_s_secrets_do_not_reach_a_shell_stage() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("envy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        "[pipeline]\nname = \"envy\"\n[[stage]]\nkind = \"shell\"\ncommand = \"env\"\n",
+    )
+    .unwrap();
+    let output = sandbox
+        .command(&["run", dir.to_str().unwrap()])
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret-value-1")
+        .env("SAGEBRUSH_TOKEN", "sagebrush-token-value-2")
+        .env("HARMLESS_SETTING", "plain-value-3")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let log = sandbox.run(&["logs", "envy"]);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("plain-value-3"), "the stage has the server's environment: {log}");
+    assert!(!log.contains("aws-secret-value-1") && !log.contains("sagebrush-token-value-2"), "{log}");
+}
+
+#[test]
+fn ctrl_c_of_up_leaves_no_process_or_container_of_the_home() {
+    let sandbox = Sandbox::new();
+    // A build stage starts the home's registry; the image is FROM scratch, so nothing is pulled.
+    let dir = sandbox.dir.path().join("tiny");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY payload /payload\n").unwrap();
+    std::fs::write(dir.join("payload"), "x").unwrap();
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        "[pipeline]\nname = \"tiny\"\n[algorithm]\nimage = \"tiny\"\n[[stage]]\nkind = \"build\"\n",
+    )
+    .unwrap();
+    let served = sandbox.serve(&["up", dir.to_str().unwrap()]);
+    assert_eq!(sandbox.wait_for_run("tiny", 1)["run"]["status"], "succeeded", "{}", served.output());
+    let home = sandbox.home.display().to_string();
+    assert!(!crate::harness::processes_with(&home).is_empty(), "the registry runs for the home");
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(served.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    crate::harness::wait_until(Duration::from_secs(30), "up to stop and everything it started with it", || {
+        crate::harness::processes_with(&home).is_empty().then_some(())
+    });
+    let filter = format!("label=dev.sagebrush.home={home}");
+    let listed =
+        std::process::Command::new("docker").args(["ps", "--all", "--quiet", "--filter", &filter]).output().unwrap();
+    assert!(listed.stdout.is_empty(), "containers of the home are left: {}", String::from_utf8_lossy(&listed.stdout));
+}
+
+#[test]
+fn paths_outside_the_project_and_missing_path_parameters_are_refused_before_anything_runs() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "iris");
+    let file = project.join("sagebrush.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    assert!(original.contains("\"${train_data}\""), "the example's training channel is the train_data parameter");
+
+    // A path parameter that does not exist: refused, and no run is recorded.
+    let output = sandbox.run(&["run", project.to_str().unwrap(), "-p", "train_data=data/nope.csv"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("data/nope.csv does not exist"), "{}", text(&output));
+    // Outside the project, through a parameter or in the file.
+    for outside in ["../../../../etc/passwd", "/etc/shadow"] {
+        let output = sandbox.run(&["run", project.to_str().unwrap(), "-p", &format!("train_data={outside}")]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("is outside the project"), "{}", text(&output));
+        std::fs::write(&file, original.replace("\"data/test.csv\"", &format!("\"{outside}\""))).unwrap();
+        let output = sandbox.run(&["run", project.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("sagebrush.toml:") && stderr.contains("is outside the project"), "{stderr}");
+    }
+    assert_eq!(sandbox.json(&["runs", "--json"]), serde_json::json!([]));
+
+    // Allowed when the pipeline says so.
+    let data = sandbox.dir.path().join("elsewhere.csv");
+    std::fs::copy(project.join("data/train.csv"), &data).unwrap();
+    std::fs::write(&file, original.replacen("[pipeline]\n", "[pipeline]\nallow_absolute_paths = true\n", 1)).unwrap();
+    let output = sandbox.run(&["run", project.to_str().unwrap(), "-p", &format!("train_data={}", data.display())]);
+    assert!(output.status.success(), "{}", text(&output));
+}
+
+#[test]
+fn the_home_and_its_files_are_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "iris");
+    let served = sandbox.serve(&["up", project.to_str().unwrap()]);
+    assert_eq!(sandbox.wait_for_run("iris", 1)["run"]["status"], "succeeded");
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sandbox.home), 0o700);
+    for file in ["state.db", "server.json", "logs/iris/1/train.log", "artifacts/iris-1/output/model.tar.gz"] {
+        assert_eq!(mode(&sandbox.home.join(file)), 0o600, "{file}");
+    }
+    drop(served);
+}
+
+#[test]
+fn a_model_that_training_wrote_as_a_link_is_refused_at_training_time() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project("iris", "linked");
+    let algorithm = dir.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    for (name, script) in [
+        ("train", "#!/bin/sh\necho '{}' > /opt/ml/model/model.json\nln -s /etc/passwd /opt/ml/model/passwd\n"),
+        ("serve", "#!/bin/sh\nexit 1\n"),
+    ] {
+        std::fs::write(algorithm.join(name), script).unwrap();
+        std::fs::set_permissions(algorithm.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        "[pipeline]\nname = \"linked\"\n[algorithm]\nprocess = \"algorithm\"\n[[stage]]\nkind = \"train\"\n\
+         channels = { training = \"data/train.csv\" }\n[[stage]]\nkind = \"register\"\n",
+    )
+    .unwrap();
+    let output = sandbox.run(&["run", dir.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let shown = sandbox.json(&["show", "linked", "--json"]);
+    let train = &shown["stages"][0];
+    assert_eq!(train["status"], "failed", "{shown:#}");
+    assert!(train["reason"].as_str().unwrap().contains("symbolic link"), "{shown:#}");
+    assert_eq!(sandbox.json(&["models", "--json"]), serde_json::json!([]), "nothing undeployable was registered");
+}
+
+#[test]
+fn listings_never_print_control_characters_raw() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "iris");
+    let output = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+    // A record written before names were checked, as an older version let the API do.
+    let script = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n\
+                  db.execute(\"INSERT INTO endpoints (name, model_group, model_version, run_id, instances, updated_at) \
+                  VALUES (?, 'iris', 1, 1, 1, 0)\", ('evil\\x1b[2J\\x07',))\ndb.commit()\n";
+    let inserted =
+        std::process::Command::new("python3").args(["-c", script]).arg(sandbox.home.join("state.db")).output().unwrap();
+    assert!(inserted.status.success(), "{}", text(&inserted));
+    let output = sandbox.run(&["endpoints"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("evil\\u{1b}[2J\\u{7}"), "{stdout}");
+    assert!(!stdout.chars().any(|c| c.is_control() && c != '\n'), "{stdout:?}");
+}
