@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tower_service::Service;
+
+use super::guard::Guard;
 
 /// How long a stopping server lets its connections finish their requests.
 const STOP_GRACE: Duration = Duration::from_secs(30);
@@ -22,11 +24,13 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// waits while there are more, so a burst of connections cannot run the process out of file descriptors.
 const CLOSING_AT_ONCE: usize = 64;
 
-/// How the listener treats connections.
-#[derive(Clone, Copy, Debug)]
+/// How the listener treats connections and requests.
+#[derive(Clone, Debug)]
 pub struct Limits {
-    /// How long a connection may take to send a request's headers, counted from when it is ready
-    /// for one: a new connection, or a kept-alive one after its last answer (so also the idle timeout).
+    /// Which `Host` and `Origin` a request may have at all; checked before any route.
+    pub guard: Guard,
+    /// How long a connection may go without a request in flight: from when it opens or its last
+    /// answer, until a request's headers are complete. So the header and the idle keep-alive timeout.
     pub header_timeout: Duration,
     /// Open connections past which the longest-idle one is closed (or, all busy, a new one refused).
     pub max_connections: usize,
@@ -131,6 +135,36 @@ impl Connections {
     }
 }
 
+impl Connections {
+    /// Closes every connection with no request in flight whose last request ended (or that opened)
+    /// more than `timeout` ago: silent, slow-header and idle keep-alive connections alike.
+    ///
+    /// A sweep rather than a timer per request: the request path only stores two atomics.
+    pub fn close_idle(&self, timeout: Duration) {
+        let now = self.now_ms();
+        let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|_, slot| {
+            let idle = slot.in_flight.load(Ordering::Relaxed) == 0
+                && now.saturating_sub(slot.last_active_ms.load(Ordering::Relaxed)) > timeout;
+            if idle {
+                slot.close.notify_one();
+            }
+            !idle
+        });
+    }
+
+    /// Sweeps with [`Connections::close_idle`] until dropped, often enough to close a connection
+    /// within half a timeout of its time.
+    pub async fn sweep(self: Arc<Self>, timeout: Duration) {
+        let every = (timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            self.close_idle(timeout);
+        }
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.connections.open.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
@@ -153,7 +187,7 @@ pub async fn serve(
             accepted = async { connections.room_for_one().await; listener.accept().await } => match accepted {
                 Ok((stream, _)) => match connections.admit(connections.socket()) {
                     Ok(ticket) => {
-                        served.spawn(connection(stream, app.clone(), ticket, limits, stopped.clone()));
+                        served.spawn(connection(stream, app.clone(), ticket, limits.clone(), stopped.clone()));
                     }
                     Err(socket) => {
                         served.spawn(refuse(stream, socket));
@@ -188,28 +222,31 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let ticket = Arc::new(ticket);
     let counted = ticket.clone();
+    let guard = limits.guard.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let ticket = counted.clone();
         let mut app = app.clone();
         ticket.slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        let refusal = guard.refusal(request.method(), request.headers());
         async move {
-            let response = app.call(request.map(Body::new)).await;
+            let response = match refusal {
+                Some(refusal) => Ok(axum::response::IntoResponse::into_response(refusal)),
+                None => app.call(request.map(Body::new)).await,
+            };
             ticket.slot.last_active_ms.store(ticket.connections.now_ms(), Ordering::Relaxed);
             ticket.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
             response
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(conn);
     let mut closing = false;
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
-            // Closed to make room: it has no request in flight, at most a partial one that would keep it open.
+            // Closed to make room, or idle past the header timeout: it has no request in flight, at most
+            // a partial one that would keep it open.
             () = ticket.slot.close.notified() => break,
             _ = stopped.changed(), if !closing => {
                 closing = true;
@@ -280,6 +317,19 @@ mod tests {
         assert_eq!(connections.sockets.load(Ordering::Relaxed), 1);
         drop(fourth);
         assert_eq!(connections.sockets.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn connections_idle_past_the_timeout_are_closed_and_busy_ones_are_not() {
+        let connections = Connections::new(10);
+        let idle = connections.admit(connections.socket()).ok().unwrap();
+        let busy = connections.admit(connections.socket()).ok().unwrap();
+        busy.slot.in_flight.store(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(30));
+        let fresh = connections.admit(connections.socket()).ok().unwrap();
+        connections.close_idle(Duration::from_millis(20));
+        let open = connections.open.lock().unwrap();
+        assert!(!open.contains_key(&idle.id) && open.contains_key(&busy.id) && open.contains_key(&fresh.id));
     }
 
     #[test]

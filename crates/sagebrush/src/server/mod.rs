@@ -33,7 +33,6 @@ pub struct Server {
     advertise: bool,
     /// How often instances are pinged and dead ones replaced; `None` for a `run`'s private listener.
     health_interval: Option<Duration>,
-    guard: guard::Guard,
     limits: listener::Limits,
     body_timeout: Duration,
 }
@@ -83,13 +82,13 @@ impl Server {
         for project in &args.projects {
             engine.add_project(project).await?;
         }
-        let guard = guard::Guard::new(&args.public_names);
         let open_files = listener::raise_open_files_limit();
         let limits = listener::Limits {
+            guard: guard::Guard::new(&args.public_names),
             header_timeout: Duration::from_secs_f64(args.header_timeout),
             max_connections: args.max_connections.unwrap_or_else(|| listener::default_max_connections(open_files)),
         };
-        Ok(Server { engine, url, listener, router, advertise, health_interval: None, guard, limits, body_timeout })
+        Ok(Server { engine, url, listener, router, advertise, health_interval: None, limits, body_timeout })
     }
 
     /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
@@ -117,16 +116,15 @@ impl Server {
                 }
             }
         };
-        let app = router::routes(self.router.clone())
-            .fallback(api_on_main)
-            .layer(axum::middleware::from_fn_with_state(self.guard.clone(), guard::check));
+        let app = router::routes(self.router.clone()).fallback(api_on_main);
         // Dropped when serving ends or this future is dropped: either way, every thread stops.
         let (stop, stopped) = tokio::sync::watch::channel(());
         let mut threads = Vec::new();
         let connections = listener::Connections::new(self.limits.max_connections);
+        let sweeper = tokio::spawn(connections.clone().sweep(self.limits.header_timeout));
         for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
             let (listener, app, stopped) = (self.listener.try_clone()?, app.clone(), stopped.clone());
-            let (connections, limits) = (connections.clone(), self.limits);
+            let (connections, limits) = (connections.clone(), self.limits.clone());
             let (finished, done) = tokio::sync::oneshot::channel();
             std::thread::Builder::new().name(format!("router-{n}")).spawn(move || {
                 let _ = finished.send(serve_on_this_thread(listener, app, connections, limits, stopped));
@@ -141,6 +139,7 @@ impl Server {
                 result = Err(e);
             }
         }
+        sweeper.abort();
         if let Some(watcher) = watcher {
             watcher.abort();
         }
