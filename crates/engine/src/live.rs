@@ -16,11 +16,11 @@ pub enum RunEnd {
 
 impl RunEnd {
     /// The run status it is recorded as.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> store::RunStatus {
         match self {
-            RunEnd::Succeeded => "succeeded",
-            RunEnd::Failed(_) => "failed",
-            RunEnd::Cancelled => "cancelled",
+            RunEnd::Succeeded => store::RunStatus::Succeeded,
+            RunEnd::Failed(_) => store::RunStatus::Failed,
+            RunEnd::Cancelled => store::RunStatus::Cancelled,
         }
     }
 

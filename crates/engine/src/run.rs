@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use names::Name;
 use pipeline::{Pipeline, Resolved, Stage};
-use store::{NewRun, RunRecord};
+use store::{NewRun, RunRecord, RunStatus, StageStatus};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
@@ -94,7 +94,7 @@ impl Engine {
                     )));
                 };
                 let before = &stages[..position];
-                if let Some(stage) = before.iter().find(|s| s.status != "succeeded" && s.status != "reused") {
+                if let Some(stage) = before.iter().find(|s| !s.status.has_outputs()) {
                     return Err(Error::Invalid(format!(
                         "cannot reuse stage `{}` of run {project} #{number}: it {}; retry from `{}` or earlier",
                         stage.name, stage.status, stage.name
@@ -211,10 +211,10 @@ impl Engine {
     pub async fn run_view(&self, run_id: i64) -> Result<(RunRecord, Vec<store::StageRecord>), Error> {
         let mut run = self.store().run_by_id(run_id).await?;
         let stages = self.store().stages(run_id).await?;
-        if run.status == "running"
+        if run.status == RunStatus::Running
             && let Some(end) = self.inner.live.ended(run_id)
         {
-            run.status = end.status().to_owned();
+            run.status = end.status();
             run.reason = end.reason().map(str::to_owned);
         }
         Ok((run, stages))
@@ -265,31 +265,37 @@ impl Engine {
             let run_id = context.run.id;
             if let Some((_, output)) = reused.iter().find(|(name, _)| *name == stage.name) {
                 stages::restore(context, stage, output);
-                self.store().finish_stage(run_id, position, "reused", None, output).await.map_err(Ended::store)?;
+                self.store()
+                    .finish_stage(run_id, position, StageStatus::Reused, None, output)
+                    .await
+                    .map_err(Ended::store)?;
                 context.outputs.push((stage.name.clone(), output.clone()));
                 continue;
             }
             if *context.cancel.borrow() {
-                self.skip_rest(run_id, position, "cancelled").await;
+                self.skip_rest(run_id, position, StageStatus::Cancelled).await;
                 return Err(Ended::Cancelled);
             }
             match self.run_stage(context, position, stage).await {
                 Ok(output) => {
                     self.store()
-                        .finish_stage(run_id, position, "succeeded", None, &output)
+                        .finish_stage(run_id, position, StageStatus::Succeeded, None, &output)
                         .await
                         .map_err(Ended::store)?;
                     context.outputs.push((stage.name.clone(), output));
                 }
                 Err(StageFailure::Cancelled) => {
-                    let _ =
-                        self.store().finish_stage(run_id, position, "cancelled", None, &serde_json::json!({})).await;
-                    self.skip_rest(run_id, position + 1, "skipped").await;
+                    let _ = self
+                        .store()
+                        .finish_stage(run_id, position, StageStatus::Cancelled, None, &serde_json::json!({}))
+                        .await;
+                    self.skip_rest(run_id, position + 1, StageStatus::Skipped).await;
                     return Err(Ended::Cancelled);
                 }
                 Err(StageFailure::Failed { reason, output }) => {
-                    let _ = self.store().finish_stage(run_id, position, "failed", Some(&reason), &output).await;
-                    self.skip_rest(run_id, position + 1, "skipped").await;
+                    let _ =
+                        self.store().finish_stage(run_id, position, StageStatus::Failed, Some(&reason), &output).await;
+                    self.skip_rest(run_id, position + 1, StageStatus::Skipped).await;
                     return Err(Ended::Failed(format!("stage `{}` failed: {reason}", stage.name)));
                 }
             }
@@ -336,9 +342,9 @@ impl Engine {
         Err(last)
     }
 
-    async fn skip_rest(&self, run_id: i64, from: i64, status: &str) {
+    async fn skip_rest(&self, run_id: i64, from: i64, status: StageStatus) {
         if let Ok(stages) = self.store().stages(run_id).await {
-            for stage in stages.iter().filter(|s| s.position >= from && s.status == "pending") {
+            for stage in stages.iter().filter(|s| s.position >= from && s.status == StageStatus::Pending) {
                 let _ = self.store().finish_stage(run_id, stage.position, status, None, &serde_json::json!({})).await;
             }
         }

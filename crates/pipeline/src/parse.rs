@@ -590,25 +590,21 @@ pub(crate) fn stages(pipeline: &Pipeline, text: &str, values: &BTreeMap<String, 
     Ok(built)
 }
 
-fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earlier: &[Stage]) -> Result<Stage, Error> {
-    let table = cx.table("stage", item)?;
-    let kinds = StageKind::NAMES;
-    let Some(kind_item) = get(table, "kind") else {
-        return Err(cx.error(
-            &item.span(),
-            format!("stage {number} has no kind"),
-            Some(format!("add kind = \"...\", one of {}", kinds.join(", "))),
-        ));
-    };
-    let kind_name = cx.string("kind", kind_item)?;
-    let what = format!("a {kind_name} stage");
-    let common = ["name", "kind", "timeout", "retries"];
-    let own: &[&str] = match kind_name.as_str() {
-        "checkout" => &["repo", "rev"],
-        "build" => &["context", "registry"],
-        "train" => &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
-        "register" => &["model_group"],
-        "deploy" => &[
+/// Every stage kind: its name in files, the keys it takes besides `name`, `kind`, `timeout` and
+/// `retries`, and how its settings are read. The one list of kinds; [`StageKind::as_str`] names
+/// them back.
+const KINDS: &[KindSpec] = &[
+    KindSpec { name: "checkout", keys: &["repo", "rev"], read: checkout },
+    KindSpec {
+        name: "train",
+        keys: &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
+        read: train_stage,
+    },
+    KindSpec { name: "build", keys: &["context", "registry"], read: build },
+    KindSpec { name: "register", keys: &["model_group"], read: register },
+    KindSpec {
+        name: "deploy",
+        keys: &[
             "endpoint",
             "startup_timeout",
             "instances",
@@ -627,235 +623,77 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
             "chain",
             "capture_percent",
         ],
-        "smoke-test" => &["endpoint", "data", "min_accuracy"],
-        "gate" => &["require", "deny_packages"],
-        "ab-test" => &["endpoint", "control", "challenger", "min_samples", "confidence"],
-        "shell" => &["command"],
-        other => {
-            let hint = did_you_mean(other, kinds)
-                .map_or_else(|| format!("the kinds are {}", kinds.join(", ")), |c| format!("did you mean \"{c}\"?"));
-            return Err(cx.error(&kind_item.span(), format!("unknown stage kind \"{other}\""), Some(hint)));
-        }
-    };
-    let allowed: Vec<&str> = common.iter().chain(own).copied().collect();
-    cx.allow(table, &what, &allowed)?;
+        read: deploy,
+    },
+    KindSpec { name: "smoke-test", keys: &["endpoint", "data", "min_accuracy"], read: smoke_test },
+    KindSpec { name: "gate", keys: &["require", "deny_packages"], read: gate },
+    KindSpec {
+        name: "ab-test",
+        keys: &["endpoint", "control", "challenger", "min_samples", "confidence"],
+        read: ab_test,
+    },
+    KindSpec { name: "shell", keys: &["command"], read: shell },
+];
 
-    let required = |key: &str, example: &str| {
-        get(table, key).ok_or_else(|| {
-            cx.error(&item.span(), format!("{what} needs `{key}`"), Some(format!("add {key} = {example}")))
+struct KindSpec {
+    name: &'static str,
+    keys: &'static [&'static str],
+    read: fn(&StageItem<'_, '_>) -> Result<StageKind, Error>,
+}
+
+/// A `[[stage]]` table being read, for a kind's reader.
+#[derive(Clone, Copy)]
+struct StageItem<'s, 'i> {
+    cx: &'s Cx<'s>,
+    pipeline: &'s Pipeline,
+    table: &'s DeTable<'i>,
+    item: &'s Item<'i>,
+    kind_item: &'s Item<'i>,
+    what: &'s str,
+}
+
+impl<'s, 'i> StageItem<'s, 'i> {
+    fn required(&self, key: &str, example: &str) -> Result<&'s Item<'i>, Error> {
+        get(self.table, key).ok_or_else(|| {
+            self.cx.error(
+                &self.item.span(),
+                format!("{} needs `{key}`", self.what),
+                Some(format!("add {key} = {example}")),
+            )
         })
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>, Error> {
+        get(self.table, key).map(|i| self.cx.string(key, i)).transpose()
+    }
+}
+
+/// The kinds' names, for messages.
+fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name).collect()
+}
+
+fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earlier: &[Stage]) -> Result<Stage, Error> {
+    let table = cx.table("stage", item)?;
+    let kinds = kind_names();
+    let Some(kind_item) = get(table, "kind") else {
+        return Err(cx.error(
+            &item.span(),
+            format!("stage {number} has no kind"),
+            Some(format!("add kind = \"...\", one of {}", kinds.join(", "))),
+        ));
     };
-    let optional_string = |key: &str| get(table, key).map(|i| cx.string(key, i)).transpose();
-    let kind = match kind_name.as_str() {
-        "checkout" => StageKind::Checkout { repo: optional_string("repo")?, rev: optional_string("rev")? },
-        "train" => {
-            if pipeline.algorithm.is_none() {
-                return Err(cx.error(
-                    &kind_item.span(),
-                    "a train stage needs an [algorithm]",
-                    Some("add [algorithm] with builtin = \"decision-tree\" or process = \"<folder with train and serve>\"".to_owned()),
-                ));
-            }
-            train(cx, table, required("channels", "{ training = \"data/train.csv\" }")?)?
-        }
-        "build" => {
-            if !matches!(pipeline.algorithm, Some(Algorithm::Image { .. })) {
-                return Err(cx.error(
-                    &kind_item.span(),
-                    "a build stage builds the algorithm's image, but [algorithm] names no image",
-                    Some("add [algorithm] image = \"my-algorithm\"; the build stage tags and pushes it".to_owned()),
-                ));
-            }
-            StageKind::Build {
-                context: get(table, "context")
-                    .map(|c| cx.path("context", c))
-                    .transpose()?
-                    .unwrap_or_else(|| ".".to_owned()),
-                registry: optional_string("registry")?,
-            }
-        }
-        "register" => StageKind::Register {
-            model_group: get(table, "model_group")
-                .map(|g| cx.name("model_group", g))
-                .transpose()?
-                .unwrap_or_else(|| pipeline.name.clone()),
-        },
-        "deploy" => StageKind::Deploy {
-            endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
-            startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
-            instances: match get(table, "instances") {
-                None => 1,
-                Some(item) => {
-                    let count = cx.int("instances", item)?;
-                    u32::try_from(count).ok().filter(|c| (1..=MAX_INSTANCES).contains(c)).ok_or_else(|| {
-                        cx.error(
-                            &item.span(),
-                            format!("instances = {count} is out of range"),
-                            Some(format!("an endpoint has 1 to {MAX_INSTANCES} instances")),
-                        )
-                    })?
-                }
-            },
-            instance_type: optional_string("instance_type")?,
-            policy: deploy_policy(cx, table, item)?,
-            variant: get(table, "variant").map(|v| cx.name("variant", v)).transpose()?,
-            weight: match get(table, "weight") {
-                None => None,
-                Some(item) => {
-                    let weight = cx.float("weight", item)?;
-                    if !(weight >= 0.0 && weight.is_finite()) {
-                        let message = format!("weight = {weight} must be a number from 0 up");
-                        return Err(cx.error(
-                            &item.span(),
-                            message,
-                            Some("weights are relative, e.g. 0.9 and 0.1".to_owned()),
-                        ));
-                    }
-                    Some(weight)
-                }
-            },
-            delete_after_run: match get(table, "delete_after_run") {
-                None => false,
-                Some(item) => match item.get_ref() {
-                    DeValue::Boolean(b) => *b,
-                    other => {
-                        let message = format!("`delete_after_run` must be true or false, not {}", type_name(other));
-                        return Err(cx.error(&item.span(), message, None));
-                    }
-                },
-            },
-            ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
-            multi_model: match get(table, "multi_model").map(|d| cx.path("multi_model", d)).transpose()? {
-                None => None,
-                Some(dir) => {
-                    if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_) | Algorithm::Image { .. })) {
-                        let hint = "set [algorithm] builtin (models served in-process) or image (a container with \
-                                    SageMaker's multi-model API)"
-                            .to_owned();
-                        let message = "multi_model needs a built-in or image [algorithm]";
-                        return Err(cx.error(&kind_item.span(), message, Some(hint)));
-                    }
-                    let budget_mb = match get(table, "memory_budget_mb") {
-                        None => 1024.0,
-                        Some(item) => {
-                            let mb = cx.float("memory_budget_mb", item)?;
-                            if !(mb > 0.0 && mb.is_finite()) {
-                                return Err(cx.error(
-                                    &item.span(),
-                                    format!("memory_budget_mb = {mb} must be above 0"),
-                                    None,
-                                ));
-                            }
-                            mb
-                        }
-                    };
-                    Some(MultiModel { dir, memory_budget_bytes: (budget_mb * 1024.0 * 1024.0) as u64 })
-                }
-            },
-            chain: match get(table, "chain") {
-                None => Vec::new(),
-                Some(item) => {
-                    let steps: Vec<Name> =
-                        cx.array("chain", item)?.iter().map(|s| cx.name("chain", s)).collect::<Result<_, _>>()?;
-                    if steps.len() < 2 {
-                        let hint = "list the endpoints a request goes through, e.g. [\"prep\", \"model\", \"post\"]";
-                        return Err(cx.error(
-                            &item.span(),
-                            "an inference pipeline needs at least two steps",
-                            Some(hint.to_owned()),
-                        ));
-                    }
-                    steps
-                }
-            },
-            capture_percent: match get(table, "capture_percent") {
-                None => None,
-                Some(item) => {
-                    let percent = cx.float("capture_percent", item)?;
-                    if !(0.0..=100.0).contains(&percent) {
-                        return Err(cx.error(
-                            &item.span(),
-                            format!("capture_percent = {percent} must be between 0 and 100"),
-                            None,
-                        ));
-                    }
-                    Some(percent)
-                }
-            },
-        },
-        "smoke-test" => {
-            let min_accuracy = match get(table, "min_accuracy") {
-                None => None,
-                Some(item) => {
-                    let min = cx.float("min_accuracy", item)?;
-                    if !(0.0..=1.0).contains(&min) {
-                        return Err(cx.error(
-                            &item.span(),
-                            format!("min_accuracy = {min} must be between 0 and 1"),
-                            None,
-                        ));
-                    }
-                    Some(min)
-                }
-            };
-            StageKind::SmokeTest {
-                endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
-                data: cx.path("data", required("data", "\"data/test.csv\"")?)?,
-                min_accuracy,
-            }
-        }
-        "gate" => {
-            let deny_packages = match get(table, "deny_packages") {
-                None => Vec::new(),
-                Some(list) => cx
-                    .array("deny_packages", list)?
-                    .iter()
-                    .map(|p| cx.string("deny_packages", p))
-                    .collect::<Result<_, _>>()?,
-            };
-            let require = match get(table, "require") {
-                None if !deny_packages.is_empty() => Vec::new(),
-                _ => thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
-            };
-            StageKind::Gate { require, deny_packages }
-        }
-        "ab-test" => {
-            let min_samples = match get(table, "min_samples") {
-                None => 100,
-                Some(item) => u64::try_from(cx.int("min_samples", item)?)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| cx.error(&item.span(), "min_samples must be at least 1", None))?,
-            };
-            let confidence = match get(table, "confidence") {
-                None => 0.95,
-                Some(item) => {
-                    let confidence = cx.float("confidence", item)?;
-                    if !(confidence > 0.0 && confidence < 1.0) {
-                        let hint = "e.g. 0.95: the test promotes only when a difference is that unlikely to be chance"
-                            .to_owned();
-                        return Err(cx.error(
-                            &item.span(),
-                            format!("confidence = {confidence} must be between 0 and 1"),
-                            Some(hint),
-                        ));
-                    }
-                    confidence
-                }
-            };
-            StageKind::AbTest {
-                endpoint: cx.name("endpoint", required("endpoint", "\"my-model-prod\"")?)?,
-                control: match get(table, "control") {
-                    Some(item) => cx.name("control", item)?,
-                    None => Name::all_traffic(),
-                },
-                challenger: cx.name("challenger", required("challenger", "\"B\"")?)?,
-                min_samples,
-                confidence,
-            }
-        }
-        _ => StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? },
+    let kind_name = cx.string("kind", kind_item)?;
+    let Some(spec) = KINDS.iter().find(|k| k.name == kind_name) else {
+        let hint = did_you_mean(&kind_name, kinds.iter().copied())
+            .map_or_else(|| format!("the kinds are {}", kinds.join(", ")), |c| format!("did you mean \"{c}\"?"));
+        return Err(cx.error(&kind_item.span(), format!("unknown stage kind \"{kind_name}\""), Some(hint)));
     };
+    let what = format!("a {kind_name} stage");
+    let common = ["name", "kind", "timeout", "retries"];
+    let allowed: Vec<&str> = common.iter().chain(spec.keys).copied().collect();
+    cx.allow(table, &what, &allowed)?;
+    let kind = (spec.read)(&StageItem { cx, pipeline, table, item, kind_item, what: &what })?;
 
     let name = match get(table, "name") {
         Some(item) => {
@@ -890,6 +728,242 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
         }
     };
     Ok(Stage { name, kind, timeout, retries })
+}
+
+fn checkout(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let optional_string = |key: &str| s.optional_string(key);
+    Ok(StageKind::Checkout { repo: optional_string("repo")?, rev: optional_string("rev")? })
+}
+
+fn train_stage(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, pipeline, table, kind_item, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    if pipeline.algorithm.is_none() {
+        return Err(cx.error(
+            &kind_item.span(),
+            "a train stage needs an [algorithm]",
+            Some(
+                "add [algorithm] with builtin = \"decision-tree\" or process = \"<folder with train and serve>\""
+                    .to_owned(),
+            ),
+        ));
+    }
+    train(cx, table, required("channels", "{ training = \"data/train.csv\" }")?)
+}
+
+fn build(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, pipeline, table, kind_item, .. } = *s;
+    let optional_string = |key: &str| s.optional_string(key);
+    if !matches!(pipeline.algorithm, Some(Algorithm::Image { .. })) {
+        return Err(cx.error(
+            &kind_item.span(),
+            "a build stage builds the algorithm's image, but [algorithm] names no image",
+            Some("add [algorithm] image = \"my-algorithm\"; the build stage tags and pushes it".to_owned()),
+        ));
+    }
+    Ok(StageKind::Build {
+        context: get(table, "context").map(|c| cx.path("context", c)).transpose()?.unwrap_or_else(|| ".".to_owned()),
+        registry: optional_string("registry")?,
+    })
+}
+
+fn register(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, pipeline, table, .. } = *s;
+    Ok(StageKind::Register {
+        model_group: get(table, "model_group")
+            .map(|g| cx.name("model_group", g))
+            .transpose()?
+            .unwrap_or_else(|| pipeline.name.clone()),
+    })
+}
+
+fn deploy(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, pipeline, table, item, kind_item, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    let optional_string = |key: &str| s.optional_string(key);
+    Ok(StageKind::Deploy {
+        endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
+        startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
+        instances: match get(table, "instances") {
+            None => 1,
+            Some(item) => {
+                let count = cx.int("instances", item)?;
+                u32::try_from(count).ok().filter(|c| (1..=MAX_INSTANCES).contains(c)).ok_or_else(|| {
+                    cx.error(
+                        &item.span(),
+                        format!("instances = {count} is out of range"),
+                        Some(format!("an endpoint has 1 to {MAX_INSTANCES} instances")),
+                    )
+                })?
+            }
+        },
+        instance_type: optional_string("instance_type")?,
+        policy: deploy_policy(cx, table, item)?,
+        variant: get(table, "variant").map(|v| cx.name("variant", v)).transpose()?,
+        weight: match get(table, "weight") {
+            None => None,
+            Some(item) => {
+                let weight = cx.float("weight", item)?;
+                if !(weight >= 0.0 && weight.is_finite()) {
+                    let message = format!("weight = {weight} must be a number from 0 up");
+                    return Err(cx.error(
+                        &item.span(),
+                        message,
+                        Some("weights are relative, e.g. 0.9 and 0.1".to_owned()),
+                    ));
+                }
+                Some(weight)
+            }
+        },
+        delete_after_run: match get(table, "delete_after_run") {
+            None => false,
+            Some(item) => match item.get_ref() {
+                DeValue::Boolean(b) => *b,
+                other => {
+                    let message = format!("`delete_after_run` must be true or false, not {}", type_name(other));
+                    return Err(cx.error(&item.span(), message, None));
+                }
+            },
+        },
+        ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
+        multi_model: match get(table, "multi_model").map(|d| cx.path("multi_model", d)).transpose()? {
+            None => None,
+            Some(dir) => {
+                if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_) | Algorithm::Image { .. })) {
+                    let hint = "set [algorithm] builtin (models served in-process) or image (a container with \
+                                SageMaker's multi-model API)"
+                        .to_owned();
+                    let message = "multi_model needs a built-in or image [algorithm]";
+                    return Err(cx.error(&kind_item.span(), message, Some(hint)));
+                }
+                let budget_mb = match get(table, "memory_budget_mb") {
+                    None => 1024.0,
+                    Some(item) => {
+                        let mb = cx.float("memory_budget_mb", item)?;
+                        if !(mb > 0.0 && mb.is_finite()) {
+                            return Err(cx.error(
+                                &item.span(),
+                                format!("memory_budget_mb = {mb} must be above 0"),
+                                None,
+                            ));
+                        }
+                        mb
+                    }
+                };
+                Some(MultiModel { dir, memory_budget_bytes: (budget_mb * 1024.0 * 1024.0) as u64 })
+            }
+        },
+        chain: match get(table, "chain") {
+            None => Vec::new(),
+            Some(item) => {
+                let steps: Vec<Name> =
+                    cx.array("chain", item)?.iter().map(|s| cx.name("chain", s)).collect::<Result<_, _>>()?;
+                if steps.len() < 2 {
+                    let hint = "list the endpoints a request goes through, e.g. [\"prep\", \"model\", \"post\"]";
+                    return Err(cx.error(
+                        &item.span(),
+                        "an inference pipeline needs at least two steps",
+                        Some(hint.to_owned()),
+                    ));
+                }
+                steps
+            }
+        },
+        capture_percent: match get(table, "capture_percent") {
+            None => None,
+            Some(item) => {
+                let percent = cx.float("capture_percent", item)?;
+                if !(0.0..=100.0).contains(&percent) {
+                    return Err(cx.error(
+                        &item.span(),
+                        format!("capture_percent = {percent} must be between 0 and 100"),
+                        None,
+                    ));
+                }
+                Some(percent)
+            }
+        },
+    })
+}
+
+fn smoke_test(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, table, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    let min_accuracy = match get(table, "min_accuracy") {
+        None => None,
+        Some(item) => {
+            let min = cx.float("min_accuracy", item)?;
+            if !(0.0..=1.0).contains(&min) {
+                return Err(cx.error(&item.span(), format!("min_accuracy = {min} must be between 0 and 1"), None));
+            }
+            Some(min)
+        }
+    };
+    Ok(StageKind::SmokeTest {
+        endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
+        data: cx.path("data", required("data", "\"data/test.csv\"")?)?,
+        min_accuracy,
+    })
+}
+
+fn gate(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, table, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    let deny_packages = match get(table, "deny_packages") {
+        None => Vec::new(),
+        Some(list) => {
+            cx.array("deny_packages", list)?.iter().map(|p| cx.string("deny_packages", p)).collect::<Result<_, _>>()?
+        }
+    };
+    let require = match get(table, "require") {
+        None if !deny_packages.is_empty() => Vec::new(),
+        _ => thresholds(cx, required("require", "[{ metric = \"validation:accuracy\", min = 0.9 }]")?)?,
+    };
+    Ok(StageKind::Gate { require, deny_packages })
+}
+
+fn ab_test(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, table, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    let min_samples = match get(table, "min_samples") {
+        None => 100,
+        Some(item) => u64::try_from(cx.int("min_samples", item)?)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| cx.error(&item.span(), "min_samples must be at least 1", None))?,
+    };
+    let confidence = match get(table, "confidence") {
+        None => 0.95,
+        Some(item) => {
+            let confidence = cx.float("confidence", item)?;
+            if !(confidence > 0.0 && confidence < 1.0) {
+                let hint =
+                    "e.g. 0.95: the test promotes only when a difference is that unlikely to be chance".to_owned();
+                return Err(cx.error(
+                    &item.span(),
+                    format!("confidence = {confidence} must be between 0 and 1"),
+                    Some(hint),
+                ));
+            }
+            confidence
+        }
+    };
+    Ok(StageKind::AbTest {
+        endpoint: cx.name("endpoint", required("endpoint", "\"my-model-prod\"")?)?,
+        control: match get(table, "control") {
+            Some(item) => cx.name("control", item)?,
+            None => Name::all_traffic(),
+        },
+        challenger: cx.name("challenger", required("challenger", "\"B\"")?)?,
+        min_samples,
+        confidence,
+    })
+}
+
+fn shell(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    Ok(StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? })
 }
 
 fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<StageKind, Error> {

@@ -150,10 +150,6 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    /// Every kind, as written in files.
-    pub const NAMES: [&'static str; 9] =
-        ["checkout", "build", "train", "register", "deploy", "smoke-test", "gate", "ab-test", "shell"];
-
     pub fn as_str(&self) -> &'static str {
         match self {
             StageKind::Checkout { .. } => "checkout",

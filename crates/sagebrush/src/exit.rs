@@ -38,10 +38,10 @@ impl std::fmt::Display for Invalid {
 impl std::error::Error for Invalid {}
 
 /// The exit code for a run's final status.
-pub fn for_status(status: &str) -> ExitCode {
+pub fn for_status(status: store::RunStatus) -> ExitCode {
     ExitCode::from(match status {
-        "succeeded" => SUCCESS,
-        "cancelled" => CANCELLED,
+        store::RunStatus::Succeeded => SUCCESS,
+        store::RunStatus::Cancelled => CANCELLED,
         _ => FAILED,
     })
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use names::Name;
-use store::{RunRecord, StageRecord};
+use store::{RunRecord, StageRecord, StageStatus};
 
 use crate::client::Client;
 
@@ -63,7 +63,7 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
         None if !quiet => eprintln!("{text}"),
         None => {}
     };
-    let mut shown: Vec<String> = Vec::new();
+    let mut shown: Vec<StageStatus> = Vec::new();
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     let mut cancel_sent = false;
     loop {
@@ -71,37 +71,35 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
         for stage in &stages {
             let index = usize::try_from(stage.position).unwrap_or(0);
             if shown.len() <= index {
-                shown.resize(index + 1, "pending".to_owned());
+                shown.resize(index + 1, StageStatus::Pending);
             }
             if shown[index] == stage.status {
                 continue;
             }
-            shown[index] = stage.status.clone();
-            match stage.status.as_str() {
-                "running" => {
+            shown[index] = stage.status;
+            match stage.status {
+                StageStatus::Running | StageStatus::Waiting => {
                     if let Some(bar) = &spinner {
                         bar.set_message(format!("{} #{} {}", run.project, run.number, stage.name));
                     }
                 }
-                "pending" => {}
+                StageStatus::Pending => {}
                 status => {
                     let took = match (stage.started_at, stage.finished_at) {
                         (Some(start), Some(end)) => format!(" ({:.2}s)", (end - start) as f64 / 1000.0),
                         _ => String::new(),
                     };
                     let mark = match status {
-                        "succeeded" => "ok",
-                        "reused" => "reused",
-                        "skipped" => "skipped",
-                        "cancelled" => "cancelled",
-                        _ => "FAILED",
+                        StageStatus::Succeeded => "ok",
+                        StageStatus::Failed => "FAILED",
+                        other => other.as_str(),
                     };
                     let reason = stage.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
                     say(format!("{} #{} {:<12} {mark}{took}{reason}", run.project, run.number, stage.name));
                 }
             }
         }
-        if run.status != "running" {
+        if run.status.is_finished() {
             if let Some(bar) = spinner {
                 bar.finish_and_clear();
             }

@@ -12,6 +12,7 @@ mod jobs;
 mod models;
 mod projects;
 mod runs;
+mod status;
 
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use endpoints::{EndpointRecord, VariantRecord};
@@ -19,6 +20,7 @@ pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
 pub use runs::{NewRun, RunRecord, StageRecord};
+pub use status::{RunStatus, StageStatus};
 
 use std::path::Path;
 use std::str::FromStr;

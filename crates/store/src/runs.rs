@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::{Error, Store, now_ms};
+use crate::{Error, RunStatus, StageStatus, Store, now_ms};
 
 /// One execution of a pipeline.
 #[derive(Clone, Debug, FromRow, Serialize, Deserialize)]
@@ -16,8 +16,7 @@ pub struct RunRecord {
     pub number: i64,
     /// Where the project's `sagebrush.toml` was read from.
     pub project_path: String,
-    /// `running`, `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: RunStatus,
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
     /// Resolved parameters as a JSON object.
@@ -49,8 +48,7 @@ pub struct StageRecord {
     pub name: String,
     /// Stage kind (`train`, `deploy`, ...).
     pub kind: String,
-    /// `pending`, `running`, `succeeded`, `failed`, `cancelled`, `skipped` or `reused`.
-    pub status: String,
+    pub status: StageStatus,
     /// Why the stage failed.
     pub reason: Option<String>,
     /// How many attempts were made.
@@ -196,7 +194,7 @@ impl Store {
     /// Ends a run, in one transaction with the stages it left running (given the run's status and
     /// reason) or pending (skipped). Only a run still `running` changes, so a late writer cannot
     /// overwrite a recovery.
-    pub async fn finish_run(&self, run_id: i64, status: &str, reason: Option<&str>) -> Result<(), Error> {
+    pub async fn finish_run(&self, run_id: i64, status: RunStatus, reason: Option<&str>) -> Result<(), Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
         let ended = sqlx::query(
@@ -208,13 +206,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if ended.rows_affected() == 1 && status != "succeeded" {
+        if ended.rows_affected() == 1 && status != RunStatus::Succeeded {
             sqlx::query(
                 "UPDATE stages SET status = $2, reason = COALESCE(reason, $3), finished_at = $4
                  WHERE run_id = $1 AND status = 'running'",
             )
             .bind(run_id)
-            .bind(status)
+            .bind(if status == RunStatus::Cancelled { StageStatus::Cancelled } else { StageStatus::Failed })
             .bind(reason)
             .bind(now)
             .execute(&mut *tx)
@@ -265,7 +263,7 @@ impl Store {
         &self,
         run_id: i64,
         position: i64,
-        status: &str,
+        status: StageStatus,
         reason: Option<&str>,
         outputs: &serde_json::Value,
     ) -> Result<(), Error> {

@@ -20,7 +20,7 @@ async fn runs_are_numbered_per_project_and_survive_reopening() {
     let store = Store::open(&path).await.unwrap();
     let run = store.run("a", None).await.unwrap();
     assert_eq!(run.number, 2);
-    assert_eq!(store.stages(run.id).await.unwrap()[0].status, "pending");
+    assert_eq!(store.stages(run.id).await.unwrap()[0].status, store::StageStatus::Pending);
     assert!(store.run("c", None).await.is_err());
 }
 
@@ -32,12 +32,12 @@ async fn an_interrupted_run_cannot_be_finished_later() {
     let run = store.create_run(new_run("a", &stages)).await.unwrap();
     store.start_stage(run.id, 0).await.unwrap();
     store.fail_interrupted(run.id, "interrupted").await.unwrap();
-    store.finish_run(run.id, "succeeded", None).await.unwrap();
+    store.finish_run(run.id, store::RunStatus::Succeeded, None).await.unwrap();
     let run = store.run_by_id(run.id).await.unwrap();
     assert_eq!((run.status.as_str(), run.reason.as_deref()), ("failed", Some("interrupted")));
     let stages = store.stages(run.id).await.unwrap();
-    assert_eq!(stages[0].status, "failed");
-    assert_eq!(stages[1].status, "skipped");
+    assert_eq!(stages[0].status, store::StageStatus::Failed);
+    assert_eq!(stages[1].status, store::StageStatus::Skipped);
     assert!(!store.request_cancel(run.id).await.unwrap(), "an ended run cannot be cancelled");
 }
 

@@ -26,7 +26,7 @@ pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
             "{:<16} {:>4}  {:<10} {:<19}  {:<8} {}",
             printable(&run.project),
             run.number,
-            printable(&run.status),
+            run.status,
             format_time(run.created_at),
             printable(commit),
             printable(run.reason.as_deref().unwrap_or_default())

@@ -37,7 +37,7 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let mut header_done = vec![false; selected.len()];
     let mut stdout = std::io::stdout().lock();
     loop {
-        let finished = store.run_by_id(run.id).await?.status != "running";
+        let finished = store.run_by_id(run.id).await?.status.is_finished();
         for (index, name) in selected.iter().enumerate() {
             let path = home.stage_log(&args.project, run.number, name);
             let Ok(bytes) = std::fs::read(&path) else { continue };

@@ -158,7 +158,7 @@ fn report(run: &store::RunRecord, stages: &[store::StageRecord], json: bool) -> 
     } else {
         print_outcome(run);
     }
-    Ok(exit::for_status(&run.status))
+    Ok(exit::for_status(run.status))
 }
 
 fn announce(submitted: &Submitted) {
