@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::live::RunEnd;
-use crate::stages::{self, StageFailure};
+use crate::stages::{self, StageFailure, StageOutput};
 use crate::{Engine, Error, error::io_error};
 
 /// How often the executing process looks for a cancel request.
@@ -36,20 +36,16 @@ pub(crate) struct RunContext {
     /// Where stages read project files from: the project folder, or its clone.
     pub source_dir: PathBuf,
     /// Outputs of finished stages, by stage name, in order.
-    pub outputs: Vec<(Name, serde_json::Value)>,
+    pub outputs: Vec<(Name, StageOutput)>,
     pub cancel: watch::Receiver<bool>,
     /// Endpoints this run made with `delete_after_run`: deleted when it ends, however it ends.
     pub temporary_endpoints: Vec<Name>,
 }
 
 impl RunContext {
-    /// The most recent output of a stage of this kind.
-    pub fn latest_output(&self, kind: &str) -> Option<&serde_json::Value> {
-        self.outputs
-            .iter()
-            .rev()
-            .find(|(name, _)| self.resolved.stages.iter().any(|s| &s.name == name && s.kind.as_str() == kind))
-            .map(|(_, output)| output)
+    /// The most recent output that `pick` finds (e.g. [`StageOutput::train`]).
+    pub fn latest<'a, T>(&'a self, pick: impl Fn(&'a StageOutput) -> Option<&'a T>) -> Option<&'a T> {
+        self.outputs.iter().rev().find_map(|(_, output)| pick(output))
     }
 }
 
@@ -104,7 +100,15 @@ impl Engine {
                     .iter()
                     .map(|s| {
                         let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
-                        Ok((name, serde_json::from_str(&s.outputs).unwrap_or_default()))
+                        let output = serde_json::from_str(&s.outputs)
+                            .and_then(|json| StageOutput::parse(&s.kind, json))
+                            .map_err(|e| {
+                                Error::Invalid(format!(
+                                    "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); retry from `{}`",
+                                    s.name, s.name
+                                ))
+                            })?;
+                        Ok((name, output))
                     })
                     .collect::<Result<_, Error>>()?
             }
@@ -226,7 +230,7 @@ impl Engine {
         pipeline: Pipeline,
         resolved: Resolved,
         project_dir: PathBuf,
-        reused: Vec<(Name, serde_json::Value)>,
+        reused: Vec<(Name, StageOutput)>,
         cancel: watch::Receiver<bool>,
     ) -> RunEnd {
         self.watch_cancel(run.id, cancel.clone());
@@ -254,19 +258,15 @@ impl Engine {
         }
     }
 
-    async fn execute_stages(
-        &self,
-        context: &mut RunContext,
-        reused: Vec<(Name, serde_json::Value)>,
-    ) -> Result<(), Ended> {
+    async fn execute_stages(&self, context: &mut RunContext, reused: Vec<(Name, StageOutput)>) -> Result<(), Ended> {
         let stages = context.resolved.stages.clone();
         for (position, stage) in stages.iter().enumerate() {
             let position = position as i64;
             let run_id = context.run.id;
             if let Some((_, output)) = reused.iter().find(|(name, _)| *name == stage.name) {
-                stages::restore(context, stage, output);
+                stages::restore(context, output);
                 self.store()
-                    .finish_stage(run_id, position, StageStatus::Reused, None, output)
+                    .finish_stage(run_id, position, StageStatus::Reused, None, &output.to_json())
                     .await
                     .map_err(Ended::store)?;
                 context.outputs.push((stage.name.clone(), output.clone()));
@@ -279,7 +279,7 @@ impl Engine {
             match self.run_stage(context, position, stage).await {
                 Ok(output) => {
                     self.store()
-                        .finish_stage(run_id, position, StageStatus::Succeeded, None, &output)
+                        .finish_stage(run_id, position, StageStatus::Succeeded, None, &output.to_json())
                         .await
                         .map_err(Ended::store)?;
                     context.outputs.push((stage.name.clone(), output));
@@ -309,7 +309,7 @@ impl Engine {
         context: &mut RunContext,
         position: i64,
         stage: &Stage,
-    ) -> Result<serde_json::Value, StageFailure> {
+    ) -> Result<StageOutput, StageFailure> {
         let log_path = self.home().stage_log(&context.pipeline.name, context.run.number, &stage.name);
         let mut last = StageFailure::failed("the stage did not run");
         for attempt in 1..=stage.retries + 1 {
@@ -370,7 +370,7 @@ impl Engine {
 
 struct Retry {
     of: i64,
-    reused: Vec<(Name, serde_json::Value)>,
+    reused: Vec<(Name, StageOutput)>,
 }
 
 enum Ended {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use names::Name;
 use router::{AccuracyView, two_proportion_p_value};
 
+use super::outputs::{AbTestOutput, VariantScore};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -20,7 +21,7 @@ pub(crate) async fn run(
     min_samples: u64,
     confidence: f64,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<AbTestOutput, StageFailure> {
     line(
         log,
         &format!("waiting for {min_samples} labelled answers from each of {control} and {challenger} on {endpoint}"),
@@ -53,18 +54,19 @@ pub(crate) async fn run(
     };
     line(log, &format!("{decision}: {why}")).await;
     context.engine.keep_only_variant(endpoint, kept).await?;
-    let output = serde_json::json!({
-        "endpoint": endpoint,
-        control.as_str(): { "labelled": a.labelled, "correct": a.correct, "accuracy": rate_a },
-        challenger.as_str(): { "labelled": b.labelled, "correct": b.correct, "accuracy": rate_b },
-        "p_value": p_value,
-        "decision": decision,
-        "kept": kept,
-        "why": why,
-    });
+    let score = |v: AccuracyView, rate| VariantScore { labelled: v.labelled, correct: v.correct, accuracy: rate };
+    let output = AbTestOutput {
+        endpoint: endpoint.to_string(),
+        p_value,
+        decision: decision.to_owned(),
+        kept: kept.to_string(),
+        why: why.clone(),
+        variants: [(control.to_string(), score(a, rate_a)), (challenger.to_string(), score(b, rate_b))].into(),
+    };
     if promote {
         Ok(output)
     } else {
+        let output = serde_json::to_value(&output).unwrap_or_default();
         Err(StageFailure::Failed { reason: format!("ab-test {decision}: {why}"), output })
     }
 }

@@ -3,6 +3,7 @@
 use runtime::docker;
 use runtime::sbom::Sbom;
 
+use super::outputs::ImageOutput;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -12,7 +13,7 @@ pub(crate) async fn run(
     build_context: &str,
     registry: Option<&str>,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<ImageOutput, StageFailure> {
     let dir = context.source_dir.join(build_context);
     if !dir.join("Dockerfile").is_file() {
         return Err(StageFailure::failed(format!(
@@ -41,11 +42,13 @@ pub(crate) async fn run(
     };
     let digest = reference.trim_start_matches(&prefix);
     line(log, &format!("pushed {tag} ({digest})")).await;
-    let mut output = describe_image(context, &tag, log).await?;
-    output["reference"] = reference.as_str().into();
-    output["digest"] = digest.into();
-    output["registry"] = registry.into();
-    Ok(output)
+    let output = describe_image(context, &tag, log).await?;
+    Ok(ImageOutput {
+        reference: Some(reference.clone()),
+        digest: Some(digest.to_owned()),
+        registry: Some(registry),
+        ..output
+    })
 }
 
 /// The image's size and its SBOM (stored as `<project>-<run>/sbom.json`), for lineage and the gate.
@@ -53,7 +56,7 @@ pub(crate) async fn describe_image(
     context: &RunContext,
     image: &str,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<ImageOutput, StageFailure> {
     let failed = |e: &dyn std::fmt::Display| StageFailure::failed(format!("describing {image}: {e}"));
     let (size, _) = docker::inspect_image(image).await.map_err(|e| failed(&e))?;
     let sbom = Sbom::of_image(image, &context.engine.container_labels()).await.map_err(|e| failed(&e))?;
@@ -62,11 +65,14 @@ pub(crate) async fn describe_image(
     let stored = context.engine.inner.artifacts.put_bytes(&key, document).await.map_err(|e| failed(&e))?;
     let packages = sbom.components.iter().filter(|c| c.kind != "file").count();
     line(log, &format!("{image}: {size} bytes, {packages} packages; SBOM at {}", stored.uri)).await;
-    Ok(serde_json::json!({
-        "image": image,
-        "size_bytes": size,
-        "packages": packages,
-        "sbom_uri": stored.uri,
-        "sbom_sha256": stored.sha256,
-    }))
+    Ok(ImageOutput {
+        image: image.to_owned(),
+        size_bytes: size,
+        packages: packages as u64,
+        sbom_uri: stored.uri,
+        sbom_sha256: stored.sha256,
+        reference: None,
+        digest: None,
+        registry: None,
+    })
 }

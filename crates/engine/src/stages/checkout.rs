@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::outputs::CheckoutOutput;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -10,7 +11,7 @@ pub(crate) async fn run(
     repo: Option<&str>,
     rev: Option<&str>,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<CheckoutOutput, StageFailure> {
     let source = match repo {
         None => context.project_dir.clone(),
         Some(repo) => {
@@ -38,11 +39,11 @@ pub(crate) async fn run(
             let dirty = !status.is_empty();
             context.engine.store().set_run_commit(context.run.id, commit).await.map_err(StageFailure::store)?;
             line(log, &format!("commit {commit}{}", if dirty { " (with uncommitted changes)" } else { "" })).await;
-            serde_json::json!({ "source": source, "git": true, "commit": commit, "dirty": dirty })
+            CheckoutOutput { source: source.clone(), git: true, commit: Some(commit.clone()), dirty: Some(dirty) }
         }
         None => {
             line(log, &format!("{} is not a git repository; using the folder as it is", source.display())).await;
-            serde_json::json!({ "source": source, "git": false })
+            CheckoutOutput { source: source.clone(), git: false, commit: None, dirty: None }
         }
     };
     context.source_dir = source;

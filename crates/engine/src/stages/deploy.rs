@@ -4,14 +4,11 @@
 use names::Name;
 use pipeline::{Stage, StageKind};
 
+use super::outputs::{DeployOutput, StageOutput};
 use super::{Log, StageFailure, line, register};
 use crate::run::RunContext;
 
-pub(crate) async fn run(
-    context: &mut RunContext,
-    stage: &Stage,
-    log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<DeployOutput, StageFailure> {
     let StageKind::Deploy {
         endpoint,
         startup_timeout,
@@ -37,16 +34,17 @@ pub(crate) async fn run(
         context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;
         let url = context.engine.invocation_url(endpoint);
         line(log, &format!("endpoint {endpoint} runs {} in order, at {url}", crate::deploy::join(chain, " -> "))).await;
-        return Ok(serde_json::json!({ "endpoint": endpoint, "url": url, "chain": chain }));
+        let chain = chain.iter().map(Name::to_string).collect();
+        return Ok(DeployOutput::Chain { endpoint: endpoint.to_string(), url, chain });
     }
     if let Some(multi_model) = multi_model {
         let dir = context.source_dir.join(&multi_model.dir);
         let budget = multi_model.memory_budget_bytes;
         // An image algorithm serves the models in its container: the one this run built, else the named one.
         let image = match &context.pipeline.algorithm {
-            Some(pipeline::Algorithm::Image { image }) => {
-                Some(context.latest_output("build").and_then(|b| b["reference"].as_str()).unwrap_or(image).to_owned())
-            }
+            Some(pipeline::Algorithm::Image { image }) => Some(
+                context.latest(StageOutput::build).and_then(|b| b.reference.as_deref()).unwrap_or(image).to_owned(),
+            ),
             _ => None,
         };
         let startup = startup_timeout.unwrap_or(crate::deploy::DEFAULT_STARTUP_TIMEOUT);
@@ -54,9 +52,12 @@ pub(crate) async fn run(
         engine.deploy_multi_model(endpoint, &dir, image.as_deref(), budget, startup, context.run.id, *ttl).await?;
         let url = context.engine.invocation_url(endpoint);
         line(log, &format!("endpoint {endpoint} serves the models in {} at {url}", dir.display())).await;
-        return Ok(
-            serde_json::json!({ "endpoint": endpoint, "url": url, "multi_model": dir, "memory_budget_bytes": budget }),
-        );
+        return Ok(DeployOutput::MultiModel {
+            endpoint: endpoint.to_string(),
+            url,
+            multi_model: dir,
+            memory_budget_bytes: budget,
+        });
     }
     let version = register::latest_or_register(context, log).await?;
     let hosting = crate::Hosting {
@@ -72,22 +73,28 @@ pub(crate) async fn run(
     for event in &events {
         line(log, event).await;
     }
-    let mut output = serde_json::json!({
-        "endpoint": endpoint,
-        "model_group": version.model_group,
-        "model_version": version.version,
-        "instances": instances,
-        "events": events,
-    });
     match result {
         Ok(()) => {
             let url = context.engine.invocation_url(endpoint);
             line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
                 .await;
-            output["url"] = url.into();
-            Ok(output)
+            Ok(DeployOutput::Version {
+                endpoint: endpoint.to_string(),
+                model_group: version.model_group,
+                model_version: version.version,
+                instances: *instances,
+                events,
+                url,
+            })
         }
         Err(e @ crate::Error::RolledBack(_)) => {
+            let output = serde_json::json!({
+                "endpoint": endpoint,
+                "model_group": version.model_group,
+                "model_version": version.version,
+                "instances": instances,
+                "events": events,
+            });
             Err(StageFailure::Failed { reason: format!("deploy to {endpoint} {e}"), output })
         }
         Err(e) => Err(e.into()),

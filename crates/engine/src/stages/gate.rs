@@ -5,6 +5,9 @@
 
 use pipeline::Threshold;
 
+use std::collections::BTreeMap;
+
+use super::outputs::{GateOutput, StageOutput};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -13,12 +16,12 @@ pub(crate) async fn run(
     require: &[Threshold],
     deny_packages: &[String],
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<GateOutput, StageFailure> {
     let metrics = measured(context);
-    let mut checked = serde_json::Map::new();
+    let mut checked = BTreeMap::new();
     let mut misses = denied_packages(context, deny_packages, log).await?;
     for threshold in require {
-        let Some(value) = metrics.get(&threshold.metric).and_then(|v| v.as_f64()) else {
+        let Some(&value) = metrics.get(&threshold.metric) else {
             let known: Vec<&String> = metrics.keys().collect();
             return Err(StageFailure::failed(format!(
                 "metric `{}` was not measured in this run; measured: {}",
@@ -26,7 +29,7 @@ pub(crate) async fn run(
                 if known.is_empty() { "none".to_owned() } else { format!("{known:?}") }
             )));
         };
-        checked.insert(threshold.metric.clone(), value.into());
+        checked.insert(threshold.metric.clone(), value);
         let below = threshold.min.is_some_and(|min| value < min);
         let above = threshold.max.is_some_and(|max| value > max);
         let verdict = if below || above { "FAIL" } else { "ok" };
@@ -50,8 +53,15 @@ pub(crate) async fn run(
             ));
         }
     }
-    let output = serde_json::json!({ "metrics": checked });
-    if misses.is_empty() { Ok(output) } else { Err(StageFailure::Failed { reason: misses.join("; "), output }) }
+    let output = GateOutput { metrics: checked };
+    if misses.is_empty() {
+        Ok(output)
+    } else {
+        Err(StageFailure::Failed {
+            reason: misses.join("; "),
+            output: serde_json::to_value(&output).unwrap_or_default(),
+        })
+    }
 }
 
 /// The denied packages found in the SBOM of the run's image, one miss each.
@@ -59,7 +69,7 @@ async fn denied_packages(context: &RunContext, deny: &[String], log: &mut Log) -
     if deny.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(uri) = super::register::image_of(context).and_then(|i| i["sbom_uri"].as_str().map(str::to_owned)) else {
+    let Some(uri) = super::register::image_of(context).map(|i| i.sbom_uri.clone()) else {
         return Err(StageFailure::failed(
             "deny_packages needs the SBOM of an image this run built; put the gate after a build stage \
              (or after train with [algorithm] container = true)",
@@ -89,22 +99,18 @@ async fn denied_packages(context: &RunContext, deny: &[String], log: &mut Log) -
 
 /// Training metrics by their definition names, `<smoke-test stage>:accuracy` for each smoke
 /// test, and `image:size_mb` and `image:packages` when the run built an image.
-fn measured(context: &RunContext) -> serde_json::Map<String, serde_json::Value> {
-    let mut metrics = serde_json::Map::new();
-    if let Some(serde_json::Value::Object(trained)) = context.latest_output("train").and_then(|t| t.get("metrics")) {
-        metrics.extend(trained.clone());
+fn measured(context: &RunContext) -> BTreeMap<String, f64> {
+    let mut metrics = BTreeMap::new();
+    if let Some(trained) = context.latest(StageOutput::train) {
+        metrics.extend(trained.metrics.clone());
     }
     if let Some(image) = super::register::image_of(context) {
-        if let Some(bytes) = image["size_bytes"].as_u64() {
-            metrics.insert("image:size_mb".to_owned(), (bytes as f64 / 1e6).into());
-        }
-        if let Some(packages) = image["packages"].as_u64() {
-            metrics.insert("image:packages".to_owned(), packages.into());
-        }
+        metrics.insert("image:size_mb".to_owned(), image.size_bytes as f64 / 1e6);
+        metrics.insert("image:packages".to_owned(), image.packages as f64);
     }
     for (name, output) in &context.outputs {
-        if let Some(accuracy) = output.get("accuracy") {
-            metrics.insert(format!("{name}:accuracy"), accuracy.clone());
+        if let Some(smoke) = output.smoke_test() {
+            metrics.insert(format!("{name}:accuracy"), smoke.accuracy);
         }
     }
     metrics

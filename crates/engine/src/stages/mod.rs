@@ -1,19 +1,20 @@
-//! One module per stage kind. Each takes the run's context and the stage's log, and returns its outputs as JSON.
+//! One module per stage kind. Each takes the run's context and the stage's log, and returns its typed output.
 
 mod ab_test;
 mod build;
 mod checkout;
 mod deploy;
 mod gate;
+pub(crate) mod outputs;
 mod register;
 mod shell;
 mod smoke_test;
 mod train;
 
-use std::path::PathBuf;
-
 use pipeline::{Stage, StageKind};
 use tokio::io::AsyncWriteExt;
+
+pub(crate) use outputs::StageOutput;
 
 use crate::run::RunContext;
 
@@ -44,44 +45,46 @@ impl From<crate::Error> for StageFailure {
 pub(crate) type Log = tokio::fs::File;
 
 /// Runs one stage.
-pub(crate) async fn run(
-    context: &mut RunContext,
-    stage: &Stage,
-    log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<StageOutput, StageFailure> {
     match &stage.kind {
-        StageKind::Checkout { repo, rev } => checkout::run(context, repo.as_deref(), rev.as_deref(), log).await,
+        StageKind::Checkout { repo, rev } => {
+            checkout::run(context, repo.as_deref(), rev.as_deref(), log).await.map(StageOutput::Checkout)
+        }
         StageKind::Build { context: build_context, registry } => {
             let image = match &context.pipeline.algorithm {
                 Some(pipeline::Algorithm::Image { image }) => image.clone(),
                 _ => return Err(StageFailure::failed("a build stage needs [algorithm] image = \"<name>\"")),
             };
-            build::run(context, &image, build_context, registry.as_deref(), log).await
+            build::run(context, &image, build_context, registry.as_deref(), log).await.map(StageOutput::Build)
         }
-        StageKind::Train { .. } => train::run(context, stage, log).await,
-        StageKind::Register { model_group } => register::run(context, model_group, log).await,
+        StageKind::Train { .. } => train::run(context, stage, log).await.map(StageOutput::Train),
+        StageKind::Register { model_group } => {
+            register::run(context, model_group, log).await.map(StageOutput::Register)
+        }
         StageKind::Deploy { endpoint, capture_percent, .. } => {
             let output = deploy::run(context, stage, log).await?;
             context.engine.set_capture(endpoint, *capture_percent).await?;
-            Ok(output)
+            Ok(StageOutput::Deploy(output))
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {
-            smoke_test::run(context, endpoint, data, *min_accuracy, log).await
+            smoke_test::run(context, endpoint, data, *min_accuracy, log).await.map(StageOutput::SmokeTest)
         }
         StageKind::AbTest { endpoint, control, challenger, min_samples, confidence } => {
-            ab_test::run(context, endpoint, control, challenger, *min_samples, *confidence, log).await
+            ab_test::run(context, endpoint, control, challenger, *min_samples, *confidence, log)
+                .await
+                .map(StageOutput::AbTest)
         }
-        StageKind::Gate { require, deny_packages } => gate::run(context, require, deny_packages, log).await,
-        StageKind::Shell { command } => shell::run(context, command, log).await,
+        StageKind::Gate { require, deny_packages } => {
+            gate::run(context, require, deny_packages, log).await.map(StageOutput::Gate)
+        }
+        StageKind::Shell { command } => shell::run(context, command, log).await.map(StageOutput::Shell),
     }
 }
 
 /// Puts back what a reused stage left in the context (a retry reuses a checkout's source folder).
-pub(crate) fn restore(context: &mut RunContext, stage: &Stage, output: &serde_json::Value) {
-    if matches!(stage.kind, StageKind::Checkout { .. })
-        && let Some(source) = output.get("source").and_then(|s| s.as_str())
-    {
-        context.source_dir = PathBuf::from(source);
+pub(crate) fn restore(context: &mut RunContext, output: &StageOutput) {
+    if let Some(checkout) = output.checkout() {
+        context.source_dir = checkout.source.clone();
     }
 }
 

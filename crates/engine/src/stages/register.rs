@@ -2,6 +2,7 @@
 
 use store::{ModelVersionRecord, NewModelVersion};
 
+use super::outputs::{ImageOutput, RegisterOutput, StageOutput};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -9,9 +10,9 @@ pub(crate) async fn run(
     context: &mut RunContext,
     model_group: &str,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<RegisterOutput, StageFailure> {
     let version = register(context, model_group, log).await?;
-    Ok(version_output(&version))
+    Ok(RegisterOutput { model_group: version.model_group, model_version: version.version })
 }
 
 /// The model version this run registered last; with no register stage, the latest trained model is registered in the pipeline's group.
@@ -20,11 +21,8 @@ pub(crate) async fn latest_or_register(
     log: &mut Log,
 ) -> Result<ModelVersionRecord, StageFailure> {
     // A register stage, or a deploy that registered implicitly, already made a version in this run.
-    let registered = context.outputs.iter().rev().map(|(_, o)| o).find(|o| o.get("model_version").is_some());
-    if let Some(output) = registered {
-        let group = output["model_group"].as_str().unwrap_or_default().to_owned();
-        let version = output["model_version"].as_i64().unwrap_or_default();
-        return context.engine.store().model_version(&group, version).await.map_err(StageFailure::store);
+    if let Some((group, version)) = context.outputs.iter().rev().find_map(|(_, o)| o.registered()) {
+        return context.engine.store().model_version(group, version).await.map_err(StageFailure::store);
     }
     let group = context.pipeline.name.clone();
     register(context, &group, log).await
@@ -35,20 +33,20 @@ async fn register(
     model_group: &str,
     log: &mut Log,
 ) -> Result<ModelVersionRecord, StageFailure> {
-    let Some(trained) = context.latest_output("train") else {
+    let Some(trained) = context.latest(StageOutput::train) else {
         return Err(StageFailure::failed("no model to register: add a `train` stage before this one"));
     };
-    let commit = context.latest_output("checkout").and_then(|c| c.get("commit")).cloned();
+    let commit = context.latest(StageOutput::checkout).and_then(|c| c.commit.as_deref());
     let lineage = serde_json::json!({
         "project": context.run.project,
         "run": context.run.number,
-        "training_job": trained["job"],
+        "training_job": trained.job,
         "commit": commit,
-        "data": trained["data"],
-        "algorithm": trained["algorithm"],
+        "data": trained.data,
+        "algorithm": trained.algorithm,
         "image": image_of(context),
-        "hyperparameters": trained["hyperparameters"],
-        "metrics": trained["metrics"],
+        "hyperparameters": trained.hyperparameters,
+        "metrics": trained.metrics,
         "parameters": serde_json::from_str::<serde_json::Value>(&context.run.parameters).unwrap_or_default(),
     });
     let version = context
@@ -57,9 +55,9 @@ async fn register(
         .register_model(NewModelVersion {
             model_group,
             run_id: context.run.id,
-            algorithm: trained["algorithm"].as_str().unwrap_or_default(),
-            artifact_uri: trained["model_uri"].as_str().unwrap_or_default(),
-            artifact_sha256: trained["model_sha256"].as_str().unwrap_or_default(),
+            algorithm: &trained.algorithm,
+            artifact_uri: &trained.model_uri,
+            artifact_sha256: &trained.model_sha256,
             lineage: &lineage,
             approval_status: "PendingManualApproval",
         })
@@ -69,11 +67,7 @@ async fn register(
     Ok(version)
 }
 
-fn version_output(version: &ModelVersionRecord) -> serde_json::Value {
-    serde_json::json!({ "model_group": version.model_group, "model_version": version.version })
-}
-
 /// What the run built its image into (size, digest, SBOM): the build stage's output, or the train stage's for the built-in image.
-pub(crate) fn image_of(context: &RunContext) -> Option<serde_json::Value> {
-    context.latest_output("build").or_else(|| context.latest_output("train").and_then(|t| t.get("image"))).cloned()
+pub(crate) fn image_of(context: &RunContext) -> Option<&ImageOutput> {
+    context.latest(StageOutput::build).or_else(|| context.latest(StageOutput::train).and_then(|t| t.image.as_ref()))
 }

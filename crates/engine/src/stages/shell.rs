@@ -4,14 +4,11 @@
 
 use std::process::Stdio;
 
+use super::outputs::ShellOutput;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(
-    context: &mut RunContext,
-    command: &str,
-    log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(context: &mut RunContext, command: &str, log: &mut Log) -> Result<ShellOutput, StageFailure> {
     line(log, &format!("$ {command}")).await;
     let stdout = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
     let stderr = log.try_clone().await.map_err(|e| StageFailure::failed(e.to_string()))?.into_std().await;
@@ -31,7 +28,7 @@ pub(crate) async fn run(
         .await
         .map_err(|e| StageFailure::failed(format!("could not start sh: {e}")))?;
     match status.code() {
-        Some(0) => Ok(serde_json::json!({ "exit_code": 0 })),
+        Some(0) => Ok(ShellOutput { exit_code: 0 }),
         Some(code) => Err(StageFailure::Failed {
             reason: format!("the command exited with status {code}"),
             output: serde_json::json!({ "exit_code": code }),

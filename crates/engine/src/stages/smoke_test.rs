@@ -1,5 +1,6 @@
 //! The smoke-test stage: the test rows, label column dropped, sent to an endpoint as `text/csv`; status, row count and optionally accuracy checked.
 
+use super::outputs::SmokeTestOutput;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
@@ -9,7 +10,7 @@ pub(crate) async fn run(
     data: &str,
     min_accuracy: Option<f64>,
     log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+) -> Result<SmokeTestOutput, StageFailure> {
     let path = context.source_dir.join(data);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| StageFailure::failed(format!("reading test data {}: {e}", path.display())))?;
@@ -48,13 +49,13 @@ pub(crate) async fn run(
     let correct = labels.iter().zip(&predictions).filter(|(label, predicted)| label.trim() == predicted.trim()).count();
     let accuracy = correct as f64 / rows.len() as f64;
     line(log, &format!("{} rows answered; accuracy {accuracy:.4} ({correct}/{})", rows.len(), rows.len())).await;
-    let output = serde_json::json!({ "rows": rows.len(), "accuracy": accuracy, "status": status.as_u16() });
+    let output = SmokeTestOutput { rows: rows.len(), accuracy, status: status.as_u16() };
     if let Some(min) = min_accuracy
         && accuracy < min
     {
         return Err(StageFailure::Failed {
             reason: format!("accuracy {accuracy:.4} on {} is below the required {min}", data),
-            output,
+            output: serde_json::to_value(&output).unwrap_or_default(),
         });
     }
     Ok(output)

@@ -8,14 +8,11 @@ use regex::Regex;
 use runtime::training::{self, TrainingJob};
 use runtime::{Algorithm, docker};
 
+use super::outputs::{StageOutput, TrainOutput};
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
 
-pub(crate) async fn run(
-    context: &mut RunContext,
-    stage: &Stage,
-    log: &mut Log,
-) -> Result<serde_json::Value, StageFailure> {
+pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<TrainOutput, StageFailure> {
     let StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type } = &stage.kind else {
         return Err(StageFailure::failed("not a train stage"));
     };
@@ -37,7 +34,7 @@ pub(crate) async fn run(
         Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
         // The image this run built and pushed, pinned by digest; else the named image as it is.
         Some(AlgorithmSpec::Image { image }) => {
-            match context.latest_output("build").and_then(|b| b["reference"].as_str()) {
+            match context.latest(StageOutput::build).and_then(|b| b.reference.as_deref()) {
                 Some(built) => Algorithm::Image(built.to_owned()),
                 None => Algorithm::Image(image.clone()),
             }
@@ -46,7 +43,7 @@ pub(crate) async fn run(
     };
     let channels: BTreeMap<String, PathBuf> =
         channels.iter().map(|(name, path)| (name.clone(), context.source_dir.join(path))).collect();
-    let mut data_checksums = serde_json::Map::new();
+    let mut data_checksums = BTreeMap::new();
     for (name, path) in &channels {
         data_checksums.insert(name.clone(), checksum(name, path)?);
     }
@@ -79,8 +76,8 @@ pub(crate) async fn run(
         "hyperparameters": hyperparameters_json,
         "data": data_checksums,
     });
-    if let Some(image) = built_here {
-        output["image"] = image;
+    if let Some(image) = &built_here {
+        output["image"] = serde_json::to_value(image).unwrap_or_default();
     }
     let fail = |reason: String, output: &serde_json::Value| StageFailure::Failed { reason, output: output.clone() };
 
@@ -155,9 +152,17 @@ pub(crate) async fn run(
         .map_err(StageFailure::store)?;
     store.set_training_job_status(&job_name, "Completed", "Completed", None).await.map_err(StageFailure::store)?;
     line(log, &format!("training job {job_name}: Completed; model {} sha256 {}", stored.uri, stored.sha256)).await;
-    output["model_uri"] = stored.uri.into();
-    output["model_sha256"] = stored.sha256.into();
-    Ok(output)
+    Ok(TrainOutput {
+        job: job_name,
+        algorithm: algorithm.reference(),
+        hyperparameters: hyperparameters.clone(),
+        data: data_checksums,
+        image: built_here,
+        metrics: outcome.metrics,
+        status: outcome.status.to_owned(),
+        model_uri: stored.uri,
+        model_sha256: stored.sha256,
+    })
 }
 
 /// sha256 of a channel's file, or of each file in its folder, for lineage.
