@@ -14,6 +14,7 @@ mod home;
 mod live;
 mod owner;
 mod projects;
+mod queue;
 mod registry;
 mod run;
 mod stages;
@@ -23,6 +24,7 @@ pub use error::Error;
 pub use home::Home;
 pub use live::RunEnd;
 pub use projects::PIPELINE_FILE;
+pub use queue::default_limit as default_queue_limit;
 pub use run::Submitted;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +51,10 @@ struct Inner {
     live: live::Live,
     /// The local registry, when this process started it.
     registry: tokio::sync::Mutex<Option<tokio::process::Child>>,
+    /// Set when this engine runs a queue: how many runs may run at once.
+    queue_limit: std::sync::OnceLock<usize>,
+    /// Wakes the queue's scheduler: a run was queued or ended.
+    wake: tokio::sync::Notify,
 }
 
 impl Engine {
@@ -73,6 +79,8 @@ impl Engine {
                 deploy_locks: Default::default(),
                 live: Default::default(),
                 registry: Default::default(),
+                queue_limit: Default::default(),
+                wake: Default::default(),
             }),
         };
         engine.recover().await?;
@@ -139,8 +147,13 @@ impl Engine {
             if owner::is_alive(owner) {
                 continue;
             }
+            let stages = self.inner.store.stages(run.id).await?;
+            let during = match stages.iter().find(|s| s.status == store::StageStatus::Running) {
+                Some(stage) => format!(" while stage `{}` was running", stage.name),
+                None => String::new(),
+            };
             let reason = format!(
-                "interrupted: the sagebrush process that ran it ({}) stopped before the run finished",
+                "interrupted{during}: the sagebrush process that ran it ({}) stopped before the run finished",
                 owner::describe(owner)
             );
             tracing::warn!(project = %run.project, number = run.number, "{reason}");

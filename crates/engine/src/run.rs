@@ -17,13 +17,15 @@ use crate::{Engine, Error, error::io_error};
 /// How often the executing process looks for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(200);
 
-/// A run that was accepted and is executing.
+/// A run that was accepted: queued, or executing.
 #[derive(Debug, Clone)]
 pub struct Submitted {
     /// The run as first recorded.
     pub run: RunRecord,
     /// The stage names in order.
     pub stages: Vec<String>,
+    /// True when the same commit of the project, with the same parameters, was queued already: `run` is that run.
+    pub duplicate: bool,
 }
 
 /// What a stage can see while it runs.
@@ -50,7 +52,8 @@ impl RunContext {
 }
 
 impl Engine {
-    /// Validates the project's pipeline and parameters, records a new run, and starts executing it.
+    /// Validates the project's pipeline and parameters and records a new run: queued, when this
+    /// engine runs a queue ([`Engine::run_queue`]), or started in this process at once.
     ///
     /// Nothing is recorded when the pipeline file or a parameter is invalid.
     pub async fn submit(
@@ -64,58 +67,51 @@ impl Engine {
 
     /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before `from`.
     pub async fn retry(&self, project: &Name, number: i64, from: Option<&Name>) -> Result<Submitted, Error> {
-        let store = self.store();
-        let original = store.run(project, Some(number)).await?;
-        let parameters: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(&original.parameters).unwrap_or_default();
-        let overrides: Vec<(String, String)> = parameters
-            .into_iter()
-            .map(|(name, value)| {
-                let text = match value {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                (name, text)
-            })
-            .collect();
-        let reused = match from {
-            None => Vec::new(),
-            Some(from) => {
-                let stages = store.stages(original.id).await?;
-                let Some(position) = stages.iter().position(|s| *from == s.name) else {
-                    let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
-                    return Err(Error::Invalid(format!(
-                        "run {project} #{number} has no stage `{from}`; its stages are: {}",
-                        names.join(", ")
-                    )));
-                };
-                let before = &stages[..position];
-                if let Some(stage) = before.iter().find(|s| !s.status.has_outputs()) {
-                    return Err(Error::Invalid(format!(
-                        "cannot reuse stage `{}` of run {project} #{number}: it {}; retry from `{}` or earlier",
-                        stage.name, stage.status, stage.name
-                    )));
-                }
-                before
-                    .iter()
-                    .map(|s| {
-                        let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
-                        let output = serde_json::from_str(&s.outputs)
-                            .and_then(|json| StageOutput::parse(&s.kind, json))
-                            .map_err(|e| {
-                                Error::Invalid(format!(
-                                    "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); retry from `{}`",
-                                    s.name, s.name
-                                ))
-                            })?;
-                        Ok((name, output))
-                    })
-                    .collect::<Result<_, Error>>()?
-            }
-        };
+        let original = self.store().run(project, Some(number)).await?;
+        if let Some(from) = from {
+            // Checked now, so a retry that cannot reuse its stages is refused before it is queued.
+            self.reused_outputs(&original, from).await?;
+        }
+        let overrides = overrides_of(&original.parameters);
         let project_path = PathBuf::from(&original.project_path);
-        let retry = Retry { of: number, reused };
+        let retry = Retry { of: number, from: from.cloned() };
         self.submit_inner(&project_path, &overrides, "retry", Some(retry)).await
+    }
+
+    /// The outputs of the stages of `original` before `from`, for a retry from `from`.
+    async fn reused_outputs(&self, original: &RunRecord, from: &Name) -> Result<Vec<(Name, StageOutput)>, Error> {
+        let (project, number) = (&original.project, original.number);
+        let stages = self.store().stages(original.id).await?;
+        let Some(position) = stages.iter().position(|s| *from == s.name) else {
+            let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "run {project} #{number} has no stage `{from}`; its stages are: {}",
+                names.join(", ")
+            )));
+        };
+        let before = &stages[..position];
+        if let Some(stage) = before.iter().find(|s| !s.status.has_outputs()) {
+            return Err(Error::Invalid(format!(
+                "cannot reuse stage `{}` of run {project} #{number}: it {}; retry from `{}` or earlier",
+                stage.name, stage.status, stage.name
+            )));
+        }
+        before
+            .iter()
+            .map(|s| {
+                let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
+                let output = serde_json::from_str(&s.outputs)
+                    .and_then(|json| StageOutput::parse(&s.kind, json))
+                    .map_err(|e| {
+                        Error::Invalid(format!(
+                            "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
+                             retry from `{}`",
+                            s.name, s.name
+                        ))
+                    })?;
+                Ok((name, output))
+            })
+            .collect()
     }
 
     async fn submit_inner(
@@ -129,53 +125,106 @@ impl Engine {
         let pipeline = pipeline::load(&file)?;
         let resolved = pipeline.resolve(overrides)?;
         check_path_parameters(&pipeline, &resolved, &project_dir)?;
+        let stages: Vec<String> = resolved.stages.iter().map(|s| s.name.to_string()).collect();
         let stage_rows: Vec<(String, String)> =
             resolved.stages.iter().map(|s| (s.name.to_string(), s.kind.as_str().to_owned())).collect();
         let parameters: serde_json::Map<String, serde_json::Value> =
             resolved.parameters.iter().map(|(name, value)| (name.clone(), parameter_json(value))).collect();
+        let parameters = serde_json::Value::Object(parameters).to_string();
         let project_path = project_dir.display().to_string();
+        let queued = self.inner.queue_limit.get().is_some();
+        let commit = if queued { clean_commit(&project_dir).await } else { None };
+        if let Some(commit) = &commit
+            && let Some(run) = self.store().queued_duplicate(&pipeline.name, commit, &parameters).await?
+        {
+            return Ok(Submitted { run, stages, duplicate: true });
+        }
         let run = self
             .store()
             .create_run(NewRun {
                 project: pipeline.name.as_str(),
                 project_path: &project_path,
-                parameters: &serde_json::Value::Object(parameters).to_string(),
+                parameters: &parameters,
                 trigger,
-                owner: &self.inner.owner,
+                status: if queued { RunStatus::Queued } else { RunStatus::Running },
+                owner: (!queued).then_some(self.inner.owner.as_str()),
                 retry_of: retry.as_ref().map(|r| r.of),
+                retry_from: retry.as_ref().and_then(|r| r.from.as_deref()),
+                requested_commit: commit.as_deref(),
                 stages: &stage_rows,
             })
             .await?;
-        let submitted = Submitted { run: run.clone(), stages: stage_rows.into_iter().map(|(n, _)| n).collect() };
-        let engine = self.clone();
-        let reused = retry.map(|r| r.reused).unwrap_or_default();
+        if queued {
+            self.inner.wake.notify_one();
+        } else {
+            self.launch(run.clone()).await;
+        }
+        Ok(Submitted { run, stages, duplicate: false })
+    }
+
+    /// Executes a run this process owns (created running, or claimed from the queue) on a task of
+    /// its own: the pipeline file and parameters are read again, as they are when the run starts.
+    pub(crate) async fn launch(&self, run: RunRecord) {
         let cancel = self.inner.live.start(run.id);
+        let engine = self.clone();
         tokio::spawn(async move {
-            let run_id = run.id;
-            let project = pipeline.name.clone();
-            let number = run.number;
-            let end = engine.execute(run, pipeline, resolved, project_dir, reused, cancel).await;
+            let (run_id, number) = (run.id, run.number);
+            let label = format!("{} #{number}", run.project);
+            let end = match engine.prepare(&run).await {
+                Ok((pipeline, resolved, project_dir, reused)) => {
+                    let project = pipeline.name.clone();
+                    let end = engine.execute(run, pipeline, resolved, project_dir, reused, cancel).await;
+                    let _ = std::fs::remove_dir_all(engine.home().jobs_dir(&project, number));
+                    end
+                }
+                Err(e) => RunEnd::Failed(format!("the run could not start: {e}")),
+            };
             // Known here first: a follower sees how the run ended even while the disk is too full to record it.
             engine.inner.live.end(run_id, end.clone());
-            engine.record_end(run_id, &project, number, &end).await;
+            engine.record_end(run_id, &label, &end).await;
             engine.inner.live.forget(run_id);
-            let _ = std::fs::remove_dir_all(engine.home().jobs_dir(&project, number));
+            engine.inner.wake.notify_one();
         });
-        Ok(submitted)
+    }
+
+    /// Fails a queued run that could not be started: known at once to whoever follows it, recorded as soon as the store takes it.
+    pub(crate) fn fail_unstarted(&self, run: &RunRecord, reason: String) {
+        let _cancel = self.inner.live.start(run.id);
+        let end = RunEnd::Failed(reason);
+        self.inner.live.end(run.id, end.clone());
+        let (engine, run_id, label) = (self.clone(), run.id, format!("{} #{}", run.project, run.number));
+        tokio::spawn(async move {
+            engine.record_end(run_id, &label, &end).await;
+            engine.inner.live.forget(run_id);
+        });
+    }
+
+    /// What a run needs to execute, from its record.
+    async fn prepare(&self, run: &RunRecord) -> Result<(Pipeline, Resolved, PathBuf, Vec<(Name, StageOutput)>), Error> {
+        let (project_dir, file) = crate::projects::locate(Path::new(&run.project_path))?;
+        let pipeline = pipeline::load(&file)?;
+        let resolved = pipeline.resolve(&overrides_of(&run.parameters))?;
+        let reused = match (run.retry_of, &run.retry_from) {
+            (Some(of), Some(from)) => {
+                let original = self.store().run(&pipeline.name, Some(of)).await?;
+                let from = Name::parse(from).map_err(|e| Error::Invalid(format!("recorded retry stage: {e}")))?;
+                self.reused_outputs(&original, &from).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok((pipeline, resolved, project_dir, reused))
     }
 
     /// Writes how a run ended, retrying until the store takes it: a run must never stay `running`
     /// because one write failed. A full disk frees the store's reserve first.
-    async fn record_end(&self, run_id: i64, project: &Name, number: i64, end: &RunEnd) {
+    async fn record_end(&self, run_id: i64, run: &str, end: &RunEnd) {
         let mut delay = Duration::from_millis(100);
         let mut failures = 0u32;
         loop {
             let error = match self.store().finish_run(run_id, end.status(), end.reason()).await {
                 Ok(()) => {
                     if failures > 0 {
-                        tracing::warn!(
-                            "recorded the end of run {project} #{number} after {failures} failed attempt(s)"
-                        );
+                        tracing::warn!("recorded the end of run {run} after {failures} failed attempt(s)");
                     }
                     return;
                 }
@@ -183,15 +232,13 @@ impl Engine {
             };
             if error.is_disk_full() && self.store().release_reserve() {
                 tracing::warn!(
-                    "the disk of {} is full: freed the store's reserve to record run {project} #{number}",
+                    "the disk of {} is full: freed the store's reserve to record run {run}",
                     self.home().root().display()
                 );
                 continue;
             }
             if failures == 0 {
-                tracing::error!(
-                    "recording the end of run {project} #{number}: {error}; retrying until it can be written"
-                );
+                tracing::error!("recording the end of run {run}: {error}; retrying until it can be written");
             }
             failures += 1;
             tokio::time::sleep(delay).await;
@@ -207,6 +254,9 @@ impl Engine {
             let _ = self.store().request_cancel(run_id).await;
             return Ok(true);
         }
+        if self.store().cancel_queued(run_id).await? {
+            return Ok(true);
+        }
         Ok(self.store().request_cancel(run_id).await?)
     }
 
@@ -215,7 +265,7 @@ impl Engine {
     pub async fn run_view(&self, run_id: i64) -> Result<(RunRecord, Vec<store::StageRecord>), Error> {
         let mut run = self.store().run_by_id(run_id).await?;
         let stages = self.store().stages(run_id).await?;
-        if run.status == RunStatus::Running
+        if !run.status.is_finished()
             && let Some(end) = self.inner.live.ended(run_id)
         {
             run.status = end.status();
@@ -370,7 +420,7 @@ impl Engine {
 
 struct Retry {
     of: i64,
-    reused: Vec<(Name, StageOutput)>,
+    from: Option<Name>,
 }
 
 enum Ended {
@@ -404,6 +454,35 @@ fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: 
         }
     }
     Ok(())
+}
+
+/// `-p name=value` overrides that give a run's recorded parameters again.
+fn overrides_of(parameters: &str) -> Vec<(String, String)> {
+    let parameters: BTreeMap<String, serde_json::Value> = serde_json::from_str(parameters).unwrap_or_default();
+    parameters
+        .into_iter()
+        .map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (name, text)
+        })
+        .collect()
+}
+
+/// The commit a clean git checkout of the project folder is at; `None` for a folder with changes,
+/// or one that is not a repository (its runs are never taken for duplicates).
+async fn clean_commit(dir: &Path) -> Option<String> {
+    let git = |args: &'static [&'static str]| {
+        tokio::process::Command::new("git").arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0").output()
+    };
+    let status = git(&["status", "--porcelain"]).await.ok()?;
+    if !status.status.success() || !status.stdout.is_empty() {
+        return None;
+    }
+    let head = git(&["rev-parse", "HEAD"]).await.ok()?;
+    head.status.success().then(|| String::from_utf8_lossy(&head.stdout).trim().to_owned())
 }
 
 fn parameter_json(value: &pipeline::Value) -> serde_json::Value {

@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// one answered 503. Default: what the open-files limit leaves room for, at most 16384.
     #[arg(long, env = "SAGEBRUSH_MAX_CONNECTIONS", value_name = "COUNT")]
     pub max_connections: Option<usize>,
+    /// How many runs execute at once; more wait in the queue, and a project's runs go one at a
+    /// time in the order they were submitted. Default: half the cores, at least 1.
+    #[arg(long, env = "SAGEBRUSH_MAX_RUNS", value_name = "COUNT")]
+    pub max_runs: Option<usize>,
     /// Seconds between health checks of each endpoint instance; an instance that fails two
     /// in a row is replaced.
     #[arg(long, env = "SAGEBRUSH_HEALTH_INTERVAL", value_name = "SECONDS", default_value_t = 5.0,
@@ -105,6 +109,7 @@ impl ServerArgs {
             header_timeout: 30.0,
             body_timeout: 60.0,
             max_connections: None,
+            max_runs: None,
             health_interval: 5.0,
         }
     }

@@ -66,8 +66,16 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
     let mut shown: Vec<StageStatus> = Vec::new();
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     let mut cancel_sent = false;
+    let mut queued_said = false;
     loop {
         let (run, stages) = source.view().await?;
+        if run.status == store::RunStatus::Queued && !queued_said {
+            queued_said = true;
+            match &spinner {
+                Some(bar) => bar.set_message(format!("{} #{} queued", run.project, run.number)),
+                None => say(format!("{} #{} queued", run.project, run.number)),
+            }
+        }
         for stage in &stages {
             let index = usize::try_from(stage.position).unwrap_or(0);
             if shown.len() <= index {

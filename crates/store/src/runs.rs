@@ -31,8 +31,14 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     /// For a retry, the run number it retries.
     pub retry_of: Option<i64>,
-    /// When the run was created (ms).
+    /// For a retry from a stage, that stage: the ones before it reuse the retried run's outputs.
+    pub retry_from: Option<String>,
+    /// The commit the run was asked to build, when one was named or known at submission.
+    pub requested_commit: Option<String>,
+    /// When the run was created (queued) (ms).
     pub created_at: i64,
+    /// When it left the queue and started (ms).
+    pub started_at: Option<i64>,
     /// When the run ended (ms).
     pub finished_at: Option<i64>,
 }
@@ -72,33 +78,45 @@ pub struct NewRun<'a> {
     pub parameters: &'a str,
     /// What started it.
     pub trigger: &'a str,
-    /// Owner process identity.
-    pub owner: &'a str,
-    /// The run this one retries.
+    /// `Queued` (a server's scheduler starts it) or `Running` (the caller executes it now).
+    pub status: RunStatus,
+    /// Owner process identity, for a run created running.
+    pub owner: Option<&'a str>,
+    /// The run this one retries, and the stage it retries from.
     pub retry_of: Option<i64>,
+    pub retry_from: Option<&'a str>,
+    /// The commit it was asked for.
+    pub requested_commit: Option<&'a str>,
     /// `(name, kind)` of each stage in order.
     pub stages: &'a [(String, String)],
 }
 
 const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, trigger, \
-     commit_sha, owner, cancel_requested, retry_of, created_at, finished_at";
+     commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
 
 impl Store {
     /// Creates a run with the next number for its project, and its pending stages, in one transaction.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<RunRecord, Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, created_at)
-             VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, 'running', $3, $4, $5, $6, $7)
+            "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, retry_from,
+                               requested_commit, created_at, started_at)
+             VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, $3, $4, $5, $6, $7, $8,
+                     $9, $10, $11)
              RETURNING id",
         )
         .bind(new.project)
         .bind(new.project_path)
+        .bind(new.status)
         .bind(new.parameters)
         .bind(new.trigger)
         .bind(new.owner)
         .bind(new.retry_of)
-        .bind(now_ms())
+        .bind(new.retry_from)
+        .bind(new.requested_commit)
+        .bind(now)
+        .bind((new.status == RunStatus::Running).then_some(now))
         .fetch_one(&mut *tx)
         .await?;
         for (position, (name, kind)) in new.stages.iter().enumerate() {
@@ -161,6 +179,44 @@ impl Store {
         .await?)
     }
 
+    /// Queued runs, oldest first.
+    pub async fn queued_runs(&self) -> Result<Vec<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY id")))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// A queued run of `project` for the same commit and parameters, if there is one.
+    pub async fn queued_duplicate(
+        &self,
+        project: &str,
+        commit: &str,
+        parameters: &str,
+    ) -> Result<Option<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND project = $1 AND requested_commit = $2
+             AND parameters = $3 ORDER BY id LIMIT 1"
+        )))
+        .bind(project)
+        .bind(commit)
+        .bind(parameters)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Takes a queued run for the process `owner`: true if it was still queued (no one else took it).
+    pub async fn claim_run(&self, run_id: i64, owner: &str) -> Result<bool, Error> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'running', owner = $2, started_at = $3 WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(run_id)
+        .bind(owner)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Runs still marked running, whatever process owns them.
     pub async fn unfinished_runs(&self) -> Result<Vec<RunRecord>, Error> {
         Ok(sqlx::query_as(AssertSqlSafe(format!(
@@ -192,13 +248,13 @@ impl Store {
     }
 
     /// Ends a run, in one transaction with the stages it left running (given the run's status and
-    /// reason) or pending (skipped). Only a run still `running` changes, so a late writer cannot
-    /// overwrite a recovery.
+    /// reason) or pending (skipped). Only a run still queued or running changes, so a late writer
+    /// cannot overwrite a recovery.
     pub async fn finish_run(&self, run_id: i64, status: RunStatus, reason: Option<&str>) -> Result<(), Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
         let ended = sqlx::query(
-            "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status = 'running'",
+            "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status IN ('queued', 'running')",
         )
         .bind(run_id)
         .bind(status)
@@ -224,6 +280,26 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Cancels a run that has not started: true if it was queued.
+    pub async fn cancel_queued(&self, run_id: i64) -> Result<bool, Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', reason = 'cancelled before it started', finished_at = $2
+             WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Asks the process executing a run to stop. Returns false if the run already ended.

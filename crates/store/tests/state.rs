@@ -3,7 +3,18 @@
 use store::{Artifacts, NewModelVersion, NewRun, Store};
 
 fn new_run<'a>(project: &'a str, stages: &'a [(String, String)]) -> NewRun<'a> {
-    NewRun { project, project_path: "/p", parameters: "{}", trigger: "manual", owner: "1:1", retry_of: None, stages }
+    NewRun {
+        project,
+        project_path: "/p",
+        parameters: "{}",
+        trigger: "manual",
+        status: store::RunStatus::Running,
+        owner: Some("1:1"),
+        retry_of: None,
+        retry_from: None,
+        requested_commit: None,
+        stages,
+    }
 }
 
 #[tokio::test]

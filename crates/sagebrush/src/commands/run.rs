@@ -17,7 +17,10 @@ use crate::server::{self, Server};
 /// `sagebrush up`: serve, run the pipeline, print the URLs, keep serving.
 pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
-    let server = Server::bind(home, &args.server, true).await?.with_health_checks(args.server.health_interval);
+    let server = Server::bind(home, &args.server, true)
+        .await?
+        .with_queue(args.server.max_runs)
+        .with_health_checks(args.server.health_interval);
     let engine = server.engine.clone();
     let url = server.url.clone();
     let project = engine.add_project(&args.project).await?;
@@ -46,7 +49,8 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush server`: serve the API and every recorded endpoint.
 pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let server = Server::bind(home, &args, true).await?.with_health_checks(args.health_interval);
+    let server =
+        Server::bind(home, &args, true).await?.with_queue(args.max_runs).with_health_checks(args.health_interval);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());
     print_endpoints(&server.engine, &server.url).await?;

@@ -193,8 +193,10 @@ async fn retry_run(
     Ok(submitted_response(engine.retry(&project, run.number, from.as_ref()).await?))
 }
 
+/// 201 with the new run, or 200 with the run already queued for the same commit and parameters.
 fn submitted_response(s: engine::Submitted) -> Response {
-    (StatusCode::CREATED, Json(serde_json::json!({ "run": s.run, "stages": s.stages }))).into_response()
+    let status = if s.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    (status, Json(serde_json::json!({ "run": s.run, "stages": s.stages, "duplicate": s.duplicate }))).into_response()
 }
 
 #[derive(Deserialize)]

@@ -91,6 +91,12 @@ impl Server {
         Ok(Server { engine, url, listener, router, advertise, health_interval: None, limits, body_timeout })
     }
 
+    /// Queues the runs this server is given and executes them, `limit` at once (default: half the cores).
+    pub fn with_queue(self, limit: Option<usize>) -> Server {
+        self.engine.run_queue(limit.unwrap_or_else(engine::default_queue_limit));
+        self
+    }
+
     /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
     pub fn with_health_checks(mut self, seconds: f64) -> Server {
         self.health_interval = Some(Duration::from_secs_f64(seconds));

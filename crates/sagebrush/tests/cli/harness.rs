@@ -111,7 +111,8 @@ impl Sandbox {
                 return None;
             }
             let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-            (value["run"]["status"] != "running").then_some(value)
+            let status = value["run"]["status"].as_str()?;
+            (!["queued", "running", "waiting"].contains(&status)).then_some(value)
         })
     }
 }

@@ -7,6 +7,7 @@ mod failures;
 mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;
+mod queue;
 mod recovery;
 mod security;
 mod serving;

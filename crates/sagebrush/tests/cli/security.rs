@@ -440,7 +440,7 @@ fn a_server_on_a_full_disk_records_the_real_reason_once_it_can() {
     let shown = crate::harness::wait_until(Duration::from_secs(30), "the server to record the run", || {
         let output = run(&["show", "iris", "2", "--json"]);
         let shown: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
-        (shown["run"]["status"] != "running").then_some(shown)
+        (!["queued", "running"].contains(&shown["run"]["status"].as_str()?)).then_some(shown)
     });
     assert_eq!(shown["run"]["status"], "failed", "{shown:#}");
     let reason = shown["run"]["reason"].as_str().unwrap().to_lowercase();

@@ -1,0 +1,157 @@
+//! The run queue of a server: runs are recorded `queued`, and a scheduler starts them, at most
+//! `limit` running at once and each project's runs one at a time in the order they were queued.
+//!
+//! The queue is the `runs` table itself, so it survives a restart: a server that starts again
+//! goes on with the runs still queued.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use store::RunRecord;
+
+use crate::Engine;
+
+/// How often the scheduler looks at the queue when nothing woke it (a run queued by another process).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The default limit: half the cores, at least one.
+pub fn default_limit() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
+}
+
+impl Engine {
+    /// Makes this engine queue the runs it is given and start them itself, at most `limit` at once.
+    /// Call once, in the process that serves (the server, `up`).
+    pub fn run_queue(&self, limit: usize) {
+        if self.inner.queue_limit.set(limit.max(1)).is_err() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = engine.start_queued().await {
+                    tracing::warn!("starting queued runs: {e}");
+                }
+                tokio::select! {
+                    () = engine.inner.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+        });
+    }
+
+    /// Starts the queued runs that may start now.
+    async fn start_queued(&self) -> Result<(), crate::Error> {
+        let Some(&limit) = self.inner.queue_limit.get() else { return Ok(()) };
+        let queued = self.store().queued_runs().await?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let running = self.store().unfinished_runs().await?;
+        for run in pick(&queued, &running, limit) {
+            if self.inner.live.ended(run.id).is_some() {
+                continue; // it could not start, and that is being recorded
+            }
+            let mut claimed = self.store().claim_run(run.id, &self.inner.owner).await;
+            if claimed.as_ref().is_err_and(store::Error::is_disk_full) && self.store().release_reserve() {
+                claimed = self.store().claim_run(run.id, &self.inner.owner).await;
+            }
+            match claimed {
+                // Another server on the same state may have taken it first.
+                Ok(false) => {}
+                Ok(true) => {
+                    let claimed = self.store().run_by_id(run.id).await?;
+                    self.launch(claimed).await;
+                }
+                // A run that cannot even be started must not wait in the queue for ever: it fails, with why.
+                Err(e) => self.fail_unstarted(run, format!("the run could not start: {e}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which of the `queued` runs (oldest first) may start while `running` are: no more than `limit`
+/// running in all, no project with two, and no run ahead of an earlier run of its project.
+pub(crate) fn pick<'a>(queued: &'a [RunRecord], running: &[RunRecord], limit: usize) -> Vec<&'a RunRecord> {
+    let mut busy: HashSet<&str> = running.iter().map(|r| r.project.as_str()).collect();
+    let mut slots = limit.saturating_sub(running.len());
+    let mut picked = Vec::new();
+    for run in queued {
+        if slots == 0 {
+            break;
+        }
+        // Either way the project is now taken: by this run, or by the one running ahead of it.
+        if busy.insert(run.project.as_str()) {
+            picked.push(run);
+            slots -= 1;
+        }
+    }
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: i64, project: &str) -> RunRecord {
+        RunRecord {
+            id,
+            project: project.to_owned(),
+            number: id,
+            project_path: String::new(),
+            status: store::RunStatus::Queued,
+            reason: None,
+            parameters: "{}".to_owned(),
+            trigger: "manual".to_owned(),
+            commit_sha: None,
+            owner: None,
+            cancel_requested: false,
+            retry_of: None,
+            retry_from: None,
+            requested_commit: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn ids(picked: &[&RunRecord]) -> Vec<i64> {
+        picked.iter().map(|r| r.id).collect()
+    }
+
+    #[test]
+    fn the_oldest_run_of_each_free_project_starts_up_to_the_limit() {
+        let queued = [run(1, "a"), run(2, "a"), run(3, "b"), run(4, "c"), run(5, "b")];
+        assert_eq!(ids(&pick(&queued, &[], 2)), [1, 3]);
+        assert_eq!(ids(&pick(&queued, &[], 10)), [1, 3, 4]);
+        // A project with a run going waits; the others go on.
+        assert_eq!(ids(&pick(&queued, &[run(9, "a")], 2)), [3]);
+        assert_eq!(ids(&pick(&queued, &[run(9, "a"), run(8, "x")], 2)), Vec::<i64>::new());
+        assert_eq!(ids(&pick(&[], &[], 2)), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn ten_runs_of_two_projects_start_in_order_never_more_than_the_limit() {
+        // Simulated: each round starts what `pick` allows and finishes the oldest running run.
+        let mut queued: Vec<RunRecord> = (1..=10).map(|id| run(id, if id % 3 == 0 { "b" } else { "a" })).collect();
+        let mut running: Vec<RunRecord> = Vec::new();
+        let mut started: Vec<RunRecord> = Vec::new();
+        while !queued.is_empty() || !running.is_empty() {
+            let chosen: Vec<i64> = ids(&pick(&queued, &running, 2));
+            for id in chosen {
+                let position = queued.iter().position(|r| r.id == id).unwrap();
+                let run = queued.remove(position);
+                started.push(run.clone());
+                running.push(run);
+            }
+            assert!(running.len() <= 2, "{} running", running.len());
+            running.remove(0);
+        }
+        for project in ["a", "b"] {
+            let order: Vec<i64> = started.iter().filter(|r| r.project == project).map(|r| r.id).collect();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "{project} started out of order: {order:?}");
+        }
+        assert_eq!(started.len(), 10);
+    }
+}
