@@ -102,7 +102,7 @@ mod tests {
             project_path: String::new(),
             status: store::RunStatus::Queued,
             reason: None,
-            parameters: "{}".to_owned(),
+            parameters: Default::default(),
             trigger: "manual".to_owned(),
             commit_sha: None,
             owner: None,

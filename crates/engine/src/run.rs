@@ -1,6 +1,5 @@
 //! Submitting and executing runs: the stage loop with timeouts, retries and cancellation.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,8 +99,7 @@ impl Engine {
             .iter()
             .map(|s| {
                 let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
-                let output = serde_json::from_str(&s.outputs)
-                    .and_then(|json| StageOutput::parse(&s.kind, json))
+                let output = StageOutput::parse(&s.kind, s.outputs.0.clone())
                     .map_err(|e| {
                         Error::Invalid(format!(
                             "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
@@ -457,9 +455,9 @@ fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: 
 }
 
 /// `-p name=value` overrides that give a run's recorded parameters again.
-fn overrides_of(parameters: &str) -> Vec<(String, String)> {
-    let parameters: BTreeMap<String, serde_json::Value> = serde_json::from_str(parameters).unwrap_or_default();
+fn overrides_of(parameters: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
     parameters
+        .clone()
         .into_iter()
         .map(|(name, value)| {
             let text = match value {

@@ -21,7 +21,7 @@ pub struct ModelVersionRecord {
     /// Its sha256.
     pub artifact_sha256: String,
     /// Commit, data checksums, hyperparameters, metrics, run: a JSON object.
-    pub lineage: String,
+    pub lineage: sqlx::types::Json<serde_json::Value>,
     /// `PendingManualApproval`, `Approved` or `Rejected`.
     pub approval_status: String,
     /// When it was registered (ms).

@@ -1,6 +1,7 @@
 //! Runs and their stages: numbering, status transitions, cancellation requests.
 
 use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::{Error, RunStatus, StageStatus, Store, now_ms};
@@ -19,8 +20,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
-    /// Resolved parameters as a JSON object.
-    pub parameters: String,
+    /// Resolved parameters, by name.
+    pub parameters: Json<serde_json::Map<String, serde_json::Value>>,
     /// `manual`, `retry`, ...
     pub trigger: String,
     /// The commit checked out, when the project is a git repository.
@@ -59,8 +60,8 @@ pub struct StageRecord {
     pub reason: Option<String>,
     /// How many attempts were made.
     pub attempts: i64,
-    /// What the stage produced, as a JSON object.
-    pub outputs: String,
+    /// What the stage produced (a stage kind's output, or what a failed stage had found).
+    pub outputs: Json<serde_json::Value>,
     /// When the stage started (ms).
     pub started_at: Option<i64>,
     /// When the stage ended (ms).

@@ -47,7 +47,7 @@ async fn register(
         "image": image_of(context),
         "hyperparameters": trained.hyperparameters,
         "metrics": trained.metrics,
-        "parameters": serde_json::from_str::<serde_json::Value>(&context.run.parameters).unwrap_or_default(),
+        "parameters": context.run.parameters,
     });
     let version = context
         .engine

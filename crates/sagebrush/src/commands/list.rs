@@ -40,17 +40,7 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     let run = store.run(&args.project, args.number).await?;
     let stages = store.stages(run.id).await?;
     if args.json {
-        let stages: Vec<serde_json::Value> = stages
-            .iter()
-            .map(|s| {
-                let mut value = serde_json::to_value(s).unwrap_or_default();
-                value["outputs"] = serde_json::from_str(&s.outputs).unwrap_or_default();
-                value
-            })
-            .collect();
-        let mut run_json = serde_json::to_value(&run)?;
-        run_json["parameters"] = serde_json::from_str(&run.parameters).unwrap_or_default();
-        print_json(&serde_json::json!({ "run": run_json, "stages": stages }))?;
+        print_json(&serde_json::json!({ "run": run, "stages": stages }))?;
         return Ok(ExitCode::SUCCESS);
     }
     println!("{} #{}  {}", run.project, run.number, run.status);
@@ -60,7 +50,7 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     println!("project:    {}", printable(&run.project_path));
     println!("trigger:    {}{}", run.trigger, run.retry_of.map(|n| format!(" of #{n}")).unwrap_or_default());
     println!("commit:     {}", printable(run.commit_sha.as_deref().unwrap_or("-")));
-    println!("parameters: {}", printable(&run.parameters));
+    println!("parameters: {}", printable(&serde_json::to_string(&run.parameters)?));
     println!("started:    {}", format_time(run.created_at));
     println!();
     for stage in stages {
@@ -181,15 +171,7 @@ pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(home).await?;
     let versions = store.model_versions(args.group.as_deref()).await?;
     if args.json {
-        let rows: Vec<serde_json::Value> = versions
-            .iter()
-            .map(|v| {
-                let mut value = serde_json::to_value(v).unwrap_or_default();
-                value["lineage"] = serde_json::from_str(&v.lineage).unwrap_or_default();
-                value
-            })
-            .collect();
-        print_json(&rows)?;
+        print_json(&versions)?;
         return Ok(ExitCode::SUCCESS);
     }
     if versions.is_empty() {
@@ -198,7 +180,7 @@ pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{:<16} {:>7}  {:<24} {:<23} {:<8} METRICS", "GROUP", "VERSION", "ALGORITHM", "APPROVAL", "COMMIT");
     for v in versions {
-        let lineage: serde_json::Value = serde_json::from_str(&v.lineage).unwrap_or_default();
+        let lineage = &v.lineage.0;
         let commit = lineage["commit"].as_str().map(|c| c[..c.len().min(8)].to_owned()).unwrap_or("-".into());
         println!(
             "{:<16} {:>7}  {:<24} {:<23} {:<8} {}",
