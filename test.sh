@@ -21,6 +21,12 @@ fi
 if ! python3 -c 'import sklearn' 2>/dev/null; then
   python3 -m pip install --quiet scikit-learn
 fi
+# The API test fuzzes the OpenAPI document with schemathesis, kept in its own virtualenv.
+venv="$HOME/.cache/sagebrush-test/venv"
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  python3 -m venv "$venv" || { apt-get update -q && apt-get install -y -q python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/pip" install --quiet schemathesis
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi

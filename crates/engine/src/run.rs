@@ -99,14 +99,13 @@ impl Engine {
             .iter()
             .map(|s| {
                 let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
-                let output = StageOutput::parse(&s.kind, s.outputs.0.clone())
-                    .map_err(|e| {
-                        Error::Invalid(format!(
-                            "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
+                let output = StageOutput::parse(&s.kind, s.outputs.0.clone()).map_err(|e| {
+                    Error::Invalid(format!(
+                        "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
                              retry from `{}`",
-                            s.name, s.name
-                        ))
-                    })?;
+                        s.name, s.name
+                    ))
+                })?;
                 Ok((name, output))
             })
             .collect()

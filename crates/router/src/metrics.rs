@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{BUCKETS_US, Router};
 
 /// A variant as the API shows it: what it serves, its share of traffic, and what it has answered.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct VariantView {
     pub name: String,
     pub model: String,

@@ -49,7 +49,7 @@ struct Cached<T> {
 }
 
 /// What a cache holds, for the API.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CacheView {
     pub loaded: usize,
     pub loaded_bytes: u64,

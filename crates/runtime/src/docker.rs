@@ -52,7 +52,11 @@ pub fn limits(instance_type: Option<&str>) -> Result<Limits, Error> {
     let instance_type = instance_type.unwrap_or(DEFAULT_INSTANCE_TYPE);
     INSTANCE_TYPES.iter().find(|(name, _)| *name == instance_type).map(|(_, limits)| *limits).ok_or_else(|| {
         let known: Vec<&str> = INSTANCE_TYPES.iter().map(|(name, _)| *name).collect();
-        Error::Docker(format!("unknown instance_type `{instance_type}`; sagebrush knows {}", known.join(", ")))
+        Error::UnknownInstanceType(format!(
+            "unknown instance_type `{}`; sagebrush knows {}",
+            names::excerpt(instance_type, 40),
+            known.join(", ")
+        ))
     })
 }
 

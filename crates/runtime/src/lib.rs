@@ -57,6 +57,9 @@ pub enum Error {
     /// A serving process did not become healthy.
     #[error("{0}")]
     NotHealthy(String),
+    /// An instance type not in sagebrush's table.
+    #[error("{0}")]
+    UnknownInstanceType(String),
     /// The Docker Engine refused or failed a request.
     #[error("{0}")]
     Docker(String),

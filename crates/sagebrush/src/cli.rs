@@ -99,18 +99,16 @@ pub struct ServerArgs {
 }
 
 impl ServerArgs {
-    /// A private loopback listener on a free port, for a `run` with no server.
-    pub fn private() -> ServerArgs {
-        ServerArgs {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            insecure_no_auth: false,
-            public_names: Vec::new(),
-            projects: Vec::new(),
-            header_timeout: 30.0,
-            body_timeout: 60.0,
-            max_connections: None,
-            max_runs: None,
-            health_interval: 5.0,
+    /// What the server is to be.
+    pub fn config(&self) -> server::Config {
+        server::Config {
+            listen: self.listen,
+            insecure_no_auth: self.insecure_no_auth,
+            public_names: self.public_names.clone(),
+            projects: self.projects.clone(),
+            header_timeout: std::time::Duration::from_secs_f64(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs_f64(self.body_timeout),
+            max_connections: self.max_connections,
         }
     }
 }

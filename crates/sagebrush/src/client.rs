@@ -1,8 +1,11 @@
-//! The CLI's side of the HTTP API: requests to the running server, and its errors as exit codes.
+//! The CLI's side of the HTTP API: requests to the running server, its answers as the service
+//! layer's types and its errors as the same [`ServiceError`]s, so a command answers alike through
+//! a server and in-process.
 
 use std::time::Duration;
 
-use crate::exit::Invalid;
+use serde::de::DeserializeOwned;
+use server::ServiceError;
 
 /// A client of the server at one base URL.
 pub struct Client {
@@ -16,43 +19,45 @@ impl Client {
         Ok(Client { base: base.trim_end_matches('/').to_owned(), http })
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(self.http.get(self.url(path))).await
     }
 
-    pub async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> anyhow::Result<T> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        self.send(self.http.delete(self.url(path))).await
+    pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.send::<serde_json::Value>(self.http.delete(self.url(path))).await.map(drop)
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}/api/v1{path}", self.base)
     }
 
-    /// The answer's JSON (`null` for an empty one). A 404 is an operation that failed (exit 1),
-    /// any other 4xx the caller's mistake (exit 2), as the same error is in-process.
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    /// The answer as `T` (`null` for an empty one), or the server's error as the [`ServiceError`] it sent.
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let response = request.send().await.map_err(|e| gone(&self.base, &e))?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| gone(&self.base, &e))?;
         let answer: serde_json::Value =
             if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_default() };
         if status.is_success() {
-            return Ok(answer);
+            return Ok(serde_json::from_value(answer)?);
         }
         let error = &answer["error"];
-        let mut message =
-            error["message"].as_str().map_or_else(|| format!("the server answered {status}"), str::to_owned);
+        let message = error["message"].as_str().map_or_else(|| format!("the server answered {status}"), str::to_owned);
+        let code = error["code"].as_str().unwrap_or("error").to_owned();
+        let status = axum::http::StatusCode::from_u16(status.as_u16()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+        let mut error_out = ServiceError::new(status, code, message);
         if let Some(hint) = error["hint"].as_str() {
-            message.push_str(&format!("\n  hint: {hint}"));
+            error_out = error_out.hint(hint);
         }
-        if status.is_client_error() && status != reqwest::StatusCode::NOT_FOUND {
-            anyhow::bail!(Invalid(message));
+        if let serde_json::Value::Object(mut fields) = answer {
+            fields.remove("error");
+            error_out.extra = fields;
         }
-        anyhow::bail!("{message}")
+        Err(error_out.into())
     }
 }
 

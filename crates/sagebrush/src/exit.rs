@@ -21,6 +21,8 @@ pub fn report(error: &anyhow::Error) -> ExitCode {
         matches!(e.downcast_ref::<engine::Error>(), Some(engine::Error::Pipeline(_) | engine::Error::Invalid(_)))
             || e.downcast_ref::<pipeline::Error>().is_some()
             || e.downcast_ref::<Invalid>().is_some()
+            || e.downcast_ref::<server::ServiceError>().is_some_and(server::ServiceError::is_invalid_input)
+            || matches!(e.downcast_ref::<server::Error>(), Some(server::Error::Refused(_)))
     });
     ExitCode::from(if invalid { INVALID } else { FAILED })
 }

@@ -5,7 +5,7 @@ mod client;
 mod commands;
 mod exit;
 mod progress;
-mod server;
+mod via;
 
 use clap::Parser;
 

@@ -24,10 +24,8 @@ impl Source<'_> {
         match self {
             Source::Local { engine, run_id } => Ok(engine.run_view(*run_id).await?),
             Source::Remote { client, project, number } => {
-                let mut answer = client.get(&format!("/api/runs/{project}/{number}")).await?;
-                let run = serde_json::from_value(answer["run"].take())?;
-                let stages = serde_json::from_value(answer["stages"].take())?;
-                Ok((run, stages))
+                let detail: server::service::RunDetail = client.get(&format!("/runs/{project}/{number}")).await?;
+                Ok((detail.run, detail.stages))
             }
         }
     }
@@ -38,7 +36,8 @@ impl Source<'_> {
                 engine.cancel(*run_id).await?;
             }
             Source::Remote { client, project, number } => {
-                client.post(&format!("/api/runs/{project}/{number}/cancel"), &serde_json::json!({})).await?;
+                let _: serde_json::Value =
+                    client.post(&format!("/runs/{project}/{number}/cancel"), &serde_json::json!({})).await?;
             }
         }
         Ok(())

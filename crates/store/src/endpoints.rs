@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use crate::{Error, Store, now_ms};
 
 /// A named endpoint and the model version it serves.
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EndpointRecord {
     /// The endpoint name, as in `/endpoints/{name}/invocations`.
     pub name: String,

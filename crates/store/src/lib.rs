@@ -19,7 +19,7 @@ pub use endpoints::{EndpointRecord, VariantRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
-pub use runs::{NewRun, RunRecord, StageRecord};
+pub use runs::{NewRun, RunQuery, RunRecord, StageRecord};
 pub use status::{RunStatus, StageStatus};
 
 use std::path::Path;

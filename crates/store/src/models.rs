@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 use crate::{Error, Store, now_ms};
 
 /// A registered model.
-#[derive(Clone, Debug, FromRow, Serialize)]
+#[derive(Clone, Debug, FromRow, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ModelVersionRecord {
     /// The group, by default the pipeline name.
     pub model_group: String,
@@ -21,6 +21,7 @@ pub struct ModelVersionRecord {
     /// Its sha256.
     pub artifact_sha256: String,
     /// Commit, data checksums, hyperparameters, metrics, run: a JSON object.
+    #[schema(value_type = Object)]
     pub lineage: sqlx::types::Json<serde_json::Value>,
     /// `PendingManualApproval`, `Approved` or `Rejected`.
     pub approval_status: String,

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use crate::{Error, Store, now_ms};
 
 /// A project the server may run.
-#[derive(Clone, Debug, FromRow, Serialize, PartialEq)]
+#[derive(Clone, Debug, FromRow, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProjectRecord {
     /// The pipeline name in its `sagebrush.toml`.
     pub name: String,

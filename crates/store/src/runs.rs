@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 use crate::{Error, RunStatus, StageStatus, Store, now_ms};
 
 /// One execution of a pipeline.
-#[derive(Clone, Debug, FromRow, Serialize, Deserialize)]
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Database id, stable across restarts.
     pub id: i64,
@@ -21,6 +21,7 @@ pub struct RunRecord {
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
     /// Resolved parameters, by name.
+    #[schema(value_type = Object)]
     pub parameters: Json<serde_json::Map<String, serde_json::Value>>,
     /// `manual`, `retry`, ...
     pub trigger: String,
@@ -45,7 +46,7 @@ pub struct RunRecord {
 }
 
 /// One step of a run.
-#[derive(Clone, Debug, FromRow, Serialize, Deserialize)]
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StageRecord {
     /// The run it belongs to.
     pub run_id: i64,
@@ -61,11 +62,23 @@ pub struct StageRecord {
     /// How many attempts were made.
     pub attempts: i64,
     /// What the stage produced (a stage kind's output, or what a failed stage had found).
+    #[schema(value_type = Object)]
     pub outputs: Json<serde_json::Value>,
     /// When the stage started (ms).
     pub started_at: Option<i64>,
     /// When the stage ended (ms).
     pub finished_at: Option<i64>,
+}
+
+/// Which runs a page lists.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery<'a> {
+    pub project: Option<&'a str>,
+    pub status: Option<RunStatus>,
+    pub trigger: Option<&'a str>,
+    /// Only runs older than this id (the cursor).
+    pub before_id: Option<i64>,
+    pub limit: i64,
 }
 
 /// What is needed to create a run.
@@ -216,6 +229,23 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// A page of runs, newest first, filtered as `query` says.
+    pub async fn runs_page(&self, query: &RunQuery<'_>) -> Result<Vec<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE ($1 IS NULL OR project = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR trigger = $3)
+               AND ($4 IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5"
+        )))
+        .bind(query.project)
+        .bind(query.status)
+        .bind(query.trigger)
+        .bind(query.before_id)
+        .bind(query.limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Runs still marked running, whatever process owns them.

@@ -3,49 +3,51 @@
 use std::process::ExitCode;
 
 use engine::Home;
+use server::service::DeployRequest;
 
 use crate::cli::DeployArgs;
+use crate::via::Via;
 
 pub async fn deploy(home: &Home, args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let Some(server) = crate::server::running(home).await else {
+    let via = Via::open(home).await?;
+    if !via.is_server() {
         anyhow::bail!(crate::exit::Invalid(
             "no sagebrush server is running for this home; start one with `sagebrush server` (it serves the endpoint)"
                 .to_owned()
         ));
+    }
+    let request = DeployRequest {
+        model_group: args.model_group.to_string(),
+        model_version: args.model_version,
+        traffic: Some(args.traffic),
+        traffic_percent: args.traffic_percent,
+        bake_seconds: args.bake,
+        max_error_rate: args.max_error_rate,
+        max_p99_ms: args.max_p99_ms,
+        variant: args.variant.map(|v| v.to_string()),
+        weight: args.weight,
+        instances: Some(args.instances),
+        instance_type: args.instance_type,
     };
-    let request = serde_json::json!({
-        "model_group": args.model_group,
-        "model_version": args.model_version,
-        "traffic": args.traffic,
-        "traffic_percent": args.traffic_percent,
-        "bake_seconds": args.bake,
-        "max_error_rate": args.max_error_rate,
-        "max_p99_ms": args.max_p99_ms,
-        "variant": args.variant,
-        "weight": args.weight,
-        "instances": args.instances,
-        "instance_type": args.instance_type,
-    });
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let response =
-        client.post(format!("{server}/api/endpoints/{}/deploy", args.endpoint)).json(&request).send().await?;
-    let ok = response.status().is_success();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-    } else {
-        for event in body["events"].as_array().into_iter().flatten() {
-            eprintln!("{}", event.as_str().unwrap_or_default());
+    match via.deploy(&args.endpoint, &request).await {
+        Ok(deployed) => {
+            if args.json {
+                crate::commands::print_json(&deployed)?;
+            } else {
+                for event in &deployed.events {
+                    eprintln!("{event}");
+                }
+                eprintln!("{} serves {} at {}", args.endpoint, deployed.model, deployed.url);
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        match body["error"]["message"].as_str() {
-            Some(message) if !ok => eprintln!("deploy failed: {message}"),
-            _ => eprintln!(
-                "{} serves {} at {}",
-                args.endpoint,
-                body["model"].as_str().unwrap_or("?"),
-                body["url"].as_str().unwrap_or("?")
-            ),
+        Err(e) => {
+            if let Some(events) = e.downcast_ref::<server::ServiceError>().and_then(|s| s.extra.get("events")) {
+                for event in events.as_array().into_iter().flatten() {
+                    eprintln!("{}", event.as_str().unwrap_or_default());
+                }
+            }
+            Err(e.context(format!("deploy to {} failed", args.endpoint)))
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -9,7 +9,7 @@ use engine::Home;
 use crate::cli::InvokeArgs;
 
 pub async fn invoke(home: &Home, args: InvokeArgs) -> anyhow::Result<ExitCode> {
-    let Some(url) = crate::server::running(home).await else {
+    let Some(url) = server::running(home).await else {
         anyhow::bail!(
             "no sagebrush server is running for {}; start one with `sagebrush server`",
             home.root().display()

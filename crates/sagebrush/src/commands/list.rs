@@ -6,11 +6,16 @@ use engine::Home;
 use names::printable;
 
 use crate::cli::{DeleteEndpointArgs, EndpointsArgs, ModelsArgs, RunRef, RunsArgs};
-use crate::commands::{format_time, open_store, print_json};
+use crate::commands::{format_time, print_json};
+use crate::via::Via;
 
 pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(home).await?;
-    let runs = store.runs(args.project.as_deref(), args.limit).await?;
+    let filter = server::service::RunFilter {
+        project: args.project.map(|p| p.to_string()),
+        limit: Some(args.limit),
+        ..Default::default()
+    };
+    let runs = Via::open(home).await?.runs(&filter).await?.runs;
     if args.json {
         print_json(&runs)?;
         return Ok(ExitCode::SUCCESS);
@@ -36,9 +41,7 @@ pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
-    let store = open_store(home).await?;
-    let run = store.run(&args.project, args.number).await?;
-    let stages = store.stages(run.id).await?;
+    let server::service::RunDetail { run, stages } = Via::open(home).await?.run(&args.project, args.number).await?;
     if args.json {
         print_json(&serde_json::json!({ "run": run, "stages": stages }))?;
         return Ok(ExitCode::SUCCESS);
@@ -70,41 +73,17 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(home).await?;
-    let mut endpoints = store.endpoints().await?;
-    let server = crate::server::running(home).await;
-    let live = match &server {
-        Some(url) => live_variants(url).await,
-        None => serde_json::Map::new(),
-    };
+    let mut endpoints = Via::open(home).await?.endpoints().await?;
     if let Some(idle) = args.idle {
         let since = store::now_ms() - i64::try_from(idle.saturating_mul(1000)).unwrap_or(i64::MAX / 2);
         // Idle: no variant answered since then; an endpoint that is not served is idle too.
         endpoints.retain(|e| {
-            let last = live
-                .get(&e.name)
-                .and_then(|v| v.as_array())
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v["last_invoked_ms"].as_i64())
-                .max();
-            last.is_none_or(|last| last < since)
+            let last = e.variants.iter().filter_map(|v| v.last_invoked_ms).max();
+            last.is_none_or(|last| i64::try_from(last).unwrap_or(i64::MAX) < since)
         });
     }
     if args.json {
-        let rows: Vec<serde_json::Value> = endpoints
-            .iter()
-            .map(|e| {
-                let mut value = serde_json::to_value(e).unwrap_or_default();
-                value["url"] = server
-                    .as_ref()
-                    .map(|url| format!("{url}/endpoints/{}/invocations", e.name).into())
-                    .unwrap_or(serde_json::Value::Null);
-                value["variants"] = live.get(&e.name).cloned().unwrap_or_else(|| serde_json::json!([]));
-                value
-            })
-            .collect();
-        print_json(&rows)?;
+        print_json(&endpoints)?;
         return Ok(ExitCode::SUCCESS);
     }
     if endpoints.is_empty() {
@@ -113,10 +92,8 @@ pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitC
     }
     println!("{:<20} {:<20} {:>7} {:>9}  {:<19}  URL", "ENDPOINT", "MODEL", "VERSION", "INSTANCES", "UPDATED");
     for e in endpoints {
-        let url = server
-            .as_ref()
-            .map(|url| format!("{url}/endpoints/{}/invocations", e.name))
-            .unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
+        let url = e.url.unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
+        let e = e.record;
         println!(
             "{:<20} {:<20} {:>7} {:>9}  {:<19}  {}",
             printable(&e.name),
@@ -130,46 +107,15 @@ pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each served endpoint's variants with their weights and counters, from the running server.
-async fn live_variants(server: &str) -> serde_json::Map<String, serde_json::Value> {
-    let fetched = async {
-        let client = reqwest::Client::builder().no_proxy().build().ok()?;
-        let rows: Vec<serde_json::Value> =
-            client.get(format!("{server}/api/endpoints")).send().await.ok()?.json().await.ok()?;
-        Some(
-            rows.into_iter()
-                .filter_map(|mut row| Some((row["name"].as_str()?.to_owned(), row["variants"].take())))
-                .collect(),
-        )
-    };
-    fetched.await.unwrap_or_default()
-}
-
+/// `delete-endpoint`: the server stops serving it, or (with none) it is forgotten here.
 pub async fn delete_endpoint(home: &Home, args: DeleteEndpointArgs) -> anyhow::Result<ExitCode> {
-    let deleted = match crate::server::running(home).await {
-        // The server serves it: only it can stop serving it.
-        Some(url) => {
-            let client = reqwest::Client::builder().no_proxy().build()?;
-            let response = client.delete(format!("{url}/api/endpoints/{}", args.name)).send().await?;
-            response.status().is_success()
-        }
-        None => {
-            let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
-            engine.delete_endpoint(&args.name).await?
-        }
-    };
-    if deleted {
-        eprintln!("deleted endpoint {}", args.name);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("no endpoint {}; `sagebrush endpoints` lists them", args.name);
-        Ok(ExitCode::from(1))
-    }
+    Via::open(home).await?.delete_endpoint(&args.name).await?;
+    eprintln!("deleted endpoint {}", args.name);
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
-    let store = open_store(home).await?;
-    let versions = store.model_versions(args.group.as_deref()).await?;
+    let versions = Via::open(home).await?.models(args.group.as_ref()).await?;
     if args.json {
         print_json(&versions)?;
         return Ok(ExitCode::SUCCESS);

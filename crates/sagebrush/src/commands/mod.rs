@@ -11,7 +11,6 @@ mod run;
 use std::process::ExitCode;
 
 use engine::Home;
-use store::Store;
 
 use crate::cli::{Cli, Command};
 
@@ -35,14 +34,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Project(command) => project::project(&home, command).await,
         Command::Algorithm(command) => algorithm::algorithm(command).await,
     }
-}
-
-/// The state store of a home, for commands that only read or flag state.
-///
-/// Opening it through the engine also fails runs a dead process left behind.
-async fn open_store(home: &Home) -> anyhow::Result<Store> {
-    let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
-    Ok(engine.store().clone())
 }
 
 /// Prints a value as pretty JSON on stdout.

@@ -2,22 +2,24 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use engine::{Home, Submitted};
 
 use names::Name;
 
+use server::Server;
+use server::service::Submitted as SubmittedView;
+
 use crate::cli::{RetryArgs, RunArgs, RunRef, ServerArgs, UpArgs};
 use crate::client::Client;
 use crate::commands;
-use crate::exit::{self, Invalid};
+use crate::exit;
 use crate::progress::{self, Source};
-use crate::server::{self, Server};
+use crate::via::Via;
 
 /// `sagebrush up`: serve, run the pipeline, print the URLs, keep serving.
 pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
-    let server = Server::bind(home, &args.server, true)
+    let server = Server::bind(home, &args.server.config(), true)
         .await?
         .with_queue(args.server.max_runs)
         .with_health_checks(args.server.health_interval);
@@ -49,8 +51,10 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush server`: serve the API and every recorded endpoint.
 pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let server =
-        Server::bind(home, &args, true).await?.with_queue(args.max_runs).with_health_checks(args.health_interval);
+    let server = Server::bind(home, &args.config(), true)
+        .await?
+        .with_queue(args.max_runs)
+        .with_health_checks(args.health_interval);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());
     print_endpoints(&server.engine, &server.url).await?;
@@ -68,13 +72,13 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
         let client = Client::new(&url)?;
         // The server runs only projects it was given: give it this one (adding it again changes nothing).
         let folder = args.project.canonicalize().unwrap_or(args.project.clone());
-        let project = client.post("/api/projects", &serde_json::json!({ "path": folder })).await?;
-        let body = serde_json::json!({ "project": project["name"], "parameters": overrides });
-        let submitted = client.post("/api/runs", &body).await?;
-        return follow_remote(client, &submitted, args.json).await;
+        let project: store::ProjectRecord = client.post("/projects", &serde_json::json!({ "path": folder })).await?;
+        let body = serde_json::json!({ "project": project.name, "parameters": overrides });
+        let submitted: SubmittedView = client.post("/runs", &body).await?;
+        return follow_remote(client, submitted, args.json).await;
     }
     // No server: a private listener serves the test endpoints while the run lasts.
-    let server = Server::bind(home, &ServerArgs::private(), false).await?;
+    let server = Server::bind(home, &server::Config::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
     let submitted = engine.submit(&args.project, &overrides, "manual").await?;
@@ -92,10 +96,10 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = server::running(home).await {
         let client = Client::new(&url)?;
         let body = serde_json::json!({ "from": args.from });
-        let submitted = client.post(&format!("/api/runs/{}/{}/retry", args.project, args.number), &body).await?;
-        return follow_remote(client, &submitted, args.json).await;
+        let submitted = client.post(&format!("/runs/{}/{}/retry", args.project, args.number), &body).await?;
+        return follow_remote(client, submitted, args.json).await;
     }
-    let server = Server::bind(home, &ServerArgs::private(), false).await?;
+    let server = Server::bind(home, &server::Config::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
     let submitted = engine.retry(&args.project, args.number, args.from.as_ref()).await?;
@@ -107,25 +111,8 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush cancel`: the server stops the run if it runs it; otherwise the run is flagged for whichever process does.
 pub async fn cancel(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
-    let (project, number) = match server::running(home).await {
-        Some(url) => {
-            let client = Client::new(&url)?;
-            let path = match args.number {
-                Some(number) => format!("/api/runs/{}/{number}/cancel", args.project),
-                None => format!("/api/runs/{}/latest/cancel", args.project),
-            };
-            let answer = client.post(&path, &serde_json::json!({})).await?;
-            (args.project.to_string(), answer["number"].as_i64().unwrap_or_default())
-        }
-        None => {
-            let engine = engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?;
-            let run = engine.store().run(&args.project, args.number).await?;
-            if !engine.cancel(run.id).await? {
-                anyhow::bail!(Invalid(format!("run {} #{} already ended ({})", run.project, run.number, run.status)));
-            }
-            (run.project, run.number)
-        }
-    };
+    let detail = Via::open(home).await?.cancel(&args.project, args.number).await?;
+    let (project, number) = (&detail.run.project, detail.run.number);
     if args.json {
         commands::print_json(&serde_json::json!({ "project": project, "number": number, "cancel_requested": true }))?;
     } else {
@@ -136,10 +123,9 @@ pub async fn cancel(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Follows a run the server started (the answer of `POST /api/runs`) until it ends.
-async fn follow_remote(client: Client, submitted: &serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
-    let run: store::RunRecord =
-        serde_json::from_value(submitted["run"].clone()).context("the server's answer has no run")?;
+/// Follows a run the server started (the answer of `POST /api/v1/runs`) until it ends.
+async fn follow_remote(client: Client, submitted: SubmittedView, json: bool) -> anyhow::Result<ExitCode> {
+    let run = submitted.run;
     if !json {
         eprintln!("{} #{} started on the server", run.project, run.number);
     }

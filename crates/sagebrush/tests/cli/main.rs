@@ -1,5 +1,6 @@
 //! Integration tests: each drives the real `sagebrush` binary the way a user does, with its own home directory.
 
+mod api;
 mod containers;
 mod harness;
 

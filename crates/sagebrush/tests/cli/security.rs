@@ -46,11 +46,11 @@ fn names_that_climb_out_of_the_home_are_refused_and_touch_nothing() {
     let served = sandbox.serve(&["server"]);
     let encoded = "..%2F..%2Fsomewhere%2Fvictim";
     for request in [
-        request("DELETE", &format!("/api/endpoints/{encoded}"), ""),
-        request("DELETE", "/api/endpoints/..", ""),
-        request("POST", &format!("/api/endpoints/{encoded}/deploy"), r#"{"model_group":"iris"}"#),
-        request("POST", "/api/endpoints/ok/deploy", r#"{"model_group":"../../x"}"#),
-        request("GET", "/api/runs?project=..%2Fx", ""),
+        request("DELETE", &format!("/api/v1/endpoints/{encoded}"), ""),
+        request("DELETE", "/api/v1/endpoints/..", ""),
+        request("POST", &format!("/api/v1/endpoints/{encoded}/deploy"), r#"{"model_group":"iris"}"#),
+        request("POST", "/api/v1/endpoints/ok/deploy", r#"{"model_group":"../../x"}"#),
+        request("GET", "/api/v1/runs?project=..%2Fx", ""),
     ] {
         let (status, answer) = raw_http(&served.url, &request);
         assert_eq!(status, 400, "{request}\n{answer}");
@@ -89,7 +89,7 @@ fn a_web_page_cannot_reach_the_api_by_dns_rebinding_or_a_cross_site_request() {
     let run = r#"{"project":"iris"}"#;
 
     // DNS rebinding: the page's origin is the attacker's name, which resolves to 127.0.0.1.
-    for path in ["/api/runs", "/endpoints/iris-prod/invocations", "/metrics"] {
+    for path in ["/api/v1/runs", "/endpoints/iris-prod/invocations", "/metrics"] {
         let (status, answer) =
             raw_http(&served.url, &browser_request("GET", path, &format!("evil.example:{port}"), None, ""));
         assert_eq!(status, 421, "{path}: {answer}");
@@ -97,28 +97,28 @@ fn a_web_page_cannot_reach_the_api_by_dns_rebinding_or_a_cross_site_request() {
     }
     let rebound = browser_request(
         "POST",
-        "/api/runs",
+        "/api/v1/runs",
         &format!("evil.example:{port}"),
         Some(&format!("http://evil.example:{port}")),
         run,
     );
     assert_eq!(raw_http(&served.url, &rebound).0, 421);
     // A cross-site form post: right Host, another page's Origin.
-    let cross = browser_request("POST", "/api/runs", &own, Some("http://evil.example"), run);
+    let cross = browser_request("POST", "/api/v1/runs", &own, Some("http://evil.example"), run);
     let (status, answer) = raw_http(&served.url, &cross);
     assert_eq!(status, 403, "{answer}");
     assert!(answer.contains("cross_origin"), "{answer}");
-    let other_port = browser_request("POST", "/api/runs", &own, Some("http://127.0.0.1:1"), run);
+    let other_port = browser_request("POST", "/api/v1/runs", &own, Some("http://127.0.0.1:1"), run);
     assert_eq!(raw_http(&served.url, &other_port).0, 403);
     // Nothing ran.
     assert_eq!(sandbox.json(&["runs", "--json"]), serde_json::json!([]));
 
     // The server's own origin, localhost and plain clients (no Origin) are served.
     assert_eq!(
-        raw_http(&served.url, &browser_request("GET", "/api/runs", &format!("localhost:{port}"), None, "")).0,
+        raw_http(&served.url, &browser_request("GET", "/api/v1/runs", &format!("localhost:{port}"), None, "")).0,
         200
     );
-    let own_page = browser_request("POST", "/api/runs", &own, Some(&served.url), run);
+    let own_page = browser_request("POST", "/api/v1/runs", &own, Some(&served.url), run);
     let (status, answer) = raw_http(&served.url, &own_page);
     assert_eq!(status, 201, "{answer}");
     assert_eq!(sandbox.wait_for_run("iris", 1)["run"]["status"], "succeeded");
@@ -128,9 +128,9 @@ fn a_web_page_cannot_reach_the_api_by_dns_rebinding_or_a_cross_site_request() {
 fn a_public_name_is_served_when_configured() {
     let sandbox = Sandbox::new();
     let served = sandbox.serve(&["server", "--public-name", "ml.example.com"]);
-    let (status, answer) = raw_http(&served.url, &browser_request("GET", "/api/runs", "ml.example.com", None, ""));
+    let (status, answer) = raw_http(&served.url, &browser_request("GET", "/api/v1/runs", "ml.example.com", None, ""));
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(raw_http(&served.url, &browser_request("GET", "/api/runs", "ml.example.org", None, "")).0, 421);
+    assert_eq!(raw_http(&served.url, &browser_request("GET", "/api/v1/runs", "ml.example.org", None, "")).0, 421);
 }
 
 #[test]
@@ -162,14 +162,14 @@ fn the_api_runs_only_the_projects_the_server_was_given() {
     let post = |path: &str, json: &str| raw_http(&served.url, &browser_request("POST", path, &own, None, json));
 
     // A path is not a project name, and no file is opened for one.
-    let (status, answer) = post("/api/runs", r#"{"project":"/etc/shadow"}"#);
+    let (status, answer) = post("/api/v1/runs", r#"{"project":"/etc/shadow"}"#);
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("invalid_name") && !answer.contains(":1:"), "{answer}");
-    let (status, answer) = post("/api/runs", r#"{"project":"iris"}"#);
+    let (status, answer) = post("/api/v1/runs", r#"{"project":"iris"}"#);
     assert_eq!(status, 404, "{answer}");
     assert!(answer.contains("unknown_project") && answer.contains("sagebrush project add"), "{answer}");
     for path in ["/etc/shadow", "/etc/passwd", "/etc"] {
-        let (status, answer) = post("/api/projects", &format!(r#"{{"path":"{path}"}}"#));
+        let (status, answer) = post("/api/v1/projects", &format!(r#"{{"path":"{path}"}}"#));
         assert_eq!(status, 400, "{answer}");
         assert!(answer.contains("is not a project") && !answer.contains(":1:"), "{answer}");
     }
@@ -177,7 +177,7 @@ fn the_api_runs_only_the_projects_the_server_was_given() {
     let linked = sandbox.dir.path().join("linked");
     std::fs::create_dir_all(&linked).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", linked.join("sagebrush.toml")).unwrap();
-    let (status, answer) = post("/api/projects", &format!(r#"{{"path":"{}"}}"#, linked.display()));
+    let (status, answer) = post("/api/v1/projects", &format!(r#"{{"path":"{}"}}"#, linked.display()));
     assert_eq!(status, 400, "{answer}");
     assert_eq!(sandbox.json(&["runs", "--json"]), serde_json::json!([]));
 
@@ -222,7 +222,7 @@ fn silent_and_slow_connections_are_closed_after_their_timeouts() {
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "closed after {took:?}");
 
     let mut partial = std::net::TcpStream::connect(&address).unwrap();
-    partial.write_all(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow:").unwrap();
+    partial.write_all(b"GET /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow:").unwrap();
     let (took, _) = closed_after(partial, Duration::from_secs(10));
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
 
@@ -234,7 +234,7 @@ fn silent_and_slow_connections_are_closed_after_their_timeouts() {
     assert!(took < Duration::from_secs(5), "closed after {took:?}");
 
     // Half a body: 408, on the SageMaker routes and the API alike.
-    for path in ["/endpoints/any/feedback", "/api/runs"] {
+    for path in ["/endpoints/any/feedback", "/api/v1/runs"] {
         let mut slow = std::net::TcpStream::connect(&address).unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: 100\r\n\r\n5.1,"
@@ -263,7 +263,7 @@ fn fifteen_hundred_silent_connections_do_not_stop_another_clients_requests() {
 
     let client = crate::harness::client();
     for n in 0..50 {
-        let response = client.get(format!("{}/api/runs", served.url)).send();
+        let response = client.get(format!("{}/api/v1/runs", served.url)).send();
         match response {
             Ok(r) => assert_eq!(r.status(), 200, "request {n}"),
             Err(e) => panic!("request {n} failed: {e}\n{}", served.output()),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 
-use super::api::ApiError;
+use crate::ServiceError;
 
 /// What a browser says of where a request comes from; a constant, so a lookup parses no name.
 const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
@@ -39,13 +39,13 @@ impl Guard {
     }
 
     /// Why the request is refused, if it is.
-    pub fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<ApiError> {
+    pub fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<ServiceError> {
         let host = headers.get(header::HOST).map(|h| h.to_str().unwrap_or("\u{fffd}"));
         if let Some(host) = host
             && !self.allows_host(host)
         {
             return Some(
-                ApiError::new(
+                ServiceError::new(
                     StatusCode::MISDIRECTED_REQUEST,
                     "host_not_allowed",
                     format!("this server does not answer to the name {}", names::excerpt(host, 80)),
@@ -66,7 +66,7 @@ impl Guard {
             !own
         });
         (cross_site || foreign_origin).then(|| {
-            ApiError::new(
+            ServiceError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
                 "a request from another site's page may not change anything here",

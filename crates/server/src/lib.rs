@@ -1,4 +1,5 @@
-//! The server: one loopback listener for the invocation router and the HTTP API, found by the CLI through `<home>/server.json`.
+//! The team server: the HTTP API (`/api/v1`, with its OpenAPI document) over one service layer, the
+//! invocation router, and the listener both are served on; found by the CLI through `<home>/server.json`.
 //!
 //! Invocations are served thread per core, as nginx and Envoy do: each thread runs its own
 //! single-threaded runtime that accepts connections and answers them, and a connection to an
@@ -7,21 +8,59 @@
 //! handed to the main runtime, where the engine runs.
 
 mod api;
+mod error;
 mod guard;
 mod listener;
+pub mod service;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use engine::{Engine, Home};
 use router::Router;
-
-use crate::cli::ServerArgs;
 use serde::Deserialize;
-use tower_service::Service;
+use tower_service::Service as _;
+
+pub use api::{Logs, StageLog, openapi, routes as api_routes};
+pub use error::{Error, ServiceError};
+pub use service::Service;
+
+/// How a server listens and what it is given.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Listen off loopback with no authentication.
+    pub insecure_no_auth: bool,
+    /// Host names besides loopback names and IP addresses that requests may name.
+    pub public_names: Vec<String>,
+    /// Project folders the API may run, besides those added already.
+    pub projects: Vec<PathBuf>,
+    /// How long a connection may go without a request in flight.
+    pub header_timeout: Duration,
+    /// How long a request may take to send its body.
+    pub body_timeout: Duration,
+    /// Open connections at most; `None`: what the open-files limit leaves room for.
+    pub max_connections: Option<usize>,
+}
+
+impl Config {
+    /// A private loopback listener on a free port, for a `run` with no server.
+    pub fn private() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            insecure_no_auth: false,
+            public_names: Vec::new(),
+            projects: Vec::new(),
+            header_timeout: Duration::from_secs(30),
+            body_timeout: router::DEFAULT_BODY_TIMEOUT,
+            max_connections: None,
+        }
+    }
+}
 
 /// A started listener: the engine deploys to its router.
 pub struct Server {
@@ -48,11 +87,11 @@ impl Server {
     /// Binds the listener `args` name and opens the engine on it, with the projects `args` gives.
     ///
     /// A listener off loopback is refused unless `--insecure-no-auth` says to take the risk.
-    pub async fn bind(home: &Home, args: &ServerArgs, advertise: bool) -> anyhow::Result<Server> {
+    pub async fn bind(home: &Home, args: &Config, advertise: bool) -> Result<Server, Error> {
         let listen = args.listen;
         if !listen.ip().is_loopback() {
             if !args.insecure_no_auth {
-                anyhow::bail!(crate::exit::Invalid(format!(
+                return Err(Error::Refused(format!(
                     "refusing to listen on {listen}: the API has no authentication yet, so anyone who reaches it could \
                      run commands as this user; listen on 127.0.0.1 (the default) behind a proxy that authenticates, \
                      or pass --insecure-no-auth to take that risk on a network you trust"
@@ -64,19 +103,18 @@ impl Server {
             );
         }
         if advertise && let Some(url) = running(home).await {
-            anyhow::bail!(crate::exit::Invalid(format!(
+            return Err(Error::Refused(format!(
                 "a sagebrush server is already running at {url} for {}; use `sagebrush run` to run pipelines through it, \
                  or pass --home to start a separate one",
                 home.root().display()
             )));
         }
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
-            format!("cannot listen on {listen}; pass --listen 127.0.0.1:<another port> or stop what is using it")
-        })?;
-        let address = listener.local_addr()?;
-        let listener = listener.into_std()?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|source| Error::Listen { listen, source })?;
+        let address = listener.local_addr().map_err(|source| Error::Listen { listen, source })?;
+        let listener = listener.into_std().map_err(|source| Error::Listen { listen, source })?;
         let url = format!("http://{address}");
-        let body_timeout = Duration::from_secs_f64(args.body_timeout);
+        let body_timeout = args.body_timeout;
         let router = Router::with_body_timeout(body_timeout);
         let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
         for project in &args.projects {
@@ -85,7 +123,7 @@ impl Server {
         let open_files = listener::raise_open_files_limit();
         let limits = listener::Limits {
             guard: guard::Guard::new(&args.public_names),
-            header_timeout: Duration::from_secs_f64(args.header_timeout),
+            header_timeout: args.header_timeout,
             max_connections: args.max_connections.unwrap_or_else(|| listener::default_max_connections(open_files)),
         };
         Ok(Server { engine, url, listener, router, advertise, health_interval: None, limits, body_timeout })
@@ -104,15 +142,17 @@ impl Server {
     }
 
     /// Serves until the future `shutdown` completes.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let watcher = self.health_interval.map(|interval| tokio::spawn(self.engine.clone().watch_health(interval)));
         let server_file = self.engine.home().server_file();
         if self.advertise {
             let file = ServerFile { url: self.url.clone(), pid: std::process::id() };
-            write_private(&server_file, serde_json::to_string(&file)?.as_bytes())?;
+            let text = serde_json::to_string(&file).unwrap_or_default();
+            write_private(&server_file, text.as_bytes())
+                .map_err(|source| Error::Io { path: server_file.clone(), source })?;
         }
         let main = tokio::runtime::Handle::current();
-        let api = api::routes(self.engine.clone(), self.body_timeout);
+        let api = api::routes(Service::new(self.engine.clone()), self.body_timeout);
         let api_on_main = move |request: axum::extract::Request| {
             let (mut api, main) = (api.clone(), main.clone());
             async move {
@@ -129,20 +169,25 @@ impl Server {
         let connections = listener::Connections::new(self.limits.max_connections);
         let sweeper = tokio::spawn(connections.clone().sweep(self.limits.header_timeout));
         for n in 0..std::thread::available_parallelism().map_or(1, |n| n.get()) {
-            let (listener, app, stopped) = (self.listener.try_clone()?, app.clone(), stopped.clone());
+            let listener =
+                self.listener.try_clone().map_err(|source| Error::Listen { listen: self.listen(), source })?;
+            let (app, stopped) = (app.clone(), stopped.clone());
             let (connections, limits) = (connections.clone(), self.limits.clone());
             let (finished, done) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new().name(format!("router-{n}")).spawn(move || {
-                let _ = finished.send(serve_on_this_thread(listener, app, connections, limits, stopped));
-            })?;
+            std::thread::Builder::new()
+                .name(format!("router-{n}"))
+                .spawn(move || {
+                    let _ = finished.send(serve_on_this_thread(listener, app, connections, limits, stopped));
+                })
+                .map_err(|source| Error::Listen { listen: self.listen(), source })?;
             threads.push(done);
         }
         shutdown.await;
         drop(stop);
         let mut result = Ok(());
         for done in threads {
-            if let Ok(Err(e)) = done.await {
-                result = Err(e);
+            if let Ok(Err(source)) = done.await {
+                result = Err(Error::Listen { listen: self.listen(), source });
             }
         }
         sweeper.abort();
@@ -152,7 +197,12 @@ impl Server {
         if self.advertise {
             let _ = std::fs::remove_file(&server_file);
         }
-        Ok(result?)
+        result
+    }
+
+    /// Where it listens.
+    fn listen(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 

@@ -1,0 +1,434 @@
+//! The HTTP API under `/api/v1`, a thin layer over [`Service`]: it parses, calls, answers.
+//!
+//! Every error is `{"error": {"code", "message", "hint"}}` with a 4xx for the caller's mistakes,
+//! including a malformed path, query or body. `GET /api/v1/openapi.json` is the OpenAPI 3.1
+//! document generated from these handlers.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::ServiceError;
+use crate::service::{self, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage, Service, Submitted};
+
+/// The largest request body the API takes.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+type ApiResult = Result<Response, ServiceError>;
+
+pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/version", get(version))
+        .route("/api/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/api/v1/projects", post(add_project).get(list_projects))
+        .route("/api/v1/projects/{project}", axum::routing::delete(remove_project))
+        .route("/api/v1/runs", post(submit_run).get(list_runs))
+        .route("/api/v1/runs/{project}/{number}", get(show_run))
+        .route("/api/v1/runs/{project}/{number}/cancel", post(cancel_run))
+        .route("/api/v1/runs/{project}/{number}/retry", post(retry_run))
+        .route("/api/v1/runs/{project}/{number}/logs", get(run_logs))
+        .route("/api/v1/models", get(list_models))
+        .route("/api/v1/endpoints", get(list_endpoints))
+        .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
+        .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
+        .fallback(|| async {
+            ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+                .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
+        })
+        .method_not_allowed_fallback(|| async {
+            ServiceError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .with_state(service)
+        .layer(axum::middleware::from_fn_with_state(body_timeout, whole_body))
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sagebrush", description = "Runs, projects, model versions and endpoints of a sagebrush server."),
+    paths(
+        health,
+        version,
+        add_project,
+        list_projects,
+        remove_project,
+        submit_run,
+        list_runs,
+        show_run,
+        cancel_run,
+        retry_run,
+        run_logs,
+        list_models,
+        list_endpoints,
+        show_endpoint,
+        delete_endpoint,
+        deploy_endpoint
+    ),
+    components(schemas(ErrorBody, ErrorDetail))
+)]
+struct ApiDoc;
+
+/// The body of every error answer.
+#[derive(Serialize, Deserialize, ToSchema)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable: `invalid_name`, `invalid_request`, `invalid_pipeline`, `not_found`, `unknown_project`,
+    /// `unknown_stage`, `conflict`, `run_ended`, `rolled_back`, `body_too_large`, `body_timeout`, ...
+    code: String,
+    message: String,
+    hint: Option<String>,
+}
+
+/// Reads a request's whole body before its route runs: at most [`BODY_LIMIT`], within `timeout`.
+async fn whole_body(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Err(_)) => ServiceError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {BODY_LIMIT} bytes"),
+        )
+        .into_response(),
+        Err(_) => ServiceError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {} s", timeout.as_secs_f64()),
+        )
+        .into_response(),
+    }
+}
+
+/// axum's `Path`, with its rejections in the API's error shape.
+struct ApiPath<T>(T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())),
+        }
+    }
+}
+
+/// axum's `Query`, with its rejections in the API's error shape.
+struct ApiQuery<T>(T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", rejection.body_text())),
+        }
+    }
+}
+
+/// A run in a URL (for the document; the handlers read the tuple).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct RunPath {
+    /// The project (pipeline name).
+    #[param(pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", max_length = 63)]
+    project: String,
+    /// The run number, or `latest`.
+    #[param(pattern = "^(latest|[1-9][0-9]{0,17})$")]
+    number: String,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ProjectPath {
+    #[param(pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", max_length = 63)]
+    project: String,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct EndpointPath {
+    #[param(pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", max_length = 63)]
+    endpoint: String,
+}
+
+/// A JSON body, with the API's error shape when it does not parse.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ServiceError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the request body is not what this route takes: {e}"),
+        )
+    })
+}
+
+/// `{number}` in a URL: a run number, or `latest`.
+fn run_number(text: &str) -> Result<Option<i64>, ServiceError> {
+    match text {
+        "latest" => Ok(None),
+        n => n.parse::<i64>().map(Some).map_err(|_| {
+            ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("run number {} is not a number", names::excerpt(n, 20)),
+            )
+            .hint("give the run's number, or `latest`")
+        }),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
+}
+
+/// Whether the server answers.
+#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok".to_owned() })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Version {
+    version: String,
+}
+
+/// The server's version.
+#[utoipa::path(get, path = "/api/v1/version", responses((status = 200, body = Version)))]
+async fn version() -> Json<Version> {
+    Json(Version { version: env!("CARGO_PKG_VERSION").to_owned() })
+}
+
+#[derive(Deserialize, ToSchema)]
+struct AddProject {
+    /// The project folder (holding sagebrush.toml) on the server's machine.
+    path: String,
+}
+
+/// Lets the server run the project in a folder from now on.
+#[utoipa::path(post, path = "/api/v1/projects", request_body = AddProject, responses(
+    (status = 201, body = store::ProjectRecord),
+    (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+))]
+async fn add_project(State(service): State<Service>, body: Bytes) -> ApiResult {
+    let request: AddProject = json_body(&body)?;
+    let project = service.add_project(std::path::Path::new(&request.path)).await?;
+    Ok((StatusCode::CREATED, Json(project)).into_response())
+}
+
+/// The projects the server may run.
+#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = Vec<store::ProjectRecord>)))]
+async fn list_projects(State(service): State<Service>) -> ApiResult {
+    Ok(Json(service.projects().await?).into_response())
+}
+
+/// Stops letting the server run a project (its runs, models and endpoints stay).
+#[utoipa::path(delete, path = "/api/v1/projects/{project}", params(ProjectPath), responses(
+    (status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn remove_project(State(service): State<Service>, ApiPath(project): ApiPath<String>) -> ApiResult {
+    service.remove_project(&service::name("project", &project)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct SubmitRun {
+    /// The name of a project the server was given; never a path.
+    project: String,
+    /// `[name, value]` pairs, as `-p name=value` gives them.
+    #[serde(default)]
+    parameters: Vec<(String, String)>,
+}
+
+/// Queues a run of a project.
+#[utoipa::path(post, path = "/api/v1/runs", request_body = SubmitRun, responses(
+    (status = 201, description = "queued", body = Submitted),
+    (status = 200, description = "the same commit with the same parameters is queued already", body = Submitted),
+    (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+))]
+async fn submit_run(State(service): State<Service>, body: Bytes) -> ApiResult {
+    let request: SubmitRun = json_body(&body)?;
+    let project = service::name("project", &request.project)?;
+    submitted(service.submit(&project, &request.parameters, "manual").await?)
+}
+
+/// 201 with the new run, or 200 with the run already queued for the same commit and parameters.
+fn submitted(s: Submitted) -> ApiResult {
+    Ok((if s.duplicate { StatusCode::OK } else { StatusCode::CREATED }, Json(s)).into_response())
+}
+
+/// Runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/runs", params(RunFilter), responses(
+    (status = 200, body = RunsPage), (status = 400, body = ErrorBody),
+))]
+async fn list_runs(State(service): State<Service>, ApiQuery(filter): ApiQuery<RunFilter>) -> ApiResult {
+    Ok(Json(service.runs(&filter).await?).into_response())
+}
+
+/// A run with its stages; `latest` as the number for the newest.
+#[utoipa::path(get, path = "/api/v1/runs/{project}/{number}", params(RunPath),
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn show_run(State(service): State<Service>, ApiPath((project, number)): ApiPath<(String, String)>) -> ApiResult {
+    let project = service::name("project", &project)?;
+    Ok(Json(service.run(&project, run_number(&number)?).await?).into_response())
+}
+
+/// Stops a running run, or takes a queued one out of the queue.
+#[utoipa::path(post, path = "/api/v1/runs/{project}/{number}/cancel", params(RunPath),
+    responses((status = 202, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn cancel_run(
+    State(service): State<Service>,
+    ApiPath((project, number)): ApiPath<(String, String)>,
+) -> ApiResult {
+    let project = service::name("project", &project)?;
+    Ok((StatusCode::ACCEPTED, Json(service.cancel(&project, run_number(&number)?).await?)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct RetryRun {
+    /// Rerun from this stage, reusing the outputs of the stages before it.
+    from: Option<String>,
+}
+
+/// Queues a new run with the parameters of an earlier one.
+#[utoipa::path(post, path = "/api/v1/runs/{project}/{number}/retry", params(RunPath),
+    request_body = RetryRun,
+    responses((status = 201, body = Submitted), (status = 200, body = Submitted), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn retry_run(
+    State(service): State<Service>,
+    ApiPath((project, number)): ApiPath<(String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let project = service::name("project", &project)?;
+    let request: RetryRun = json_body(&body)?;
+    let from = request.from.as_deref().map(|f| service::name("from", f)).transpose()?;
+    submitted(service.retry(&project, run_number(&number)?, from.as_ref()).await?)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LogsQuery {
+    /// Only this stage's log.
+    stage: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Logs {
+    /// Each stage's log, in stage order.
+    pub stages: Vec<StageLog>,
+    /// Whether the run has ended (nothing more will be written).
+    pub finished: bool,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StageLog {
+    pub stage: String,
+    pub log: String,
+}
+
+/// A run's stage logs as they are now.
+#[utoipa::path(get, path = "/api/v1/runs/{project}/{number}/logs",
+    params(RunPath, LogsQuery),
+    responses((status = 200, body = Logs), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn run_logs(
+    State(service): State<Service>,
+    ApiPath((project, number)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<LogsQuery>,
+) -> ApiResult {
+    let project = service::name("project", &project)?;
+    let stage = query.stage.as_deref().map(|s| service::name("stage", s)).transpose()?;
+    let number = run_number(&number)?;
+    // Read the status first: a run that ended has written all of its logs.
+    let finished = service.run(&project, number).await?.run.status.is_finished();
+    let stages = service.logs(&project, number, stage.as_ref()).await?;
+    let stages = stages.into_iter().map(|(stage, log)| StageLog { stage: stage.to_string(), log }).collect();
+    Ok(Json(Logs { stages, finished }).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ModelsQuery {
+    /// Only this model group.
+    group: Option<String>,
+}
+
+/// Registered model versions with their lineage.
+#[utoipa::path(get, path = "/api/v1/models", params(ModelsQuery), responses(
+    (status = 200, body = Vec<store::ModelVersionRecord>), (status = 400, body = ErrorBody),
+))]
+async fn list_models(State(service): State<Service>, ApiQuery(query): ApiQuery<ModelsQuery>) -> ApiResult {
+    let group = query.group.as_deref().map(|g| service::name("group", g)).transpose()?;
+    Ok(Json(service.models(group.as_ref()).await?).into_response())
+}
+
+/// Every endpoint, with its variants and counters when served.
+#[utoipa::path(get, path = "/api/v1/endpoints", responses((status = 200, body = Vec<EndpointView>)))]
+async fn list_endpoints(State(service): State<Service>) -> ApiResult {
+    Ok(Json(service.endpoints().await?).into_response())
+}
+
+/// One endpoint.
+#[utoipa::path(get, path = "/api/v1/endpoints/{endpoint}", params(EndpointPath), responses(
+    (status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn show_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiPath<String>) -> ApiResult {
+    Ok(Json(service.endpoint(&service::name("endpoint", &endpoint)?).await?).into_response())
+}
+
+/// Stops serving an endpoint (its in-flight requests finish) and forgets it.
+#[utoipa::path(delete, path = "/api/v1/endpoints/{endpoint}", params(EndpointPath), responses(
+    (status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn delete_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiPath<String>) -> ApiResult {
+    service.delete_endpoint(&service::name("endpoint", &endpoint)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deploys a registered model version to an endpoint, shifting traffic as asked.
+#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint}/deploy", params(EndpointPath),
+    request_body = DeployRequest,
+    responses((status = 200, body = Deployed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "an alarm rolled the deploy back", body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn deploy_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiPath<String>, body: Bytes) -> ApiResult {
+    let endpoint = service::name("endpoint", &endpoint)?;
+    let request: DeployRequest = json_body(&body)?;
+    Ok(Json(service.deploy(&endpoint, &request).await?).into_response())
+}

@@ -1,0 +1,315 @@
+//! The service layer: every operation a user can do, once. The HTTP API is a thin layer over it,
+//! and the CLI calls it in-process when no server runs, so both answer alike.
+
+use std::path::Path;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use engine::Engine;
+use names::Name;
+use serde::{Deserialize, Serialize};
+use store::{EndpointRecord, ModelVersionRecord, ProjectRecord, RunRecord, RunStatus, StageRecord};
+use utoipa::ToSchema;
+
+use crate::ServiceError;
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+/// A run with its stages.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub stages: Vec<StageRecord>,
+}
+
+/// A run just submitted.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Submitted {
+    pub run: RunRecord,
+    /// Its stages' names, in order.
+    pub stages: Vec<String>,
+    /// True when the same commit with the same parameters was queued already: `run` is that one.
+    pub duplicate: bool,
+}
+
+/// A page of runs, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RunsPage {
+    pub runs: Vec<RunRecord>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<i64>,
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunFilter {
+    /// Only this project's runs.
+    pub project: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs started this way (`manual`, `retry`, ...).
+    pub trigger: Option<String>,
+    /// At most this many (1 to 1000, default 50).
+    pub limit: Option<i64>,
+    /// From the `next_cursor` of the page before.
+    pub cursor: Option<i64>,
+}
+
+/// An endpoint: its record, and, when this server serves it, its URL and its variants with their counters.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndpointView {
+    #[serde(flatten)]
+    pub record: EndpointRecord,
+    pub url: Option<String>,
+    pub variants: Vec<router::VariantView>,
+}
+
+/// A deploy of a registered version to an endpoint, with a traffic policy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct DeployRequest {
+    pub model_group: String,
+    /// The version; the newest when absent.
+    pub model_version: Option<i64>,
+    /// `all-at-once` (default), `canary` or `linear`.
+    pub traffic: Option<String>,
+    /// The canary's share, or each linear step, in percent.
+    pub traffic_percent: Option<f64>,
+    /// Seconds each step is watched.
+    #[serde(default)]
+    pub bake_seconds: f64,
+    pub max_error_rate: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    /// The variant the model goes into; with `weight`, the endpoint's other variants stay.
+    pub variant: Option<String>,
+    pub weight: Option<f64>,
+    /// 1 to 16 (default 1).
+    pub instances: Option<u32>,
+    pub instance_type: Option<String>,
+}
+
+/// What a deploy did, step by step.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deployed {
+    pub events: Vec<String>,
+    pub model: String,
+    pub url: String,
+}
+
+/// The service over one engine.
+#[derive(Clone)]
+pub struct Service {
+    engine: Engine,
+}
+
+/// A name from a URL or a body.
+pub(crate) fn name(what: &str, text: &str) -> Result<Name> {
+    Name::parse(text).map_err(|e| ServiceError::invalid_name(what, &e))
+}
+
+impl Service {
+    pub fn new(engine: Engine) -> Service {
+        Service { engine }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Lets the server run the project in a folder from now on.
+    pub async fn add_project(&self, path: &Path) -> Result<ProjectRecord> {
+        Ok(self.engine.add_project(path).await?)
+    }
+
+    pub async fn projects(&self) -> Result<Vec<ProjectRecord>> {
+        Ok(self.engine.store().projects().await?)
+    }
+
+    pub async fn remove_project(&self, project: &Name) -> Result<()> {
+        if self.engine.store().remove_project(project).await? {
+            Ok(())
+        } else {
+            Err(engine::Error::UnknownProject(project.clone()).into())
+        }
+    }
+
+    /// Starts (queues, on a server) a run of a project the server was given.
+    pub async fn submit(&self, project: &Name, parameters: &[(String, String)], trigger: &str) -> Result<Submitted> {
+        let submitted = self.engine.submit_project(project, parameters, trigger).await?;
+        Ok(submitted_view(submitted))
+    }
+
+    pub async fn retry(&self, project: &Name, number: Option<i64>, from: Option<&Name>) -> Result<Submitted> {
+        let run = self.engine.store().run(project, number).await?;
+        Ok(submitted_view(self.engine.retry(project, run.number, from).await?))
+    }
+
+    pub async fn runs(&self, filter: &RunFilter) -> Result<RunsPage> {
+        let project = filter.project.as_deref().map(|p| name("project", p)).transpose()?;
+        let limit = filter.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", "limit is 1 to 1000"));
+        }
+        let page = store::RunQuery {
+            project: project.as_deref(),
+            status: filter.status,
+            trigger: filter.trigger.as_deref(),
+            before_id: filter.cursor,
+            limit: limit + 1,
+        };
+        let mut runs = self.engine.store().runs_page(&page).await?;
+        let next_cursor = (runs.len() as i64 > limit).then(|| {
+            runs.truncate(usize::try_from(limit).unwrap_or(50));
+            runs.last().map_or(0, |r| r.id)
+        });
+        Ok(RunsPage { runs, next_cursor })
+    }
+
+    /// A run by number, or the latest run of the project.
+    pub async fn run(&self, project: &Name, number: Option<i64>) -> Result<RunDetail> {
+        let run = self.engine.store().run(project, number).await?;
+        let (run, stages) = self.engine.run_view(run.id).await?;
+        Ok(RunDetail { run, stages })
+    }
+
+    /// Stops a running run, or takes a queued one out of the queue.
+    pub async fn cancel(&self, project: &Name, number: Option<i64>) -> Result<RunDetail> {
+        let run = self.engine.store().run(project, number).await?;
+        if !self.engine.cancel(run.id).await? {
+            return Err(ServiceError::new(
+                StatusCode::CONFLICT,
+                "run_ended",
+                format!("run {} #{} already ended ({})", run.project, run.number, run.status),
+            ));
+        }
+        self.run(project, Some(run.number)).await
+    }
+
+    /// The text of a run's stage logs from byte `offset` of each: `(stage, text)` in stage order.
+    pub async fn logs(&self, project: &Name, number: Option<i64>, stage: Option<&Name>) -> Result<Vec<(Name, String)>> {
+        let detail = self.run(project, number).await?;
+        if let Some(wanted) = stage
+            && !detail.stages.iter().any(|s| *wanted == s.name)
+        {
+            let names: Vec<&str> = detail.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_stage",
+                format!(
+                    "run {project} #{} has no stage `{wanted}`; its stages are {}",
+                    detail.run.number,
+                    names.join(", ")
+                ),
+            ));
+        }
+        let mut logs = Vec::new();
+        for record in &detail.stages {
+            // A stage name recorded before names were checked never becomes a path.
+            let Ok(name) = Name::parse(&record.name) else { continue };
+            if stage.is_some_and(|w| *w != name) {
+                continue;
+            }
+            let path = self.engine.home().stage_log(project, detail.run.number, &name);
+            let text =
+                tokio::fs::read(&path).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            logs.push((name, text));
+        }
+        Ok(logs)
+    }
+
+    pub async fn models(&self, group: Option<&Name>) -> Result<Vec<ModelVersionRecord>> {
+        Ok(self.engine.store().model_versions(group.map(|g| g.as_str())).await?)
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<EndpointView>> {
+        let records = self.engine.store().endpoints().await?;
+        Ok(records.into_iter().map(|record| self.endpoint_view(record)).collect())
+    }
+
+    pub async fn endpoint(&self, endpoint: &Name) -> Result<EndpointView> {
+        match self.engine.store().endpoint(endpoint).await? {
+            Some(record) => Ok(self.endpoint_view(record)),
+            None => Err(no_endpoint(endpoint)),
+        }
+    }
+
+    fn endpoint_view(&self, record: EndpointRecord) -> EndpointView {
+        let served = self.engine.router().get(&record.name).is_some();
+        EndpointView {
+            url: served.then(|| self.engine.invocation_url(&record.name)),
+            variants: self.engine.router().variants(&record.name),
+            record,
+        }
+    }
+
+    pub async fn delete_endpoint(&self, endpoint: &Name) -> Result<()> {
+        if self.engine.delete_endpoint(endpoint).await? { Ok(()) } else { Err(no_endpoint(endpoint)) }
+    }
+
+    /// Deploys a registered version to an endpoint of this server, shifting traffic as asked.
+    pub async fn deploy(&self, endpoint: &Name, request: &DeployRequest) -> Result<Deployed> {
+        let group = name("model_group", &request.model_group)?;
+        let variant = request.variant.as_deref().map(|v| name("variant", v)).transpose()?;
+        let bad = |message: &str| ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+        let percent = request.traffic_percent;
+        let traffic = match (request.traffic.as_deref().unwrap_or("all-at-once"), percent) {
+            ("all-at-once", _) => pipeline::Traffic::AllAtOnce,
+            ("canary", p) => pipeline::Traffic::Canary { percent: p.unwrap_or(10.0) },
+            ("linear", p) => pipeline::Traffic::Linear { percent: p.unwrap_or(20.0) },
+            _ => return Err(bad("traffic is all-at-once, canary or linear")),
+        };
+        let valid = percent.is_none_or(|p| p > 0.0 && p < 100.0)
+            && (0.0..=86_400.0).contains(&request.bake_seconds)
+            && request.max_error_rate.is_none_or(|r| (0.0..=1.0).contains(&r))
+            && request.max_p99_ms.is_none_or(|p| p > 0.0 && p.is_finite())
+            && request.weight.is_none_or(|w| w >= 0.0 && w.is_finite());
+        if !valid {
+            return Err(bad("traffic_percent is between 0 and 100, bake_seconds 0 to 86400, max_error_rate 0 to 1, \
+                 max_p99_ms and weight positive numbers"));
+        }
+        let instances = request.instances.unwrap_or(1);
+        if !(1..=16).contains(&instances) {
+            return Err(bad("instances is 1 to 16"));
+        }
+        runtime::docker::limits(request.instance_type.as_deref()).map_err(engine::Error::from)?;
+        let version = match request.model_version {
+            Some(version) => self.engine.store().model_version(&group, version).await?,
+            None => self
+                .engine
+                .store()
+                .model_versions(Some(&group))
+                .await?
+                .into_iter()
+                .max_by_key(|v| v.version)
+                .ok_or_else(|| store::Error::NotFound(format!("a registered version of {group}")))?,
+        };
+        let policy = pipeline::DeployPolicy {
+            traffic,
+            bake: Duration::from_secs_f64(request.bake_seconds),
+            max_error_rate: request.max_error_rate,
+            max_p99_ms: request.max_p99_ms,
+        };
+        let hosting = engine::Hosting {
+            instances,
+            instance_type: request.instance_type.clone(),
+            variant: variant.unwrap_or_else(Name::all_traffic),
+            weight: request.weight,
+            ..engine::Hosting::default()
+        };
+        let mut events = Vec::new();
+        let model = format!("{} v{}", version.model_group, version.version);
+        match self.engine.deploy(endpoint, &version, version.run_id, &hosting, &policy, &mut events).await {
+            Ok(()) => Ok(Deployed { events, model, url: self.engine.invocation_url(endpoint) }),
+            Err(e) => Err(ServiceError::from(e).with("events", events.into())),
+        }
+    }
+}
+
+fn no_endpoint(endpoint: &Name) -> ServiceError {
+    ServiceError::new(StatusCode::NOT_FOUND, "not_found", format!("no endpoint {endpoint}"))
+        .hint("`sagebrush endpoints` lists them")
+}
+
+fn submitted_view(s: engine::Submitted) -> Submitted {
+    Submitted { run: s.run, stages: s.stages, duplicate: s.duplicate }
+}

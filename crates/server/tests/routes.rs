@@ -1,0 +1,135 @@
+//! Every route of the API in-process (`tower::ServiceExt::oneshot`): its mistakes get the right
+//! status and a stable code, in the one error shape, and nothing changes.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    _home: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let home = tempfile::tempdir().unwrap();
+    let engine =
+        engine::Engine::open(engine::Home::new(home.path().join("home")), router::Router::new(), String::new())
+            .await
+            .unwrap();
+    Api { app: server::api_routes(server::Service::new(engine), Duration::from_secs(5)), _home: home }
+}
+
+impl Api {
+    async fn call(&self, method: Method, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_its_mistakes_with_a_status_and_a_code() {
+    let api = api().await;
+    let big = format!(r#"{{"path": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let cases: &[(Method, &str, &str, StatusCode, &str)] = &[
+        (Method::POST, "/api/v1/projects", "not json", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/v1/projects", r#"{"path": "/etc/passwd"}"#, StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/v1/projects", &big, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+        (Method::DELETE, "/api/v1/projects/a..b", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::DELETE, "/api/v1/projects/iris", "", StatusCode::NOT_FOUND, "unknown_project"),
+        (Method::POST, "/api/v1/runs", r#"{"project": "/etc/shadow"}"#, StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::POST, "/api/v1/runs", r#"{"project": "iris"}"#, StatusCode::NOT_FOUND, "unknown_project"),
+        (Method::POST, "/api/v1/runs", r#"{"parameters": 3}"#, StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/runs?limit=0", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/runs?limit=many", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/runs?status=asleep", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/runs?project=..%2Fx", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::GET, "/api/v1/runs/iris/1", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/runs/iris/first", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/runs/-iris/latest", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::POST, "/api/v1/runs/iris/1/cancel", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::POST, "/api/v1/runs/iris/1/retry", "{}", StatusCode::NOT_FOUND, "not_found"),
+        (Method::POST, "/api/v1/runs/iris/1/retry", r#"{"from": "../x"}"#, StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::GET, "/api/v1/runs/iris/latest/logs", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/runs/iris/latest/logs?stage=a/b", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::GET, "/api/v1/models?group=a_b", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::GET, "/api/v1/endpoints/nope", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/endpoints/..", "", StatusCode::BAD_REQUEST, "invalid_name"),
+        (Method::DELETE, "/api/v1/endpoints/nope", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::POST, "/api/v1/endpoints/e/deploy", r#"{"model_group": "iris"}"#, StatusCode::NOT_FOUND, "not_found"),
+        (
+            Method::POST,
+            "/api/v1/endpoints/e/deploy",
+            r#"{"model_group": "i_ris"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/endpoints/e/deploy",
+            r#"{"model_group": "iris", "traffic": "slowly"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/endpoints/e/deploy",
+            r#"{"model_group": "iris", "instances": 99}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/endpoints/e/deploy",
+            r#"{"model_group": "iris", "instance_type": "ml.p5.48xlarge"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (Method::GET, "/api/v1/nothing-here", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::PUT, "/api/v1/runs", "", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    ];
+    for (method, uri, body, status, code) in cases {
+        let (got, answer) = api.call(method.clone(), uri, body).await;
+        assert_eq!((got, answer["error"]["code"].as_str()), (*status, Some(*code)), "{method} {uri}: {answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty() && m.len() < 600), "{answer}");
+    }
+    // Nothing changed.
+    assert_eq!(api.call(Method::GET, "/api/v1/projects", "").await.1, serde_json::json!([]));
+    assert_eq!(api.call(Method::GET, "/api/v1/runs", "").await.1["runs"], serde_json::json!([]));
+    assert_eq!(api.call(Method::GET, "/api/v1/endpoints", "").await.1, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let api = api().await;
+    let (status, document) = api.call(Method::GET, "/api/v1/openapi.json", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths: Vec<&str> = document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for path in [
+        "/api/v1/health",
+        "/api/v1/version",
+        "/api/v1/projects",
+        "/api/v1/projects/{project}",
+        "/api/v1/runs",
+        "/api/v1/runs/{project}/{number}",
+        "/api/v1/runs/{project}/{number}/cancel",
+        "/api/v1/runs/{project}/{number}/retry",
+        "/api/v1/runs/{project}/{number}/logs",
+        "/api/v1/models",
+        "/api/v1/endpoints",
+        "/api/v1/endpoints/{endpoint}",
+        "/api/v1/endpoints/{endpoint}/deploy",
+    ] {
+        assert!(paths.contains(&path), "{path} is not in the document: {paths:?}");
+    }
+}
