@@ -17,6 +17,7 @@ mod projects;
 mod queue;
 mod registry;
 mod run;
+mod secrets;
 mod stages;
 
 pub use deploy::Hosting;

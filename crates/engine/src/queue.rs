@@ -102,6 +102,7 @@ mod tests {
             project_path: String::new(),
             status: store::RunStatus::Queued,
             reason: None,
+            secrets: Default::default(),
             parameters: Default::default(),
             trigger: "manual".to_owned(),
             commit_sha: None,

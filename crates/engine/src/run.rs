@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use crate::live::RunEnd;
+use crate::secrets::Secrets;
 use crate::stages::{self, StageFailure, StageOutput};
 use crate::{Engine, Error, error::io_error};
 
@@ -41,6 +42,8 @@ pub(crate) struct RunContext {
     pub cancel: watch::Receiver<bool>,
     /// Endpoints this run made with `delete_after_run`: deleted when it ends, however it ends.
     pub temporary_endpoints: Vec<Name>,
+    /// Its secret parameters' values, for shell stages' environments and for masking.
+    pub secrets: Secrets,
 }
 
 impl RunContext {
@@ -71,7 +74,7 @@ impl Engine {
             // Checked now, so a retry that cannot reuse its stages is refused before it is queued.
             self.reused_outputs(&original, from).await?;
         }
-        let overrides = overrides_of(&original.parameters);
+        let overrides = overrides_of(&original);
         let project_path = PathBuf::from(&original.project_path);
         let retry = Retry { of: number, from: from.cloned() };
         self.submit_inner(&project_path, &overrides, "retry", Some(retry)).await
@@ -125,9 +128,20 @@ impl Engine {
         let stages: Vec<String> = resolved.stages.iter().map(|s| s.name.to_string()).collect();
         let stage_rows: Vec<(String, String)> =
             resolved.stages.iter().map(|s| (s.name.to_string(), s.kind.as_str().to_owned())).collect();
+        // Read now as well, so a secret that cannot be read is refused before anything is recorded.
+        Secrets::read(&resolved)?;
         let parameters: serde_json::Map<String, serde_json::Value> =
             resolved.parameters.iter().map(|(name, value)| (name.clone(), parameter_json(value))).collect();
         let parameters = serde_json::Value::Object(parameters).to_string();
+        let secrets: serde_json::Map<String, serde_json::Value> = resolved
+            .parameters
+            .iter()
+            .filter_map(|(name, value)| match value {
+                pipeline::Value::Secret(source) => Some((name.clone(), source.to_string().into())),
+                _ => None,
+            })
+            .collect();
+        let secrets = serde_json::Value::Object(secrets).to_string();
         let project_path = project_dir.display().to_string();
         let queued = self.inner.queue_limit.get().is_some();
         let commit = if queued { clean_commit(&project_dir).await } else { None };
@@ -142,6 +156,7 @@ impl Engine {
                 project: pipeline.name.as_str(),
                 project_path: &project_path,
                 parameters: &parameters,
+                secrets: &secrets,
                 trigger,
                 status: if queued { RunStatus::Queued } else { RunStatus::Running },
                 owner: (!queued).then_some(self.inner.owner.as_str()),
@@ -200,7 +215,7 @@ impl Engine {
     async fn prepare(&self, run: &RunRecord) -> Result<(Pipeline, Resolved, PathBuf, Vec<(Name, StageOutput)>), Error> {
         let (project_dir, file) = crate::projects::locate(Path::new(&run.project_path))?;
         let pipeline = pipeline::load(&file)?;
-        let resolved = pipeline.resolve(&overrides_of(&run.parameters))?;
+        let resolved = pipeline.resolve(&overrides_of(run))?;
         let reused = match (run.retry_of, &run.retry_from) {
             (Some(of), Some(from)) => {
                 let original = self.store().run(&pipeline.name, Some(of)).await?;
@@ -280,6 +295,10 @@ impl Engine {
         reused: Vec<(Name, StageOutput)>,
         cancel: watch::Receiver<bool>,
     ) -> RunEnd {
+        let secrets = match Secrets::read(&resolved) {
+            Ok(secrets) => secrets,
+            Err(e) => return RunEnd::Failed(format!("the run could not start: {e}")),
+        };
         self.watch_cancel(run.id, cancel.clone());
         let mut context = RunContext {
             engine: self.clone(),
@@ -291,6 +310,7 @@ impl Engine {
             resolved,
             cancel,
             temporary_endpoints: Vec::new(),
+            secrets,
         };
         let result = self.execute_stages(&mut context, reused).await;
         for endpoint in std::mem::take(&mut context.temporary_endpoints) {
@@ -376,6 +396,8 @@ impl Engine {
             };
             match result {
                 Err(StageFailure::Failed { reason, output }) => {
+                    // A reason may quote what a command printed.
+                    let reason = context.secrets.mask(&reason);
                     let _ = log.write_all(format!("error: {reason}\n").as_bytes()).await;
                     let _ = log.flush().await;
                     last = StageFailure::Failed { reason, output };
@@ -453,10 +475,11 @@ fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: 
     Ok(())
 }
 
-/// `-p name=value` overrides that give a run's recorded parameters again.
-fn overrides_of(parameters: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+/// `-p name=value` overrides that give a run's recorded parameters again, a secret's as where it is read.
+fn overrides_of(run: &RunRecord) -> Vec<(String, String)> {
+    let mut parameters = run.parameters.0.clone();
+    parameters.extend(run.secrets.0.clone());
     parameters
-        .clone()
         .into_iter()
         .map(|(name, value)| {
             let text = match value {
@@ -487,6 +510,7 @@ fn parameter_json(value: &pipeline::Value) -> serde_json::Value {
         pipeline::Value::Int(i) => (*i).into(),
         pipeline::Value::Float(f) => (*f).into(),
         pipeline::Value::Bool(b) => (*b).into(),
+        pipeline::Value::Secret(_) => crate::secrets::MASK.into(),
         other => other.to_string().into(),
     }
 }

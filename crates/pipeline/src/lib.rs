@@ -8,7 +8,7 @@ mod spec;
 use std::path::Path;
 
 pub use error::{Error, Location};
-pub use parameters::{Parameter, ParameterType, Value, parse_override};
+pub use parameters::{Parameter, ParameterType, SecretSource, Value, parse_override};
 pub use spec::{
     Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage, StageKind,
     Threshold, Traffic,

@@ -16,6 +16,58 @@ pub enum Value {
     Bool(bool),
     /// A path relative to the project folder.
     Path(String),
+    /// Where a secret's value is read when the run starts; the value itself is never part of a pipeline.
+    Secret(SecretSource),
+}
+
+/// Where a `secret` parameter's value comes from: `env:NAME` or `file:PATH`, read by the process
+/// that runs the run (the server, when one runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(String),
+}
+
+impl SecretSource {
+    /// Parses `env:NAME` or `file:PATH`. The message never repeats `text`: someone may have
+    /// passed the secret itself.
+    pub fn parse(text: &str) -> Result<SecretSource, String> {
+        let wrong = || "a secret is given as env:NAME or file:PATH, never as its value".to_owned();
+        if let Some(name) = text.strip_prefix("env:") {
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            return if valid { Ok(SecretSource::Env(name.to_owned())) } else { Err(wrong()) };
+        }
+        match text.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(SecretSource::File(path.to_owned())),
+            _ => Err(wrong()),
+        }
+    }
+
+    /// The secret's value: the variable, or the file's contents without its final newline.
+    pub fn read(&self) -> Result<String, String> {
+        let value = match self {
+            SecretSource::Env(name) => {
+                std::env::var(name).map_err(|_| format!("the environment variable {name} is not set"))?
+            }
+            SecretSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+                text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned()
+            }
+        };
+        if value.is_empty() {
+            return Err(format!("{self} is empty"));
+        }
+        Ok(value)
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "env:{name}"),
+            SecretSource::File(path) => write!(f, "file:{path}"),
+        }
+    }
 }
 
 impl fmt::Display for Value {
@@ -25,6 +77,7 @@ impl fmt::Display for Value {
             Value::Float(x) => write!(f, "{x}"),
             Value::String(s) | Value::Path(s) => f.write_str(s),
             Value::Bool(b) => write!(f, "{b}"),
+            Value::Secret(source) => write!(f, "{source}"),
         }
     }
 }
@@ -32,12 +85,20 @@ impl fmt::Display for Value {
 /// What a parameter accepts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParameterType {
-    Int { min: Option<i64>, max: Option<i64> },
-    Float { min: Option<f64>, max: Option<f64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     String,
     Bool,
     Path,
     Choice(Vec<String>),
+    /// Reaches stages only as an environment variable, masked as `***` wherever sagebrush shows it.
+    Secret,
 }
 
 impl ParameterType {
@@ -50,6 +111,7 @@ impl ParameterType {
             ParameterType::Bool => "bool",
             ParameterType::Path => "path",
             ParameterType::Choice(_) => "choice",
+            ParameterType::Secret => "secret",
         }
     }
 
@@ -80,6 +142,7 @@ impl ParameterType {
                     return Err(format!("`{shown}` is not true or false (this parameter is a bool)"));
                 }
             },
+            ParameterType::Secret => Value::Secret(SecretSource::parse(text)?),
             ParameterType::Choice(choices) => {
                 if !choices.iter().any(|c| c == text) {
                     return Err(format!("`{shown}` is not one of {}", choices.join(", ")));
@@ -112,6 +175,7 @@ impl ParameterType {
             ParameterType::Bool => Value::Bool(false),
             ParameterType::Path => Value::Path("placeholder".to_owned()),
             ParameterType::Choice(choices) => Value::String(choices.first().cloned().unwrap_or_default()),
+            ParameterType::Secret => Value::Secret(SecretSource::Env("placeholder".to_owned())),
         }
     }
 }
@@ -165,17 +229,14 @@ pub(crate) fn resolve(
                 None => format!("this pipeline's parameters are: {}", names.join(", ")),
             };
             return Err(Error::Parameter {
-                message: format!(
-                    "unknown parameter `{}` in -p {}={}",
-                    excerpt(name, 40),
-                    excerpt(name, 40),
-                    excerpt(text, 80)
-                ),
+                // The value is not repeated: it may be a secret given to the wrong name.
+                message: format!("unknown parameter `{}` in -p {}=...", excerpt(name, 40), excerpt(name, 40)),
                 hint: Some(hint),
             });
         };
+        let shown = if parameter.ty == ParameterType::Secret { "***".to_owned() } else { excerpt(text, 80) };
         let value = parameter.ty.parse(text).map_err(|why| Error::Parameter {
-            message: format!("-p {name}={}: {why}", excerpt(text, 80)),
+            message: format!("-p {name}={shown}: {why}"),
             hint: parameter.help.as_ref().map(|h| format!("{name} ({}): {h}", parameter.ty.name())),
         })?;
         values.insert(name.clone(), value);
@@ -225,6 +286,16 @@ mod tests {
         let note = Parameter { name: "note".into(), ty: ParameterType::String, default: None, help: None };
         let error = resolve(&[note], &[]).unwrap_err().to_string();
         assert!(error.contains("-p note=<string>"), "{error}");
+    }
+
+    #[test]
+    fn a_secret_is_a_reference_and_never_echoed() {
+        let token = Parameter { name: "token".into(), ty: ParameterType::Secret, default: None, help: None };
+        let values = resolve(std::slice::from_ref(&token), &[("token".into(), "env:HF_TOKEN".into())]).unwrap();
+        assert_eq!(values["token"], Value::Secret(SecretSource::Env("HF_TOKEN".into())));
+        let given = resolve(&[token], &[("token".into(), "hunter2-value".into())]).unwrap_err().to_string();
+        assert!(!given.contains("hunter2"), "{given}");
+        assert!(given.contains("env:NAME or file:PATH"), "{given}");
     }
 
     #[test]

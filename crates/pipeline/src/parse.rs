@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, Location, did_you_mean};
-use crate::parameters::{Parameter, ParameterType, Value};
+use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
 use crate::spec::{
     Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage, StageKind, Threshold,
     Traffic,
@@ -47,6 +47,7 @@ impl Cx<'_> {
             };
             let name = &after[..end];
             match self.values.get(name) {
+                Some(Value::Secret(_)) => return Err(self.secret_in_text(name, span)),
                 Some(value) => out.push_str(&value.to_string()),
                 None if keep_unknown => out.push_str(&rest[start..start + 3 + end]),
                 None => return Err(self.unknown_parameter(name, span)),
@@ -55,6 +56,11 @@ impl Cx<'_> {
         }
         out.push_str(rest);
         Ok(out)
+    }
+
+    fn secret_in_text(&self, name: &str, span: &Range<usize>) -> Error {
+        let hint = format!("a shell stage reads it from the environment variable {}", name.to_ascii_uppercase());
+        self.error(span, format!("`${{{name}}}` is a secret, which is never written into the pipeline"), Some(hint))
     }
 
     fn unknown_parameter(&self, name: &str, span: &Range<usize>) -> Error {
@@ -75,7 +81,11 @@ impl Cx<'_> {
         if name.contains("${") {
             return Ok(None);
         }
-        self.values.get(name).map(Some).ok_or_else(|| self.unknown_parameter(name, span))
+        match self.values.get(name) {
+            Some(Value::Secret(_)) => Err(self.secret_in_text(name, span)),
+            Some(value) => Ok(Some(value)),
+            None => Err(self.unknown_parameter(name, span)),
+        }
     }
 
     fn string(&self, key: &str, item: &Item<'_>) -> Result<String, Error> {
@@ -380,7 +390,7 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
     let table = cx.table(&name, item)?;
     let what = format!("parameter `{name}`");
     cx.allow(table, &what, &["type", "default", "min", "max", "choices", "help"])?;
-    let types = ["int", "float", "string", "bool", "path", "choice"];
+    let types = ["int", "float", "string", "bool", "path", "choice", "secret"];
     let Some(type_item) = get(table, "type") else {
         return Err(cx.error(
             &span,
@@ -402,6 +412,7 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
         "string" => ParameterType::String,
         "bool" => ParameterType::Bool,
         "path" => ParameterType::Path,
+        "secret" => ParameterType::Secret,
         "choice" => {
             let Some(choices) = get(table, "choices") else {
                 return Err(cx.error(
@@ -450,6 +461,11 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
                     ));
                 }
                 (ParameterType::Path, _) => Value::Path(cx.string("default", item)?),
+                // A default names where the value is read, never the value.
+                (ParameterType::Secret, _) => Value::Secret(
+                    SecretSource::parse(&cx.string("default", item)?)
+                        .map_err(|why| cx.error(&item.span(), format!("default of `{name}`: {why}"), None))?,
+                ),
                 (ParameterType::String | ParameterType::Choice(_), _) => Value::String(cx.string("default", item)?),
             };
             ty.check(&value).map_err(|why| cx.error(&item.span(), format!("default of `{name}`: {why}"), None))?;

@@ -113,3 +113,23 @@ fn a_file_without_stages_says_how_to_add_one() {
     let error = error_of("[pipeline]\nname = \"x\"\n");
     assert!(error.contains("no stages") && error.contains("[[stage]]"), "{error}");
 }
+
+#[test]
+fn a_secret_is_never_written_into_the_pipeline() {
+    let head = "[pipeline]\nname = \"s\"\n[parameters]\n";
+    let in_command = format!(
+        "{head}token = {{ type = \"secret\", default = \"env:HF_TOKEN\" }}\n[[stage]]\nkind = \"shell\"\ncommand = \"echo ${{token}}\"\n"
+    );
+    let error = error_of(&in_command);
+    assert!(error.starts_with("sagebrush.toml:7:11"), "{error}");
+    assert!(error.contains("`${token}` is a secret") && error.contains("TOKEN"), "{error}");
+    let literal = format!("{head}token = {{ type = \"secret\", default = \"hunter2\" }}\n");
+    let error = error_of(&literal);
+    assert!(error.contains("env:NAME or file:PATH") && !error.contains("hunter2"), "{error}");
+    let referenced = format!(
+        "{head}token = {{ type = \"secret\", default = \"env:HF_TOKEN\" }}\n[[stage]]\nkind = \"shell\"\ncommand = \"true\"\n"
+    );
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), referenced).unwrap();
+    let resolved = pipeline.resolve(&[("token".into(), "file:/run/secrets/token".into())]).unwrap();
+    assert_eq!(resolved.parameters["token"], Value::Secret(pipeline::SecretSource::File("/run/secrets/token".into())));
+}

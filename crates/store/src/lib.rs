@@ -166,6 +166,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_multi_model_image.sql"),
     include_str!("../migrations/0009_projects.sql"),
     include_str!("../migrations/0010_queue.sql"),
+    include_str!("../migrations/0011_secrets.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

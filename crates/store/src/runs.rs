@@ -20,9 +20,14 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Why the run failed or was cancelled.
     pub reason: Option<String>,
-    /// Resolved parameters, by name.
+    /// Resolved parameters, by name; a secret's is `***`.
     #[schema(value_type = Object)]
     pub parameters: Json<serde_json::Map<String, serde_json::Value>>,
+    /// Where each secret parameter is read when the run starts (`env:NAME`, `file:PATH`): kept
+    /// for the process that runs it, never shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub secrets: Json<serde_json::Map<String, serde_json::Value>>,
     /// `manual`, `retry`, ...
     pub trigger: String,
     /// The commit checked out, when the project is a git repository.
@@ -88,8 +93,10 @@ pub struct NewRun<'a> {
     pub project: &'a str,
     /// Where the pipeline file lives.
     pub project_path: &'a str,
-    /// Resolved parameters, JSON.
+    /// Resolved parameters, JSON, a secret's as `***`.
     pub parameters: &'a str,
+    /// Where each secret is read, JSON.
+    pub secrets: &'a str,
     /// What started it.
     pub trigger: &'a str,
     /// `Queued` (a server's scheduler starts it) or `Running` (the caller executes it now).
@@ -105,7 +112,7 @@ pub struct NewRun<'a> {
     pub stages: &'a [(String, String)],
 }
 
-const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, trigger, \
+const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, secrets, trigger, \
      commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
 
 impl Store {
@@ -115,9 +122,9 @@ impl Store {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, retry_from,
-                               requested_commit, created_at, started_at)
+                               requested_commit, created_at, started_at, secrets)
              VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, $3, $4, $5, $6, $7, $8,
-                     $9, $10, $11)
+                     $9, $10, $11, $12)
              RETURNING id",
         )
         .bind(new.project)
@@ -131,6 +138,7 @@ impl Store {
         .bind(new.requested_commit)
         .bind(now)
         .bind((new.status == RunStatus::Running).then_some(now))
+        .bind(new.secrets)
         .fetch_one(&mut *tx)
         .await?;
         for (position, (name, kind)) in new.stages.iter().enumerate() {

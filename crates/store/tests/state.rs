@@ -7,6 +7,7 @@ fn new_run<'a>(project: &'a str, stages: &'a [(String, String)]) -> NewRun<'a> {
         project,
         project_path: "/p",
         parameters: "{}",
+        secrets: "{}",
         trigger: "manual",
         status: store::RunStatus::Running,
         owner: Some("1:1"),

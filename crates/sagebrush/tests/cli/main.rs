@@ -10,6 +10,7 @@ mod pipeline_errors;
 mod process_runtime;
 mod queue;
 mod recovery;
+mod secrets;
 mod security;
 mod serving;
 mod stages;
