@@ -17,6 +17,14 @@ pub struct Cli {
     #[arg(long, env = "SAGEBRUSH_HOME", global = true, default_value_os_t = default_home())]
     pub home: PathBuf,
 
+    /// The server to call instead of the one running for --home (e.g. http://ml.internal:8080).
+    #[arg(long, env = "SAGEBRUSH_SERVER", global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// The token to present to the server (`sagebrush token create` makes one); needed off loopback.
+    #[arg(long, env = "SAGEBRUSH_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,6 +60,16 @@ pub enum Command {
     Project(ProjectCommand),
     /// List registered model versions with their lineage.
     Models(ModelsArgs),
+    /// Make, list and revoke the API tokens callers present off loopback.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// List the calls that changed something: who, what, and how it was answered.
+    Audit(AuditArgs),
+    /// Print a shell completion script, e.g. `sagebrush completions bash > /etc/bash_completion.d/sagebrush`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// The built-in algorithms as a SageMaker container entry point.
     #[command(subcommand)]
     Algorithm(AlgorithmCommand),
@@ -59,14 +77,17 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on. Anything but loopback is refused unless --insecure-no-auth is given:
-    /// the API has no tokens yet, so whoever reaches it can run commands as this user.
+    /// Address to listen on. Off loopback every caller must present a token, and the server
+    /// refuses to start until one exists (`sagebrush token create NAME --role admin`).
     #[arg(long, env = "SAGEBRUSH_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Listen on a non-loopback address with no authentication at all. Anyone who can reach the
     /// port can run pipelines, and so any command, as this user. A warning is printed at every start.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// An endpoint anyone may invoke with no token, even off loopback. Repeatable, or comma-separated.
+    #[arg(long = "public-endpoint", value_name = "ENDPOINT", value_delimiter = ',')]
+    pub public_endpoints: Vec<Name>,
     /// A host name clients reach this server by (through DNS or a proxy), besides localhost and IP
     /// addresses; requests naming any other host are refused. Repeatable, or comma-separated.
     #[arg(long = "public-name", env = "SAGEBRUSH_PUBLIC_NAME", value_name = "HOST", value_delimiter = ',')]
@@ -104,6 +125,7 @@ impl ServerArgs {
         server::Config {
             listen: self.listen,
             insecure_no_auth: self.insecure_no_auth,
+            public_endpoints: self.public_endpoints.iter().map(Name::to_string).collect(),
             public_names: self.public_names.clone(),
             projects: self.projects.clone(),
             header_timeout: std::time::Duration::from_secs_f64(self.header_timeout),
@@ -290,6 +312,40 @@ pub enum ProjectCommand {
         /// The project (pipeline name).
         name: Name,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it, once: only its hash is kept.
+    Create {
+        /// What the token is called in listings and the audit (1 to 63 letters, digits and `-`).
+        name: Name,
+        /// viewer reads; operator also runs, cancels, retries and deploys; admin also manages
+        /// projects and tokens.
+        #[arg(long)]
+        role: store::Role,
+        /// Print JSON (with the token).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens by name and role.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: the server refuses it from the next request on.
+    Revoke { name: Name },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// How many entries to list, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,10 +2,37 @@
 //! layer's types and its errors as the same [`ServiceError`]s, so a command answers alike through
 //! a server and in-process.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use engine::Home;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::de::DeserializeOwned;
 use server::ServiceError;
+
+/// `--server` and `--token`, set once from the command line.
+#[derive(Default)]
+struct Remote {
+    server: Option<String>,
+    token: Option<String>,
+}
+
+static REMOTE: OnceLock<Remote> = OnceLock::new();
+
+/// Which server to call (instead of the home's own) and the token to present.
+pub fn configure(server: Option<String>, token: Option<String>) {
+    let _ = REMOTE.set(Remote { server, token });
+}
+
+/// The server to go through: `--server`, or the one running for this home; `None` runs in-process.
+pub async fn connect(home: &Home) -> anyhow::Result<Option<Client>> {
+    let remote = REMOTE.get_or_init(Remote::default);
+    let url = match &remote.server {
+        Some(url) => Some(url.clone()),
+        None => server::running(home).await,
+    };
+    url.map(|url| Client::new(&url, remote.token.as_deref())).transpose()
+}
 
 /// A client of the server at one base URL.
 pub struct Client {
@@ -14,9 +41,27 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder().no_proxy().connect_timeout(Duration::from_secs(5)).build()?;
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Client> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                anyhow::anyhow!("the token holds characters no header may carry; check SAGEBRUSH_TOKEN")
+            })?;
+            // Kept out of reqwest's debug output.
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
+            .build()?;
         Ok(Client { base: base.trim_end_matches('/').to_owned(), http })
+    }
+
+    /// A request to a path outside the API (an endpoint's invocations), with the token.
+    pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {

@@ -3,17 +3,31 @@
 
 use std::path::Path;
 
+use axum::http::StatusCode;
 use engine::Home;
 use names::Name;
-use server::Service;
-use server::service::{DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage};
-use store::{ModelVersionRecord, ProjectRecord};
+use server::service::{AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage};
+use server::{Service, ServiceError};
+use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
 
 use crate::client::Client;
 
 pub enum Via {
     Server(Client),
     Local(Service),
+}
+
+/// An in-process change, recorded in the audit as the server records the same call (by `local`).
+async fn change<T>(
+    service: &Service,
+    method: &str,
+    path: &str,
+    ok: StatusCode,
+    result: Result<T, ServiceError>,
+) -> anyhow::Result<T> {
+    let status = result.as_ref().map_or_else(|e| e.status, |_| ok);
+    service.record(&server::auth::Caller::local(), &format!("{method} /api/v1{path}"), status).await;
+    Ok(result?)
 }
 
 /// A run number for a URL: the number, or `latest`.
@@ -24,8 +38,8 @@ fn number(number: Option<i64>) -> String {
 impl Via {
     /// The running server of this home, or this process.
     pub async fn open(home: &Home) -> anyhow::Result<Via> {
-        Ok(match server::running(home).await {
-            Some(url) => Via::Server(Client::new(&url)?),
+        Ok(match crate::client::connect(home).await? {
+            Some(client) => Via::Server(client),
             None => Via::Local(Service::new(
                 engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?,
             )),
@@ -35,7 +49,9 @@ impl Via {
     pub async fn add_project(&self, path: &Path) -> anyhow::Result<ProjectRecord> {
         match self {
             Via::Server(client) => client.post("/projects", &serde_json::json!({ "path": path })).await,
-            Via::Local(service) => Ok(service.add_project(path).await?),
+            Via::Local(service) => {
+                change(service, "POST", "/projects", StatusCode::CREATED, service.add_project(path).await).await
+            }
         }
     }
 
@@ -47,9 +63,12 @@ impl Via {
     }
 
     pub async fn remove_project(&self, project: &Name) -> anyhow::Result<()> {
+        let path = format!("/projects/{project}");
         match self {
-            Via::Server(client) => client.delete(&format!("/projects/{project}")).await,
-            Via::Local(service) => Ok(service.remove_project(project).await?),
+            Via::Server(client) => client.delete(&path).await,
+            Via::Local(service) => {
+                change(service, "DELETE", &path, StatusCode::NO_CONTENT, service.remove_project(project).await).await
+            }
         }
     }
 
@@ -77,11 +96,12 @@ impl Via {
     }
 
     pub async fn cancel(&self, project: &Name, run: Option<i64>) -> anyhow::Result<RunDetail> {
+        let path = format!("/runs/{project}/{}/cancel", number(run));
         match self {
-            Via::Server(client) => {
-                client.post(&format!("/runs/{project}/{}/cancel", number(run)), &serde_json::json!({})).await
+            Via::Server(client) => client.post(&path, &serde_json::json!({})).await,
+            Via::Local(service) => {
+                change(service, "POST", &path, StatusCode::OK, service.cancel(project, run).await).await
             }
-            Via::Local(service) => Ok(service.cancel(project, run).await?),
         }
     }
 
@@ -124,16 +144,55 @@ impl Via {
     }
 
     pub async fn delete_endpoint(&self, endpoint: &Name) -> anyhow::Result<()> {
+        let path = format!("/endpoints/{endpoint}");
         match self {
-            Via::Server(client) => client.delete(&format!("/endpoints/{endpoint}")).await,
-            Via::Local(service) => Ok(service.delete_endpoint(endpoint).await?),
+            Via::Server(client) => client.delete(&path).await,
+            Via::Local(service) => {
+                change(service, "DELETE", &path, StatusCode::NO_CONTENT, service.delete_endpoint(endpoint).await).await
+            }
         }
     }
 
     pub async fn deploy(&self, endpoint: &Name, request: &DeployRequest) -> anyhow::Result<Deployed> {
+        let path = format!("/endpoints/{endpoint}/deploy");
         match self {
-            Via::Server(client) => client.post(&format!("/endpoints/{endpoint}/deploy"), request).await,
-            Via::Local(service) => Ok(service.deploy(endpoint, request).await?),
+            Via::Server(client) => client.post(&path, request).await,
+            Via::Local(service) => {
+                change(service, "POST", &path, StatusCode::OK, service.deploy(endpoint, request).await).await
+            }
+        }
+    }
+
+    pub async fn create_token(&self, name: &Name, role: Role) -> anyhow::Result<CreatedToken> {
+        match self {
+            Via::Server(client) => client.post("/tokens", &serde_json::json!({ "name": name, "role": role })).await,
+            Via::Local(service) => {
+                change(service, "POST", "/tokens", StatusCode::CREATED, service.create_token(name, role).await).await
+            }
+        }
+    }
+
+    pub async fn tokens(&self) -> anyhow::Result<Vec<TokenRecord>> {
+        match self {
+            Via::Server(client) => client.get("/tokens").await,
+            Via::Local(service) => Ok(service.tokens().await?),
+        }
+    }
+
+    pub async fn revoke_token(&self, name: &Name) -> anyhow::Result<()> {
+        let path = format!("/tokens/{name}");
+        match self {
+            Via::Server(client) => client.delete(&path).await,
+            Via::Local(service) => {
+                change(service, "DELETE", &path, StatusCode::NO_CONTENT, service.revoke_token(name).await).await
+            }
+        }
+    }
+
+    pub async fn audit(&self, limit: i64) -> anyhow::Result<AuditPage> {
+        match self {
+            Via::Server(client) => client.get(&format!("/audit?limit={limit}")).await,
+            Via::Local(service) => Ok(service.audit(Some(limit), None).await?),
         }
     }
 

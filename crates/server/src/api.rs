@@ -17,8 +17,11 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::ServiceError;
-use crate::service::{self, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage, Service, Submitted};
+use crate::service::{
+    self, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage, Service,
+    Submitted,
+};
+use crate::{ServiceError, auth};
 
 /// The largest request body the API takes.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -42,6 +45,9 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/endpoints", get(list_endpoints))
         .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
         .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
+        .route("/api/v1/tokens", post(create_token).get(list_tokens))
+        .route("/api/v1/tokens/{token}", axum::routing::delete(revoke_token))
+        .route("/api/v1/audit", get(list_audit))
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -53,8 +59,10 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
                 "this route does not take that method",
             )
         })
-        .with_state(service)
+        .with_state(service.clone())
         .layer(axum::middleware::from_fn_with_state(body_timeout, whole_body))
+        // Outermost: a caller who may not call a route is refused before its body is read.
+        .layer(axum::middleware::from_fn_with_state(service, authorize))
 }
 
 /// The OpenAPI document of the API.
@@ -81,7 +89,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         list_endpoints,
         show_endpoint,
         delete_endpoint,
-        deploy_endpoint
+        deploy_endpoint,
+        create_token,
+        list_tokens,
+        revoke_token,
+        list_audit
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -100,6 +112,35 @@ struct ErrorDetail {
     code: String,
     message: String,
     hint: Option<String>,
+}
+
+/// Tells who calls, refuses a caller whose role is short of the route's, and records every change
+/// in the audit with the caller and the answer's status.
+async fn authorize(State(service): State<Service>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let Some(needed) = auth::required_role(&method, request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let caller = match service.access().caller(request.headers()) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if caller.role < needed {
+        return ServiceError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("token {} is a {}; this needs the {} role", caller.name, caller.role.as_str(), needed.as_str()),
+        )
+        .hint(format!("ask an admin for a token made with `--role {}`", needed.as_str()))
+        .into_response();
+    }
+    if !auth::is_change(&method) {
+        return next.run(request).await;
+    }
+    let action = format!("{method} {}", request.uri().path());
+    let response = next.run(request).await;
+    service.record(&caller, &action, response.status()).await;
+    response
 }
 
 /// Reads a request's whole body before its route runs: at most [`BODY_LIMIT`], within `timeout`.
@@ -431,4 +472,62 @@ async fn deploy_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiP
     let endpoint = service::name("endpoint", &endpoint)?;
     let request: DeployRequest = json_body(&body)?;
     Ok(Json(service.deploy(&endpoint, &request).await?).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct CreateToken {
+    /// 1 to 63 letters, digits and `-`.
+    name: String,
+    role: store::Role,
+}
+
+/// Makes a token. Its value is in this answer only; the server keeps its hash.
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = CreateToken, responses(
+    (status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    (status = 413, body = ErrorBody),
+))]
+async fn create_token(State(service): State<Service>, body: Bytes) -> ApiResult {
+    let request: CreateToken = json_body(&body)?;
+    let created = service.create_token(&service::name("token", &request.name)?, request.role).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// The tokens, by name and role (never their values).
+#[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = Vec<store::TokenRecord>)))]
+async fn list_tokens(State(service): State<Service>) -> ApiResult {
+    Ok(Json(service.tokens().await?).into_response())
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct TokenPath {
+    #[param(pattern = "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", max_length = 63)]
+    token: String,
+}
+
+/// Revokes a token: it is refused from the next request on.
+#[utoipa::path(delete, path = "/api/v1/tokens/{token}", params(TokenPath), responses(
+    (status = 204), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+async fn revoke_token(State(service): State<Service>, ApiPath(token): ApiPath<String>) -> ApiResult {
+    service.revoke_token(&service::name("token", &token)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    /// At most this many (1 to 1000, default 50).
+    limit: Option<i64>,
+    /// From the `next_cursor` of the page before.
+    cursor: Option<i64>,
+}
+
+/// Every call that changed something, newest first: who, what, and the answer's status.
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses(
+    (status = 200, body = AuditPage), (status = 400, body = ErrorBody),
+))]
+async fn list_audit(State(service): State<Service>, ApiQuery(query): ApiQuery<AuditQuery>) -> ApiResult {
+    Ok(Json(service.audit(query.limit, query.cursor).await?).into_response())
 }

@@ -24,6 +24,9 @@ pub enum Error {
     /// The engine could not open the home or add a project.
     #[error(transparent)]
     Engine(#[from] engine::Error),
+    /// The service could not start (its tokens could not be read).
+    #[error("{}", .0.message)]
+    Service(#[from] ServiceError),
 }
 
 /// Why an operation did not succeed: an HTTP status, a stable code, a message and a hint.

@@ -8,6 +8,7 @@
 //! handed to the main runtime, where the engine runs.
 
 mod api;
+pub mod auth;
 mod error;
 mod guard;
 mod listener;
@@ -35,6 +36,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Listen off loopback with no authentication.
     pub insecure_no_auth: bool,
+    /// Endpoints anyone may invoke with no token, even off loopback.
+    pub public_endpoints: Vec<String>,
     /// Host names besides loopback names and IP addresses that requests may name.
     pub public_names: Vec<String>,
     /// Project folders the API may run, besides those added already.
@@ -53,6 +56,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             insecure_no_auth: false,
+            public_endpoints: Vec::new(),
             public_names: Vec::new(),
             projects: Vec::new(),
             header_timeout: Duration::from_secs(30),
@@ -74,6 +78,7 @@ pub struct Server {
     health_interval: Option<Duration>,
     limits: listener::Limits,
     body_timeout: Duration,
+    service: Service,
 }
 
 /// The content of `<home>/server.json`.
@@ -86,17 +91,12 @@ struct ServerFile {
 impl Server {
     /// Binds the listener `args` name and opens the engine on it, with the projects `args` gives.
     ///
-    /// A listener off loopback is refused unless `--insecure-no-auth` says to take the risk.
+    /// A listener off loopback needs tokens (callers must then present one), unless
+    /// `--insecure-no-auth` says to take the risk.
     pub async fn bind(home: &Home, args: &Config, advertise: bool) -> Result<Server, Error> {
         let listen = args.listen;
-        if !listen.ip().is_loopback() {
-            if !args.insecure_no_auth {
-                return Err(Error::Refused(format!(
-                    "refusing to listen on {listen}: the API has no authentication yet, so anyone who reaches it could \
-                     run commands as this user; listen on 127.0.0.1 (the default) behind a proxy that authenticates, \
-                     or pass --insecure-no-auth to take that risk on a network you trust"
-                )));
-            }
+        let tokens_required = !listen.ip().is_loopback() && !args.insecure_no_auth;
+        if !listen.ip().is_loopback() && args.insecure_no_auth {
             eprintln!(
                 "WARNING: listening on {listen} with no authentication (--insecure-no-auth): anyone who can reach \
                  this port can run commands as this user"
@@ -117,16 +117,25 @@ impl Server {
         let body_timeout = args.body_timeout;
         let router = Router::with_body_timeout(body_timeout);
         let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
+        let service = Service::for_server(engine.clone(), tokens_required, args.public_endpoints.clone()).await?;
+        if tokens_required && service.access().tokens.is_empty() {
+            return Err(Error::Refused(format!(
+                "refusing to listen on {listen}: off loopback every caller needs a token, and there are none yet; \
+                 make one with `sagebrush token create NAME --role admin` (it is printed once), or listen on \
+                 127.0.0.1 (the default)"
+            )));
+        }
         for project in &args.projects {
             engine.add_project(project).await?;
         }
         let open_files = listener::raise_open_files_limit();
         let limits = listener::Limits {
             guard: guard::Guard::new(&args.public_names),
+            access: service.access().clone(),
             header_timeout: args.header_timeout,
             max_connections: args.max_connections.unwrap_or_else(|| listener::default_max_connections(open_files)),
         };
-        Ok(Server { engine, url, listener, router, advertise, health_interval: None, limits, body_timeout })
+        Ok(Server { engine, url, listener, router, advertise, health_interval: None, limits, body_timeout, service })
     }
 
     /// Queues the runs this server is given and executes them, `limit` at once (default: half the cores).
@@ -152,7 +161,7 @@ impl Server {
                 .map_err(|source| Error::Io { path: server_file.clone(), source })?;
         }
         let main = tokio::runtime::Handle::current();
-        let api = api::routes(Service::new(self.engine.clone()), self.body_timeout);
+        let api = api::routes(self.service.clone(), self.body_timeout);
         let api_on_main = move |request: axum::extract::Request| {
             let (mut api, main) = (api.clone(), main.clone());
             async move {

@@ -29,6 +29,8 @@ const CLOSING_AT_ONCE: usize = 64;
 pub struct Limits {
     /// Which `Host` and `Origin` a request may have at all; checked before any route.
     pub guard: Guard,
+    /// Who may invoke endpoints (the API checks its own routes).
+    pub access: crate::auth::Access,
     /// How long a connection may go without a request in flight: from when it opens or its last
     /// answer, until a request's headers are complete. So the header and the idle keep-alive timeout.
     pub header_timeout: Duration,
@@ -222,12 +224,14 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let ticket = Arc::new(ticket);
     let counted = ticket.clone();
-    let guard = limits.guard.clone();
+    let (guard, access) = (limits.guard.clone(), limits.access.clone());
     let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let ticket = counted.clone();
         let mut app = app.clone();
         ticket.slot.in_flight.fetch_add(1, Ordering::Relaxed);
-        let refusal = guard.refusal(request.method(), request.headers());
+        let refusal = guard
+            .refusal(request.method(), request.headers())
+            .or_else(|| access.invocation_refusal(request.uri().path(), request.headers()));
         async move {
             let response = match refusal {
                 Some(refusal) => Ok(axum::response::IntoResponse::into_response(refusal)),

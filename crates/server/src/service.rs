@@ -2,16 +2,21 @@
 //! and the CLI calls it in-process when no server runs, so both answer alike.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use engine::Engine;
 use names::Name;
 use serde::{Deserialize, Serialize};
-use store::{EndpointRecord, ModelVersionRecord, ProjectRecord, RunRecord, RunStatus, StageRecord};
+use store::{
+    AuditRecord, EndpointRecord, ModelVersionRecord, ProjectRecord, Role, RunRecord, RunStatus, StageRecord,
+    TokenRecord,
+};
 use utoipa::ToSchema;
 
 use crate::ServiceError;
+use crate::auth::{self, Access, Caller, Tokens};
 
 type Result<T> = std::result::Result<T, ServiceError>;
 
@@ -96,10 +101,37 @@ pub struct Deployed {
     pub url: String,
 }
 
+/// A token just made: the only time its value is shown.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    pub name: String,
+    pub role: Role,
+    /// Pass it as `Authorization: Bearer <token>` or `SAGEBRUSH_TOKEN`; it cannot be shown again.
+    pub token: String,
+}
+
+/// A page of the audit, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<i64>,
+}
+
 /// The service over one engine.
 #[derive(Clone)]
 pub struct Service {
     engine: Engine,
+    access: Access,
+}
+
+/// A page's size: 1 to 1000, 50 unless given.
+fn page_limit(limit: Option<i64>) -> Result<i64> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", "limit is 1 to 1000"));
+    }
+    Ok(limit)
 }
 
 /// A name from a URL or a body.
@@ -108,8 +140,61 @@ pub(crate) fn name(what: &str, text: &str) -> Result<Name> {
 }
 
 impl Service {
+    /// The service for the CLI in-process: every caller is `local`.
     pub fn new(engine: Engine) -> Service {
-        Service { engine }
+        Service { engine, access: Access::default() }
+    }
+
+    /// The service for a server: callers are told by their tokens, which are read now.
+    pub async fn for_server(engine: Engine, required: bool, public_endpoints: Vec<String>) -> Result<Service> {
+        let access = Access { required, tokens: Tokens::default(), public_endpoints: Arc::new(public_endpoints) };
+        let service = Service { engine, access };
+        service.reload_tokens().await?;
+        Ok(service)
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    async fn reload_tokens(&self) -> Result<()> {
+        self.access.tokens.set(self.engine.store().token_hashes().await?);
+        Ok(())
+    }
+
+    /// Makes a token; its value is in the answer and nowhere else.
+    pub async fn create_token(&self, name: &Name, role: Role) -> Result<CreatedToken> {
+        let token = auth::new_token()?;
+        self.engine.store().create_token(name, role, &hex::encode(auth::hash(&token))).await?;
+        self.reload_tokens().await?;
+        Ok(CreatedToken { name: name.to_string(), role, token })
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        Ok(self.engine.store().token_hashes().await?.into_iter().map(|(record, _)| record).collect())
+    }
+
+    /// Revokes a token: refused from the next request on.
+    pub async fn revoke_token(&self, name: &Name) -> Result<()> {
+        self.engine.store().revoke_token(name).await?;
+        self.reload_tokens().await
+    }
+
+    /// Records a call that changed something (or tried to).
+    pub async fn record(&self, caller: &Caller, action: &str, status: StatusCode) {
+        if let Err(e) = self.engine.store().record_audit(&caller.name, action, status.as_u16()).await {
+            tracing::warn!("recording `{action}` by {} in the audit: {e}", caller.name);
+        }
+    }
+
+    pub async fn audit(&self, limit: Option<i64>, cursor: Option<i64>) -> Result<AuditPage> {
+        let limit = page_limit(limit)?;
+        let mut entries = self.engine.store().audit(limit + 1, cursor).await?;
+        let next_cursor = (entries.len() as i64 > limit).then(|| {
+            entries.truncate(usize::try_from(limit).unwrap_or(50));
+            entries.last().map_or(0, |e| e.id)
+        });
+        Ok(AuditPage { entries, next_cursor })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -146,10 +231,7 @@ impl Service {
 
     pub async fn runs(&self, filter: &RunFilter) -> Result<RunsPage> {
         let project = filter.project.as_deref().map(|p| name("project", p)).transpose()?;
-        let limit = filter.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", "limit is 1 to 1000"));
-        }
+        let limit = page_limit(filter.limit)?;
         let page = store::RunQuery {
             project: project.as_deref(),
             status: filter.status,

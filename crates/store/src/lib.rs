@@ -7,6 +7,7 @@
 //! leaves a half-written artifact visible.
 
 mod artifacts;
+mod auth;
 mod endpoints;
 mod jobs;
 mod models;
@@ -15,6 +16,7 @@ mod runs;
 mod status;
 
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
+pub use auth::{AuditRecord, Role, TokenRecord};
 pub use endpoints::{EndpointRecord, VariantRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
@@ -167,6 +169,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_projects.sql"),
     include_str!("../migrations/0010_queue.sql"),
     include_str!("../migrations/0011_secrets.sql"),
+    include_str!("../migrations/0012_auth.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

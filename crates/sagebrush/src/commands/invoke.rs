@@ -9,7 +9,7 @@ use engine::Home;
 use crate::cli::InvokeArgs;
 
 pub async fn invoke(home: &Home, args: InvokeArgs) -> anyhow::Result<ExitCode> {
-    let Some(url) = server::running(home).await else {
+    let Some(client) = crate::client::connect(home).await? else {
         anyhow::bail!(
             "no sagebrush server is running for {}; start one with `sagebrush server`",
             home.root().display()
@@ -22,9 +22,8 @@ pub async fn invoke(home: &Home, args: InvokeArgs) -> anyhow::Result<ExitCode> {
     } else {
         std::fs::read(&args.data).with_context(|| format!("reading {}", args.data.display()))?
     };
-    let client = reqwest::Client::builder().no_proxy().build()?;
     let response = client
-        .post(format!("{url}/endpoints/{}/invocations", args.endpoint))
+        .raw(reqwest::Method::POST, &format!("/endpoints/{}/invocations", args.endpoint))
         .header("content-type", &args.content_type)
         .body(body)
         .send()

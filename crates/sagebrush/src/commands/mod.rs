@@ -7,6 +7,7 @@ mod list;
 mod logs;
 mod project;
 mod run;
+mod token;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,7 @@ use crate::cli::{Cli, Command};
 /// Runs the command the user asked for.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = Home::new(cli.home);
+    crate::client::configure(cli.server, cli.token);
     match cli.command {
         Command::Up(args) => run::up(&home, args).await,
         Command::Server(args) => run::server(&home, args).await,
@@ -32,6 +34,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,
         Command::Project(command) => project::project(&home, command).await,
+        Command::Token(command) => token::token(&home, command).await,
+        Command::Audit(args) => token::audit(&home, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "sagebrush", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Algorithm(command) => algorithm::algorithm(command).await,
     }
 }

@@ -68,11 +68,15 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
 /// `sagebrush run`: through the running server if there is one, else in this process.
 pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
-    if let Some(url) = server::running(home).await {
-        let client = Client::new(&url)?;
-        // The server runs only projects it was given: give it this one (adding it again changes nothing).
+    if let Some(client) = crate::client::connect(home).await? {
+        // The server runs only projects it was given: give it this one unless it has it (adding
+        // takes an admin; running one it has, an operator).
         let folder = args.project.canonicalize().unwrap_or(args.project.clone());
-        let project: store::ProjectRecord = client.post("/projects", &serde_json::json!({ "path": folder })).await?;
+        let known: Vec<store::ProjectRecord> = client.get("/projects").await?;
+        let project = match known.into_iter().find(|p| std::path::Path::new(&p.path) == folder) {
+            Some(project) => project,
+            None => client.post("/projects", &serde_json::json!({ "path": folder })).await?,
+        };
         let body = serde_json::json!({ "project": project.name, "parameters": overrides });
         let submitted: SubmittedView = client.post("/runs", &body).await?;
         return follow_remote(client, submitted, args.json).await;
@@ -81,7 +85,10 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, &server::Config::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
-    let submitted = engine.submit(&args.project, &overrides, "manual").await?;
+    let submitted = engine.submit(&args.project, &overrides, "manual").await.map_err(server::ServiceError::from);
+    let status = submitted.as_ref().map_or_else(|e| e.status, |_| axum::http::StatusCode::CREATED);
+    server::Service::new(engine.clone()).record(&server::auth::Caller::local(), "POST /api/v1/runs", status).await;
+    let submitted = submitted?;
     let code = follow_local(&engine, submitted, args.json).await;
     if !args.json {
         eprintln!("No server is running, so the endpoints stop with this command; `sagebrush server` serves them.");
@@ -93,8 +100,7 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// `sagebrush retry`.
 pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
-    if let Some(url) = server::running(home).await {
-        let client = Client::new(&url)?;
+    if let Some(client) = crate::client::connect(home).await? {
         let body = serde_json::json!({ "from": args.from });
         let submitted = client.post(&format!("/runs/{}/{}/retry", args.project, args.number), &body).await?;
         return follow_remote(client, submitted, args.json).await;

@@ -264,6 +264,16 @@ pub fn endpoint(sandbox: &Sandbox, name: &str) -> serde_json::Value {
     all.as_array().unwrap().iter().find(|e| e["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
 }
 
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(files_under(&path)) } else { files.push(path) }
+    }
+    files
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

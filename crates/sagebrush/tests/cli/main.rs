@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `sagebrush` binary the way a user does, with its own home directory.
 
 mod api;
+mod auth;
 mod containers;
 mod harness;
 

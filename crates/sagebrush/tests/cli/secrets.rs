@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::harness::{Sandbox, client, text};
+use crate::harness::{Sandbox, client, files_under, text};
 
 const VALUE: &str = "s3cr3t-Value-0f-the-test";
 
@@ -29,21 +29,12 @@ fn digest() -> String {
 /// Every file under `dir` whose bytes contain the secret.
 fn files_with_secret(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    for entry in walk(dir) {
+    for entry in files_under(dir) {
         if std::fs::read(&entry).is_ok_and(|bytes| bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes())) {
             found.push(entry);
         }
     }
     found
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
-    }
-    files
 }
 
 #[test]

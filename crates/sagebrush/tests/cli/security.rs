@@ -134,12 +134,15 @@ fn a_public_name_is_served_when_configured() {
 }
 
 #[test]
-fn listening_off_loopback_needs_an_explicit_override() {
+fn listening_off_loopback_needs_a_token_or_an_explicit_override() {
     let sandbox = Sandbox::new();
     let output = sandbox.run(&["server", "--listen", "0.0.0.0:0"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to listen on 0.0.0.0") && stderr.contains("--insecure-no-auth"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0") && stderr.contains("sagebrush token create NAME --role admin"),
+        "{stderr}"
+    );
     assert!(!sandbox.home.join("server.json").exists());
     let project = sandbox.project("iris", "iris");
     let output = sandbox.run(&["up", project.to_str().unwrap(), "--listen", "0.0.0.0:0"]);
