@@ -65,6 +65,9 @@ pub enum Command {
     Token(TokenCommand),
     /// List the calls that changed something: who, what, and how it was answered.
     Audit(AuditArgs),
+    /// List the changes of runs, stages, model versions and endpoints, oldest first
+    /// (`GET /api/v1/events` with `Accept: text/event-stream` follows them live).
+    Events(EventsArgs),
     /// Print a shell completion script, e.g. `sagebrush completions bash > /etc/bash_completion.d/sagebrush`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -336,6 +339,21 @@ pub enum TokenCommand {
     },
     /// Revoke a token: the server refuses it from the next request on.
     Revoke { name: Name },
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this project's events.
+    pub project: Option<Name>,
+    /// Only events after this id.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// How many events to list.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

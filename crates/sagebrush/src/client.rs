@@ -76,6 +76,23 @@ impl Client {
         self.send::<serde_json::Value>(self.http.delete(self.url(path))).await.map(drop)
     }
 
+    /// The server's stream of a project's events from now on (server-sent events).
+    pub async fn event_stream(&self, project: &names::Name) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(self.url(&format!("/events?project={project}")))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| gone(&self.base, &e))?;
+        self.checked(response).await
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
@@ -83,13 +100,19 @@ impl Client {
     /// The answer as `T` (`null` for an empty one), or the server's error as the [`ServiceError`] it sent.
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let response = request.send().await.map_err(|e| gone(&self.base, &e))?;
+        let bytes = self.checked(response).await?.bytes().await.map_err(|e| gone(&self.base, &e))?;
+        let answer = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes)? };
+        Ok(serde_json::from_value(answer)?)
+    }
+
+    /// A successful answer as it is, or the error it carries as the [`ServiceError`] the server sent.
+    async fn checked(&self, response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| gone(&self.base, &e))?;
-        let answer: serde_json::Value =
-            if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_default() };
         if status.is_success() {
-            return Ok(serde_json::from_value(answer)?);
+            return Ok(response);
         }
+        let bytes = response.bytes().await.map_err(|e| gone(&self.base, &e))?;
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let error = &answer["error"];
         let message = error["message"].as_str().map_or_else(|| format!("the server answered {status}"), str::to_owned);
         let code = error["code"].as_str().unwrap_or("error").to_owned();
@@ -108,8 +131,13 @@ impl Client {
 
 /// A server that no longer answers: say so, and what to do.
 pub fn gone(base: &str, error: &reqwest::Error) -> anyhow::Error {
+    gone_quietly(base, &error.to_string())
+}
+
+/// [`gone`], for a server that went without an error to quote (a stream that just ended).
+pub fn gone_quietly(base: &str, why: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "the sagebrush server at {base} is gone ({error}); start it again with `sagebrush server` \
+        "the sagebrush server at {base} is gone ({why}); start it again with `sagebrush server` \
          (runs it was executing are marked interrupted when it starts)"
     )
 }

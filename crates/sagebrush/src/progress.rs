@@ -9,7 +9,33 @@ use store::{RunRecord, StageRecord, StageStatus};
 
 use crate::client::Client;
 
-const POLL: Duration = Duration::from_millis(50);
+/// How long a follower in this process waits for the store's word before it reads the run again
+/// anyway (an end kept in memory on a full disk is not announced).
+const LOCAL_PATIENCE: Duration = Duration::from_millis(200);
+
+/// What wakes a follower: the store's notice in this process, or the server's event stream.
+enum Wakeup {
+    Local(std::sync::Arc<tokio::sync::Notify>),
+    Remote { events: reqwest::Response, server: String },
+}
+
+impl Wakeup {
+    /// Returns when something may have changed; an error when the server's stream ended.
+    async fn next(&mut self) -> anyhow::Result<()> {
+        match self {
+            Wakeup::Local(appended) => {
+                let _ = tokio::time::timeout(LOCAL_PATIENCE, appended.notified()).await;
+                Ok(())
+            }
+            // Any chunk: an event of the project, or the stream's keep-alive.
+            Wakeup::Remote { events, server } => match events.chunk().await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(crate::client::gone_quietly(server, "its event stream ended")),
+                Err(e) => Err(crate::client::gone(server, &e)),
+            },
+        }
+    }
+}
 
 /// Where a run's state is read from while it is followed.
 pub enum Source<'a> {
@@ -20,6 +46,16 @@ pub enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// Subscribes to what changes the run, before it is first read, so no change is missed.
+    async fn wakeup(&self) -> anyhow::Result<Wakeup> {
+        Ok(match self {
+            Source::Local { engine, .. } => Wakeup::Local(engine.store().appended_notify()),
+            Source::Remote { client, project, .. } => {
+                Wakeup::Remote { events: client.event_stream(project).await?, server: client.base().to_owned() }
+            }
+        })
+    }
+
     async fn view(&self) -> anyhow::Result<(RunRecord, Vec<StageRecord>)> {
         match self {
             Source::Local { engine, run_id } => Ok(engine.run_view(*run_id).await?),
@@ -66,6 +102,7 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
     let mut cancel_sent = false;
     let mut queued_said = false;
+    let mut wakeup = source.wakeup().await?;
     loop {
         let (run, stages) = source.view().await?;
         if run.status == store::RunStatus::Queued && !queued_said {
@@ -113,7 +150,7 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
             return Ok((run, stages));
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            woken = wakeup.next() => woken?,
             _ = &mut ctrl_c => {
                 if cancel_sent {
                     anyhow::bail!(

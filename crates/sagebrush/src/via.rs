@@ -6,7 +6,9 @@ use std::path::Path;
 use axum::http::StatusCode;
 use engine::Home;
 use names::Name;
-use server::service::{AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage};
+use server::service::{
+    AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter, RunsPage,
+};
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
 
@@ -186,6 +188,16 @@ impl Via {
             Via::Local(service) => {
                 change(service, "DELETE", &path, StatusCode::NO_CONTENT, service.revoke_token(name).await).await
             }
+        }
+    }
+
+    pub async fn events(&self, after: i64, project: Option<&Name>, limit: i64) -> anyhow::Result<EventsPage> {
+        match self {
+            Via::Server(client) => {
+                let project = project.map(|p| format!("&project={p}")).unwrap_or_default();
+                client.get(&format!("/events?after={after}&limit={limit}{project}")).await
+            }
+            Via::Local(service) => Ok(service.events(after, project, Some(limit)).await?),
         }
     }
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    self, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, RunDetail, RunFilter, RunsPage, Service,
-    Submitted,
+    self, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter, RunsPage,
+    Service, Submitted,
 };
 use crate::{ServiceError, auth};
 
@@ -48,6 +48,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{token}", axum::routing::delete(revoke_token))
         .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/events", get(list_events))
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -93,7 +94,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         create_token,
         list_tokens,
         revoke_token,
-        list_audit
+        list_audit,
+        list_events
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -530,4 +532,68 @@ struct AuditQuery {
 ))]
 async fn list_audit(State(service): State<Service>, ApiQuery(query): ApiQuery<AuditQuery>) -> ApiResult {
     Ok(Json(service.audit(query.limit, query.cursor).await?).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Only events after this one (0, the default: from the first).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// Only this project's events.
+    project: Option<String>,
+    /// At most this many in a page (1 to 1000, default 1000).
+    limit: Option<i64>,
+}
+
+/// Every change of runs, stages, model versions and endpoints, oldest first: a page of JSON, or,
+/// asked with `Accept: text/event-stream`, server-sent events that go on with each new change
+/// (each with the event's `id`, so a client resumes with `Last-Event-ID`; with neither that nor
+/// `after`, the stream starts with the next change).
+#[utoipa::path(get, path = "/api/v1/events", params(EventsQuery), responses(
+    (status = 200, body = EventsPage), (status = 400, body = ErrorBody),
+))]
+async fn list_events(
+    State(service): State<Service>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult {
+    let project = query.project.as_deref().map(|p| service::name("project", p)).transpose()?;
+    let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
+    let streamed = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
+    if !streamed {
+        let after = query.after.unwrap_or(0).max(0);
+        return Ok(Json(service.events(after, project.as_ref(), query.limit).await?).into_response());
+    }
+    // A stream with no place to resume from starts with what happens next.
+    let after = match resumed.or(query.after) {
+        Some(after) => after.max(0),
+        None => service.last_event().await?,
+    };
+    let pending = std::collections::VecDeque::new();
+    let events = futures_util::stream::unfold(
+        (service, after, project, pending),
+        |(service, mut after, project, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop_front() {
+                    let sent = sse_event(&event);
+                    return Some((sent, (service, after, project, pending)));
+                }
+                // Ends the stream when the store fails: the client reconnects with Last-Event-ID.
+                let page = service.wait_for_events(after, project.as_ref(), Duration::from_secs(60)).await.ok()?;
+                after = page.last;
+                pending.extend(page.events);
+            }
+        },
+    );
+    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()).into_response())
+}
+
+fn sse_event(event: &store::EventRecord) -> Result<axum::response::sse::Event, std::convert::Infallible> {
+    let kind = serde_json::to_value(event.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let data = serde_json::to_string(event).unwrap_or_default();
+    Ok(axum::response::sse::Event::default().id(event.id.to_string()).event(kind).data(data))
 }

@@ -232,14 +232,26 @@ async fn connection(
         let refusal = guard
             .refusal(request.method(), request.headers())
             .or_else(|| access.invocation_refusal(request.uri().path(), request.headers()));
+        // An API answer may stream (events): it is in flight until its body ends, or an idle
+        // sweep would close it. Invocations answer whole, and skip the wrapping.
+        let streams = request.uri().path().starts_with("/api/");
         async move {
             let response = match refusal {
                 Some(refusal) => Ok(axum::response::IntoResponse::into_response(refusal)),
                 None => app.call(request.map(Body::new)).await,
             };
-            ticket.slot.last_active_ms.store(ticket.connections.now_ms(), Ordering::Relaxed);
-            ticket.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
-            response
+            let in_flight = InFlight(ticket);
+            if !streams {
+                return response;
+            }
+            response.map(|response| {
+                response.map(|body| {
+                    Body::from_stream(futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                        let _held = &in_flight;
+                        chunk
+                    }))
+                })
+            })
         }
     });
     let conn =
@@ -257,6 +269,16 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// A request counted in flight on its connection until this is dropped.
+struct InFlight(Arc<Ticket>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.slot.last_active_ms.store(self.0.connections.now_ms(), Ordering::Relaxed);
+        self.0.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -10,8 +10,8 @@ use engine::Engine;
 use names::Name;
 use serde::{Deserialize, Serialize};
 use store::{
-    AuditRecord, EndpointRecord, ModelVersionRecord, ProjectRecord, Role, RunRecord, RunStatus, StageRecord,
-    TokenRecord,
+    AuditRecord, EndpointRecord, EventRecord, ModelVersionRecord, ProjectRecord, Role, RunRecord, RunStatus,
+    StageRecord, TokenRecord,
 };
 use utoipa::ToSchema;
 
@@ -118,6 +118,14 @@ pub struct AuditPage {
     pub next_cursor: Option<i64>,
 }
 
+/// Events in order, after a given one.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventRecord>,
+    /// Pass as `after` to go on from here (the last event's id, or `after` itself with none).
+    pub last: i64,
+}
+
 /// The service over one engine.
 #[derive(Clone)]
 pub struct Service {
@@ -184,6 +192,38 @@ impl Service {
     pub async fn record(&self, caller: &Caller, action: &str, status: StatusCode) {
         if let Err(e) = self.engine.store().record_audit(&caller.name, action, status.as_u16()).await {
             tracing::warn!("recording `{action}` by {} in the audit: {e}", caller.name);
+        }
+    }
+
+    /// Events after `after` (all when 0), of one project when given, oldest first.
+    pub async fn events(&self, after: i64, project: Option<&Name>, limit: Option<i64>) -> Result<EventsPage> {
+        let limit = page_limit(limit.or(Some(1000)))?;
+        let events = self.engine.store().events(after, project.map(Name::as_str), limit).await?;
+        let last = events.last().map_or(after, |e| e.id);
+        Ok(EventsPage { events, last })
+    }
+
+    /// The id of the newest event, to follow only what comes next.
+    pub async fn last_event(&self) -> Result<i64> {
+        Ok(self.engine.store().last_event().await?)
+    }
+
+    /// Events after `after`, waiting up to `patience` for the first; an empty page when none came.
+    pub async fn wait_for_events(&self, after: i64, project: Option<&Name>, patience: Duration) -> Result<EventsPage> {
+        let appended = self.engine.store().appended_notify();
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before reading, so an event appended in between is not missed.
+            let notified = appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let page = self.events(after, project, None).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !page.events.is_empty() || left.is_zero() {
+                return Ok(page);
+            }
+            // Another process's events are not announced: read again at least each second.
+            let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), notified).await;
         }
     }
 

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use crate::events::{EventKind, event};
 use crate::{Error, Store, now_ms};
 
 /// A named endpoint and the model version it serves.
@@ -70,7 +71,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let shown: Vec<serde_json::Value> = variants
+            .iter()
+            .map(|v| {
+                serde_json::json!({ "variant": v.variant, "model_group": v.model_group,
+                    "model_version": v.model_version, "weight": v.weight, "instances": v.instances })
+            })
+            .collect();
+        let data = serde_json::json!({ "endpoint": endpoint, "variants": shown });
+        event(&mut tx, EventKind::EndpointUpdated, None, data).await?;
         tx.commit().await?;
+        self.appended();
         Ok(())
     }
 
@@ -89,7 +100,11 @@ impl Store {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(name).execute(&mut *tx).await?;
         let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        if deleted.rows_affected() > 0 {
+            event(&mut tx, EventKind::EndpointDeleted, None, serde_json::json!({ "endpoint": name })).await?;
+        }
         tx.commit().await?;
+        self.appended();
         Ok(deleted.rows_affected() > 0)
     }
 

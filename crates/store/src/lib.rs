@@ -9,6 +9,7 @@
 mod artifacts;
 mod auth;
 mod endpoints;
+mod events;
 mod jobs;
 mod models;
 mod projects;
@@ -18,6 +19,7 @@ mod status;
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use auth::{AuditRecord, Role, TokenRecord};
 pub use endpoints::{EndpointRecord, VariantRecord};
+pub use events::{EventKind, EventRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
@@ -66,6 +68,8 @@ pub struct Store {
     /// A file of [`RESERVE_BYTES`] beside the database, deleted when the disk fills so that the
     /// failure can still be recorded.
     reserve: std::sync::Arc<std::path::PathBuf>,
+    /// Woken after a change that appended an event commits.
+    appended: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Room kept for the writes that record a failure on a full disk.
@@ -105,7 +109,7 @@ impl Store {
             .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         let reserve = path.with_extension("reserve");
         keep_reserve(&reserve);
-        Ok(Store { pool, reserve: std::sync::Arc::new(reserve) })
+        Ok(Store { pool, reserve: std::sync::Arc::new(reserve), appended: Default::default() })
     }
 
     /// Deletes the reserve file to make room on a full disk; true if there was one to delete.
@@ -170,6 +174,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_queue.sql"),
     include_str!("../migrations/0011_secrets.sql"),
     include_str!("../migrations/0012_auth.sql"),
+    include_str!("../migrations/0013_events.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

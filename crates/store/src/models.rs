@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::events::{EventKind, event};
 use crate::{Error, Store, now_ms};
 
 /// A registered model.
@@ -54,6 +55,7 @@ const COLUMNS: &str =
 impl Store {
     /// Registers a new version, numbered after the group's latest.
     pub async fn register_model(&self, new: NewModelVersion<'_>) -> Result<ModelVersionRecord, Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO model_versions (model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at)
              VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_group = $1), $2, $3, $4, $5, $6, $7, $8)
@@ -67,8 +69,16 @@ impl Store {
         .bind(new.lineage.to_string())
         .bind(new.approval_status)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        let project: Option<String> = sqlx::query_scalar("SELECT project FROM runs WHERE id = $1")
+            .bind(new.run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let data = serde_json::json!({ "model_group": new.model_group, "version": version, "run_id": new.run_id });
+        event(&mut tx, EventKind::ModelRegistered, project.as_deref(), data).await?;
+        tx.commit().await?;
+        self.appended();
         self.model_version(new.model_group, version).await
     }
 

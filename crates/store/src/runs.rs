@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::events::{EventKind, run_event};
 use crate::{Error, RunStatus, StageStatus, Store, now_ms};
 
 /// One execution of a pipeline.
@@ -150,7 +151,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let kind = if new.status == RunStatus::Queued { EventKind::RunQueued } else { EventKind::RunStarted };
+        run_event(&mut tx, kind, id, None).await?;
         tx.commit().await?;
+        self.appended();
         self.run_by_id(id).await
     }
 
@@ -228,15 +232,22 @@ impl Store {
 
     /// Takes a queued run for the process `owner`: true if it was still queued (no one else took it).
     pub async fn claim_run(&self, run_id: i64, owner: &str) -> Result<bool, Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE runs SET status = 'running', owner = $2, started_at = $3 WHERE id = $1 AND status = 'queued'",
         )
         .bind(run_id)
         .bind(owner)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let claimed = done.rows_affected() == 1;
+        if claimed {
+            run_event(&mut tx, EventKind::RunStarted, run_id, None).await?;
+        }
+        tx.commit().await?;
+        self.appended();
+        Ok(claimed)
     }
 
     /// A page of runs, newest first, filtered as `query` says.
@@ -317,7 +328,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        if ended.rows_affected() == 1 {
+            run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
+        }
         tx.commit().await?;
+        self.appended();
         Ok(())
     }
 
@@ -337,7 +352,11 @@ impl Store {
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
+        if done.rows_affected() == 1 {
+            run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
+        }
         tx.commit().await?;
+        self.appended();
         Ok(done.rows_affected() == 1)
     }
 
@@ -361,6 +380,7 @@ impl Store {
 
     /// Marks a stage running and counts the attempt.
     pub async fn start_stage(&self, run_id: i64, position: i64) -> Result<(), Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE stages SET status = 'running', reason = NULL, attempts = attempts + 1,
              started_at = COALESCE(started_at, $3) WHERE run_id = $1 AND position = $2",
@@ -368,8 +388,11 @@ impl Store {
         .bind(run_id)
         .bind(position)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        run_event(&mut tx, EventKind::StageStarted, run_id, Some(position)).await?;
+        tx.commit().await?;
+        self.appended();
         Ok(())
     }
 
@@ -382,6 +405,7 @@ impl Store {
         reason: Option<&str>,
         outputs: &serde_json::Value,
     ) -> Result<(), Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE stages SET status = $3, reason = $4, outputs = $5, finished_at = $6
              WHERE run_id = $1 AND position = $2",
@@ -392,8 +416,11 @@ impl Store {
         .bind(reason)
         .bind(outputs.to_string())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        run_event(&mut tx, EventKind::StageFinished, run_id, Some(position)).await?;
+        tx.commit().await?;
+        self.appended();
         Ok(())
     }
 
@@ -401,7 +428,7 @@ impl Store {
     pub async fn fail_interrupted(&self, run_id: i64, reason: &str) -> Result<(), Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
-        sqlx::query(
+        let failed = sqlx::query(
             "UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'",
         )
         .bind(run_id)
@@ -409,6 +436,9 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if failed.rows_affected() == 1 {
+            run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
+        }
         sqlx::query("UPDATE stages SET status = 'failed', reason = $2, finished_at = $3 WHERE run_id = $1 AND status = 'running'")
             .bind(run_id)
             .bind(reason)
@@ -429,6 +459,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.appended();
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use engine::Home;
 use names::printable;
 
-use crate::cli::{DeleteEndpointArgs, EndpointsArgs, ModelsArgs, RunRef, RunsArgs};
+use crate::cli::{DeleteEndpointArgs, EndpointsArgs, EventsArgs, ModelsArgs, RunRef, RunsArgs};
 use crate::commands::{format_time, print_json};
 use crate::via::Via;
 
@@ -137,6 +137,20 @@ pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
             printable(&commit),
             lineage["metrics"]
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `events`: what changed, oldest first.
+pub async fn events(home: &Home, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let page = Via::open(home).await?.events(args.after, args.project.as_ref(), args.limit).await?;
+    if args.json {
+        print_json(&page.events)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for event in page.events {
+        let kind = serde_json::to_value(event.kind)?.as_str().unwrap_or_default().to_owned();
+        println!("{:>6}  {}  {kind:<16} {}", event.id, format_time(event.at), printable(&event.data.0.to_string()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Project(command) => project::project(&home, command).await,
         Command::Token(command) => token::token(&home, command).await,
         Command::Audit(args) => token::audit(&home, args).await,
+        Command::Events(args) => list::events(&home, args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "sagebrush", &mut std::io::stdout());

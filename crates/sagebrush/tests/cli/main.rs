@@ -5,6 +5,7 @@ mod auth;
 mod containers;
 mod harness;
 
+mod events;
 mod failures;
 mod lifecycle;
 mod pipeline_errors;

@@ -86,7 +86,7 @@ fn a_killed_server_goes_on_with_its_queue_and_fails_the_run_it_was_running() {
     }
     let served = sandbox.serve(&["server", "--max-runs", "1"]);
     add_project(&served, &dir);
-    assert_eq!(queue(&served, "slow", "60").0, 201);
+    assert_eq!(queue(&served, "slow", "60.25").0, 201);
     let (status, second) = queue(&served, "slow", "0");
     assert_eq!(status, 201, "{second}");
     let (status, again) = queue(&served, "slow", "0");
@@ -117,7 +117,7 @@ fn a_killed_server_goes_on_with_its_queue_and_fails_the_run_it_was_running() {
         let shown = sandbox.json(&["show", "slow", number, "--json"]);
         assert_eq!(shown["run"]["status"], "succeeded", "{shown:#}\n{}", served.output());
     }
-    assert!(crate::harness::processes_with("sleep 60").is_empty(), "the killed run's stage is gone too");
+    assert!(crate::harness::processes_with("sleep 60.25").is_empty(), "the killed run's stage is gone too");
 }
 
 #[test]

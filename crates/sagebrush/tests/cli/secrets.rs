@@ -53,7 +53,8 @@ fn a_secret_reaches_the_stage_and_is_masked_everywhere_through_the_server() {
     let show = sandbox.json(&["show", "secretive", "1", "--json"]);
     assert_eq!(show["run"]["parameters"]["token"], "***", "{show}");
     let mut answers = String::new();
-    for path in ["/api/v1/runs/secretive/1", "/api/v1/runs/secretive/1/logs", "/api/v1/runs?limit=10"] {
+    for path in ["/api/v1/runs/secretive/1", "/api/v1/runs/secretive/1/logs", "/api/v1/runs?limit=10", "/api/v1/events"]
+    {
         let response = client().get(format!("{}{path}", served.url)).send().unwrap();
         assert_eq!(response.status(), 200, "{path}");
         answers.push_str(&response.text().unwrap());

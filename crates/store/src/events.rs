@@ -1,0 +1,109 @@
+//! The append-only log of changes: each is written in the transaction of the change it tells of,
+//! so a reader never sees a change without its event, nor an event without its change.
+
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{FromRow, SqliteConnection};
+
+use crate::{Error, Store, now_ms};
+
+/// What changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    RunQueued,
+    RunStarted,
+    RunFinished,
+    StageStarted,
+    StageFinished,
+    ModelRegistered,
+    EndpointUpdated,
+    EndpointDeleted,
+}
+
+/// One change, with what a follower needs to know of it (`project`, `number`, `stage`, `status`,
+/// `reason`, `endpoint`, `model_group`, `version`, as the kind has them).
+#[derive(Clone, Debug, FromRow, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct EventRecord {
+    /// Increasing: pass the last one seen as `after` to go on from there.
+    pub id: i64,
+    /// When (ms).
+    pub at: i64,
+    pub kind: EventKind,
+    /// The project it belongs to, when it belongs to one.
+    pub project: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Json<serde_json::Value>,
+}
+
+/// Appends an event of a run, its fields read from the run's row (and stage `position`, if any) in the same transaction.
+pub(crate) async fn run_event(
+    tx: &mut SqliteConnection,
+    kind: EventKind,
+    run_id: i64,
+    position: Option<i64>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO events (at, kind, project, data)
+         SELECT $1, $2, runs.project, json_object(
+             'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
+             'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
+         FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
+         WHERE runs.id = $3",
+    )
+    .bind(now_ms())
+    .bind(kind)
+    .bind(run_id)
+    .bind(position)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends an event with the given fields.
+pub(crate) async fn event(
+    tx: &mut SqliteConnection,
+    kind: EventKind,
+    project: Option<&str>,
+    data: serde_json::Value,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO events (at, kind, project, data) VALUES ($1, $2, $3, $4)")
+        .bind(now_ms())
+        .bind(kind)
+        .bind(project)
+        .bind(data.to_string())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Events after `after` (oldest first), of one project when given, at most `limit`.
+    pub async fn events(&self, after: i64, project: Option<&str>, limit: i64) -> Result<Vec<EventRecord>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, kind, project, data FROM events
+             WHERE id > $1 AND ($2 IS NULL OR project = $2) ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(project)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest event's id (0 with none): where a follower that wants only what comes next starts.
+    pub async fn last_event(&self) -> Result<i64, Error> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?)
+    }
+
+    /// Notified after a change of this process that appended an event commits (other processes'
+    /// events are found only by reading the table again).
+    pub fn appended_notify(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.appended.clone()
+    }
+
+    pub(crate) fn appended(&self) {
+        self.appended.notify_waiters();
+    }
+}
