@@ -4,9 +4,10 @@
 One keep-alive `http.client` connection per server, requests sent one after another, each
 request's latency taken with perf_counter_ns around sending it and reading the whole answer.
 
-  client.py seed-sagebrush URL PROJECT COUNT [DEADLINE_S [FIRST [INTERVAL_MS]]]
+  client.py seed-sagebrush URL PROJECT COUNT [DEADLINE_S [FIRST [INTERVAL_MS [MAX_BACKLOG]]]]
       Submits COUNT runs (`POST /api/v1/runs`, parameter i = FIRST..FIRST+COUNT-1) as fast as one
-      client can (or one every INTERVAL_MS), waits (polling, with a deadline) until none is queued
+      client can (or one every INTERVAL_MS; or, with MAX_BACKLOG, pausing every 20 submits while
+      MAX_BACKLOG or more are queued), waits (polling, with a deadline) until none is queued
       or running, then reads those runs back from the API and prints a JSON summary: runs/s,
       submit-to-start percentiles, failures.
   client.py measure SB_URL PROJECT NUMBER ML_URL EXPERIMENT_ID RUN_ID ROUNDS PER_ROUND WARMUP
@@ -61,7 +62,7 @@ def pct(values, p):
     return s[int(k)]
 
 
-def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0.0):
+def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0.0, max_backlog=0):
     c = Conn(url)
     submit_ms, statuses = [], {}
     t0 = time.time()
@@ -70,6 +71,12 @@ def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0
             wait = t0 + (i - first) * interval_ms / 1000 - time.time()
             if wait > 0:
                 time.sleep(wait)
+        if max_backlog and (i - first) % 20 == 0:  # keep at most about max_backlog + 20 runs queued
+            deadline = time.time() + deadline_s
+            while len(c.json("GET", f"/api/v1/runs?project={project}&status=queued&limit={max_backlog}")["runs"]) >= max_backlog:
+                if time.time() > deadline:
+                    sys.exit(f"the queue did not drain below {max_backlog} in {deadline_s} s")
+                time.sleep(0.01)
         a = time.perf_counter_ns()
         status, raw = c.request("POST", "/api/v1/runs", {"project": project, "parameters": [["i", str(i)]]})
         submit_ms.append((time.perf_counter_ns() - a) / 1e6)
@@ -176,7 +183,8 @@ def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "seed-sagebrush":
         out = seed_sagebrush(args[0], args[1], int(args[2]), float(args[3]) if len(args) > 3 else 900.0,
-                             int(args[4]) if len(args) > 4 else 0, float(args[5]) if len(args) > 5 else 0.0)
+                             int(args[4]) if len(args) > 4 else 0, float(args[5]) if len(args) > 5 else 0.0,
+                             int(args[6]) if len(args) > 6 else 0)
     elif cmd == "measure":
         out = measure(args[0], args[1], int(args[2]), args[3], args[4], args[5], int(args[6]), int(args[7]),
                       int(args[8]))

@@ -7,6 +7,7 @@
 //! is a flag in the store, so any process sharing the home directory can cancel a run.
 //! [`Engine::open`] marks runs whose owning process died as failed (`interrupted`).
 
+mod backend;
 mod builtin_image;
 mod deploy;
 mod error;
@@ -19,7 +20,10 @@ mod registry;
 mod run;
 mod secrets;
 mod stages;
+#[cfg(test)]
+mod tests;
 
+pub use backend::{Backends, Containers, Training};
 pub use deploy::Hosting;
 pub use error::Error;
 pub use home::Home;
@@ -56,6 +60,7 @@ struct Inner {
     queue_limit: std::sync::OnceLock<usize>,
     /// Wakes the queue's scheduler: a run was queued or ended.
     wake: tokio::sync::Notify,
+    backends: Backends,
 }
 
 impl Engine {
@@ -63,6 +68,16 @@ impl Engine {
     ///
     /// `router_url` is where `router` is served (`http://127.0.0.1:8080`); smoke tests call it.
     pub async fn open(home: Home, router: Arc<Router>, router_url: String) -> Result<Engine, Error> {
+        Engine::open_with(home, router, router_url, Backends::local()).await
+    }
+
+    /// [`Engine::open`] with the given backends.
+    pub async fn open_with(
+        home: Home,
+        router: Arc<Router>,
+        router_url: String,
+        backends: Backends,
+    ) -> Result<Engine, Error> {
         home.create()?;
         let store = Store::open(&home.database()).await?;
         let artifacts = Artifacts::local(&home.artifacts())?;
@@ -82,6 +97,7 @@ impl Engine {
                 registry: Default::default(),
                 queue_limit: Default::default(),
                 wake: Default::default(),
+                backends,
             }),
         };
         engine.recover().await?;
@@ -125,13 +141,9 @@ impl Engine {
     }
 
     /// Removes the containers of this home for which `keep(process label)` is false, logging what it removed.
-    async fn remove_containers(&self, keep: impl Fn(&str) -> bool) {
-        // Without Docker there is nothing to remove; a pipeline that needs it reports that when it runs.
-        if runtime::docker::check_engine().await.is_err() {
-            return;
-        }
+    async fn remove_containers(&self, keep: impl Fn(&str) -> bool + Send + Sync) {
         let home = self.inner.home.root().display().to_string();
-        match runtime::docker::remove_orphans(&home, keep).await {
+        match self.inner.backends.containers.remove_orphans(&home, &keep).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!("removed {} container(s): {}", removed.len(), removed.join(", "));
             }

@@ -54,14 +54,15 @@ impl Live {
         receiver
     }
 
-    /// Asks a run of this process to stop; false if it is not one.
+    /// Asks a run of this process to stop; false if it is not one, or it has ended already (even
+    /// if its end is not recorded yet).
     pub fn cancel(&self, run_id: i64) -> bool {
         match self.lock().get(&run_id) {
-            Some(run) => {
+            Some(run) if run.end.is_none() => {
                 run.cancel.send_replace(true);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

@@ -261,6 +261,9 @@ impl Engine {
     /// Asks a run to stop: at once when this process runs it, else through the store for the process that does.
     /// False if the run already ended.
     pub async fn cancel(&self, run_id: i64) -> Result<bool, Error> {
+        if self.inner.live.ended(run_id).is_some() {
+            return Ok(false);
+        }
         if self.inner.live.cancel(run_id) {
             // Best effort: the run stops without it, and a full disk must not stop a cancel.
             let _ = self.store().request_cancel(run_id).await;

@@ -99,7 +99,8 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
 
     line(log, &format!("training job {job_name}: Training")).await;
     store.set_training_job_status(&job_name, "InProgress", "Training", None).await.map_err(StageFailure::store)?;
-    let outcome = match training::run(&job, &opt_ml, log, context.cancel.clone()).await {
+    let training = context.engine.inner.backends.training.clone();
+    let outcome = match training.run(&job, &opt_ml, log, context.cancel.clone()).await {
         Ok(outcome) => outcome,
         Err(e) => {
             let reason = e.to_string();

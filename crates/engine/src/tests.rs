@@ -1,0 +1,149 @@
+//! The engine's logic on the fake backend: the stage loop, retries, timeouts and cancellation,
+//! with a real store in a temporary home and no process or container started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{RunRecord, RunStatus, StageRecord, StageStatus};
+
+use crate::backend::Backends;
+use crate::backend::fake::{FakeTraining, Job, NoContainers};
+use crate::{Engine, Home};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    training: Arc<FakeTraining>,
+}
+
+/// An engine on the fake backend whose jobs do what `script` says, in order.
+async fn fixture(script: &[Job]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let training = FakeTraining::new(script);
+    let backends = Backends { training: training.clone(), containers: Arc::new(NoContainers) };
+    let home = Home::new(dir.path().join("home"));
+    let engine = Engine::open_with(home, router::Router::new(), String::new(), backends).await.unwrap();
+    Fixture { dir, engine, training }
+}
+
+impl Fixture {
+    /// A project whose pipeline is a built-in algorithm and `stages` (TOML of `[[stage]]` tables).
+    fn project(&self, stages: &str) -> std::path::PathBuf {
+        let dir = self.dir.path().join("p");
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/train.csv"), "0,1.0\n1,2.0\n").unwrap();
+        let file = format!("[pipeline]\nname = \"p\"\n[algorithm]\nbuiltin = \"decision-tree\"\n{stages}");
+        std::fs::write(dir.join("sagebrush.toml"), file).unwrap();
+        dir
+    }
+
+    async fn submit(&self, stages: &str) -> i64 {
+        let project = self.project(stages);
+        self.engine.submit(&project, &[], "manual").await.unwrap().run.id
+    }
+
+    /// The run once it has ended (within a deadline: a hung loop fails the test, it does not hang it).
+    async fn ended(&self, run_id: i64) -> (RunRecord, Vec<StageRecord>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (run, stages) = self.engine.run_view(run_id).await.unwrap();
+            if run.status.is_finished() {
+                return (run, stages);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "run {run_id} did not end: {run:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn log(&self, stage: &str) -> String {
+        let path = self.dir.path().join(format!("home/logs/p/1/{stage}.log"));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+}
+
+const TRAIN: &str = "[[stage]]\nkind = \"train\"\nchannels = { train = \"data/train.csv\" }\n";
+const GATE: &str = "[[stage]]\nkind = \"gate\"\nrequire = [{ metric = \"train:accuracy\", min = 0.9 }]\n";
+
+#[tokio::test]
+async fn a_failing_stage_is_retried_and_its_attempts_counted() {
+    let f = fixture(&[Job::Fails, Job::Fails]).await;
+    let run = f.submit(&format!("{TRAIN}retries = 2\n{GATE}")).await;
+    let (run, stages) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!((stages[0].status, stages[0].attempts), (StageStatus::Succeeded, 3));
+    assert_eq!(stages[1].status, StageStatus::Succeeded, "the gate read the third attempt's metrics");
+    assert_eq!(f.training.started.lock().unwrap().len(), 3);
+    assert!(f.log("train").contains("--- attempt 3 of 3 ---"), "{}", f.log("train"));
+}
+
+#[tokio::test]
+async fn a_stage_failing_past_its_retries_fails_the_run_and_skips_the_rest() {
+    let f = fixture(&[Job::Fails, Job::Fails]).await;
+    let run = f.submit(&format!("{TRAIN}retries = 1\n{GATE}")).await;
+    let (run, stages) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.reason.unwrap();
+    assert!(reason.starts_with("stage `train` failed") && reason.contains("scripted to fail"), "{reason}");
+    assert_eq!((stages[0].status, stages[0].attempts), (StageStatus::Failed, 2));
+    assert_eq!(stages[1].status, StageStatus::Skipped);
+    let job = f.engine.store().training_job("p-1").await.unwrap();
+    assert_eq!(job.status, "Failed", "the training job records it too");
+}
+
+#[tokio::test]
+async fn a_stage_past_its_timeout_fails_with_how_long_it_had() {
+    let f = fixture(&[Job::Hangs]).await;
+    let run = f.submit(&format!("{TRAIN}timeout = \"50ms\"\n")).await;
+    let (run, stages) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(stages[0].reason.as_deref(), Some("timed out after 50ms"));
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_its_running_stage_and_ends_cancelled() {
+    let f = fixture(&[Job::Hangs]).await;
+    let run_id = f.submit(&format!("{TRAIN}{GATE}")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while f.training.started.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(f.engine.cancel(run_id).await.unwrap());
+    let (run, stages) = f.ended(run_id).await;
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
+    assert_eq!(stages[0].status, StageStatus::Cancelled);
+    assert_eq!(stages[1].status, StageStatus::Skipped);
+    assert!(!f.engine.cancel(run_id).await.unwrap(), "an ended run cannot be cancelled again");
+}
+
+#[tokio::test]
+async fn queued_runs_start_in_order_within_the_limit() {
+    let f = fixture(&[Job::Hangs, Job::Hangs]).await;
+    f.engine.run_queue(1);
+    let project = f.project(TRAIN);
+    let first = f.engine.submit(&project, &[], "manual").await.unwrap().run;
+    let second = f.engine.submit(&project, &[("x".into(), "1".into())], "manual").await;
+    // Undeclared parameters are refused before anything is queued.
+    assert!(second.is_err());
+    let second = f.engine.submit(&project, &[], "retry").await.unwrap().run;
+    assert_eq!((first.status, second.status), (RunStatus::Queued, RunStatus::Queued));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while f.training.started.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the first run never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // One at a time: the second waits while the first hangs.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(*f.training.started.lock().unwrap(), ["p-1"]);
+    assert_eq!(f.engine.store().run_by_id(second.id).await.unwrap().status, RunStatus::Queued);
+    f.engine.cancel(first.id).await.unwrap();
+    assert_eq!(f.ended(first.id).await.0.status, RunStatus::Cancelled);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while f.training.started.lock().unwrap().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the second run never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(*f.training.started.lock().unwrap(), ["p-1", "p-2"]);
+    f.engine.cancel(second.id).await.unwrap();
+    assert_eq!(f.ended(second.id).await.0.status, RunStatus::Cancelled);
+}
