@@ -16,6 +16,7 @@ request's latency taken with perf_counter_ns around sending it and reading the w
 """
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -53,6 +54,12 @@ class Conn:
         return json.loads(raw)
 
 
+def cpu_s():
+    """CPU seconds this process has used."""
+    t = os.times()
+    return t.user + t.system
+
+
 def pct(values, p):
     """Nearest-rank percentile."""
     s = sorted(values)
@@ -65,6 +72,7 @@ def pct(values, p):
 def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0.0, max_backlog=0):
     c = Conn(url)
     submit_ms, statuses = [], {}
+    cpu0 = cpu_s()
     t0 = time.time()
     for i in range(first, first + count):
         if interval_ms:  # paced: submission k at t0 + k * interval
@@ -100,6 +108,7 @@ def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0
             sys.exit(f"runs still queued or running after {deadline_s} s")
         time.sleep(0.05)  # poll interval, not a wait for an outcome
     t_done = time.time()
+    client_cpu = cpu_s() - cpu0
     runs, cursor = [], None
     while True:
         page = c.json("GET", f"/api/v1/runs?project={project}&limit=1000" + (f"&cursor={cursor}" if cursor else ""))
@@ -137,6 +146,7 @@ def seed_sagebrush(url, project, count, deadline_s=900.0, first=0, interval_ms=0
         "polls": polls,
         "middle_number": numbers[len(numbers) // 2],
         "reconnects": c.reconnects,
+        "client_cpu_s": round(client_cpu, 3),
     }
 
 
@@ -162,6 +172,7 @@ def measure(sb_url, project, number, ml_url, exp, run_id, rounds, per_round, war
         if not check(json.loads(raw)):
             sys.exit(f"{name}: unexpected answer {raw[:500]!r}")
         sizes[name] = len(raw)
+    cpu0 = cpu_s()
     for _ in range(rounds):
         for name, conn, method, path, body, _check in kinds:
             out = lat[name]
@@ -175,6 +186,7 @@ def measure(sb_url, project, number, ml_url, exp, run_id, rounds, per_round, war
     for name in lat:
         v = lat[name]
         res[name] = {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99), "max": max(v), "bytes": sizes[name]}
+    res["_client_cpu_s"] = round(cpu_s() - cpu0, 3)
     res["_reconnects"] = {"sagebrush": sb.reconnects, "mlflow": ml.reconnects}
     return res
 

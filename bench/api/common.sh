@@ -54,3 +54,22 @@ start_sagebrush() { # home, max-runs ("" for the default) -> sets sb_url, sb_pid
   sb_url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$home/server.json")
   wait_for "$sb_url/api/v1/health"
 }
+
+# Other load on the machine: the benchmarks share it, so they say how busy it was meanwhile.
+cpu_sample() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; } # -> busy total (jiffies)
+tree_pids() { echo "$1"; for child in $(pgrep -P "$1"); do tree_pids "$child"; done; }
+pids_jiffies() { # pids... -> CPU time of them, their descendants and the children they reaped
+  local total=0 p
+  for p in $(for root in "$@"; do tree_pids "$root"; done); do
+    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+wait_quiet() { # seconds: wait at most that long for 10 s in which the machine is >= 90% idle
+  local deadline=$((SECONDS + $1)) b1 t1 b2 t2
+  while [ $SECONDS -lt "$deadline" ]; do
+    read -r b1 t1 < <(cpu_sample); sleep 10; read -r b2 t2 < <(cpu_sample)
+    [ $((100 * (b2 - b1) / (t2 - t1))) -le 10 ] && return 0
+  done
+  echo "the machine did not go quiet within $1 s; measuring anyway" >&2
+}

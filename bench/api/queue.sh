@@ -17,12 +17,17 @@ max_runs=${2:-}
 paced=${3:-200}
 source bench/api/common.sh
 start_sagebrush "$work/home" "$max_runs"
+read -r busy0 total0 < <(cpu_sample); ours0=$(pids_jiffies "$sb_pid")
 burst=$(python3 "$client" seed-sagebrush "$sb_url" bench "$count" 600)
+read -r busy1 total1 < <(cpu_sample); ours1=$(pids_jiffies "$sb_pid")
+# What else ran meanwhile: busy CPU time not used by the server (and its runs) or the client, in % of all cores.
+other=$(python3 -c 'import json,sys; b0,t0,o0,b1,t1,o1,hz=map(int,sys.argv[1:8]); c=json.loads(sys.argv[8])["client_cpu_s"]*hz
+print(f"{max(0.0, 100 * (b1 - b0 - (o1 - o0) - c) / (t1 - t0)):.0f}")' "$busy0" "$total0" "$ours0" "$busy1" "$total1" "$ours1" "$(getconf CLK_TCK)" "$burst")
 slow=$(python3 "$client" seed-sagebrush "$sb_url" bench "$paced" 600 "$count" 20)
-python3 - "$burst" "$slow" "$count" "$paced" "${max_runs:-default ($(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 )))}" <<'PY'
+python3 - "$burst" "$slow" "$count" "$paced" "${max_runs:-default ($(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 )))}" "$other" <<'PY'
 import json, sys
 d, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-count, paced, max_runs = sys.argv[3:6]
+count, paced, max_runs, other = sys.argv[3:7]
 print()
 print(f"| one `shell` stage (`true`), one project, one client, --max-runs {max_runs} | {count} runs, submitted as fast as one client can | {paced} more runs, one submitted every 20 ms |")
 print("|---|---|---|")
@@ -35,6 +40,7 @@ print(f"| POST /api/v1/runs latency p50 / p99, ms | {d['submit_ms_p50']} / {d['s
 print(f"| client: first submit -> all seen finished | {d['client_wall_s']} s | {p['client_wall_s']} s |")
 print()
 print(f"target >= 100 runs/s: {'met' if d['runs_per_s'] >= 100 else 'missed'} ({d['runs_per_s']} runs/s)")
+print(f"other processes on the machine used {other}% of its CPU during the {count} runs")
 PY
 echo "raw: $burst"
 echo "raw (paced): $slow"

@@ -48,17 +48,24 @@ ml_db_mb=$(du -cm "$work"/mlflow.db* | tail -1 | cut -f1)
 ml_port=$(free_port)
 "$venv/bin/mlflow" server --backend-store-uri "sqlite:///$work/mlflow.db" --default-artifact-root "$work/mlartifacts" \
   --no-serve-artifacts --host 127.0.0.1 --port "$ml_port" --workers 1 >"$work/mlflow.log" 2>&1 &
-pids+=($!)
+ml_pid=$!; pids+=("$ml_pid")
 ml_url=http://127.0.0.1:$ml_port
 wait_for "$ml_url/health"
 
 echo "measuring: $rounds rounds x $per_round requests of each kind, after $warmup of each ..." >&2
+# On a shared machine, SAGEBRUSH_BENCH_WAIT_QUIET=SECONDS waits (at most that long) for it to go quiet first.
+[ -n "${SAGEBRUSH_BENCH_WAIT_QUIET:-}" ] && wait_quiet "$SAGEBRUSH_BENCH_WAIT_QUIET"
+read -r busy0 total0 < <(cpu_sample); ours0=$(pids_jiffies "$sb_pid" "$ml_pid")
 res=$(python3 "$client" measure "$sb_url" bench "$number" "$ml_url" "$exp" "$run_id" "$rounds" "$per_round" "$warmup")
+read -r busy1 total1 < <(cpu_sample); ours1=$(pids_jiffies "$sb_pid" "$ml_pid")
+# What else ran meanwhile: busy CPU time not used by the two servers or the client, in % of both cores.
+other=$(python3 -c 'import json,sys; b0,t0,o0,b1,t1,o1,hz=map(int,sys.argv[1:8]); c=json.loads(sys.argv[8])["_client_cpu_s"]*hz
+print(f"{max(0.0, 100 * (b1 - b0 - (o1 - o0) - c) / (t1 - t0)):.0f}")' "$busy0" "$total0" "$ours0" "$busy1" "$total1" "$ours1" "$(getconf CLK_TCK)" "$res")
 
-python3 - "$res" "$sb_seed" "$ml_seed" "$count" "$mlflow_version" "$sb_db_mb" "$ml_db_mb" <<'PY'
+python3 - "$res" "$sb_seed" "$ml_seed" "$count" "$mlflow_version" "$sb_db_mb" "$ml_db_mb" "$other" <<'PY'
 import json, sys
 res, sb, ml = (json.loads(a) for a in sys.argv[1:4])
-count, version, sb_mb, ml_mb = sys.argv[4:8]
+count, version, sb_mb, ml_mb, other = sys.argv[4:9]
 names = [k for k in res if not k.startswith("_")]
 n = res[names[0]]["n"]
 print()
@@ -84,6 +91,7 @@ print(f"seeding sagebrush: {sb['listed']} runs ({sb['by_status']}) through POST 
       f"submit p50 {sb['submit_ms_p50']} ms, p99 {sb['submit_ms_p99']} ms); state.db* {sb_mb} MB")
 print(f"seeding MLflow {version}: {ml['count']} runs with MlflowClient into SQLite, 3 calls a run: "
       f"{ml['seed_wall_s']:.1f} s ({ml['runs_per_s']} runs/s); mlflow.db {ml_mb} MB; server --workers 1")
-print(f"reconnects: {res['_reconnects']}")
+print(f"other processes on the machine used {other}% of its CPU during the measurement; "
+      f"reconnects: {res['_reconnects']}")
 PY
 echo "reproduce: bench/api/runs.sh $count $rounds $per_round $warmup"

@@ -1,12 +1,22 @@
-//! What the engine runs its work with, chosen when it opens: training jobs and the containers it
-//! leaves behind. The engine's logic (the stage loop, retries, timeouts, cancellation) is the same
+//! What the engine runs its work with, chosen when it opens: training jobs, model servers, images,
+//! and the containers a dead process left behind. The engine's logic (the stage loop, retries, timeouts, cancellation) is the same
 //! whatever runs the work, and is unit-tested on a fake with no processes and no Docker.
 
+use std::any::Any;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use router::{AddressCheck, Upstream};
+use runtime::Algorithm;
+use runtime::docker;
+use runtime::hosting::{ContainerInstance, ProcessInstance};
+use runtime::instance::{Labels, Limits};
 use runtime::opt_ml::OptMl;
+use runtime::sbom::Sbom;
 use runtime::training::{Outcome, TrainingJob};
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use crate::stages::Log;
@@ -24,6 +34,59 @@ pub trait Training: Send + Sync {
     ) -> BoxFuture<'a, Result<Outcome, runtime::Error>>;
 }
 
+/// A model server to start for one instance of an endpoint.
+pub struct ServeRequest<'a> {
+    /// A process folder or an image (the built-in algorithms are answered in-process, not served).
+    pub algorithm: &'a Algorithm,
+    /// The instance's `/opt/ml`, its model unpacked.
+    pub opt_ml: &'a OptMl,
+    /// Where the server's output goes.
+    pub log: &'a Path,
+    /// How long it has to answer `/ping`.
+    pub startup_timeout: Duration,
+    /// A container's CPU and memory.
+    pub limits: Limits,
+    pub labels: &'a Labels,
+    /// Names the container after the endpoint.
+    pub name_hint: &'a str,
+}
+
+/// A started model server: where the router reaches it, and what keeps it running (dropped, it stops).
+pub struct Served {
+    pub upstream: Upstream,
+    pub owner: Box<dyn Any + Send + Sync>,
+}
+
+/// Starts model servers under the SageMaker serving contract.
+pub trait Serving: Send + Sync {
+    /// Starts a server and waits until it answers `/ping`.
+    fn start<'a>(&'a self, request: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>>;
+}
+
+/// Builds, pushes and describes images.
+pub trait Images: Send + Sync {
+    /// Whether images can be built here at all (a clear error when not).
+    fn check(&self) -> BoxFuture<'_, Result<(), runtime::Error>>;
+    /// Builds `dir` (holding a Dockerfile) as `tag`, its output to `log`.
+    fn build<'a>(
+        &'a self,
+        dir: &'a Path,
+        tag: &'a str,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<(), runtime::Error>>;
+    /// Pushes `repository:tag`.
+    fn push<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<(), runtime::Error>>;
+    /// An image's size in bytes and its repository digests.
+    fn inspect<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(u64, Vec<String>), runtime::Error>>;
+    /// The packages and files in an image.
+    fn sbom<'a>(&'a self, image: &'a str, labels: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>>;
+}
+
 /// The containers of a home that no live process owns.
 pub trait Containers: Send + Sync {
     /// Removes the home's containers for which `keep(owner)` is false; their names.
@@ -38,13 +101,20 @@ pub trait Containers: Send + Sync {
 #[derive(Clone)]
 pub struct Backends {
     pub training: Arc<dyn Training>,
+    pub serving: Arc<dyn Serving>,
+    pub images: Arc<dyn Images>,
     pub containers: Arc<dyn Containers>,
 }
 
 impl Backends {
     /// This machine: the built-in algorithms and process folders as children, images through the Docker Engine.
     pub fn local() -> Backends {
-        Backends { training: Arc::new(LocalTraining), containers: Arc::new(DockerContainers) }
+        Backends {
+            training: Arc::new(LocalTraining),
+            serving: Arc::new(LocalServing),
+            images: Arc::new(DockerImages),
+            containers: Arc::new(DockerContainers),
+        }
     }
 }
 
@@ -60,6 +130,90 @@ impl Training for LocalTraining {
         cancel: watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<Outcome, runtime::Error>> {
         Box::pin(runtime::training::run(job, opt_ml, log, cancel))
+    }
+}
+
+/// Process folders as children in their own namespaces, images as containers of the Docker Engine.
+struct LocalServing;
+
+impl Serving for LocalServing {
+    fn start<'a>(&'a self, r: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>> {
+        Box::pin(async move {
+            match r.algorithm {
+                Algorithm::Process(dir) => {
+                    let server = ProcessInstance::start(dir, r.opt_ml, r.log, r.startup_timeout).await?;
+                    Ok(Served { upstream: Upstream::new(server.base_url.clone()), owner: Box::new(server) })
+                }
+                Algorithm::Image(image) => {
+                    let server = ContainerInstance::start(
+                        image,
+                        r.opt_ml,
+                        r.log,
+                        r.startup_timeout,
+                        r.labels,
+                        r.limits,
+                        r.name_hint,
+                    )
+                    .await?;
+                    Ok(Served { upstream: container_upstream(&server), owner: Box::new(server) })
+                }
+                Algorithm::Builtin(name) => {
+                    Err(runtime::Error::Docker(format!("the built-in {name} is answered in-process, not served")))
+                }
+            }
+        })
+    }
+}
+
+/// How the router reaches a container: at its own network address when this machine can, each new
+/// connection there first checked with the Engine, since Docker gives a stopped container's address
+/// to the next container it starts.
+fn container_upstream(server: &ContainerInstance) -> Upstream {
+    let Some(address) = server.direct_address.clone() else { return Upstream::new(server.base_url.clone()) };
+    let name = server.name().to_owned();
+    let check: AddressCheck = Arc::new({
+        let address = address.clone();
+        move || {
+            let (name, address) = (name.clone(), address.clone());
+            Box::pin(async move { docker::holds_address(&name, &address).await })
+        }
+    });
+    Upstream::direct(server.base_url.clone(), &address, check)
+}
+
+/// Images through the Docker Engine.
+struct DockerImages;
+
+impl Images for DockerImages {
+    fn check(&self) -> BoxFuture<'_, Result<(), runtime::Error>> {
+        Box::pin(docker::check_engine())
+    }
+
+    fn build<'a>(
+        &'a self,
+        dir: &'a Path,
+        tag: &'a str,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        // `&mut dyn` is a sized writer.
+        Box::pin(async move { docker::build(dir, tag, &mut { log }).await })
+    }
+
+    fn push<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        Box::pin(async move { docker::push(repository, tag, &mut { log }).await })
+    }
+
+    fn inspect<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(u64, Vec<String>), runtime::Error>> {
+        Box::pin(docker::inspect_image(image))
+    }
+
+    fn sbom<'a>(&'a self, image: &'a str, labels: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>> {
+        Box::pin(Sbom::of_image(image, labels))
     }
 }
 
@@ -148,6 +302,65 @@ pub(crate) mod fake {
                     }
                 })
             })
+        }
+    }
+
+    /// The backends of a test: `training`, and nothing else that runs anything.
+    pub fn backends(training: Arc<FakeTraining>) -> Backends {
+        Backends {
+            training,
+            serving: Arc::new(NoServing),
+            images: Arc::new(NoImages),
+            containers: Arc::new(NoContainers),
+        }
+    }
+
+    fn refused<T>(what: &str) -> BoxFuture<'static, Result<T, runtime::Error>> {
+        let message = format!("the fake backend has no {what}");
+        Box::pin(async move { Err(runtime::Error::Docker(message)) })
+    }
+
+    /// Serves nothing: a test of the stage loop deploys only built-in models, answered in-process.
+    pub struct NoServing;
+
+    impl Serving for NoServing {
+        fn start<'a>(&'a self, _: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>> {
+            refused("model servers")
+        }
+    }
+
+    /// Builds nothing.
+    pub struct NoImages;
+
+    impl Images for NoImages {
+        fn check(&self) -> BoxFuture<'_, Result<(), runtime::Error>> {
+            refused("images")
+        }
+
+        fn build<'a>(
+            &'a self,
+            _: &'a Path,
+            _: &'a str,
+            _: &'a mut (dyn AsyncWrite + Unpin + Send),
+        ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+            refused("images")
+        }
+
+        fn push<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a mut (dyn AsyncWrite + Unpin + Send),
+        ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+            refused("images")
+        }
+
+        fn inspect<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(u64, Vec<String>), runtime::Error>> {
+            refused("images")
+        }
+
+        fn sbom<'a>(&'a self, _: &'a str, _: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>> {
+            refused("images")
         }
     }
 

@@ -8,19 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::Error;
+use crate::backend::Images;
 use crate::error::io_error;
 
 const REPOSITORY: &str = "sagebrush/builtin";
 
 /// The image's tag for the binary at `exe`, building the image if the Docker Engine does not have it.
-pub(crate) async fn ensure(exe: &Path, scratch: &Path) -> Result<String, Error> {
+pub(crate) async fn ensure(images: &dyn Images, exe: &Path, scratch: &Path) -> Result<String, Error> {
     let tag = tag(exe)?;
-    if runtime::docker::inspect_image(&tag).await.is_ok() {
+    if images.inspect(&tag).await.is_ok() {
         return Ok(tag);
     }
-    runtime::docker::check_engine().await?;
+    images.check().await?;
     let context = scratch.join(format!("builtin-image-{}", runtime::unique_suffix()));
-    let result = build(exe, &context, &tag).await;
+    let result = build(images, exe, &context, &tag).await;
     let _ = std::fs::remove_dir_all(&context);
     result.map(|()| tag)
 }
@@ -32,7 +33,7 @@ fn tag(exe: &Path) -> Result<String, Error> {
     Ok(format!("{REPOSITORY}:{}-{}", env!("CARGO_PKG_VERSION"), &digest[..12]))
 }
 
-async fn build(exe: &Path, context: &Path, tag: &str) -> Result<(), Error> {
+async fn build(images: &dyn Images, exe: &Path, context: &Path, tag: &str) -> Result<(), Error> {
     let rootfs = context.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(io_error(&rootfs))?;
     copy_binary(exe, &rootfs.join("sagebrush")).await?;
@@ -50,7 +51,7 @@ async fn build(exe: &Path, context: &Path, tag: &str) -> Result<(), Error> {
     std::fs::write(&path, dockerfile).map_err(io_error(&path))?;
     // The build output goes nowhere: the image is two COPY steps, and a failure's message is in the error.
     let mut output = tokio::io::sink();
-    runtime::docker::build(context, tag, &mut output).await.map_err(|e| {
+    images.build(context, tag, &mut output).await.map_err(|e| {
         Error::Runtime(runtime::Error::Docker(format!("building the built-in algorithm's image {tag}: {e}")))
     })?;
     Ok(())

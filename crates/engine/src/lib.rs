@@ -126,15 +126,22 @@ impl Engine {
 
     /// Fails every run whose owning process is gone, and removes its scratch files.
     /// The labels of every container this process starts.
-    pub(crate) fn container_labels(&self) -> runtime::docker::Labels {
-        runtime::docker::Labels {
+    pub(crate) fn container_labels(&self) -> runtime::instance::Labels {
+        runtime::instance::Labels {
             home: self.inner.home.root().display().to_string(),
             process: self.inner.owner.clone(),
         }
     }
 
     /// Stops and removes every container this process started, and the registry it started; call before exiting.
+    ///
+    /// Waits first (a while) for the ends of runs that ended but are not recorded yet (the store
+    /// was failing, a full disk): leaving now would have the next process call them interrupted.
     pub async fn shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.inner.live.any_unrecorded() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let me = self.inner.owner.clone();
         self.remove_containers(|process| process != me).await;
         self.stop_registry().await;

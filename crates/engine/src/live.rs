@@ -73,6 +73,11 @@ impl Live {
         }
     }
 
+    /// Whether a run has ended here and its end is not recorded yet.
+    pub fn any_unrecorded(&self) -> bool {
+        self.lock().values().any(|run| run.end.is_some())
+    }
+
     /// How a run ended, if it did and the store may not say so yet.
     pub fn ended(&self, run_id: i64) -> Option<RunEnd> {
         self.lock().get(&run_id).and_then(|run| run.end.clone())

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use store::{RunRecord, RunStatus, StageRecord, StageStatus};
 
-use crate::backend::Backends;
-use crate::backend::fake::{FakeTraining, Job, NoContainers};
+use crate::backend::fake::{self, FakeTraining, Job};
 use crate::{Engine, Home};
 
 struct Fixture {
@@ -20,7 +19,7 @@ struct Fixture {
 async fn fixture(script: &[Job]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let training = FakeTraining::new(script);
-    let backends = Backends { training: training.clone(), containers: Arc::new(NoContainers) };
+    let backends = fake::backends(training.clone());
     let home = Home::new(dir.path().join("home"));
     let engine = Engine::open_with(home, router::Router::new(), String::new(), backends).await.unwrap();
     Fixture { dir, engine, training }

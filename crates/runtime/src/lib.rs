@@ -12,6 +12,7 @@
 pub mod archive;
 pub mod docker;
 pub mod hosting;
+pub mod instance;
 pub mod opt_ml;
 pub mod process;
 pub mod sbom;

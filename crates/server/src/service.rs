@@ -393,7 +393,7 @@ impl Service {
         if !(1..=16).contains(&instances) {
             return Err(bad("instances is 1 to 16"));
         }
-        runtime::docker::limits(request.instance_type.as_deref()).map_err(engine::Error::from)?;
+        runtime::instance::limits(request.instance_type.as_deref()).map_err(engine::Error::from)?;
         let version = match request.model_version {
             Some(version) => self.engine.store().model_version(&group, version).await?,
             None => self

@@ -1,8 +1,5 @@
 //! The build stage: build the algorithm's image, tag it `<registry>/<image>:<run>`, push it, record its digest and SBOM.
 
-use runtime::docker;
-use runtime::sbom::Sbom;
-
 use super::outputs::ImageOutput;
 use super::{Log, StageFailure, line};
 use crate::run::RunContext;
@@ -21,7 +18,8 @@ pub(crate) async fn run(
             dir.display()
         )));
     }
-    docker::check_engine().await.map_err(|e| StageFailure::failed(e.to_string()))?;
+    let images = context.engine.inner.backends.images.clone();
+    images.check().await.map_err(|e| StageFailure::failed(e.to_string()))?;
     let registry = match registry {
         Some(registry) => registry.to_owned(),
         None => context.engine.local_registry().await.map_err(|e| StageFailure::failed(e.to_string()))?,
@@ -29,13 +27,14 @@ pub(crate) async fn run(
     let repository = format!("{registry}/{image}");
     let tag = format!("{repository}:{}", context.run.number);
     line(log, &format!("building {tag} from {}", dir.display())).await;
-    docker::build(&dir, &tag, log).await.map_err(|e| StageFailure::failed(format!("{e}; see the stage log")))?;
+    images.build(&dir, &tag, log).await.map_err(|e| StageFailure::failed(format!("{e}; see the stage log")))?;
     line(log, &format!("pushing {tag}")).await;
     let run_tag = context.run.number.to_string();
-    docker::push(&repository, &run_tag, log)
+    images
+        .push(&repository, &run_tag, log)
         .await
         .map_err(|e| StageFailure::failed(format!("the image could not be pushed to {registry}: {e}")))?;
-    let (_, digests) = docker::inspect_image(&tag).await.map_err(|e| StageFailure::failed(e.to_string()))?;
+    let (_, digests) = images.inspect(&tag).await.map_err(|e| StageFailure::failed(e.to_string()))?;
     let prefix = format!("{repository}@");
     let Some(reference) = digests.iter().find(|d| d.starts_with(&prefix)) else {
         return Err(StageFailure::failed(format!("{registry} returned no digest for {tag}")));
@@ -58,8 +57,9 @@ pub(crate) async fn describe_image(
     log: &mut Log,
 ) -> Result<ImageOutput, StageFailure> {
     let failed = |e: &dyn std::fmt::Display| StageFailure::failed(format!("describing {image}: {e}"));
-    let (size, _) = docker::inspect_image(image).await.map_err(|e| failed(&e))?;
-    let sbom = Sbom::of_image(image, &context.engine.container_labels()).await.map_err(|e| failed(&e))?;
+    let images = &context.engine.inner.backends.images;
+    let (size, _) = images.inspect(image).await.map_err(|e| failed(&e))?;
+    let sbom = images.sbom(image, &context.engine.container_labels()).await.map_err(|e| failed(&e))?;
     let key = format!("{}-{}/sbom.json", context.run.project, context.run.number);
     let document = serde_json::to_vec_pretty(&sbom.cyclonedx()).map_err(|e| failed(&e))?;
     let stored = context.engine.inner.artifacts.put_bytes(&key, document).await.map_err(|e| failed(&e))?;

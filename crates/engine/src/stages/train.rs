@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pipeline::{Algorithm as AlgorithmSpec, Stage, StageKind};
 use regex::Regex;
 use runtime::training::{self, TrainingJob};
-use runtime::{Algorithm, docker};
+use runtime::{Algorithm, instance};
 
 use super::outputs::{StageOutput, TrainOutput};
 use super::{Log, StageFailure, line};
@@ -24,9 +24,13 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Some(AlgorithmSpec::BuiltinImage(_)) => {
             let engine = &context.engine;
             let scratch = engine.home().run_dir(&context.pipeline.name, context.run.number);
-            let image = crate::builtin_image::ensure(&engine.inner.sagebrush_exe, &scratch)
-                .await
-                .map_err(|e| StageFailure::failed(e.to_string()))?;
+            let image = crate::builtin_image::ensure(
+                engine.inner.backends.images.as_ref(),
+                &engine.inner.sagebrush_exe,
+                &scratch,
+            )
+            .await
+            .map_err(|e| StageFailure::failed(e.to_string()))?;
             line(log, &format!("the built-in algorithm runs in {image}")).await;
             built_here = Some(super::build::describe_image(context, &image, log).await?);
             Algorithm::Image(image)
@@ -52,7 +56,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         .map(|m| Regex::new(&m.regex).map(|r| (m.name.clone(), r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StageFailure::failed(format!("metric regex: {e}")))?;
-    let limits = docker::limits(instance_type.as_deref()).map_err(|e| StageFailure::failed(e.to_string()))?;
+    let limits = instance::limits(instance_type.as_deref()).map_err(|e| StageFailure::failed(e.to_string()))?;
     let job = TrainingJob {
         name: job_name.clone(),
         algorithm: algorithm.clone(),

@@ -1,0 +1,109 @@
+//! The health check: each instance pinged at an interval, and one that stops answering replaced.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use names::Name;
+use router::{Endpoint, Instance};
+use runtime::instance;
+
+use super::instances::instance_url;
+use super::{DEFAULT_STARTUP_TIMEOUT, hosting_of};
+use crate::{Engine, Error};
+
+/// Consecutive failed pings after which an instance is replaced; one miss may be a busy server.
+const FAILED_PINGS_BEFORE_REPLACING: u32 = 2;
+
+impl Engine {
+    /// Each `interval`, forever: deletes endpoints past their TTL, pings every instance behind the router,
+    /// and replaces one that fails [`FAILED_PINGS_BEFORE_REPLACING`] times in a row with a fresh instance of the same model.
+    pub async fn watch_health(self, interval: Duration) {
+        let client = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build() {
+            Ok(client) => client,
+            Err(e) => return tracing::error!("health checks are off: {e}"),
+        };
+        let mut failures: HashMap<String, u32> = HashMap::new();
+        loop {
+            tokio::time::sleep(interval).await;
+            self.delete_expired_endpoints().await;
+            let mut checks = Vec::new();
+            for name in self.inner.router.names() {
+                let Some(endpoint) = self.inner.router.get(&name) else { continue };
+                for instance in endpoint.instances() {
+                    if let Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } =
+                        instance.as_ref()
+                    {
+                        let base_url = &upstream.base_url;
+                        let ping = client.get(format!("{base_url}/ping")).send();
+                        let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
+                        checks.push(async move {
+                            let healthy = matches!(ping.await, Ok(r) if r.status().is_success());
+                            (name, instance, base_url, healthy)
+                        });
+                    }
+                }
+            }
+            let mut dead = Vec::new();
+            for (name, instance, base_url, healthy) in futures::future::join_all(checks).await {
+                if healthy {
+                    failures.remove(&base_url);
+                    continue;
+                }
+                let count = failures.entry(base_url.clone()).or_default();
+                *count += 1;
+                if *count >= FAILED_PINGS_BEFORE_REPLACING {
+                    failures.remove(&base_url);
+                    dead.push((name, instance, base_url));
+                }
+            }
+            for (name, instance, base_url) in dead {
+                tracing::warn!("endpoint {name}: the instance at {base_url} stopped answering /ping; replacing it");
+                match self.replace_instance(&name, instance).await {
+                    Ok(Some(fresh)) => tracing::warn!("endpoint {name}: replaced by an instance at {fresh}"),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("endpoint {name}: could not replace the instance at {base_url}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Starts an instance of what `endpoint` serves and swaps it in for `dead`; `None` if a deploy replaced `dead` first.
+    pub(super) async fn replace_instance(&self, endpoint: &Name, dead: Arc<Instance>) -> Result<Option<String>, Error> {
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        let Some(current) = self.inner.router.get(endpoint) else { return Ok(None) };
+        if !current.instances().any(|i| Arc::ptr_eq(i, &dead)) {
+            return Ok(None);
+        }
+        if matches!(dead.as_ref(), Instance::MultiModelServer { .. }) {
+            // Its loaded models went with it: a fresh container starts empty and loads on demand.
+            let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
+            let Some(dir) = record.multi_model_dir.as_deref() else { return Ok(None) };
+            let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
+            let image = record.multi_model_image.as_deref();
+            let variant =
+                self.multi_model_variant(endpoint, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
+            let url = variant.instances.first().map_or_else(|| "in-process".to_owned(), |i| instance_url(i));
+            drop((current, dead));
+            self.swap(Endpoint::single(endpoint.clone(), variant)).await;
+            return Ok(Some(url));
+        }
+        let Some(holder) = current.variants.iter().find(|(v, _)| v.instances.iter().any(|i| Arc::ptr_eq(i, &dead)))
+        else {
+            return Ok(None);
+        };
+        let layout = self.layout(endpoint).await?;
+        let Some(record) = layout.iter().find(|v| v.variant == holder.0.name) else { return Ok(None) };
+        let version = self.store().model_version(&record.model_group, record.model_version).await?;
+        let hosting = hosting_of(record)?;
+        let limits = instance::limits(hosting.instance_type.as_deref())?;
+        let fresh = Arc::new(self.start_instance(endpoint, &version, hosting.startup_timeout, limits).await?);
+        let url = instance_url(&fresh);
+        let next = current.replacing(&dead, fresh);
+        drop((current, dead));
+        self.swap(next).await;
+        Ok(Some(url))
+    }
+}
