@@ -73,6 +73,11 @@ impl Home {
     }
 
     /// The file a running server writes its URL to, so the CLI can find it.
+    /// Where the server keeps its mirror of a git project's repository.
+    pub fn project_mirror(&self, project: &Name) -> PathBuf {
+        self.root.join("projects").join(format!("{project}.git"))
+    }
+
     pub fn server_file(&self) -> PathBuf {
         self.root.join("server.json")
     }

@@ -1,4 +1,9 @@
-//! Projects a server was given: a folder with a `sagebrush.toml`, recorded under its pipeline's name.
+//! Projects a server was given: a folder with a `sagebrush.toml`, or a branch of a git repository
+//! (of which the server keeps a mirror), recorded under its pipeline's name.
+//!
+//! A git project's runs each build one commit: the branch's head when the run is submitted (or the
+//! commit it is asked for), its pipeline file read from that commit, its sources checked out
+//! from the mirror when it starts.
 //!
 //! The API starts runs of these projects only, by name, so a caller cannot make the server open
 //! (and report on) any other file.
@@ -8,6 +13,7 @@ use std::path::{Path, PathBuf};
 use names::Name;
 use store::ProjectRecord;
 
+use crate::run::Source;
 use crate::{Engine, Error, Submitted, error::io_error};
 
 /// The name every pipeline file has.
@@ -21,7 +27,55 @@ impl Engine {
         Ok(self.store().add_project(&pipeline.name, &dir.display().to_string()).await?)
     }
 
-    /// Starts a run of a project added earlier.
+    /// Records the project on `branch` of the git repository at `url`: mirrored under the home,
+    /// named by the pipeline file on that branch. Adding it again fetches it again.
+    pub async fn add_git_project(&self, url: &str, branch: &str) -> Result<ProjectRecord, Error> {
+        if url.starts_with('-') || branch.starts_with('-') || branch.contains("..") {
+            return Err(Error::Invalid(format!("`{}` is not a repository and branch", names::excerpt(url, 80))));
+        }
+        let projects = self.home().root().join("projects");
+        std::fs::create_dir_all(&projects).map_err(io_error(&projects))?;
+        let adding = projects.join(format!(".adding-{}", runtime::unique_suffix()));
+        let target = adding.display().to_string();
+        let cloned = git(&["clone", "--quiet", "--mirror", "--", url, &target], None).await;
+        let named = match cloned {
+            Ok(_) => {
+                let head = git(
+                    &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}^{{commit}}")],
+                    Some(&adding),
+                )
+                .await
+                .map_err(|_| Error::Invalid(format!("{url} has no branch {branch}")));
+                match head {
+                    Ok(commit) => pipeline_at(&adding, &commit).await.map(|p| p.name),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let name = match named {
+            Ok(name) => name,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&adding);
+                return Err(e);
+            }
+        };
+        let mirror = self.home().project_mirror(&name);
+        let _ = std::fs::remove_dir_all(&mirror);
+        std::fs::rename(&adding, &mirror).map_err(io_error(&mirror))?;
+        Ok(self.store().add_project_from(&name, &mirror.display().to_string(), Some((url, branch))).await?)
+    }
+
+    /// The mirror of a git project; `None` for a folder project.
+    pub(crate) async fn git_project(&self, project: &Name) -> Result<Option<PathBuf>, Error> {
+        match self.store().project(project).await {
+            Ok(record) if record.repo.is_some() => Ok(Some(PathBuf::from(record.path))),
+            Ok(_) | Err(store::Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts a run of a project added earlier; for a git project, of its branch's newest commit.
     pub async fn submit_project(
         &self,
         project: &Name,
@@ -32,8 +86,57 @@ impl Engine {
             store::Error::NotFound(_) => Error::UnknownProject(project.clone()),
             other => other.into(),
         })?;
-        self.submit(Path::new(&record.path), overrides, trigger).await
+        let source = match &record.branch {
+            Some(branch) => {
+                let mirror = PathBuf::from(&record.path);
+                git(&["fetch", "--quiet", "--prune", "origin"], Some(&mirror)).await?;
+                let commit =
+                    git(&["rev-parse", "--verify", &format!("refs/heads/{branch}^{{commit}}")], Some(&mirror)).await?;
+                Source::Git { mirror, commit }
+            }
+            None => Source::Folder(PathBuf::from(&record.path)),
+        };
+        self.submit_inner(source, overrides, trigger, None).await
     }
+}
+
+/// The pipeline file of `commit` in a repository, read without checking it out.
+pub(crate) async fn pipeline_at(repository: &Path, commit: &str) -> Result<pipeline::Pipeline, Error> {
+    let text = git(&["show", &format!("{commit}:{PIPELINE_FILE}")], Some(repository))
+        .await
+        .map_err(|_| Error::Invalid(format!("commit {commit} has no {PIPELINE_FILE} at the top of the repository")))?;
+    // Errors name the commit's file, e.g. `3f2a9c1e5b7d:sagebrush.toml:4:9`.
+    let shown = Path::new(&format!("{}:{PIPELINE_FILE}", &commit[..commit.len().min(12)])).to_owned();
+    Ok(pipeline::parse(&shown, text)?)
+}
+
+/// Checks `commit` out of a mirror into `target` (made anew).
+pub(crate) async fn check_out(mirror: &Path, commit: &str, target: &Path) -> Result<(), Error> {
+    let _ = std::fs::remove_dir_all(target);
+    let into = target.display().to_string();
+    git(&["clone", "--quiet", "--shared", "--no-checkout", "--", &mirror.display().to_string(), &into], None).await?;
+    git(&["checkout", "--quiet", "--detach", commit], Some(target)).await?;
+    Ok(())
+}
+
+/// Runs `git` (never asking for a password) and returns its trimmed output, or its error as an [`Error`].
+async fn git(args: &[&str], dir: Option<&Path>) -> Result<String, Error> {
+    let mut command = tokio::process::Command::new("git");
+    if let Some(dir) = dir {
+        command.arg("-C").arg(dir);
+    }
+    let output = command
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Error::Invalid(format!("could not run git ({e}); install git and try again")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(Error::Invalid(format!("git {}: {}", args[0], names::excerpt(stderr.trim(), 400))));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 /// A project is a folder holding `sagebrush.toml`, or that file itself; `(folder, file)`, canonical.

@@ -64,7 +64,7 @@ impl Engine {
         overrides: &[(String, String)],
         trigger: &str,
     ) -> Result<Submitted, Error> {
-        self.submit_inner(project, overrides, trigger, None).await
+        self.submit_inner(Source::Folder(project.to_owned()), overrides, trigger, None).await
     }
 
     /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before `from`.
@@ -75,9 +75,18 @@ impl Engine {
             self.reused_outputs(&original, from).await?;
         }
         let overrides = overrides_of(&original);
-        let project_path = PathBuf::from(&original.project_path);
+        // A git project's retry builds the commit the original built.
+        let source = match self.git_project(project).await? {
+            Some(mirror) => {
+                let commit = original.requested_commit.clone().or(original.commit_sha.clone()).ok_or_else(|| {
+                    Error::Invalid(format!("run {project} #{number} recorded no commit to build again"))
+                })?;
+                Source::Git { mirror, commit }
+            }
+            None => Source::Folder(PathBuf::from(&original.project_path)),
+        };
         let retry = Retry { of: number, from: from.cloned() };
-        self.submit_inner(&project_path, &overrides, "retry", Some(retry)).await
+        self.submit_inner(source, &overrides, "retry", Some(retry)).await
     }
 
     /// The outputs of the stages of `original` before `from`, for a retry from `from`.
@@ -114,17 +123,31 @@ impl Engine {
             .collect()
     }
 
-    async fn submit_inner(
+    pub(crate) async fn submit_inner(
         &self,
-        project: &Path,
+        source: Source,
         overrides: &[(String, String)],
         trigger: &str,
         retry: Option<Retry>,
     ) -> Result<Submitted, Error> {
-        let (project_dir, file) = crate::projects::locate(project)?;
-        let pipeline = pipeline::load(&file)?;
+        let queued = self.inner.queue_limit.get().is_some();
+        let (project_dir, pipeline, commit, folder) = match source {
+            Source::Folder(project) => {
+                let (project_dir, file) = crate::projects::locate(&project)?;
+                let pipeline = pipeline::load(&file)?;
+                let commit = if queued { clean_commit(&project_dir).await } else { None };
+                (project_dir, pipeline, commit, true)
+            }
+            Source::Git { mirror, commit } => {
+                let pipeline = crate::projects::pipeline_at(&mirror, &commit).await?;
+                (mirror, pipeline, Some(commit), false)
+            }
+        };
         let resolved = pipeline.resolve(overrides)?;
-        check_path_parameters(&pipeline, &resolved, &project_dir)?;
+        // A git project's files are checked out when the run starts; its paths are checked then.
+        if folder {
+            check_path_parameters(&pipeline, &resolved, &project_dir)?;
+        }
         let stages: Vec<String> = resolved.stages.iter().map(|s| s.name.to_string()).collect();
         let stage_rows: Vec<(String, String)> =
             resolved.stages.iter().map(|s| (s.name.to_string(), s.kind.as_str().to_owned())).collect();
@@ -143,9 +166,8 @@ impl Engine {
             .collect();
         let secrets = serde_json::Value::Object(secrets).to_string();
         let project_path = project_dir.display().to_string();
-        let queued = self.inner.queue_limit.get().is_some();
-        let commit = if queued { clean_commit(&project_dir).await } else { None };
-        if let Some(commit) = &commit
+        if queued
+            && let Some(commit) = &commit
             && let Some(run) = self.store().queued_duplicate(&pipeline.name, commit, &parameters).await?
         {
             return Ok(Submitted { run, stages, duplicate: true });
@@ -213,7 +235,16 @@ impl Engine {
 
     /// What a run needs to execute, from its record.
     async fn prepare(&self, run: &RunRecord) -> Result<(Pipeline, Resolved, PathBuf, Vec<(Name, StageOutput)>), Error> {
-        let (project_dir, file) = crate::projects::locate(Path::new(&run.project_path))?;
+        let name = Name::parse(&run.project).map_err(|e| Error::Invalid(format!("recorded project: {e}")))?;
+        let folder = match (self.git_project(&name).await?, &run.requested_commit) {
+            (Some(mirror), Some(commit)) => {
+                let target = self.home().run_dir(&name, run.number).join("src");
+                crate::projects::check_out(&mirror, commit, &target).await?;
+                target
+            }
+            _ => PathBuf::from(&run.project_path),
+        };
+        let (project_dir, file) = crate::projects::locate(&folder)?;
         let pipeline = pipeline::load(&file)?;
         let resolved = pipeline.resolve(&overrides_of(run))?;
         let reused = match (run.retry_of, &run.retry_from) {
@@ -440,7 +471,15 @@ impl Engine {
     }
 }
 
-struct Retry {
+/// Where a run's pipeline file and sources come from.
+pub(crate) enum Source {
+    /// A folder on this machine, as it is when the run starts.
+    Folder(PathBuf),
+    /// A commit of a git project, from the server's mirror of its repository.
+    Git { mirror: PathBuf, commit: String },
+}
+
+pub(crate) struct Retry {
     of: i64,
     from: Option<Name>,
 }

@@ -158,7 +158,8 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The project folder (holding sagebrush.toml) or the pipeline file.
+    /// The project folder (holding sagebrush.toml), the pipeline file, or the name of a project
+    /// added with `sagebrush project add`.
     pub project: PathBuf,
     /// Set a pipeline parameter, e.g. `-p max_leaf_nodes=3`. Repeatable.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
@@ -299,10 +300,16 @@ pub struct InvokeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
-    /// Let the server run the project in this folder (it holds sagebrush.toml); runs name it by its pipeline's name.
+    /// Let the server run a project: a folder (holding sagebrush.toml) on the server's machine,
+    /// or a git repository's branch, which the server mirrors and builds commit by commit. Runs
+    /// name it by its pipeline's name: `sagebrush run <name>`.
     Add {
-        /// The project folder.
-        folder: PathBuf,
+        /// The project folder, or a git repository (`https://...`, `ssh://...`, `git@host:...`,
+        /// `file://...`; a local repository with --branch).
+        source: String,
+        /// The branch a git project builds (default: main).
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// List the projects the server may run.
     List {

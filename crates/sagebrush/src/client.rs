@@ -78,9 +78,19 @@ impl Client {
 
     /// The server's stream of a project's events from now on (server-sent events).
     pub async fn event_stream(&self, project: &names::Name) -> anyhow::Result<reqwest::Response> {
+        self.open_stream(&format!("/api/v1/events?project={project}")).await
+    }
+
+    /// The server-sent events at `path` (under the server's base), event by event.
+    pub async fn event_stream_at(&self, path: &str) -> anyhow::Result<EventStream> {
+        let response = self.open_stream(path).await?;
+        Ok(EventStream { response, buffer: Vec::new(), server: self.base.clone() })
+    }
+
+    async fn open_stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = self
             .http
-            .get(self.url(&format!("/events?project={project}")))
+            .get(format!("{}{path}", self.base))
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
@@ -126,6 +136,42 @@ impl Client {
             error_out.extra = fields;
         }
         Err(error_out.into())
+    }
+}
+
+/// Server-sent events as `(event, data)`, read as they arrive.
+pub struct EventStream {
+    response: reqwest::Response,
+    /// Bytes, so a character split between two chunks is whole again before it is decoded.
+    buffer: Vec<u8>,
+    server: String,
+}
+
+impl EventStream {
+    /// The next event; `None` when the server ends the stream. Comments (keep-alives) are skipped.
+    pub async fn next(&mut self) -> anyhow::Result<Option<(String, String)>> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&block);
+                let (mut event, mut data) = (String::from("message"), Vec::new());
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim_start().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value));
+                    }
+                }
+                if !data.is_empty() {
+                    return Ok(Some((event, data.join("\n"))));
+                }
+                continue;
+            }
+            match self.response.chunk().await.map_err(|e| gone(&self.server, &e))? {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

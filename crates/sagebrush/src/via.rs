@@ -1,13 +1,12 @@
 //! Where a command's operation is carried out: by the running server through its API, or, with
 //! none, by the same service layer in this process. Both give the same types and the same errors.
 
-use std::path::Path;
-
 use axum::http::StatusCode;
 use engine::Home;
 use names::Name;
 use server::service::{
-    AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter, RunsPage,
+    AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter,
+    RunsPage,
 };
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
@@ -48,11 +47,11 @@ impl Via {
         })
     }
 
-    pub async fn add_project(&self, path: &Path) -> anyhow::Result<ProjectRecord> {
+    pub async fn add_project(&self, request: &AddProject) -> anyhow::Result<ProjectRecord> {
         match self {
-            Via::Server(client) => client.post("/projects", &serde_json::json!({ "path": path })).await,
+            Via::Server(client) => client.post("/projects", request).await,
             Via::Local(service) => {
-                change(service, "POST", "/projects", StatusCode::CREATED, service.add_project(path).await).await
+                change(service, "POST", "/projects", StatusCode::CREATED, service.add_project(request).await).await
             }
         }
     }

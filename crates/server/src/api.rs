@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    self, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter, RunsPage,
-    Service, Submitted,
+    self, AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter,
+    RunsPage, Service, Submitted,
 };
 use crate::{ServiceError, auth};
 
@@ -278,20 +278,14 @@ async fn version() -> Json<Version> {
     Json(Version { version: env!("CARGO_PKG_VERSION").to_owned() })
 }
 
-#[derive(Deserialize, ToSchema)]
-struct AddProject {
-    /// The project folder (holding sagebrush.toml) on the server's machine.
-    path: String,
-}
-
-/// Lets the server run the project in a folder from now on.
+/// Lets the server run a project from now on: a folder, or a git repository's branch.
 #[utoipa::path(post, path = "/api/v1/projects", request_body = AddProject, responses(
     (status = 201, body = store::ProjectRecord),
     (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
 ))]
 async fn add_project(State(service): State<Service>, body: Bytes) -> ApiResult {
     let request: AddProject = json_body(&body)?;
-    let project = service.add_project(std::path::Path::new(&request.path)).await?;
+    let project = service.add_project(&request).await?;
     Ok((StatusCode::CREATED, Json(project)).into_response())
 }
 
@@ -407,7 +401,9 @@ pub struct StageLog {
     pub log: String,
 }
 
-/// A run's stage logs as they are now.
+/// A run's stage logs as they are now; asked with `Accept: text/event-stream`, followed until the
+/// run ends: a `log` event (`{"stage", "text"}`) for what each stage's log gains, then an `end`
+/// event (`{"status"}`).
 #[utoipa::path(get, path = "/api/v1/runs/{project}/{number}/logs",
     params(RunPath, LogsQuery),
     responses((status = 200, body = Logs), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -415,10 +411,17 @@ async fn run_logs(
     State(service): State<Service>,
     ApiPath((project, number)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<LogsQuery>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult {
     let project = service::name("project", &project)?;
     let stage = query.stage.as_deref().map(|s| service::name("stage", s)).transpose()?;
     let number = run_number(&number)?;
+    if wants_event_stream(&headers) {
+        let number = service.run(&project, number).await?.run.number;
+        // Checked now, so a bad stage is a 400 rather than a stream that ends at once.
+        service.log_since(&project, number, stage.as_ref(), &mut Vec::new()).await?;
+        return Ok(follow_logs(service, project, number, stage).into_response());
+    }
     // Read the status first: a run that ended has written all of its logs.
     let finished = service.run(&project, number).await?.run.status.is_finished();
     let stages = service.logs(&project, number, stage.as_ref()).await?;
@@ -560,11 +563,7 @@ async fn list_events(
 ) -> ApiResult {
     let project = query.project.as_deref().map(|p| service::name("project", p)).transpose()?;
     let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<i64>().ok());
-    let streamed = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/event-stream"));
-    if !streamed {
+    if !wants_event_stream(&headers) {
         let after = query.after.unwrap_or(0).max(0);
         return Ok(Json(service.events(after, project.as_ref(), query.limit).await?).into_response());
     }
@@ -596,4 +595,63 @@ fn sse_event(event: &store::EventRecord) -> Result<axum::response::sse::Event, s
     let kind = serde_json::to_value(event.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let data = serde_json::to_string(event).unwrap_or_default();
     Ok(axum::response::sse::Event::default().id(event.id.to_string()).event(kind).data(data))
+}
+
+/// Whether a client asked for server-sent events.
+fn wants_event_stream(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+/// How often a followed log is read again while its run goes on (a log's growth is no event).
+const LOG_FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A run's logs as server-sent events until it ends.
+fn follow_logs(
+    service: Service,
+    project: names::Name,
+    number: i64,
+    stage: Option<names::Name>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use axum::response::sse::Event;
+    struct Follow {
+        service: Service,
+        project: names::Name,
+        number: i64,
+        stage: Option<names::Name>,
+        offsets: Vec<u64>,
+        pending: std::collections::VecDeque<Event>,
+        ended: bool,
+    }
+    let start =
+        Follow { service, project, number, stage, offsets: Vec::new(), pending: Default::default(), ended: false };
+    let events = futures_util::stream::unfold(start, |mut f| async move {
+        loop {
+            if let Some(event) = f.pending.pop_front() {
+                return Some((Ok(event), f));
+            }
+            if f.ended {
+                return None;
+            }
+            let (chunks, finished) =
+                f.service.log_since(&f.project, f.number, f.stage.as_ref(), &mut f.offsets).await.ok()?;
+            for (stage, text) in chunks {
+                let data = serde_json::json!({ "stage": stage, "text": text }).to_string();
+                f.pending.push_back(Event::default().event("log").data(data));
+            }
+            if finished {
+                let status = f.service.run(&f.project, Some(f.number)).await.ok()?.run.status;
+                f.pending
+                    .push_back(Event::default().event("end").data(serde_json::json!({ "status": status }).to_string()));
+                f.ended = true;
+            } else if f.pending.is_empty() {
+                tokio::time::sleep(LOG_FOLLOW_INTERVAL).await;
+            }
+        }
+    });
+    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
 }

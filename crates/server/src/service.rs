@@ -101,6 +101,20 @@ pub struct Deployed {
     pub url: String,
 }
 
+/// The branch a git project builds unless told otherwise.
+pub const DEFAULT_BRANCH: &str = "main";
+
+/// What a project is added from: a folder on the server's machine, or a git repository's branch.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct AddProject {
+    /// The project folder (holding sagebrush.toml) on the server's machine.
+    pub path: Option<String>,
+    /// A git repository the server can clone (`https://...`, `ssh://...`, `file://...`, a path).
+    pub repo: Option<String>,
+    /// The branch whose commits the project's runs build (default `main`).
+    pub branch: Option<String>,
+}
+
 /// A token just made: the only time its value is shown.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
@@ -242,8 +256,20 @@ impl Service {
     }
 
     /// Lets the server run the project in a folder from now on.
-    pub async fn add_project(&self, path: &Path) -> Result<ProjectRecord> {
-        Ok(self.engine.add_project(path).await?)
+    pub async fn add_project(&self, request: &AddProject) -> Result<ProjectRecord> {
+        match (&request.path, &request.repo) {
+            (Some(path), None) if request.branch.is_none() => Ok(self.engine.add_project(Path::new(path)).await?),
+            (None, Some(repo)) => {
+                let branch = request.branch.as_deref().unwrap_or(DEFAULT_BRANCH);
+                Ok(self.engine.add_git_project(repo, branch).await?)
+            }
+            _ => Err(ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "a project is added from a `path`, or from a `repo` (with an optional `branch`)",
+            )
+            .hint("send {\"path\": \"/srv/iris\"} or {\"repo\": \"https://git.example.com/iris.git\", \"branch\": \"main\"}")),
+        }
     }
 
     pub async fn projects(&self) -> Result<Vec<ProjectRecord>> {
@@ -308,8 +334,43 @@ impl Service {
     }
 
     /// The text of a run's stage logs from byte `offset` of each: `(stage, text)` in stage order.
-    pub async fn logs(&self, project: &Name, number: Option<i64>, stage: Option<&Name>) -> Result<Vec<(Name, String)>> {
-        let detail = self.run(project, number).await?;
+    /// What each selected stage's log gained past `offsets` (bytes already seen, per stage in
+    /// order, grown as needed and moved on), and whether the run had ended before they were read.
+    pub async fn log_since(
+        &self,
+        project: &Name,
+        number: i64,
+        stage: Option<&Name>,
+        offsets: &mut Vec<u64>,
+    ) -> Result<(Vec<(Name, String)>, bool)> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        // The status first: a run that ended has written all of its logs.
+        let finished = self.run(project, Some(number)).await?.run.status.is_finished();
+        let stages = self.log_stages(project, number, stage).await?;
+        offsets.resize(stages.len(), 0);
+        let mut chunks = Vec::new();
+        for ((name, path), offset) in stages.into_iter().zip(offsets.iter_mut()) {
+            let Ok(mut file) = tokio::fs::File::open(&path).await else { continue };
+            let mut bytes = Vec::new();
+            if file.seek(std::io::SeekFrom::Start(*offset)).await.is_ok() && file.read_to_end(&mut bytes).await.is_ok()
+            {
+                *offset += bytes.len() as u64;
+                if !bytes.is_empty() {
+                    chunks.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+                }
+            }
+        }
+        Ok((chunks, finished))
+    }
+
+    /// The selected stages of a run and their log files, in order.
+    async fn log_stages(
+        &self,
+        project: &Name,
+        number: i64,
+        stage: Option<&Name>,
+    ) -> Result<Vec<(Name, std::path::PathBuf)>> {
+        let detail = self.run(project, Some(number)).await?;
         if let Some(wanted) = stage
             && !detail.stages.iter().any(|s| *wanted == s.name)
         {
@@ -317,21 +378,26 @@ impl Service {
             return Err(ServiceError::new(
                 StatusCode::BAD_REQUEST,
                 "unknown_stage",
-                format!(
-                    "run {project} #{} has no stage `{wanted}`; its stages are {}",
-                    detail.run.number,
-                    names.join(", ")
-                ),
+                format!("run {project} #{number} has no stage `{wanted}`; its stages are {}", names.join(", ")),
             ));
         }
-        let mut logs = Vec::new();
-        for record in &detail.stages {
+        Ok(detail
+            .stages
+            .iter()
             // A stage name recorded before names were checked never becomes a path.
-            let Ok(name) = Name::parse(&record.name) else { continue };
-            if stage.is_some_and(|w| *w != name) {
-                continue;
-            }
-            let path = self.engine.home().stage_log(project, detail.run.number, &name);
+            .filter_map(|record| Name::parse(&record.name).ok())
+            .filter(|name| stage.is_none_or(|wanted| wanted == name))
+            .map(|name| {
+                let path = self.engine.home().stage_log(project, number, &name);
+                (name, path)
+            })
+            .collect())
+    }
+
+    pub async fn logs(&self, project: &Name, number: Option<i64>, stage: Option<&Name>) -> Result<Vec<(Name, String)>> {
+        let number = self.run(project, number).await?.run.number;
+        let mut logs = Vec::new();
+        for (name, path) in self.log_stages(project, number, stage).await? {
             let text =
                 tokio::fs::read(&path).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
             logs.push((name, text));

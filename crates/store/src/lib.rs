@@ -101,7 +101,13 @@ impl Store {
             .foreign_keys(true)
             // Several processes (server, CLI) share one file; wait on locks instead of failing.
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            // A COMMIT that fails on a full disk leaves sqlx counting a transaction SQLite has
+            // already ended, and every later BEGIN on that connection fails: close such a one.
+            .after_release(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
+            .connect_with(options)
+            .await?;
         use_wal(&pool).await?;
         migrate(&pool).await?;
         // Only its owner reads the state; SQLite gives its -wal and -shm files the same mode.
@@ -175,6 +181,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_secrets.sql"),
     include_str!("../migrations/0012_auth.sql"),
     include_str!("../migrations/0013_events.sql"),
+    include_str!("../migrations/0014_git_projects.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

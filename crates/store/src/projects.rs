@@ -1,7 +1,7 @@
 //! Projects: the folders a server was given, by pipeline name. The API runs only these.
 
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::{Error, Store, now_ms};
 
@@ -10,24 +10,40 @@ use crate::{Error, Store, now_ms};
 pub struct ProjectRecord {
     /// The pipeline name in its `sagebrush.toml`.
     pub name: String,
-    /// The project folder, canonical.
+    /// The project folder, canonical; for a git project, the server's mirror of its repository.
     pub path: String,
     /// When it was added (ms).
     pub added_at: i64,
+    /// For a git project: the repository it was added from.
+    pub repo: Option<String>,
+    /// For a git project: the branch its runs build.
+    pub branch: Option<String>,
 }
+
+const COLUMNS: &str = "name, path, added_at, repo, branch";
 
 impl Store {
     /// Records a project; adding the same folder again changes nothing. Another folder under a
     /// name already taken is [`Error::Conflict`].
     pub async fn add_project(&self, name: &str, path: &str) -> Result<ProjectRecord, Error> {
+        self.add_project_from(name, path, None).await
+    }
+
+    /// [`Store::add_project`], for a git project also recording its `(repository, branch)`.
+    pub async fn add_project_from(
+        &self,
+        name: &str,
+        path: &str,
+        git: Option<(&str, &str)>,
+    ) -> Result<ProjectRecord, Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<ProjectRecord> =
-            sqlx::query_as("SELECT name, path, added_at FROM projects WHERE name = $1")
+            sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?;
         let record = match existing {
-            Some(existing) if existing.path == path => existing,
+            Some(existing) if existing.path == path && existing.repo.as_deref() == git.map(|g| g.0) => existing,
             Some(existing) => {
                 return Err(Error::Conflict(format!(
                     "project {name} is already added from {}; remove it first with `sagebrush project remove {name}`",
@@ -35,11 +51,19 @@ impl Store {
                 )));
             }
             None => {
-                let record = ProjectRecord { name: name.to_owned(), path: path.to_owned(), added_at: now_ms() };
-                sqlx::query("INSERT INTO projects (name, path, added_at) VALUES ($1, $2, $3)")
+                let record = ProjectRecord {
+                    name: name.to_owned(),
+                    path: path.to_owned(),
+                    added_at: now_ms(),
+                    repo: git.map(|g| g.0.to_owned()),
+                    branch: git.map(|g| g.1.to_owned()),
+                };
+                sqlx::query("INSERT INTO projects (name, path, added_at, repo, branch) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&record.name)
                     .bind(&record.path)
                     .bind(record.added_at)
+                    .bind(&record.repo)
+                    .bind(&record.branch)
                     .execute(&mut *tx)
                     .await?;
                 record
@@ -51,7 +75,7 @@ impl Store {
 
     /// A project by name.
     pub async fn project(&self, name: &str) -> Result<ProjectRecord, Error> {
-        sqlx::query_as("SELECT name, path, added_at FROM projects WHERE name = $1")
+        sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
             .bind(name)
             .fetch_optional(&self.pool)
             .await?
@@ -60,7 +84,9 @@ impl Store {
 
     /// Every project, by name.
     pub async fn projects(&self) -> Result<Vec<ProjectRecord>, Error> {
-        Ok(sqlx::query_as("SELECT name, path, added_at FROM projects ORDER BY name").fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Forgets a project (its runs stay); whether it was there.

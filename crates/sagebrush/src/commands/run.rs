@@ -68,16 +68,27 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
 /// `sagebrush run`: through the running server if there is one, else in this process.
 pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let overrides = parse_params(&args.params)?;
+    // Not a folder here but a project's name: a project added earlier (a git project, say).
+    let by_name = (!args.project.exists()).then(|| args.project.to_str().and_then(|n| Name::parse(n).ok())).flatten();
     if let Some(client) = crate::client::connect(home).await? {
-        // The server runs only projects it was given: give it this one unless it has it (adding
-        // takes an admin; running one it has, an operator).
-        let folder = args.project.canonicalize().unwrap_or(args.project.clone());
-        let known: Vec<store::ProjectRecord> = client.get("/projects").await?;
-        let project = match known.into_iter().find(|p| std::path::Path::new(&p.path) == folder) {
-            Some(project) => project,
-            None => client.post("/projects", &serde_json::json!({ "path": folder })).await?,
+        let name = match by_name {
+            Some(name) => name.to_string(),
+            None => {
+                // The server runs only projects it was given: give it this one unless it has it
+                // (adding takes an admin; running one it has, an operator).
+                let folder = args.project.canonicalize().unwrap_or(args.project.clone());
+                let known: Vec<store::ProjectRecord> = client.get("/projects").await?;
+                match known.into_iter().find(|p| std::path::Path::new(&p.path) == folder) {
+                    Some(project) => project.name,
+                    None => {
+                        let added: store::ProjectRecord =
+                            client.post("/projects", &serde_json::json!({ "path": folder })).await?;
+                        added.name
+                    }
+                }
+            }
         };
-        let body = serde_json::json!({ "project": project.name, "parameters": overrides });
+        let body = serde_json::json!({ "project": name, "parameters": overrides });
         let submitted: SubmittedView = client.post("/runs", &body).await?;
         return follow_remote(client, submitted, args.json).await;
     }
@@ -85,7 +96,11 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, &server::Config::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
-    let submitted = engine.submit(&args.project, &overrides, "manual").await.map_err(server::ServiceError::from);
+    let submitted = match &by_name {
+        Some(name) => engine.submit_project(name, &overrides, "manual").await,
+        None => engine.submit(&args.project, &overrides, "manual").await,
+    }
+    .map_err(server::ServiceError::from);
     let status = submitted.as_ref().map_or_else(|e| e.status, |_| axum::http::StatusCode::CREATED);
     server::Service::new(engine.clone()).record(&server::auth::Caller::local(), "POST /api/v1/runs", status).await;
     let submitted = submitted?;

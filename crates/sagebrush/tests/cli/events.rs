@@ -92,3 +92,45 @@ fn a_runs_changes_stream_in_order_and_a_follower_resumes_where_it_left_off() {
     let resumed_ids: Vec<i64> = resumed.iter().map(|(id, _, _)| *id).collect();
     assert_eq!(resumed_ids, ids.into_iter().filter(|id| *id > registered).collect::<Vec<_>>());
 }
+
+#[test]
+fn logs_follow_a_running_stage_through_the_server_as_it_writes() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("talky");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The second line waits for a file the test writes, so the log is read while the run goes on.
+    let gate = sandbox.dir.path().join("go-on");
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        format!(
+            "[pipeline]\nname = \"talky\"\n[[stage]]\nname = \"talk\"\nkind = \"shell\"\n\
+             command = \"echo first line; while [ ! -e {} ]; do sleep 0.05; done; echo second line\"\n",
+            gate.display()
+        ),
+    )
+    .unwrap();
+    let _served = sandbox.serve(&["server"]);
+    let run = sandbox.command(&["run", dir.to_str().unwrap()]).spawn().unwrap();
+    crate::harness::wait_until(Duration::from_secs(30), "the run to start", || {
+        let output = sandbox.run(&["show", "talky", "1", "--json"]);
+        output.status.success().then_some(())
+    });
+    let mut follower =
+        sandbox.command(&["logs", "talky", "1", "-f"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l == "first line") {
+        seen.push(lines.next().expect("the follower ended early").unwrap());
+    }
+    // The first line arrived while the stage still waits: followed live, not read at the end.
+    let shown = sandbox.json(&["show", "talky", "1", "--json"]);
+    assert_eq!(shown["run"]["status"], "running", "{shown}");
+    std::fs::write(&gate, "").unwrap();
+    for line in lines {
+        seen.push(line.unwrap());
+    }
+    assert!(follower.wait().unwrap().success(), "{seen:?}");
+    assert!(seen.iter().any(|l| l == "second line"), "followed to the end: {seen:?}");
+    assert_eq!(seen.iter().filter(|l| l.as_str() == "first line").count(), 1, "nothing twice: {seen:?}");
+    assert!(run.wait_with_output().unwrap().status.success());
+}

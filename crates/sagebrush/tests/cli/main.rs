@@ -10,6 +10,7 @@ mod failures;
 mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;
+mod projects;
 mod queue;
 mod recovery;
 mod secrets;
