@@ -120,7 +120,7 @@ pub(crate) async fn check_out(mirror: &Path, commit: &str, target: &Path) -> Res
 }
 
 /// Runs `git` (never asking for a password) and returns its trimmed output, or its error as an [`Error`].
-async fn git(args: &[&str], dir: Option<&Path>) -> Result<String, Error> {
+pub(crate) async fn git(args: &[&str], dir: Option<&Path>) -> Result<String, Error> {
     let mut command = tokio::process::Command::new("git");
     if let Some(dir) = dir {
         command.arg("-C").arg(dir);
@@ -134,7 +134,8 @@ async fn git(args: &[&str], dir: Option<&Path>) -> Result<String, Error> {
         .map_err(|e| Error::Invalid(format!("could not run git ({e}); install git and try again")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(Error::Invalid(format!("git {}: {}", args[0], names::excerpt(stderr.trim(), 400))));
+        let command = args.first().copied().unwrap_or_default();
+        return Err(Error::Invalid(format!("git {command} failed: {}", names::excerpt(stderr.trim(), 400))));
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

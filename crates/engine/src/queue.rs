@@ -43,7 +43,7 @@ impl Engine {
     /// Starts the queued runs that may start now.
     async fn start_queued(&self) -> Result<(), crate::Error> {
         let Some(&limit) = self.inner.queue_limit.get() else { return Ok(()) };
-        let queued = self.store().queued_runs().await?;
+        let queued = self.store().queue_heads().await?;
         if queued.is_empty() {
             return Ok(());
         }

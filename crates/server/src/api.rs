@@ -97,9 +97,51 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         list_audit,
         list_events
     ),
-    components(schemas(ErrorBody, ErrorDetail))
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Tokens)
 )]
 struct ApiDoc;
+
+/// The bearer token every route but health, version and this document takes, and the 401 and
+/// 403 any of them answers off loopback.
+struct Tokens;
+
+impl utoipa::Modify for Tokens {
+    fn modify(&self, document: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("`sagebrush token create`; needed only when the server listens off loopback"))
+                    .build(),
+            ),
+        );
+        let error = |description: &str| {
+            let content =
+                ContentBuilder::new().schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+        };
+        let open = ["/health", "/api/v1/health", "/api/v1/version", "/api/v1/openapi.json"];
+        for (path, item) in document.paths.paths.iter_mut() {
+            if open.contains(&path.as_str()) {
+                continue;
+            }
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                // Either a token, or none on loopback.
+                operation.security =
+                    Some(vec![SecurityRequirement::new("token", Vec::<String>::new()), SecurityRequirement::default()]);
+                let responses = &mut operation.responses.responses;
+                responses.insert("401".to_owned(), error("no token, or one the server does not know (off loopback)"));
+                responses.insert("403".to_owned(), error("the token's role may not do this"));
+            }
+        }
+    }
+}
 
 /// The body of every error answer.
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -129,7 +129,16 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/endpoints",
         "/api/v1/endpoints/{endpoint}",
         "/api/v1/endpoints/{endpoint}/deploy",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token}",
+        "/api/v1/audit",
+        "/api/v1/events",
     ] {
         assert!(paths.contains(&path), "{path} is not in the document: {paths:?}");
     }
+    // Tokens are in it: a bearer scheme, and the 401 and 403 of every route that takes one.
+    assert_eq!(document["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+    let submit = &document["paths"]["/api/v1/runs"]["post"];
+    assert!(submit["responses"]["401"].is_object() && submit["responses"]["403"].is_object(), "{submit}");
+    assert!(document["paths"]["/api/v1/health"]["get"]["responses"]["401"].is_null(), "health answers anyone");
 }

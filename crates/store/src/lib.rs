@@ -182,6 +182,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_auth.sql"),
     include_str!("../migrations/0013_events.sql"),
     include_str!("../migrations/0014_git_projects.sql"),
+    include_str!("../migrations/0015_queue_heads.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

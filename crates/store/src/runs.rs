@@ -205,11 +205,16 @@ impl Store {
         .await?)
     }
 
-    /// Queued runs, oldest first.
-    pub async fn queued_runs(&self) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await?)
+    /// The oldest queued run of each project, oldest first: the only ones that may start next
+    /// (a project's runs start in order), read from an index whatever the backlog.
+    pub async fn queue_heads(&self) -> Result<Vec<RunRecord>, Error> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id IN
+                 (SELECT MIN(id) FROM runs WHERE status = 'queued' GROUP BY project)
+             ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A queued run of `project` for the same commit and parameters, if there is one.
@@ -323,10 +328,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
+            skip_pending(&mut tx, run_id).await?;
         }
         if ended.rows_affected() == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
@@ -348,10 +350,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+        skip_pending(&mut tx, run_id).await?;
         if done.rows_affected() == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
         }
@@ -445,10 +444,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+        skip_pending(&mut tx, run_id).await?;
         sqlx::query(
             "UPDATE training_jobs SET status = 'Failed', secondary_status = 'Failed', failure_reason = $2, finished_at = $3
              WHERE run_id = $1 AND status IN ('InProgress', 'Stopping')",
@@ -462,4 +458,13 @@ impl Store {
         self.appended();
         Ok(())
     }
+}
+
+/// Marks the stages of a run that never started as skipped (a run ending early).
+async fn skip_pending(tx: &mut sqlx::SqliteConnection, run_id: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+        .bind(run_id)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

@@ -50,25 +50,16 @@ pub(crate) async fn run(
     Ok(output)
 }
 
-/// Runs `git` and returns its trimmed stdout; stderr goes to the log.
+/// Runs `git` and returns its trimmed stdout; why it failed goes to the log too (but for a
+/// `rev-parse` that only asks whether a folder is a repository).
 async fn git(args: &[&str], dir: Option<&Path>, log: &mut Log) -> Result<String, StageFailure> {
-    let mut command = tokio::process::Command::new("git");
-    if let Some(dir) = dir {
-        command.arg("-C").arg(dir);
-    }
-    let output = command
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| StageFailure::failed(format!("could not run git ({e}); install git and try again")))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        if args.first() != Some(&"rev-parse") {
-            line(log, stderr.trim()).await;
+    match crate::projects::git(args, dir).await {
+        Ok(output) => Ok(output),
+        Err(e) => {
+            if args.first() != Some(&"rev-parse") {
+                line(log, &e.to_string()).await;
+            }
+            Err(StageFailure::failed(e.to_string()))
         }
-        return Err(StageFailure::failed(format!("git {} failed: {}", args[0], stderr.trim())));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

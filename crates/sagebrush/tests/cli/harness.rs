@@ -264,6 +264,19 @@ pub fn endpoint(sandbox: &Sandbox, name: &str) -> serde_json::Value {
     all.as_array().unwrap().iter().find(|e| e["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
 }
 
+/// Runs `git` in `dir` as a test user, and returns its trimmed output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git is installed");
+    assert!(output.status.success(), "git {args:?}: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
 /// Every file under `dir`, at any depth.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -2,21 +2,8 @@
 //! sources come from that commit, never from whatever a working folder holds.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::{Sandbox, text};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use crate::harness::{Sandbox, git, text};
 
 fn set_leaves(repo: &Path, leaves: u32) {
     let file = repo.join("sagebrush.toml");

@@ -2,21 +2,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::{Sandbox, text};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git is installed");
-    assert!(output.status.success(), "git {args:?}: {}", text(&output));
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
+use crate::harness::{Sandbox, git, text};
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
