@@ -15,7 +15,9 @@
 #   WARMUP requests of each: sagebrush list and detail (a run in the middle), MLflow runs/search
 #   (max_results=50) and runs/get (a run in the middle). Latency is send to whole answer read.
 # Usage: bench/api/runs.sh [runs, default 10000] [rounds, default 10] [per round, default 200] [warm-up, default 100]
-# SAGEBRUSH_BIN=path uses that binary instead of building the release one.
+# SAGEBRUSH_BIN=path uses that binary instead of building the release one; on a shared machine,
+# SAGEBRUSH_BENCH_WAIT_QUIET=SECONDS waits (at most that long) for 10 quiet seconds before measuring.
+# The last line says how much CPU other processes took during the measurement.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 count=${1:-10000}
