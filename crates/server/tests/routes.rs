@@ -94,6 +94,46 @@ async fn every_route_answers_its_mistakes_with_a_status_and_a_code() {
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
+        (
+            Method::POST,
+            "/api/v1/projects",
+            r#"{"path": "/p", "repo": "file:///r"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects",
+            r#"{"repo": "--upload-pack=x"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects",
+            r#"{"repo": "file:///no/such/repo"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (Method::POST, "/api/v1/tokens", r#"{"name": "ci"}"#, StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            Method::POST,
+            "/api/v1/tokens",
+            r#"{"name": "ci", "role": "root"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens",
+            r#"{"name": "c/i", "role": "viewer"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+        ),
+        (Method::DELETE, "/api/v1/tokens/nope", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/audit?limit=0", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/events?after=x", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::GET, "/api/v1/events?project=a..b", "", StatusCode::BAD_REQUEST, "invalid_name"),
         (Method::GET, "/api/v1/nothing-here", "", StatusCode::NOT_FOUND, "not_found"),
         (Method::PUT, "/api/v1/runs", "", StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ];
@@ -106,6 +146,7 @@ async fn every_route_answers_its_mistakes_with_a_status_and_a_code() {
     assert_eq!(api.call(Method::GET, "/api/v1/projects", "").await.1, serde_json::json!([]));
     assert_eq!(api.call(Method::GET, "/api/v1/runs", "").await.1["runs"], serde_json::json!([]));
     assert_eq!(api.call(Method::GET, "/api/v1/endpoints", "").await.1, serde_json::json!([]));
+    assert_eq!(api.call(Method::GET, "/api/v1/tokens", "").await.1, serde_json::json!([]));
 }
 
 #[tokio::test]

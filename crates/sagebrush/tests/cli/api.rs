@@ -79,6 +79,10 @@ fn the_cli_answers_alike_through_a_server_and_in_process() {
         &["cancel", "iris", "5"],
         &["delete-endpoint", "nope"],
         &["retry", "iris", "1", "--from", "nope"],
+        &["token", "list", "--json"],
+        &["token", "revoke", "nope"],
+        &["events", "iris", "--limit", "3", "--json"],
+        &["events", "nope", "--json"],
     ];
     let answers = |sandbox: &Sandbox| -> Vec<(Option<i32>, String)> {
         commands
@@ -99,5 +103,9 @@ fn the_cli_answers_alike_through_a_server_and_in_process() {
     }
     // Each error class has its exit code.
     let codes: Vec<Option<i32>> = in_process.iter().map(|(code, _)| *code).collect();
-    assert_eq!(codes, [0, 0, 0, 0, 1, 2, 0, 0, 0, 2, 1, 0, 1, 2, 1, 1, 2].map(Some), "exit codes of {commands:?}");
+    assert_eq!(
+        codes,
+        [0, 0, 0, 0, 1, 2, 0, 0, 0, 2, 1, 0, 1, 2, 1, 1, 2, 0, 1, 0, 0].map(Some),
+        "exit codes of {commands:?}"
+    );
 }
