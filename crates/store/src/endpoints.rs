@@ -1,19 +1,23 @@
 //! Endpoints: which model version each named endpoint serves, so a restart can bring them back.
 
 use serde::Serialize;
-use sqlx::FromRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row};
 
 use crate::events::{EventKind, event};
 use crate::{Error, Store, now_ms};
 
-/// A named endpoint and the model version it serves.
-#[derive(Clone, Debug, FromRow, Serialize, serde::Deserialize, utoipa::ToSchema)]
+/// A named endpoint and what it serves.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EndpointRecord {
     /// The endpoint name, as in `/endpoints/{name}/invocations`.
     pub name: String,
-    /// The model group served.
+    /// What it serves: registered model versions (see its variants), models loaded on demand, or a pipeline.
+    #[serde(flatten)]
+    pub kind: EndpointKind,
+    /// The model group of the variant deployed last (for a model endpoint).
     pub model_group: String,
-    /// The version served.
+    /// Its version.
     pub model_version: i64,
     /// The run that last deployed it.
     pub run_id: i64,
@@ -23,19 +27,62 @@ pub struct EndpointRecord {
     pub instance_type: Option<String>,
     /// When it is deleted (ms), for an endpoint deployed with a TTL.
     pub expires_at: Option<i64>,
-    /// For a multi-model endpoint: the folder of `model.tar.gz` files it serves.
-    pub multi_model_dir: Option<String>,
-    /// For a multi-model endpoint: how many bytes of models it keeps loaded.
-    pub memory_budget_bytes: Option<i64>,
-    /// For a multi-model endpoint served by a container: its image (built-in models otherwise).
-    pub multi_model_image: Option<String>,
-    /// For a serial inference pipeline: its steps' endpoints, as a JSON array.
-    pub chain: Option<String>,
     /// The percentage of requests captured with their answers.
-    #[sqlx(default)]
     pub capture_percent: Option<f64>,
     /// When it last changed (ms).
     pub updated_at: i64,
+}
+
+/// What an endpoint serves.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// Registered model versions, in weighted production variants.
+    Model,
+    /// The `<name>.tar.gz` models of a folder, loaded on first use within a memory budget: in
+    /// this process (built-in models), or by one container of `image` through SageMaker's
+    /// multi-model API.
+    MultiModel { dir: String, memory_budget_bytes: u64, image: Option<String> },
+    /// A serial inference pipeline through these endpoints, in order.
+    Chain { steps: Vec<String> },
+}
+
+impl<'r> FromRow<'r, SqliteRow> for EndpointRecord {
+    fn from_row(row: &'r SqliteRow) -> Result<EndpointRecord, sqlx::Error> {
+        let dir: Option<String> = row.try_get("multi_model_dir")?;
+        let chain: Option<String> = row.try_get("chain")?;
+        let kind = match (dir, chain) {
+            (Some(dir), None) => {
+                let budget: Option<i64> = row.try_get("memory_budget_bytes")?;
+                EndpointKind::MultiModel {
+                    dir,
+                    memory_budget_bytes: u64::try_from(budget.unwrap_or(0)).unwrap_or(0),
+                    image: row.try_get("multi_model_image")?,
+                }
+            }
+            (None, Some(chain)) => EndpointKind::Chain {
+                steps: serde_json::from_str(&chain)
+                    .map_err(|e| sqlx::Error::ColumnDecode { index: "chain".into(), source: Box::new(e) })?,
+            },
+            (None, None) => EndpointKind::Model,
+            (Some(_), Some(_)) => {
+                let why = "an endpoint recorded as both multi-model and a pipeline";
+                return Err(sqlx::Error::ColumnDecode { index: "chain".into(), source: why.into() });
+            }
+        };
+        Ok(EndpointRecord {
+            name: row.try_get("name")?,
+            kind,
+            model_group: row.try_get("model_group")?,
+            model_version: row.try_get("model_version")?,
+            run_id: row.try_get("run_id")?,
+            instances: row.try_get("instances")?,
+            instance_type: row.try_get("instance_type")?,
+            expires_at: row.try_get("expires_at")?,
+            capture_percent: row.try_get("capture_percent")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 /// One production variant of an endpoint: a model version, its weight and its instances.
@@ -121,6 +168,16 @@ impl Store {
 
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+        let (dir, budget, image, chain) = match &record.kind {
+            EndpointKind::Model => (None, None, None, None),
+            EndpointKind::MultiModel { dir, memory_budget_bytes, image } => (
+                Some(dir.as_str()),
+                Some(i64::try_from(*memory_budget_bytes).unwrap_or(i64::MAX)),
+                image.as_deref(),
+                None,
+            ),
+            EndpointKind::Chain { steps } => (None, None, None, Some(serde_json::to_string(steps).unwrap_or_default())),
+        };
         sqlx::query(
             "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at,
                  expires_at, multi_model_dir, memory_budget_bytes, chain, multi_model_image)
@@ -137,10 +194,10 @@ impl Store {
         .bind(&record.instance_type)
         .bind(now_ms())
         .bind(record.expires_at)
-        .bind(&record.multi_model_dir)
-        .bind(record.memory_budget_bytes)
-        .bind(&record.chain)
-        .bind(&record.multi_model_image)
+        .bind(dir)
+        .bind(budget)
+        .bind(chain)
+        .bind(image)
         .execute(&self.pool)
         .await?;
         Ok(())

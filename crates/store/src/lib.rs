@@ -18,7 +18,7 @@ mod status;
 
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use auth::{AuditRecord, Role, TokenRecord};
-pub use endpoints::{EndpointRecord, VariantRecord};
+pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
 pub use events::{EventKind, EventRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};

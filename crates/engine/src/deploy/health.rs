@@ -8,6 +8,7 @@ use std::time::Duration;
 use names::Name;
 use router::{Endpoint, Instance};
 use runtime::instance;
+use store::EndpointKind;
 
 use super::instances::instance_url;
 use super::{DEFAULT_STARTUP_TIMEOUT, hosting_of};
@@ -80,11 +81,16 @@ impl Engine {
         if matches!(dead.as_ref(), Instance::MultiModelServer { .. }) {
             // Its loaded models went with it: a fresh container starts empty and loads on demand.
             let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(None) };
-            let Some(dir) = record.multi_model_dir.as_deref() else { return Ok(None) };
-            let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
-            let image = record.multi_model_image.as_deref();
-            let variant =
-                self.multi_model_variant(endpoint, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
+            let EndpointKind::MultiModel { dir, memory_budget_bytes, image } = &record.kind else { return Ok(None) };
+            let variant = self
+                .multi_model_variant(
+                    endpoint,
+                    Path::new(dir),
+                    image.as_deref(),
+                    *memory_budget_bytes,
+                    DEFAULT_STARTUP_TIMEOUT,
+                )
+                .await?;
             let url = variant.instances.first().map_or_else(|| "in-process".to_owned(), |i| instance_url(i));
             drop((current, dead));
             self.swap(Endpoint::single(endpoint.clone(), variant)).await;

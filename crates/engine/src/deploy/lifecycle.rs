@@ -4,7 +4,7 @@ use std::path::Path;
 
 use names::Name;
 use router::Endpoint;
-use store::EndpointRecord;
+use store::{EndpointKind, EndpointRecord};
 
 use super::{DEFAULT_STARTUP_TIMEOUT, chain_variant, hosting_of};
 use crate::{Engine, Error};
@@ -39,19 +39,30 @@ impl Engine {
     }
 
     pub(super) async fn restore_endpoint(&self, name: &Name, record: &EndpointRecord) -> Result<(), Error> {
-        if let Some(chain) = &record.chain {
-            let steps: Vec<Name> = serde_json::from_str(chain)
-                .map_err(|e| Error::Invalid(format!("the recorded steps of inference pipeline {name}: {e}")))?;
-            self.swap(Endpoint::single(name.clone(), chain_variant(&steps))).await;
-            return Ok(());
-        }
-        if let Some(dir) = &record.multi_model_dir {
-            let budget = u64::try_from(record.memory_budget_bytes.unwrap_or(0)).unwrap_or(0);
-            let image = record.multi_model_image.as_deref();
-            let variant =
-                self.multi_model_variant(name, Path::new(dir), image, budget, DEFAULT_STARTUP_TIMEOUT).await?;
-            self.swap(Endpoint::single(name.clone(), variant)).await;
-            return Ok(());
+        match &record.kind {
+            EndpointKind::Chain { steps } => {
+                let steps: Vec<Name> = steps
+                    .iter()
+                    .map(|s| Name::parse(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Error::Invalid(format!("the recorded steps of inference pipeline {name}: {e}")))?;
+                self.swap(Endpoint::single(name.clone(), chain_variant(&steps))).await;
+                return Ok(());
+            }
+            EndpointKind::MultiModel { dir, memory_budget_bytes, image } => {
+                let variant = self
+                    .multi_model_variant(
+                        name,
+                        Path::new(dir),
+                        image.as_deref(),
+                        *memory_budget_bytes,
+                        DEFAULT_STARTUP_TIMEOUT,
+                    )
+                    .await?;
+                self.swap(Endpoint::single(name.clone(), variant)).await;
+                return Ok(());
+            }
+            EndpointKind::Model => {}
         }
         let layout = self.layout(name).await?;
         let mut variants = Vec::new();

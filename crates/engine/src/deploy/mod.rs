@@ -16,7 +16,7 @@ use std::time::Duration;
 use names::Name;
 use pipeline::{DeployPolicy, Traffic};
 use router::{Endpoint, Instance, Variant};
-use store::{EndpointRecord, ModelVersionRecord, VariantRecord};
+use store::{EndpointKind, EndpointRecord, ModelVersionRecord, VariantRecord};
 
 use crate::{Engine, Error};
 
@@ -131,7 +131,7 @@ impl Engine {
                 model_version: version.version,
                 instances: i64::from(hosting.instances),
                 instance_type: hosting.instance_type.clone(),
-                ..endpoint_record(endpoint, "", run_id, hosting.ttl)
+                ..endpoint_record(endpoint, EndpointKind::Model, run_id, hosting.ttl)
             })
             .await?;
         self.store().set_endpoint_variants(endpoint, &layout).await?;
@@ -164,12 +164,12 @@ impl Engine {
                 dir.display()
             )));
         }
-        let record = EndpointRecord {
-            multi_model_dir: Some(dir.display().to_string()),
-            memory_budget_bytes: Some(i64::try_from(budget_bytes).unwrap_or(i64::MAX)),
-            multi_model_image: image.map(str::to_owned),
-            ..endpoint_record(endpoint, MULTI_MODEL_GROUP, run_id, ttl)
+        let kind = EndpointKind::MultiModel {
+            dir: dir.display().to_string(),
+            memory_budget_bytes: budget_bytes,
+            image: image.map(str::to_owned),
         };
+        let record = endpoint_record(endpoint, kind, run_id, ttl);
         let variant = self.multi_model_variant(endpoint, dir, image, budget_bytes, startup_timeout).await?;
         self.install_recorded(endpoint, record, variant).await
     }
@@ -190,10 +190,8 @@ impl Engine {
                 "inference pipeline step {missing} is not a served endpoint; deploy it in an earlier stage"
             )));
         }
-        let record = EndpointRecord {
-            chain: Some(serde_json::to_string(steps).unwrap_or_default()),
-            ..endpoint_record(endpoint, CHAIN_GROUP, run_id, ttl)
-        };
+        let kind = EndpointKind::Chain { steps: steps.iter().map(Name::to_string).collect() };
+        let record = endpoint_record(endpoint, kind, run_id, ttl);
         self.install_recorded(endpoint, record, chain_variant(steps)).await
     }
 
@@ -313,30 +311,22 @@ fn hosting_of(record: &VariantRecord) -> Result<Hosting, Error> {
     })
 }
 
-/// The model group recorded for a multi-model endpoint, which serves no single registered version.
-const MULTI_MODEL_GROUP: &str = "(multi-model)";
-/// The model group recorded for a serial inference pipeline, whose steps are other endpoints.
-const CHAIN_GROUP: &str = "(inference pipeline)";
-
 fn chain_variant(steps: &[Name]) -> Arc<Variant> {
     let model = format!("pipeline {}", join(steps, " -> "));
     Arc::new(Variant::new(Name::all_traffic(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
 }
 
-/// An endpoint's record with one instance and nothing special set; callers fill in what they serve.
-fn endpoint_record(endpoint: &Name, group: &str, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
+/// An endpoint's record with one instance and no model version; a model endpoint's caller sets its version.
+fn endpoint_record(endpoint: &Name, kind: EndpointKind, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
     EndpointRecord {
         name: endpoint.to_string(),
-        model_group: group.to_owned(),
+        kind,
+        model_group: String::new(),
         model_version: 0,
         run_id,
         instances: 1,
         instance_type: None,
         expires_at: expiry(ttl),
-        multi_model_dir: None,
-        memory_budget_bytes: None,
-        multi_model_image: None,
-        chain: None,
         capture_percent: None,
         updated_at: 0,
     }

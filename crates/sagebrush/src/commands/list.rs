@@ -94,11 +94,16 @@ pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitC
     for e in endpoints {
         let url = e.url.unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
         let e = e.record;
+        let (model, version) = match &e.kind {
+            store::EndpointKind::Model => (printable(&e.model_group).into_owned(), e.model_version.to_string()),
+            store::EndpointKind::MultiModel { .. } => ("(multi-model)".to_owned(), "-".to_owned()),
+            store::EndpointKind::Chain { .. } => ("(inference pipeline)".to_owned(), "-".to_owned()),
+        };
         println!(
             "{:<20} {:<20} {:>7} {:>9}  {:<19}  {}",
             printable(&e.name),
-            printable(&e.model_group),
-            e.model_version,
+            model,
+            version,
             e.instances,
             format_time(e.updated_at),
             printable(&url)
