@@ -37,23 +37,15 @@ impl Engine {
         std::fs::create_dir_all(&projects).map_err(io_error(&projects))?;
         let adding = projects.join(format!(".adding-{}", runtime::unique_suffix()));
         let target = adding.display().to_string();
-        let cloned = git(&["clone", "--quiet", "--mirror", "--", url, &target], None).await;
-        let named = match cloned {
-            Ok(_) => {
-                let head = git(
-                    &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}^{{commit}}")],
-                    Some(&adding),
-                )
+        let named = async {
+            git(&["clone", "--quiet", "--mirror", "--", url, &target], None).await?;
+            let head = format!("refs/heads/{branch}^{{commit}}");
+            let commit = git(&["rev-parse", "--verify", "--quiet", &head], Some(&adding))
                 .await
-                .map_err(|_| Error::Invalid(format!("{url} has no branch {branch}")));
-                match head {
-                    Ok(commit) => pipeline_at(&adding, &commit).await.map(|p| p.name),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
+                .map_err(|_| Error::Invalid(format!("{url} has no branch {branch}")))?;
+            Ok::<_, Error>(pipeline_at(&adding, &commit).await?.name)
         };
-        let name = match named {
+        let name = match named.await {
             Ok(name) => name,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&adding);

@@ -106,23 +106,17 @@ impl Via {
         }
     }
 
-    /// Each selected stage's log as it is now, and whether the run has ended.
-    pub async fn logs(
-        &self,
-        project: &Name,
-        run: i64,
-        stage: Option<&Name>,
-    ) -> anyhow::Result<(Vec<(String, String)>, bool)> {
+    /// Each selected stage's log as it is now.
+    pub async fn logs(&self, project: &Name, run: i64, stage: Option<&Name>) -> anyhow::Result<Vec<(String, String)>> {
         match self {
             Via::Server(client) => {
                 let query = stage.map(|s| format!("?stage={s}")).unwrap_or_default();
                 let logs: server::Logs = client.get(&format!("/runs/{project}/{run}/logs{query}")).await?;
-                Ok((logs.stages.into_iter().map(|s| (s.stage, s.log)).collect(), logs.finished))
+                Ok(logs.stages.into_iter().map(|s| (s.stage, s.log)).collect())
             }
             Via::Local(service) => {
-                let finished = service.run(project, Some(run)).await?.run.status.is_finished();
                 let logs = service.logs(project, Some(run), stage).await?;
-                Ok((logs.into_iter().map(|(name, log)| (name.to_string(), log)).collect(), finished))
+                Ok(logs.into_iter().map(|(name, log)| (name.to_string(), log)).collect())
             }
         }
     }

@@ -169,22 +169,27 @@ async fn authorize(State(service): State<Service>, request: Request, next: Next)
         Ok(caller) => caller,
         Err(refusal) => return refusal.into_response(),
     };
-    if caller.role < needed {
-        return ServiceError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("token {} is a {}; this needs the {} role", caller.name, caller.role.as_str(), needed.as_str()),
-        )
-        .hint(format!("ask an admin for a token made with `--role {}`", needed.as_str()))
-        .into_response();
-    }
+    let allowed = caller.role >= needed;
     if !auth::is_change(&method) {
-        return next.run(request).await;
+        return if allowed { next.run(request).await } else { forbidden(&caller, needed) };
     }
+    // A known caller's change is audited, refused or not. (One with no known token is not:
+    // that would let anyone write to the server's disk.)
     let action = format!("{method} {}", request.uri().path());
-    let response = next.run(request).await;
+    let response = if allowed { next.run(request).await } else { forbidden(&caller, needed) };
     service.record(&caller, &action, response.status()).await;
     response
+}
+
+fn forbidden(caller: &auth::Caller, needed: store::Role) -> Response {
+    let (name, role, needed) = (&caller.name, caller.role.as_str(), needed.as_str());
+    ServiceError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("token {name} is a {role}; this needs the {needed} role"),
+    )
+    .hint(format!("ask an admin for a token made with `--role {needed}`"))
+    .into_response()
 }
 
 /// Reads a request's whole body before its route runs: at most [`BODY_LIMIT`], within `timeout`.
@@ -459,10 +464,10 @@ async fn run_logs(
     let stage = query.stage.as_deref().map(|s| service::name("stage", s)).transpose()?;
     let number = run_number(&number)?;
     if wants_event_stream(&headers) {
-        let number = service.run(&project, number).await?.run.number;
+        let detail = service.run(&project, number).await?;
         // Checked now, so a bad stage is a 400 rather than a stream that ends at once.
-        service.log_since(&project, number, stage.as_ref(), &mut Vec::new()).await?;
-        return Ok(follow_logs(service, project, number, stage).into_response());
+        service.log_stages(&detail, stage.as_ref())?;
+        return Ok(follow_logs(service, project, detail.run.number, stage).into_response());
     }
     // Read the status first: a run that ended has written all of its logs.
     let finished = service.run(&project, number).await?.run.status.is_finished();
@@ -679,14 +684,13 @@ fn follow_logs(
             if f.ended {
                 return None;
             }
-            let (chunks, finished) =
+            let (chunks, status) =
                 f.service.log_since(&f.project, f.number, f.stage.as_ref(), &mut f.offsets).await.ok()?;
             for (stage, text) in chunks {
                 let data = serde_json::json!({ "stage": stage, "text": text }).to_string();
                 f.pending.push_back(Event::default().event("log").data(data));
             }
-            if finished {
-                let status = f.service.run(&f.project, Some(f.number)).await.ok()?.run.status;
+            if status.is_finished() {
                 f.pending
                     .push_back(Event::default().event("end").data(serde_json::json!({ "status": status }).to_string()));
                 f.ended = true;

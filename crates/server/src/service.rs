@@ -335,18 +335,18 @@ impl Service {
 
     /// The text of a run's stage logs from byte `offset` of each: `(stage, text)` in stage order.
     /// What each selected stage's log gained past `offsets` (bytes already seen, per stage in
-    /// order, grown as needed and moved on), and whether the run had ended before they were read.
+    /// order, grown as needed and moved on), and the run's status read before them (a run that
+    /// had ended then has written all of its logs).
     pub async fn log_since(
         &self,
         project: &Name,
         number: i64,
         stage: Option<&Name>,
         offsets: &mut Vec<u64>,
-    ) -> Result<(Vec<(Name, String)>, bool)> {
+    ) -> Result<(Vec<(Name, String)>, RunStatus)> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        // The status first: a run that ended has written all of its logs.
-        let finished = self.run(project, Some(number)).await?.run.status.is_finished();
-        let stages = self.log_stages(project, number, stage).await?;
+        let detail = self.run(project, Some(number)).await?;
+        let stages = self.log_stages(&detail, stage)?;
         offsets.resize(stages.len(), 0);
         let mut chunks = Vec::new();
         for ((name, path), offset) in stages.into_iter().zip(offsets.iter_mut()) {
@@ -360,17 +360,16 @@ impl Service {
                 }
             }
         }
-        Ok((chunks, finished))
+        Ok((chunks, detail.run.status))
     }
 
-    /// The selected stages of a run and their log files, in order.
-    async fn log_stages(
+    /// The selected stages of a run and their log files, in order; an unknown `stage` is a 400.
+    pub(crate) fn log_stages(
         &self,
-        project: &Name,
-        number: i64,
+        detail: &RunDetail,
         stage: Option<&Name>,
     ) -> Result<Vec<(Name, std::path::PathBuf)>> {
-        let detail = self.run(project, Some(number)).await?;
+        let (project, number) = (&detail.run.project, detail.run.number);
         if let Some(wanted) = stage
             && !detail.stages.iter().any(|s| *wanted == s.name)
         {
@@ -381,6 +380,7 @@ impl Service {
                 format!("run {project} #{number} has no stage `{wanted}`; its stages are {}", names.join(", ")),
             ));
         }
+        let project = name("project", project)?;
         Ok(detail
             .stages
             .iter()
@@ -388,16 +388,16 @@ impl Service {
             .filter_map(|record| Name::parse(&record.name).ok())
             .filter(|name| stage.is_none_or(|wanted| wanted == name))
             .map(|name| {
-                let path = self.engine.home().stage_log(project, number, &name);
+                let path = self.engine.home().stage_log(&project, number, &name);
                 (name, path)
             })
             .collect())
     }
 
     pub async fn logs(&self, project: &Name, number: Option<i64>, stage: Option<&Name>) -> Result<Vec<(Name, String)>> {
-        let number = self.run(project, number).await?.run.number;
+        let detail = self.run(project, number).await?;
         let mut logs = Vec::new();
-        for (name, path) in self.log_stages(project, number, stage).await? {
+        for (name, path) in self.log_stages(&detail, stage)? {
             let text =
                 tokio::fs::read(&path).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
             logs.push((name, text));

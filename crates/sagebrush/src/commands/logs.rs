@@ -51,18 +51,20 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<ExitCode> {
             args.project
         );
     }
-    // Bytes already printed per stage, so following prints only what is new.
-    let mut printed: Vec<usize> = Vec::new();
-    loop {
-        let (stages, finished) = via.logs(&args.project, number, args.stage.as_ref()).await?;
-        printed.resize(stages.len(), 0);
-        for (index, (name, log)) in stages.iter().enumerate() {
-            if log.len() > printed[index] {
-                printer.print(name, &log[printed[index]..])?;
-                printed[index] = log.len();
-            }
+    let Via::Local(service) = &via else {
+        for (name, log) in via.logs(&args.project, number, args.stage.as_ref()).await? {
+            printer.print(&name, &log)?;
         }
-        if !args.follow || finished {
+        return Ok(ExitCode::SUCCESS);
+    };
+    // In this process: what each stage's log gained since the last read, until the run ends.
+    let mut offsets = Vec::new();
+    loop {
+        let (chunks, status) = service.log_since(&args.project, number, args.stage.as_ref(), &mut offsets).await?;
+        for (name, text) in chunks {
+            printer.print(&name, &text)?;
+        }
+        if !args.follow || status.is_finished() {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

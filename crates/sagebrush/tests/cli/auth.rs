@@ -125,6 +125,7 @@ fn off_loopback_every_call_needs_a_token_and_each_role_does_only_its_part() {
     assert!(entries.contains(&("ci".into(), "POST /api/v1/runs".into(), 201)), "{entries:?}");
     assert!(entries.contains(&("ci".into(), "POST /api/v1/endpoints/iris-prod/deploy".into(), 200)), "{entries:?}");
     assert!(entries.contains(&("admin".into(), "POST /api/v1/projects".into(), 201)), "{entries:?}");
+    assert!(entries.contains(&("dashboard".into(), "POST /api/v1/runs".into(), 403)), "a refusal too: {entries:?}");
     // A revoked token is refused from the next call on.
     let output = sandbox.command(&["token", "revoke", "dashboard"]).env("SAGEBRUSH_TOKEN", &admin).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
