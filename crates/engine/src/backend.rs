@@ -19,8 +19,6 @@ use runtime::training::{Outcome, TrainingJob};
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
-use crate::stages::Log;
-
 /// Runs training jobs under the SageMaker container contract.
 pub trait Training: Send + Sync {
     /// Runs a job whose `/opt/ml` is laid out, until it ends: `Completed`, `Failed`, or `Stopped`
@@ -29,7 +27,7 @@ pub trait Training: Send + Sync {
         &'a self,
         job: &'a TrainingJob,
         opt_ml: &'a OptMl,
-        log: &'a mut Log,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
         cancel: watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<Outcome, runtime::Error>>;
 }
@@ -97,11 +95,19 @@ pub trait Containers: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<String>, runtime::Error>>;
 }
 
-/// The backends an engine is opened with.
+/// The backends an engine is opened with, one per kind of algorithm: which one trains or serves
+/// an image (Docker here; SageMaker when a team configures it) is a choice of configuration, and
+/// the engine never asks which it got.
 #[derive(Clone)]
 pub struct Backends {
-    pub training: Arc<dyn Training>,
-    pub serving: Arc<dyn Serving>,
+    /// Trains the built-in algorithms and process folders.
+    pub child_training: Arc<dyn Training>,
+    /// Trains images.
+    pub image_training: Arc<dyn Training>,
+    /// Serves process folders.
+    pub process_serving: Arc<dyn Serving>,
+    /// Serves images.
+    pub image_serving: Arc<dyn Serving>,
     pub images: Arc<dyn Images>,
     pub containers: Arc<dyn Containers>,
 }
@@ -110,57 +116,98 @@ impl Backends {
     /// This machine: the built-in algorithms and process folders as children, images through the Docker Engine.
     pub fn local() -> Backends {
         Backends {
-            training: Arc::new(LocalTraining),
-            serving: Arc::new(LocalServing),
+            child_training: Arc::new(ChildTraining),
+            image_training: Arc::new(DockerTraining),
+            process_serving: Arc::new(ProcessServing),
+            image_serving: Arc::new(DockerServing),
             images: Arc::new(DockerImages),
             containers: Arc::new(DockerContainers),
         }
     }
+
+    /// What trains `algorithm`.
+    pub(crate) fn training(&self, algorithm: &Algorithm) -> Arc<dyn Training> {
+        match algorithm {
+            Algorithm::Builtin(_) | Algorithm::Process(_) => self.child_training.clone(),
+            Algorithm::Image(_) => self.image_training.clone(),
+        }
+    }
+
+    /// What serves `algorithm`; a built-in model is answered in-process, not served.
+    pub(crate) fn serving(&self, algorithm: &Algorithm) -> Result<&dyn Serving, runtime::Error> {
+        match algorithm {
+            Algorithm::Process(_) => Ok(self.process_serving.as_ref()),
+            Algorithm::Image(_) => Ok(self.image_serving.as_ref()),
+            Algorithm::Builtin(name) => {
+                Err(runtime::Error::Docker(format!("the built-in {name} is answered in-process, not served")))
+            }
+        }
+    }
 }
 
-/// Training on this machine, as `runtime::training` runs each kind of algorithm.
-struct LocalTraining;
+/// Training jobs as children of this process, each in its own namespaces.
+struct ChildTraining;
 
-impl Training for LocalTraining {
+impl Training for ChildTraining {
     fn run<'a>(
         &'a self,
         job: &'a TrainingJob,
         opt_ml: &'a OptMl,
-        log: &'a mut Log,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
         cancel: watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<Outcome, runtime::Error>> {
-        Box::pin(runtime::training::run(job, opt_ml, log, cancel))
+        Box::pin(async move { runtime::training::run_child(job, opt_ml, &mut { log }, cancel).await })
     }
 }
 
-/// Process folders as children in their own namespaces, images as containers of the Docker Engine.
-struct LocalServing;
+/// Training jobs as containers of the Docker Engine.
+struct DockerTraining;
 
-impl Serving for LocalServing {
+impl Training for DockerTraining {
+    fn run<'a>(
+        &'a self,
+        job: &'a TrainingJob,
+        opt_ml: &'a OptMl,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+        cancel: watch::Receiver<bool>,
+    ) -> BoxFuture<'a, Result<Outcome, runtime::Error>> {
+        Box::pin(async move {
+            let Algorithm::Image(image) = &job.algorithm else {
+                return Err(runtime::Error::Docker(format!("{} is not an image", job.algorithm.reference())));
+            };
+            runtime::training::run_container(job, image, opt_ml, &mut { log }, cancel).await
+        })
+    }
+}
+
+/// Process folders' `serve` as children in their own namespaces.
+struct ProcessServing;
+
+impl Serving for ProcessServing {
     fn start<'a>(&'a self, r: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>> {
         Box::pin(async move {
-            match r.algorithm {
-                Algorithm::Process(dir) => {
-                    let server = ProcessInstance::start(dir, r.opt_ml, r.log, r.startup_timeout).await?;
-                    Ok(Served { upstream: Upstream::new(server.base_url.clone()), owner: Box::new(server) })
-                }
-                Algorithm::Image(image) => {
-                    let server = ContainerInstance::start(
-                        image,
-                        r.opt_ml,
-                        r.log,
-                        r.startup_timeout,
-                        r.labels,
-                        r.limits,
-                        r.name_hint,
-                    )
+            let Algorithm::Process(dir) = r.algorithm else {
+                return Err(runtime::Error::Docker(format!("{} is not a process folder", r.algorithm.reference())));
+            };
+            let server = ProcessInstance::start(dir, r.opt_ml, r.log, r.startup_timeout).await?;
+            Ok(Served { upstream: Upstream::new(server.base_url.clone()), owner: Box::new(server) })
+        })
+    }
+}
+
+/// Images' `serve` as containers of the Docker Engine.
+struct DockerServing;
+
+impl Serving for DockerServing {
+    fn start<'a>(&'a self, r: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>> {
+        Box::pin(async move {
+            let Algorithm::Image(image) = r.algorithm else {
+                return Err(runtime::Error::Docker(format!("{} is not an image", r.algorithm.reference())));
+            };
+            let server =
+                ContainerInstance::start(image, r.opt_ml, r.log, r.startup_timeout, r.labels, r.limits, r.name_hint)
                     .await?;
-                    Ok(Served { upstream: container_upstream(&server), owner: Box::new(server) })
-                }
-                Algorithm::Builtin(name) => {
-                    Err(runtime::Error::Docker(format!("the built-in {name} is answered in-process, not served")))
-                }
-            }
+            Ok(Served { upstream: container_upstream(&server), owner: Box::new(server) })
         })
     }
 }
@@ -242,6 +289,7 @@ pub(crate) mod fake {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
+    use runtime::training::End;
     use tokio::io::AsyncWriteExt;
 
     use super::*;
@@ -275,16 +323,15 @@ pub(crate) mod fake {
             &'a self,
             job: &'a TrainingJob,
             opt_ml: &'a OptMl,
-            log: &'a mut Log,
+            log: &'a mut (dyn AsyncWrite + Unpin + Send),
             mut cancel: watch::Receiver<bool>,
         ) -> BoxFuture<'a, Result<Outcome, runtime::Error>> {
             self.started.lock().unwrap().push(job.name.clone());
             let next = self.script.lock().unwrap().pop_front().unwrap_or(Job::Completes);
             Box::pin(async move {
                 let _ = log.write_all(format!("fake job {} {next:?}\n", job.name).as_bytes()).await;
-                let outcome = |status, secondary, reason: Option<&str>| Outcome {
-                    status,
-                    secondary_status: secondary,
+                let outcome = |end, reason: Option<&str>| Outcome {
+                    end,
                     failure_reason: reason.map(str::to_owned),
                     metrics: [("train:accuracy".to_owned(), 0.97)].into(),
                 };
@@ -293,23 +340,25 @@ pub(crate) mod fake {
                         let model = opt_ml.model_dir().join("model.json");
                         std::fs::write(&model, "{}")
                             .map_err(|e| runtime::Error::Io { path: model.display().to_string(), source: e })?;
-                        outcome("Completed", "Completed", None)
+                        outcome(End::Completed, None)
                     }
-                    Job::Fails => outcome("Failed", "Failed", Some("AlgorithmError: scripted to fail")),
+                    Job::Fails => outcome(End::Failed, Some("AlgorithmError: scripted to fail")),
                     Job::Hangs => {
                         let _ = cancel.wait_for(|c| *c).await;
-                        outcome("Stopped", "Stopped", Some("stopped"))
+                        outcome(End::Stopped, Some("stopped"))
                     }
                 })
             })
         }
     }
 
-    /// The backends of a test: `training`, and nothing else that runs anything.
+    /// The backends of a test: `training` for every algorithm, and nothing else that runs anything.
     pub fn backends(training: Arc<FakeTraining>) -> Backends {
         Backends {
-            training,
-            serving: Arc::new(NoServing),
+            child_training: training.clone(),
+            image_training: training,
+            process_serving: Arc::new(NoServing),
+            image_serving: Arc::new(NoServing),
             images: Arc::new(NoImages),
             containers: Arc::new(NoContainers),
         }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use names::Name;
-use store::ProjectRecord;
+use store::{ProjectRecord, Trigger};
 
 use crate::run::Source;
 use crate::{Engine, Error, Submitted, error::io_error};
@@ -72,7 +72,7 @@ impl Engine {
         &self,
         project: &Name,
         overrides: &[(String, String)],
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<Submitted, Error> {
         let record = self.store().project(project).await.map_err(|e| match e {
             store::Error::NotFound(_) => Error::UnknownProject(project.clone()),
@@ -89,6 +89,42 @@ impl Engine {
             None => Source::Folder(PathBuf::from(&record.path)),
         };
         self.submit_inner(source, overrides, trigger, None).await
+    }
+
+    /// A git project's push trigger and its branch, as its branch's newest fetched commit declares
+    /// them: a push cannot change the secret its own delivery is checked with.
+    pub async fn push_trigger(&self, project: &Name) -> Result<(pipeline::PushTrigger, String), Error> {
+        let record = self.store().project(project).await.map_err(|e| match e {
+            store::Error::NotFound(_) => Error::UnknownProject(project.clone()),
+            other => other.into(),
+        })?;
+        let Some(branch) = record.branch else {
+            return Err(Error::Invalid(format!(
+                "{project} is a folder, not a git repository; pushes start runs of projects added from git"
+            )));
+        };
+        let pipeline = pipeline_at(Path::new(&record.path), &format!("refs/heads/{branch}")).await?;
+        match pipeline.triggers.push {
+            Some(push) => Ok((push, branch)),
+            None => Err(Error::Invalid(format!(
+                "{project} takes no push webhooks; add [triggers.push] with its `secret` to sagebrush.toml"
+            ))),
+        }
+    }
+
+    /// Starts a run of a git project at `commit`, fetched first (a webhook names a commit just pushed).
+    pub async fn submit_commit(&self, project: &Name, commit: &str, trigger: &Trigger) -> Result<Submitted, Error> {
+        let Some(mirror) = self.git_project(project).await? else {
+            return Err(Error::Invalid(format!("{project} is not a git project")));
+        };
+        if commit.len() < 7 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!("`{}` is not a commit id", names::excerpt(commit, 64))));
+        }
+        git(&["fetch", "--quiet", "--prune", "origin"], Some(&mirror)).await?;
+        let commit = git(&["rev-parse", "--verify", &format!("{commit}^{{commit}}")], Some(&mirror))
+            .await
+            .map_err(|_| Error::Invalid(format!("{project} has no commit {commit}, even after a fetch")))?;
+        self.submit_inner(Source::Git { mirror, commit }, &[], trigger, None).await
     }
 }
 

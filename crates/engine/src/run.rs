@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use names::Name;
 use pipeline::{Pipeline, Resolved, Stage};
-use store::{NewRun, RunRecord, RunStatus, StageStatus};
+use store::{NewRun, RunRecord, RunStatus, StageStatus, Trigger, TriggerKind};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
@@ -62,13 +62,14 @@ impl Engine {
         &self,
         project: &Path,
         overrides: &[(String, String)],
-        trigger: &str,
+        trigger: &Trigger,
     ) -> Result<Submitted, Error> {
         self.submit_inner(Source::Folder(project.to_owned()), overrides, trigger, None).await
     }
 
-    /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before `from`.
-    pub async fn retry(&self, project: &Name, number: i64, from: Option<&Name>) -> Result<Submitted, Error> {
+    /// Starts a new run with the parameters of run `number`, reusing the outputs of the stages before
+    /// `from`; `by` is who asked (a token's name, or `local`).
+    pub async fn retry(&self, project: &Name, number: i64, from: Option<&Name>, by: &str) -> Result<Submitted, Error> {
         let original = self.store().run(project, Some(number)).await?;
         if let Some(from) = from {
             // Checked now, so a retry that cannot reuse its stages is refused before it is queued.
@@ -86,7 +87,9 @@ impl Engine {
             None => Source::Folder(PathBuf::from(&original.project_path)),
         };
         let retry = Retry { of: number, from: from.cloned() };
-        self.submit_inner(source, &overrides, "retry", Some(retry)).await
+        let trigger =
+            Trigger { kind: TriggerKind::Retry, detail: Some(format!("of #{number}")), by: Some(by.to_owned()) };
+        self.submit_inner(source, &overrides, &trigger, Some(retry)).await
     }
 
     /// The outputs of the stages of `original` before `from`, for a retry from `from`.
@@ -127,7 +130,7 @@ impl Engine {
         &self,
         source: Source,
         overrides: &[(String, String)],
-        trigger: &str,
+        trigger: &Trigger,
         retry: Option<Retry>,
     ) -> Result<Submitted, Error> {
         let queued = self.inner.queue_limit.get().is_some();
@@ -240,6 +243,7 @@ impl Engine {
             (Some(mirror), Some(commit)) => {
                 let target = self.home().run_dir(&name, run.number).join("src");
                 crate::projects::check_out(&mirror, commit, &target).await?;
+                self.store().set_run_commit(run.id, commit).await?;
                 target
             }
             _ => PathBuf::from(&run.project_path),

@@ -1,5 +1,5 @@
-//! Secret parameters: read when a run starts (never stored), handed to shell stages as environment
-//! variables, and replaced by `***` in everything a run writes: stage logs, reasons, records.
+//! Secret parameters: read when a run starts (never stored), handed to shell stages and training
+//! jobs as environment variables, and replaced by `***` in everything a run writes: stage logs, reasons, records.
 
 use pipeline::{Resolved, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -38,7 +38,7 @@ impl Fixture {
 
     async fn submit(&self, stages: &str) -> i64 {
         let project = self.project(stages);
-        self.engine.submit(&project, &[], "manual").await.unwrap().run.id
+        self.engine.submit(&project, &[], &store::Trigger::manual("local")).await.unwrap().run.id
     }
 
     /// The run once it has ended (within a deadline: a hung loop fails the test, it does not hang it).
@@ -86,7 +86,7 @@ async fn a_stage_failing_past_its_retries_fails_the_run_and_skips_the_rest() {
     assert_eq!((stages[0].status, stages[0].attempts), (StageStatus::Failed, 2));
     assert_eq!(stages[1].status, StageStatus::Skipped);
     let job = f.engine.store().training_job("p-1").await.unwrap();
-    assert_eq!(job.status, "Failed", "the training job records it too");
+    assert_eq!(job.status, store::TrainingJobStatus::Failed, "the training job records it too");
 }
 
 #[tokio::test]
@@ -120,11 +120,11 @@ async fn queued_runs_start_in_order_within_the_limit() {
     let f = fixture(&[Job::Hangs, Job::Hangs]).await;
     f.engine.run_queue(1);
     let project = f.project(TRAIN);
-    let first = f.engine.submit(&project, &[], "manual").await.unwrap().run;
-    let second = f.engine.submit(&project, &[("x".into(), "1".into())], "manual").await;
+    let first = f.engine.submit(&project, &[], &store::Trigger::manual("local")).await.unwrap().run;
+    let second = f.engine.submit(&project, &[("x".into(), "1".into())], &store::Trigger::manual("local")).await;
     // Undeclared parameters are refused before anything is queued.
     assert!(second.is_err());
-    let second = f.engine.submit(&project, &[], "retry").await.unwrap().run;
+    let second = f.engine.submit(&project, &[], &store::Trigger::manual("other")).await.unwrap().run;
     assert_eq!((first.status, second.status), (RunStatus::Queued, RunStatus::Queued));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while f.training.started.lock().unwrap().is_empty() {

@@ -4,6 +4,7 @@ mod error;
 mod parameters;
 mod parse;
 mod spec;
+mod triggers;
 
 use std::path::Path;
 
@@ -13,6 +14,7 @@ pub use spec::{
     Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage, StageKind,
     Threshold, Traffic,
 };
+pub use triggers::{CronTrigger, DataTrigger, PollTrigger, PushTrigger, Triggers};
 
 /// Reads and validates the pipeline file at `path`.
 pub fn load(path: &Path) -> Result<Pipeline, Error> {

@@ -9,12 +9,15 @@ use names::Name;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod triggers;
+
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
 use crate::spec::{
     Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage, StageKind, Threshold,
     Traffic,
 };
+use crate::triggers::Triggers;
 
 type Item<'i> = Spanned<DeValue<'i>>;
 
@@ -277,7 +280,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
     let cx = Cx { file, text: &text, values: &empty, paths_anywhere: false };
     let root = parse_toml(&cx)?;
     let root = root.get_ref();
-    cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "stage"])?;
+    cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "triggers", "stage"])?;
 
     let Header { name, description, allow_absolute_paths } = header(&cx, root)?;
     let cx = Cx { paths_anywhere: allow_absolute_paths, ..cx };
@@ -289,6 +292,10 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
         Some(item) => Some(algorithm(&cx, item)?),
         None => None,
     };
+    let triggers = match get(root, "triggers") {
+        Some(item) => triggers::triggers(&cx, cx.table("triggers", item)?)?,
+        None => Triggers::default(),
+    };
     // Validate every stage now, with defaults (or stand-ins) for the values `-p` may change later.
     let values: BTreeMap<String, Value> =
         parameters.iter().map(|p| (p.name.clone(), p.default.clone().unwrap_or_else(|| p.ty.placeholder()))).collect();
@@ -298,6 +305,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
         description,
         parameters,
         algorithm,
+        triggers,
         allow_absolute_paths,
         source: String::new(),
     };

@@ -13,6 +13,7 @@ pub mod archive;
 pub mod docker;
 pub mod hosting;
 pub mod instance;
+pub mod multi_model;
 pub mod opt_ml;
 pub mod process;
 pub mod sbom;
@@ -58,6 +59,14 @@ pub enum Error {
     /// A serving process did not become healthy.
     #[error("{0}")]
     NotHealthy(String),
+    /// A multi-model container did not load a model.
+    #[error("the model server did not load {model}: {why}")]
+    ModelNotLoaded {
+        /// The model's name.
+        model: String,
+        /// What went wrong.
+        why: String,
+    },
     /// An instance type not in sagebrush's table.
     #[error("{0}")]
     UnknownInstanceType(String),

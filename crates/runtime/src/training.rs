@@ -41,15 +41,27 @@ pub struct TrainingJob {
     pub limits: docker::Limits,
     /// Who the job's container belongs to.
     pub labels: docker::Labels,
+    /// Variables set in the job's environment (SageMaker's `Environment`), besides `TRAINING_JOB_NAME`.
+    pub environment: Vec<(String, String)>,
 }
 
 /// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `train` exited 0.
+    Completed,
+    /// `train` failed, or could not start.
+    Failed,
+    /// It was cancelled.
+    Stopped,
+    /// It ran past its max runtime and was stopped.
+    MaxRuntimeExceeded,
+}
+
+/// How a job ended, and what it reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
-    /// `Completed`, `Failed` or `Stopped`.
-    pub status: &'static str,
-    /// `Completed`, `Failed`, `Stopped` or `MaxRuntimeExceeded`.
-    pub secondary_status: &'static str,
+    pub end: End,
     /// Why it failed or stopped.
     pub failure_reason: Option<String>,
     /// The last value each metric definition matched.
@@ -65,14 +77,37 @@ pub fn prepare(job: &TrainingJob, work_dir: &Path) -> Result<OptMl, Error> {
     OptMl::create_for_training(&work_dir.join("opt_ml"), &job.channels, &hyperparameters)
 }
 
-/// Runs `train` until it exits, the max runtime passes, or `cancel` turns true (the Training step).
-pub async fn run(
+/// Runs a built-in algorithm's or a process folder's `train` as a child of this process, in its
+/// own namespaces, until it exits, the max runtime passes, or `cancel` turns true (the Training step).
+pub async fn run_child(
     job: &TrainingJob,
     opt_ml: &OptMl,
     log: &mut (impl AsyncWrite + Unpin),
+    cancel: watch::Receiver<bool>,
+) -> Result<Outcome, Error> {
+    supervise(job, opt_ml, start_child(job, opt_ml), log, cancel).await
+}
+
+/// Runs `<image> train` as a container of the Docker Engine, as [`run_child`] runs a child.
+pub async fn run_container(
+    job: &TrainingJob,
+    image: &str,
+    opt_ml: &OptMl,
+    log: &mut (impl AsyncWrite + Unpin),
+    cancel: watch::Receiver<bool>,
+) -> Result<Outcome, Error> {
+    let started = start_container(job, image, opt_ml).await;
+    supervise(job, opt_ml, started, log, cancel).await
+}
+
+async fn supervise(
+    job: &TrainingJob,
+    opt_ml: &OptMl,
+    started: Result<Running, Error>,
+    log: &mut (impl AsyncWrite + Unpin),
     mut cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, Error> {
-    let mut running = match start(job, opt_ml).await {
+    let mut running = match started {
         Ok(running) => running,
         // A job that could not start counts as failed, as SageMaker reports a bad image.
         Err(e @ Error::Docker(_)) => return Ok(failed_to_start(e)),
@@ -104,14 +139,9 @@ pub async fn run(
     };
     let _ = log.flush().await;
 
-    let outcome = |status, secondary, reason: Option<String>| Outcome {
-        status,
-        secondary_status: secondary,
-        failure_reason: reason,
-        metrics: metrics.clone(),
-    };
+    let outcome = |end, reason: Option<String>| Outcome { end, failure_reason: reason, metrics: metrics.clone() };
     Ok(match ended {
-        Ended::Exited(Some(0)) => outcome("Completed", "Completed", None),
+        Ended::Exited(Some(0)) => outcome(End::Completed, None),
         Ended::Exited(code) => {
             let reason = opt_ml.failure_reason().unwrap_or_else(|| match code {
                 Some(code) => {
@@ -119,16 +149,16 @@ pub async fn run(
                 }
                 None => "AlgorithmError: train was killed by a signal".to_owned(),
             });
-            outcome("Failed", "Failed", Some(reason))
+            outcome(End::Failed, Some(reason))
         }
         Ended::MaxRuntime => {
             running.stop().await;
             let reason = format!("MaxRuntimeExceeded: the job ran longer than {:?} and was stopped", job.max_runtime);
-            outcome("Stopped", "MaxRuntimeExceeded", Some(reason))
+            outcome(End::MaxRuntimeExceeded, Some(reason))
         }
         Ended::Cancelled => {
             running.stop().await;
-            outcome("Stopped", "Stopped", Some("the run was cancelled".to_owned()))
+            outcome(End::Stopped, Some("the run was cancelled".to_owned()))
         }
     })
 }
@@ -139,7 +169,7 @@ enum Running {
     Container(String),
 }
 
-async fn start(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
+fn start_child(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
     let (mut command, program) = match &job.algorithm {
         Algorithm::Builtin(_) => {
             let mut command = process::guarded(&job.sagebrush_exe);
@@ -150,25 +180,35 @@ async fn start(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
             let train = dir.join("train");
             (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
         }
-        Algorithm::Image(image) => {
-            docker::ensure_image(image).await?;
-            let name = docker::unique_name(&format!("train-{}", job.name));
-            let spec = docker::ContainerSpec {
-                name: &name,
-                image,
-                command: "train",
-                labels: &job.labels,
-                opt_ml: &opt_ml.root,
-                limits: job.limits,
-                env: &[("TRAINING_JOB_NAME", job.name.as_str())],
-                publish: false,
-            };
-            docker::start(&spec).await?;
-            return Ok(Running::Container(name));
-        }
+        Algorithm::Image(image) => return Err(Error::Docker(format!("{image} is an image; it trains in a container"))),
     };
-    command.env("TRAINING_JOB_NAME", &job.name).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .envs(job.environment.iter().map(|(k, v)| (k, v)))
+        .env("TRAINING_JOB_NAME", &job.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     Ok(Running::Child(process::spawn(command, &program)?))
+}
+
+async fn start_container(job: &TrainingJob, image: &str, opt_ml: &OptMl) -> Result<Running, Error> {
+    docker::ensure_image(image).await?;
+    let name = docker::unique_name(&format!("train-{}", job.name));
+    let env: Vec<(&str, &str)> = std::iter::once(("TRAINING_JOB_NAME", job.name.as_str()))
+        .chain(job.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    let spec = docker::ContainerSpec {
+        name: &name,
+        image,
+        command: "train",
+        labels: &job.labels,
+        opt_ml: &opt_ml.root,
+        limits: job.limits,
+        env: &env,
+        publish: false,
+    };
+    docker::start(&spec).await?;
+    Ok(Running::Container(name))
 }
 
 impl Running {
@@ -228,12 +268,7 @@ pub fn package(opt_ml: &OptMl, work_dir: &Path) -> Result<PathBuf, Error> {
 
 /// A job that could not start counts as failed, as SageMaker reports a bad image.
 fn failed_to_start(error: Error) -> Outcome {
-    Outcome {
-        status: "Failed",
-        secondary_status: "Failed",
-        failure_reason: Some(format!("ClientError: {error}")),
-        metrics: BTreeMap::new(),
-    }
+    Outcome { end: End::Failed, failure_reason: Some(format!("ClientError: {error}")), metrics: BTreeMap::new() }
 }
 
 enum Ended {

@@ -53,6 +53,9 @@ pub enum Command {
     DeleteEndpoint(DeleteEndpointArgs),
     /// Deploy a registered model version to an endpoint on the running server, with a traffic policy.
     Deploy(DeployArgs),
+    /// Set the traffic weights of an endpoint's variants, e.g. `sagebrush weights prod AllTraffic=0.9 B=0.1`;
+    /// variants not named keep theirs, and no instance restarts.
+    Weights(WeightsArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.
@@ -269,6 +272,27 @@ pub struct DeployArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsArgs {
+    /// The endpoint's name.
+    pub endpoint: Name,
+    /// `VARIANT=WEIGHT`, a weight relative to the other variants' (0 or more). Repeatable.
+    #[arg(required = true, value_name = "VARIANT=WEIGHT", value_parser = variant_weight)]
+    pub weights: Vec<(Name, f64)>,
+    /// Print the endpoint as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn variant_weight(text: &str) -> Result<(Name, f64), String> {
+    let (variant, weight) = text.split_once('=').ok_or("expected VARIANT=WEIGHT, e.g. B=0.1")?;
+    let variant = Name::parse(variant).map_err(|e| e.to_string())?;
+    match weight.parse::<f64>() {
+        Ok(weight) if weight >= 0.0 && weight.is_finite() => Ok((variant, weight)),
+        _ => Err(format!("the weight of {variant} must be a number of 0 or more, not `{weight}`")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use engine::Home;
 use names::Name;
 use server::service::{
     AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter,
-    RunsPage,
+    RunsPage, WeightsRequest,
 };
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
@@ -154,6 +154,16 @@ impl Via {
             Via::Server(client) => client.post(&path, request).await,
             Via::Local(service) => {
                 change(service, "POST", &path, StatusCode::OK, service.deploy(endpoint, request).await).await
+            }
+        }
+    }
+
+    pub async fn set_weights(&self, endpoint: &Name, request: &WeightsRequest) -> anyhow::Result<EndpointView> {
+        let path = format!("/endpoints/{endpoint}/weights");
+        match self {
+            Via::Server(client) => client.put(&path, request).await,
+            Via::Local(service) => {
+                change(service, "PUT", &path, StatusCode::OK, service.set_weights(endpoint, request).await).await
             }
         }
     }

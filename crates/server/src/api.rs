@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -14,12 +13,13 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    self, AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter,
-    RunsPage, Service, Submitted,
+    self, AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, HookAnswer,
+    RunDetail, RunFilter, RunsPage, Service, Submitted, WeightsRequest,
 };
 use crate::{ServiceError, auth};
 
@@ -45,10 +45,12 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/endpoints", get(list_endpoints))
         .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
         .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
+        .route("/api/v1/endpoints/{endpoint}/weights", axum::routing::put(set_weights))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{token}", axum::routing::delete(revoke_token))
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/events", get(list_events))
+        .route("/hooks/{provider}/{project}", post(push_hook))
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -91,11 +93,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         show_endpoint,
         delete_endpoint,
         deploy_endpoint,
+        set_weights,
         create_token,
         list_tokens,
         revoke_token,
         list_audit,
-        list_events
+        list_events,
+        push_hook
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&Tokens)
@@ -127,7 +131,8 @@ impl utoipa::Modify for Tokens {
         };
         let open = ["/health", "/api/v1/health", "/api/v1/version", "/api/v1/openapi.json"];
         for (path, item) in document.paths.paths.iter_mut() {
-            if open.contains(&path.as_str()) {
+            // Webhooks are signed with the project's secret instead (and say so themselves).
+            if open.contains(&path.as_str()) || path.starts_with("/hooks/") {
                 continue;
             }
             let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
@@ -160,7 +165,7 @@ struct ErrorDetail {
 
 /// Tells who calls, refuses a caller whose role is short of the route's, and records every change
 /// in the audit with the caller and the answer's status.
-async fn authorize(State(service): State<Service>, request: Request, next: Next) -> Response {
+async fn authorize(State(service): State<Service>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let Some(needed) = auth::required_role(&method, request.uri().path()) else {
         return next.run(request).await;
@@ -170,6 +175,7 @@ async fn authorize(State(service): State<Service>, request: Request, next: Next)
         Err(refusal) => return refusal.into_response(),
     };
     let allowed = caller.role >= needed;
+    request.extensions_mut().insert(caller.clone());
     if !auth::is_change(&method) {
         return if allowed { next.run(request).await } else { forbidden(&caller, needed) };
     }
@@ -366,10 +372,15 @@ struct SubmitRun {
     (status = 200, description = "the same commit with the same parameters is queued already", body = Submitted),
     (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
 ))]
-async fn submit_run(State(service): State<Service>, body: Bytes) -> ApiResult {
+async fn submit_run(State(service): State<Service>, caller: Option<Extension<auth::Caller>>, body: Bytes) -> ApiResult {
     let request: SubmitRun = json_body(&body)?;
     let project = service::name("project", &request.project)?;
-    submitted(service.submit(&project, &request.parameters, "manual").await?)
+    submitted(service.submit(&project, &request.parameters, &caller_of(caller)).await?)
+}
+
+/// Who calls, as `authorize` found; `local` where no token is asked for.
+fn caller_of(caller: Option<Extension<auth::Caller>>) -> auth::Caller {
+    caller.map_or_else(auth::Caller::local, |Extension(caller)| caller)
 }
 
 /// 201 with the new run, or 200 with the run already queued for the same commit and parameters.
@@ -419,12 +430,13 @@ struct RetryRun {
 async fn retry_run(
     State(service): State<Service>,
     ApiPath((project, number)): ApiPath<(String, String)>,
+    caller: Option<Extension<auth::Caller>>,
     body: Bytes,
 ) -> ApiResult {
     let project = service::name("project", &project)?;
     let request: RetryRun = json_body(&body)?;
     let from = request.from.as_deref().map(|f| service::name("from", f)).transpose()?;
-    submitted(service.retry(&project, run_number(&number)?, from.as_ref()).await?)
+    submitted(service.retry(&project, run_number(&number)?, from.as_ref(), &caller_of(caller)).await?)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -524,6 +536,40 @@ async fn deploy_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiP
     let endpoint = service::name("endpoint", &endpoint)?;
     let request: DeployRequest = json_body(&body)?;
     Ok(Json(service.deploy(&endpoint, &request).await?).into_response())
+}
+
+/// A push webhook from GitHub, GitLab or Gitea, in the provider's own format and signature:
+/// it queues a run of the pushed commit when the project's `[triggers.push]` takes it. Signed, so
+/// it takes no token.
+#[utoipa::path(post, path = "/hooks/{provider}/{project}",
+    params(("provider" = String, Path, description = "github, gitlab or gitea"), ("project" = String, Path)),
+    request_body(content = Object, description = "the provider's push (or ping) payload"),
+    security(()),
+    responses((status = 201, body = HookAnswer), (status = 200, body = HookAnswer), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn push_hook(
+    State(service): State<Service>,
+    ApiPath((provider, project)): ApiPath<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let project = service::name("project", &project)?;
+    let answer = service.hook(&provider, &project, &headers, &body).await?;
+    let status = if answer.outcome == service::HookOutcome::Started { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Sets the traffic weights of some of an endpoint's variants (SageMaker's
+/// UpdateEndpointWeightsAndCapacities); the rest keep theirs, and no instance restarts.
+#[utoipa::path(put, path = "/api/v1/endpoints/{endpoint}/weights", params(EndpointPath),
+    request_body = WeightsRequest,
+    responses((status = 200, body = EndpointView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+async fn set_weights(State(service): State<Service>, ApiPath(endpoint): ApiPath<String>, body: Bytes) -> ApiResult {
+    let endpoint = service::name("endpoint", &endpoint)?;
+    let request: WeightsRequest = json_body(&body)?;
+    Ok(Json(service.set_weights(&endpoint, &request).await?).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

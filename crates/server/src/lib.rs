@@ -11,6 +11,7 @@ mod api;
 pub mod auth;
 mod error;
 mod guard;
+mod hooks;
 mod listener;
 pub mod service;
 

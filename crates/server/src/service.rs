@@ -1,6 +1,7 @@
 //! The service layer: every operation a user can do, once. The HTTP API is a thin layer over it,
 //! and the CLI calls it in-process when no server runs, so both answer alike.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,8 +54,8 @@ pub struct RunFilter {
     pub project: Option<String>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
-    /// Only runs started this way (`manual`, `retry`, ...).
-    pub trigger: Option<String>,
+    /// Only runs started this way.
+    pub trigger: Option<store::TriggerKind>,
     /// At most this many (1 to 1000, default 50).
     pub limit: Option<i64>,
     /// From the `next_cursor` of the page before.
@@ -91,6 +92,13 @@ pub struct DeployRequest {
     /// 1 to 16 (default 1).
     pub instances: Option<u32>,
     pub instance_type: Option<String>,
+}
+
+/// New traffic weights for some of an endpoint's variants.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct WeightsRequest {
+    /// Variant name to its weight, relative to the others' (0 or more); variants not named keep theirs.
+    pub weights: BTreeMap<String, f64>,
 }
 
 /// What a deploy did, step by step.
@@ -285,14 +293,22 @@ impl Service {
     }
 
     /// Starts (queues, on a server) a run of a project the server was given.
-    pub async fn submit(&self, project: &Name, parameters: &[(String, String)], trigger: &str) -> Result<Submitted> {
-        let submitted = self.engine.submit_project(project, parameters, trigger).await?;
+    /// Queues a run for `caller`, a person.
+    pub async fn submit(&self, project: &Name, parameters: &[(String, String)], caller: &Caller) -> Result<Submitted> {
+        let trigger = store::Trigger::manual(&caller.name);
+        let submitted = self.engine.submit_project(project, parameters, &trigger).await?;
         Ok(submitted_view(submitted))
     }
 
-    pub async fn retry(&self, project: &Name, number: Option<i64>, from: Option<&Name>) -> Result<Submitted> {
+    pub async fn retry(
+        &self,
+        project: &Name,
+        number: Option<i64>,
+        from: Option<&Name>,
+        caller: &Caller,
+    ) -> Result<Submitted> {
         let run = self.engine.store().run(project, number).await?;
-        Ok(submitted_view(self.engine.retry(project, run.number, from).await?))
+        Ok(submitted_view(self.engine.retry(project, run.number, from, &caller.name).await?))
     }
 
     pub async fn runs(&self, filter: &RunFilter) -> Result<RunsPage> {
@@ -301,7 +317,7 @@ impl Service {
         let page = store::RunQuery {
             project: project.as_deref(),
             status: filter.status,
-            trigger: filter.trigger.as_deref(),
+            trigger: filter.trigger,
             before_id: filter.cursor,
             limit: limit + 1,
         };
@@ -489,6 +505,132 @@ impl Service {
         match self.engine.deploy(endpoint, &version, version.run_id, &hosting, &policy, &mut events).await {
             Ok(()) => Ok(Deployed { events, model, url: self.engine.invocation_url(endpoint) }),
             Err(e) => Err(ServiceError::from(e).with("events", events.into())),
+        }
+    }
+}
+
+impl Service {
+    /// Sets the weights of some of an endpoint's variants; its other variants keep theirs.
+    pub async fn set_weights(&self, endpoint: &Name, request: &WeightsRequest) -> Result<EndpointView> {
+        let bad = |message: String| ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+        if request.weights.is_empty() {
+            return Err(bad("weights names at least one variant".to_owned())
+                .hint(r#"e.g. {"weights": {"AllTraffic": 0.9, "B": 0.1}}"#));
+        }
+        let mut weights = BTreeMap::new();
+        for (variant, weight) in &request.weights {
+            let variant = name("variant", variant)?;
+            if !(weight.is_finite() && *weight >= 0.0) {
+                return Err(bad(format!("the weight of {variant} must be a number of 0 or more")));
+            }
+            weights.insert(variant, *weight);
+        }
+        if self.engine.store().endpoint(endpoint).await?.is_none() {
+            return Err(no_endpoint(endpoint));
+        }
+        self.engine.set_weights(endpoint, &weights).await?;
+        self.endpoint(endpoint).await
+    }
+}
+
+/// What a webhook delivery did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HookOutcome {
+    /// A run of the pushed commit was queued.
+    Started,
+    /// Nothing to do: another event, a tag, a deleted branch, a filtered-out branch or paths.
+    Ignored,
+    /// This delivery was seen before; it starts nothing again.
+    Duplicate,
+    /// GitHub's ping, answered.
+    Pong,
+}
+
+/// The answer to a webhook delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct HookAnswer {
+    pub outcome: HookOutcome,
+    pub message: String,
+    /// The run it started.
+    pub run: Option<RunRecord>,
+}
+
+impl Service {
+    /// A push webhook for `project` from `provider`: checked against the secret the project's
+    /// `[triggers.push]` names, filtered by its branches and paths, and started once per delivery.
+    pub async fn hook(
+        &self,
+        provider: &str,
+        project: &Name,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+    ) -> Result<HookAnswer> {
+        use crate::hooks::{self, Event, Provider};
+        let provider = Provider::parse(provider).ok_or_else(|| {
+            ServiceError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no webhook provider {}", names::excerpt(provider, 40)),
+            )
+            .hint("the providers are github, gitlab and gitea: /hooks/github/<project>")
+        })?;
+        let (trigger, branch) = self.engine.push_trigger(project).await?;
+        let secret = trigger.secret.read().map_err(|why| {
+            ServiceError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "hook_secret_unreadable",
+                format!("this server cannot read the webhook secret of {project}: {why}"),
+            )
+            .hint("set it where [triggers.push] `secret` says, for the server's process, and restart the server")
+        })?;
+        hooks::verify(provider, headers, body, &secret)?;
+        let delivery = hooks::read(provider, headers, body)?;
+        let answer = |outcome, message: String| Ok(HookAnswer { outcome, message, run: None });
+        let push = match delivery.event {
+            Event::Ping => {
+                return answer(HookOutcome::Pong, format!("{project} takes pushes from {}", provider.as_str()));
+            }
+            Event::Other(event) => return answer(HookOutcome::Ignored, format!("{event} events start nothing")),
+            Event::Push(push) => push,
+        };
+        let Some(pushed) = push.branch.as_deref() else {
+            return answer(HookOutcome::Ignored, "a tag push starts nothing".to_owned());
+        };
+        if push.deletes_branch() {
+            return answer(HookOutcome::Ignored, format!("deleting {pushed} starts nothing"));
+        }
+        if !trigger.takes_branch(pushed, Some(&branch)) {
+            let watched = if trigger.branches.is_empty() { branch.clone() } else { trigger.branches.join(", ") };
+            return answer(
+                HookOutcome::Ignored,
+                format!("pushes to {pushed} start nothing; {project} watches {watched}"),
+            );
+        }
+        if !trigger.takes_files(push.files.iter().map(String::as_str), push.listed_all) {
+            let paths = trigger.paths.join(", ");
+            return answer(HookOutcome::Ignored, format!("the push changed nothing under {paths}"));
+        }
+        let store = self.engine.store();
+        if !store.record_delivery(provider.as_str(), &delivery.id, project).await? {
+            return answer(HookOutcome::Duplicate, format!("delivery {} was seen before", delivery.id));
+        }
+        let started = store::Trigger {
+            kind: store::TriggerKind::Push,
+            detail: Some(format!("{} delivery {}", provider.as_str(), delivery.id)),
+            by: push.pusher.clone(),
+        };
+        match self.engine.submit_commit(project, &push.commit, &started).await {
+            Ok(submitted) => Ok(HookAnswer {
+                outcome: if submitted.duplicate { HookOutcome::Duplicate } else { HookOutcome::Started },
+                message: format!("{project} #{} builds {pushed} at {}", submitted.run.number, push.commit),
+                run: Some(submitted.run),
+            }),
+            Err(e) => {
+                // Not started, so the provider's redelivery may start it.
+                let _ = store.forget_delivery(provider.as_str(), &delivery.id).await;
+                Err(e.into())
+            }
         }
     }
 }

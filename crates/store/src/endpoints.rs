@@ -15,10 +15,6 @@ pub struct EndpointRecord {
     /// What it serves: registered model versions (see its variants), models loaded on demand, or a pipeline.
     #[serde(flatten)]
     pub kind: EndpointKind,
-    /// The model group of the variant deployed last (for a model endpoint).
-    pub model_group: String,
-    /// Its version.
-    pub model_version: i64,
     /// The run that last deployed it.
     pub run_id: i64,
     /// How many instances serve it.
@@ -37,14 +33,26 @@ pub struct EndpointRecord {
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EndpointKind {
-    /// Registered model versions, in weighted production variants.
-    Model,
+    /// Registered model versions, in weighted production variants; `model_group` and
+    /// `model_version` name the one deployed last.
+    Model { model_group: String, model_version: i64 },
     /// The `<name>.tar.gz` models of a folder, loaded on first use within a memory budget: in
     /// this process (built-in models), or by one container of `image` through SageMaker's
     /// multi-model API.
     MultiModel { dir: String, memory_budget_bytes: u64, image: Option<String> },
     /// A serial inference pipeline through these endpoints, in order.
     Chain { steps: Vec<String> },
+}
+
+impl EndpointKind {
+    /// What it serves, in a few words: `iris v3`, `multi-model` or `inference pipeline`.
+    pub fn serves(&self) -> String {
+        match self {
+            EndpointKind::Model { model_group, model_version } => format!("{model_group} v{model_version}"),
+            EndpointKind::MultiModel { .. } => "multi-model".to_owned(),
+            EndpointKind::Chain { .. } => "inference pipeline".to_owned(),
+        }
+    }
 }
 
 impl<'r> FromRow<'r, SqliteRow> for EndpointRecord {
@@ -64,7 +72,10 @@ impl<'r> FromRow<'r, SqliteRow> for EndpointRecord {
                 steps: serde_json::from_str(&chain)
                     .map_err(|e| sqlx::Error::ColumnDecode { index: "chain".into(), source: Box::new(e) })?,
             },
-            (None, None) => EndpointKind::Model,
+            (None, None) => EndpointKind::Model {
+                model_group: row.try_get("model_group")?,
+                model_version: row.try_get("model_version")?,
+            },
             (Some(_), Some(_)) => {
                 let why = "an endpoint recorded as both multi-model and a pipeline";
                 return Err(sqlx::Error::ColumnDecode { index: "chain".into(), source: why.into() });
@@ -73,8 +84,6 @@ impl<'r> FromRow<'r, SqliteRow> for EndpointRecord {
         Ok(EndpointRecord {
             name: row.try_get("name")?,
             kind,
-            model_group: row.try_get("model_group")?,
-            model_version: row.try_get("model_version")?,
             run_id: row.try_get("run_id")?,
             instances: row.try_get("instances")?,
             instance_type: row.try_get("instance_type")?,
@@ -168,8 +177,13 @@ impl Store {
 
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
     pub async fn set_endpoint(&self, record: &EndpointRecord) -> Result<(), Error> {
+        // The columns of the other kinds are null; a model group is never empty, so "" marks none.
+        let (group, version) = match &record.kind {
+            EndpointKind::Model { model_group, model_version } => (model_group.as_str(), *model_version),
+            _ => ("", 0),
+        };
         let (dir, budget, image, chain) = match &record.kind {
-            EndpointKind::Model => (None, None, None, None),
+            EndpointKind::Model { .. } => (None, None, None, None),
             EndpointKind::MultiModel { dir, memory_budget_bytes, image } => (
                 Some(dir.as_str()),
                 Some(i64::try_from(*memory_budget_bytes).unwrap_or(i64::MAX)),
@@ -187,8 +201,8 @@ impl Store {
                  chain = $11, multi_model_image = $12",
         )
         .bind(&record.name)
-        .bind(&record.model_group)
-        .bind(record.model_version)
+        .bind(group)
+        .bind(version)
         .bind(record.run_id)
         .bind(record.instances)
         .bind(&record.instance_type)

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use crate::{Error, Store, now_ms};
+use crate::{Error, SecondaryStatus, Store, TrainingJobStatus, now_ms};
 
 /// A training job as DescribeTrainingJob would show it.
 #[derive(Clone, Debug, FromRow, Serialize)]
@@ -14,10 +14,8 @@ pub struct TrainingJobRecord {
     pub run_id: i64,
     /// `builtin:decision-tree`, `process:<dir>`, ...
     pub algorithm: String,
-    /// `InProgress`, `Completed`, `Failed`, `Stopping` or `Stopped`.
-    pub status: String,
-    /// `Starting`, `Downloading`, `Training`, `Uploading`, `Completed`, `Failed`, `Stopped` or `MaxRuntimeExceeded`.
-    pub secondary_status: String,
+    pub status: TrainingJobStatus,
+    pub secondary_status: SecondaryStatus,
     /// Why the job failed (the first 1024 characters of `/opt/ml/output/failure`).
     pub failure_reason: Option<String>,
     /// Hyperparameters as a JSON object of strings.
@@ -64,11 +62,11 @@ impl Store {
     pub async fn set_training_job_status(
         &self,
         name: &str,
-        status: &str,
-        secondary_status: &str,
+        status: TrainingJobStatus,
+        secondary_status: SecondaryStatus,
         failure_reason: Option<&str>,
     ) -> Result<(), Error> {
-        let finished = matches!(status, "Completed" | "Failed" | "Stopped").then(now_ms);
+        let finished = status.is_finished().then(now_ms);
         sqlx::query(
             "UPDATE training_jobs SET status = $2, secondary_status = $3,
                  failure_reason = COALESCE($4, failure_reason), finished_at = COALESCE($5, finished_at)

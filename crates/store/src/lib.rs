@@ -8,6 +8,7 @@
 
 mod artifacts;
 mod auth;
+mod deliveries;
 mod endpoints;
 mod events;
 mod jobs;
@@ -23,8 +24,8 @@ pub use events::{EventKind, EventRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
-pub use runs::{NewRun, RunQuery, RunRecord, StageRecord};
-pub use status::{RunStatus, StageStatus};
+pub use runs::{NewRun, RunQuery, RunRecord, StageRecord, Trigger};
+pub use status::{RunStatus, SecondaryStatus, StageStatus, TrainingJobStatus, TriggerKind};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -183,6 +184,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_events.sql"),
     include_str!("../migrations/0014_git_projects.sql"),
     include_str!("../migrations/0015_queue_heads.sql"),
+    include_str!("../migrations/0016_triggers.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::events::{EventKind, run_event};
-use crate::{Error, RunStatus, StageStatus, Store, now_ms};
+use crate::{Error, RunStatus, StageStatus, Store, TriggerKind, now_ms};
 
 /// One execution of a pipeline.
 #[derive(Clone, Debug, FromRow, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,8 +29,12 @@ pub struct RunRecord {
     #[serde(skip)]
     #[schema(ignore)]
     pub secrets: Json<serde_json::Map<String, serde_json::Value>>,
-    /// `manual`, `retry`, ...
-    pub trigger: String,
+    /// What started it.
+    pub trigger: TriggerKind,
+    /// Which delivery (`github 72d3162e-...`) or schedule started it.
+    pub trigger_detail: Option<String>,
+    /// Who: the token's name (or `local`) for a person, the pusher for a push.
+    pub triggered_by: Option<String>,
     /// The commit checked out, when the project is a git repository.
     pub commit_sha: Option<String>,
     /// `pid:start-time` of the process executing the run.
@@ -81,10 +85,25 @@ pub struct StageRecord {
 pub struct RunQuery<'a> {
     pub project: Option<&'a str>,
     pub status: Option<RunStatus>,
-    pub trigger: Option<&'a str>,
+    pub trigger: Option<TriggerKind>,
     /// Only runs older than this id (the cursor).
     pub before_id: Option<i64>,
     pub limit: i64,
+}
+
+/// What started a run, as recorded with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub detail: Option<String>,
+    pub by: Option<String>,
+}
+
+impl Trigger {
+    /// A person's run; `by` is their token's name, or `local`.
+    pub fn manual(by: &str) -> Trigger {
+        Trigger { kind: TriggerKind::Manual, detail: None, by: Some(by.to_owned()) }
+    }
 }
 
 /// What is needed to create a run.
@@ -99,7 +118,7 @@ pub struct NewRun<'a> {
     /// Where each secret is read, JSON.
     pub secrets: &'a str,
     /// What started it.
-    pub trigger: &'a str,
+    pub trigger: &'a Trigger,
     /// `Queued` (a server's scheduler starts it) or `Running` (the caller executes it now).
     pub status: RunStatus,
     /// Owner process identity, for a run created running.
@@ -114,7 +133,7 @@ pub struct NewRun<'a> {
 }
 
 const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, secrets, trigger, \
-     commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
+     trigger_detail, triggered_by, commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
 
 impl Store {
     /// Creates a run with the next number for its project, and its pending stages, in one transaction.
@@ -123,16 +142,16 @@ impl Store {
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, retry_from,
-                               requested_commit, created_at, started_at, secrets)
+                               requested_commit, created_at, started_at, secrets, trigger_detail, triggered_by)
              VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, $3, $4, $5, $6, $7, $8,
-                     $9, $10, $11, $12)
+                     $9, $10, $11, $12, $13, $14)
              RETURNING id",
         )
         .bind(new.project)
         .bind(new.project_path)
         .bind(new.status)
         .bind(new.parameters)
-        .bind(new.trigger)
+        .bind(new.trigger.kind)
         .bind(new.owner)
         .bind(new.retry_of)
         .bind(new.retry_from)
@@ -140,6 +159,8 @@ impl Store {
         .bind(now)
         .bind((new.status == RunStatus::Running).then_some(now))
         .bind(new.secrets)
+        .bind(&new.trigger.detail)
+        .bind(&new.trigger.by)
         .fetch_one(&mut *tx)
         .await?;
         for (position, (name, kind)) in new.stages.iter().enumerate() {

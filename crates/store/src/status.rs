@@ -80,3 +80,75 @@ impl std::fmt::Display for StageStatus {
         f.pad(self.as_str())
     }
 }
+
+/// A training job's status, SageMaker's `TrainingJobStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+pub enum TrainingJobStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Stopping,
+    Stopped,
+}
+
+impl TrainingJobStatus {
+    /// Whether the job is over.
+    pub fn is_finished(self) -> bool {
+        matches!(self, TrainingJobStatus::Completed | TrainingJobStatus::Failed | TrainingJobStatus::Stopped)
+    }
+}
+
+/// What a training job is doing, SageMaker's `SecondaryStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+pub enum SecondaryStatus {
+    Starting,
+    Downloading,
+    Training,
+    Uploading,
+    Completed,
+    Failed,
+    Stopping,
+    Stopped,
+    MaxRuntimeExceeded,
+}
+
+impl std::fmt::Display for TrainingJobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&format!("{self:?}"))
+    }
+}
+
+impl std::fmt::Display for SecondaryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&format!("{self:?}"))
+    }
+}
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerKind {
+    /// A person, through the CLI or the API.
+    Manual,
+    /// A retry of an earlier run.
+    Retry,
+    /// A push webhook from a git host.
+    Push,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Manual => "manual",
+            TriggerKind::Retry => "retry",
+            TriggerKind::Push => "push",
+        }
+    }
+}
+
+impl std::fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}

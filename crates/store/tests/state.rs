@@ -2,13 +2,15 @@
 
 use store::{Artifacts, NewModelVersion, NewRun, Store};
 
+static MANUAL: store::Trigger = store::Trigger { kind: store::TriggerKind::Manual, detail: None, by: None };
+
 fn new_run<'a>(project: &'a str, stages: &'a [(String, String)]) -> NewRun<'a> {
     NewRun {
         project,
         project_path: "/p",
         parameters: "{}",
         secrets: "{}",
-        trigger: "manual",
+        trigger: &MANUAL,
         status: store::RunStatus::Running,
         owner: Some("1:1"),
         retry_of: None,

@@ -1,5 +1,6 @@
 //! Starting an endpoint's instances: a built-in model in-process, a model server through the
-//! serving backend, or a multi-model container loaded through SageMaker's multi-model API.
+//! serving backend, or a multi-model container whose models the router's cache loads through
+//! [`MultiModelClient`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use names::Name;
 use router::{Instance, LoadError, ModelCache, Variant};
 use runtime::Algorithm;
 use runtime::instance;
+use runtime::multi_model::MultiModelClient;
 use runtime::opt_ml::OptMl;
 use store::ModelVersionRecord;
 
@@ -40,7 +42,7 @@ impl Engine {
         let server = self
             .inner
             .backends
-            .serving
+            .serving(&algorithm)?
             .start(ServeRequest {
                 algorithm: &algorithm,
                 opt_ml: &opt_ml,
@@ -51,46 +53,28 @@ impl Engine {
                 name_hint: endpoint,
             })
             .await?;
-        let base_url = server.upstream.base_url.clone();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = MultiModelClient::new(&server.upstream.base_url, models)?;
         let loader = {
-            let (folder, models, base_url, client) = (dir.to_owned(), models.clone(), base_url.clone(), client.clone());
+            let (folder, client) = (dir.to_owned(), client.clone());
             move |name: String| -> futures::future::BoxFuture<'static, Result<((), u64), LoadError>> {
-                let (folder, models, base_url, client) =
-                    (folder.clone(), models.clone(), base_url.clone(), client.clone());
+                let (folder, client) = (folder.clone(), client.clone());
                 Box::pin(async move {
-                    // Off the router thread that asked: a read and an unpack block.
-                    let (archive, into) = (name.clone(), models.join(&name));
-                    let size = tokio::task::spawn_blocking(move || {
-                        let bytes = read_model_archive(&folder, &archive)?;
-                        runtime::archive::unpack(&bytes, &into)
-                            .map_err(|e| LoadError::Invalid(format!("{archive}: {e}")))?;
-                        Ok::<_, LoadError>(bytes.len() as u64)
-                    })
-                    .await
-                    .map_err(|e| LoadError::Invalid(e.to_string()))??;
-                    let request = serde_json::json!({ "model_name": name, "url": format!("/opt/ml/models/{name}") });
-                    let answer = client.post(format!("{base_url}/models")).json(&request).send().await;
-                    match answer {
-                        Ok(r) if r.status().is_success() => Ok(((), size)),
-                        Ok(r) => {
-                            Err(LoadError::Invalid(format!("the model server did not load {name}: {}", r.status())))
-                        }
-                        Err(e) => Err(LoadError::Invalid(format!("the model server did not load {name}: {e}"))),
-                    }
+                    // Off the router thread that asked: the read blocks.
+                    let archive = {
+                        let name = name.clone();
+                        tokio::task::spawn_blocking(move || read_model_archive(&folder, &name))
+                            .await
+                            .map_err(|e| LoadError::Invalid(e.to_string()))??
+                    };
+                    let size = archive.len() as u64;
+                    client.load(&name, archive).await.map_err(|e| LoadError::Invalid(e.to_string()))?;
+                    Ok(((), size))
                 })
             }
         };
         let unloader = move |name: String| {
-            let (client, base_url, dir) = (client.clone(), base_url.clone(), models.join(&name));
-            tokio::spawn(async move {
-                let _ = client.delete(format!("{base_url}/models/{name}")).send().await;
-                let _ = tokio::fs::remove_dir_all(dir).await;
-            });
+            let client = client.clone();
+            tokio::spawn(async move { client.unload(&name).await });
         };
         let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), Some(Box::new(unloader))));
         let instance = Instance::MultiModelServer {
@@ -153,7 +137,7 @@ impl Engine {
                     labels: &labels,
                     name_hint: endpoint,
                 };
-                let server = self.inner.backends.serving.start(request).await?;
+                let server = self.inner.backends.serving(&algorithm)?.start(request).await?;
                 Ok(Instance::Http { upstream: server.upstream, owner: Box::new((server.owner, dir)) })
             }
             None => Err(Error::Invalid(format!(

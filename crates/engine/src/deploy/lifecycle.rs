@@ -62,7 +62,7 @@ impl Engine {
                 self.swap(Endpoint::single(name.clone(), variant)).await;
                 return Ok(());
             }
-            EndpointKind::Model => {}
+            EndpointKind::Model { .. } => {}
         }
         let layout = self.layout(name).await?;
         let mut variants = Vec::new();

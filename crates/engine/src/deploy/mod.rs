@@ -9,6 +9,7 @@ mod instances;
 mod lifecycle;
 mod rollout;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,15 +124,14 @@ impl Engine {
                 Endpoint::single(endpoint.clone(), fresh)
             }
         };
+        let kind = model_kind(&record);
         layout.push(record);
         // Recorded before the old model goes: after a crash the restart serves what was last deployed.
         self.store()
             .set_endpoint(&EndpointRecord {
-                model_group: version.model_group.clone(),
-                model_version: version.version,
                 instances: i64::from(hosting.instances),
                 instance_type: hosting.instance_type.clone(),
-                ..endpoint_record(endpoint, EndpointKind::Model, run_id, hosting.ttl)
+                ..endpoint_record(endpoint, kind, run_id, hosting.ttl)
             })
             .await?;
         self.store().set_endpoint_variants(endpoint, &layout).await?;
@@ -230,13 +230,51 @@ impl Engine {
                 .endpoint(endpoint)
                 .await?
                 .ok_or_else(|| Error::Invalid(format!("endpoint {endpoint} is not recorded")))?;
-            recorded.model_group = record.model_group.clone();
-            recorded.model_version = record.model_version;
+            recorded.kind = model_kind(record);
             self.store().set_endpoint(&recorded).await?;
         }
         self.store().set_endpoint_variants(endpoint, &layout).await?;
         drop(current);
         self.swap(Endpoint::single(endpoint.clone(), kept)).await;
+        Ok(())
+    }
+
+    /// Gives the named variants of a served model endpoint these weights (SageMaker's
+    /// UpdateEndpointWeightsAndCapacities); the other variants keep theirs. Nothing restarts:
+    /// the same instances take their new share of the traffic from the next request.
+    pub async fn set_weights(&self, endpoint: &Name, weights: &BTreeMap<Name, f64>) -> Result<(), Error> {
+        let lock = self.endpoint_lock(endpoint).await;
+        let _held = lock.lock().await;
+        let current =
+            self.inner.router.get(endpoint).ok_or_else(|| {
+                Error::Invalid(format!("endpoint {endpoint} is not served; start `sagebrush server`"))
+            })?;
+        let mut layout = self.layout(endpoint).await?;
+        if layout.is_empty() {
+            return Err(Error::Invalid(format!(
+                "endpoint {endpoint} serves no model variants, so it has no weights to set"
+            )));
+        }
+        if let Some(unknown) = weights.keys().find(|name| !layout.iter().any(|v| v.variant == name.as_str())) {
+            let known: Vec<&str> = layout.iter().map(|v| v.variant.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "endpoint {endpoint} has no variant {unknown}; its variants are {}",
+                known.join(", ")
+            )));
+        }
+        for record in &mut layout {
+            if let Some(weight) = Name::parse(&record.variant).ok().and_then(|name| weights.get(&name)) {
+                record.weight = *weight;
+            }
+        }
+        if layout.iter().map(|v| v.weight).sum::<f64>() <= 0.0 {
+            return Err(Error::Invalid("at least one variant must keep a weight above 0".to_owned()));
+        }
+        let variants =
+            current.variants.iter().map(|(v, w)| (v.clone(), weights.get(&v.name).copied().unwrap_or(*w))).collect();
+        self.store().set_endpoint_variants(endpoint, &layout).await?;
+        drop(current);
+        self.swap(Endpoint { name: endpoint.clone(), variants }).await;
         Ok(())
     }
 
@@ -266,10 +304,11 @@ impl Engine {
             return Ok(layout);
         }
         let Some(record) = self.store().endpoint(endpoint).await? else { return Ok(Vec::new()) };
+        let EndpointKind::Model { model_group, model_version } = record.kind else { return Ok(Vec::new()) };
         Ok(vec![VariantRecord {
             variant: Name::all_traffic().to_string(),
-            model_group: record.model_group,
-            model_version: record.model_version,
+            model_group,
+            model_version,
             weight: 1.0,
             instances: record.instances,
             instance_type: record.instance_type,
@@ -316,13 +355,16 @@ fn chain_variant(steps: &[Name]) -> Arc<Variant> {
     Arc::new(Variant::new(Name::all_traffic(), model, vec![Arc::new(Instance::Chain(steps.to_vec()))]))
 }
 
-/// An endpoint's record with one instance and no model version; a model endpoint's caller sets its version.
+/// What a model endpoint whose last deployed variant is `variant` serves.
+fn model_kind(variant: &VariantRecord) -> EndpointKind {
+    EndpointKind::Model { model_group: variant.model_group.clone(), model_version: variant.model_version }
+}
+
+/// An endpoint's record with one instance.
 fn endpoint_record(endpoint: &Name, kind: EndpointKind, run_id: i64, ttl: Option<Duration>) -> EndpointRecord {
     EndpointRecord {
         name: endpoint.to_string(),
         kind,
-        model_group: String::new(),
-        model_version: 0,
         run_id,
         instances: 1,
         instance_type: None,

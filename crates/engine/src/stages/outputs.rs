@@ -61,7 +61,7 @@ pub struct TrainOutput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOutput>,
     pub metrics: BTreeMap<String, f64>,
-    pub status: String,
+    pub status: store::TrainingJobStatus,
     pub model_uri: String,
     pub model_sha256: String,
 }

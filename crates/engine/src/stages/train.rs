@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use pipeline::{Algorithm as AlgorithmSpec, Stage, StageKind};
 use regex::Regex;
-use runtime::training::{self, TrainingJob};
+use runtime::training::{self, End, TrainingJob};
 use runtime::{Algorithm, instance};
 
 use super::outputs::{StageOutput, TrainOutput};
 use super::{Log, StageFailure, line};
+use store::{SecondaryStatus, TrainingJobStatus};
+
 use crate::run::RunContext;
 
 pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<TrainOutput, StageFailure> {
@@ -67,6 +69,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         sagebrush_exe: context.engine.inner.sagebrush_exe.clone(),
         limits,
         labels: context.engine.container_labels(),
+        environment: context.secrets.env().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
     };
     let store = context.engine.store().clone();
     let hyperparameters_json = serde_json::to_value(hyperparameters).unwrap_or_default();
@@ -86,7 +89,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
     let fail = |reason: String, output: &serde_json::Value| StageFailure::Failed { reason, output: output.clone() };
 
     line(log, &format!("training job {job_name}: Downloading")).await;
-    store.set_training_job_status(&job_name, "InProgress", "Downloading", None).await.map_err(StageFailure::store)?;
+    store
+        .set_training_job_status(&job_name, TrainingJobStatus::InProgress, SecondaryStatus::Downloading, None)
+        .await
+        .map_err(StageFailure::store)?;
     let work_dir = context.engine.home().jobs_dir(&context.pipeline.name, context.run.number).join(&job_name);
     let _ = std::fs::remove_dir_all(&work_dir);
     let opt_ml = match training::prepare(&job, &work_dir) {
@@ -94,7 +100,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Err(e) => {
             let reason = format!("ClientError: {e}");
             store
-                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .set_training_job_status(&job_name, TrainingJobStatus::Failed, SecondaryStatus::Failed, Some(&reason))
                 .await
                 .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
@@ -102,14 +108,29 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
     };
 
     line(log, &format!("training job {job_name}: Training")).await;
-    store.set_training_job_status(&job_name, "InProgress", "Training", None).await.map_err(StageFailure::store)?;
-    let training = context.engine.inner.backends.training.clone();
-    let outcome = match training.run(&job, &opt_ml, log, context.cancel.clone()).await {
+    store
+        .set_training_job_status(&job_name, TrainingJobStatus::InProgress, SecondaryStatus::Training, None)
+        .await
+        .map_err(StageFailure::store)?;
+    let training = context.engine.inner.backends.training(&job.algorithm);
+    let ran = if context.secrets.is_empty() {
+        training.run(&job, &opt_ml, log, context.cancel.clone()).await
+    } else {
+        // Through a pipe that masks the secrets on the way to the log.
+        let (writer, reader) = tokio::io::duplex(64 * 1024);
+        let run = async {
+            let mut writer = writer;
+            training.run(&job, &opt_ml, &mut writer, context.cancel.clone()).await
+        };
+        let (ran, _) = tokio::join!(run, context.secrets.copy_masked(reader, &mut *log));
+        ran
+    };
+    let outcome = match ran {
         Ok(outcome) => outcome,
         Err(e) => {
             let reason = e.to_string();
             store
-                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .set_training_job_status(&job_name, TrainingJobStatus::Failed, SecondaryStatus::Failed, Some(&reason))
                 .await
                 .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
@@ -117,23 +138,28 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
     };
     let metrics_json = serde_json::to_value(&outcome.metrics).unwrap_or_default();
     output["metrics"] = metrics_json.clone();
-    output["status"] = outcome.status.into();
-    if outcome.status != "Completed" {
-        let reason = outcome.failure_reason.clone().unwrap_or_else(|| outcome.status.to_owned());
+    let (status, secondary_status) = statuses(outcome.end);
+    output["status"] = status.to_string().into();
+    if outcome.end != End::Completed {
+        let reason = outcome.failure_reason.clone().unwrap_or_else(|| status.to_string());
         store
-            .set_training_job_status(&job_name, outcome.status, outcome.secondary_status, Some(&reason))
+            .set_training_job_status(&job_name, status, secondary_status, Some(&reason))
             .await
             .map_err(StageFailure::store)?;
         store.set_training_job_output(&job_name, &metrics_json, None, None).await.map_err(StageFailure::store)?;
-        line(log, &format!("training job {job_name}: {} ({})", outcome.status, outcome.secondary_status)).await;
-        if outcome.secondary_status == "Stopped" && *context.cancel.borrow() {
+        line(log, &format!("training job {job_name}: {status} ({secondary_status})")).await;
+        if outcome.end == End::Stopped && *context.cancel.borrow() {
             return Err(StageFailure::Cancelled);
         }
-        return Err(fail(format!("training job {job_name} {}: {reason}", outcome.status.to_lowercase()), &output));
+        let ended = status.to_string().to_lowercase();
+        return Err(fail(format!("training job {job_name} {ended}: {reason}"), &output));
     }
 
     line(log, &format!("training job {job_name}: Uploading")).await;
-    store.set_training_job_status(&job_name, "InProgress", "Uploading", None).await.map_err(StageFailure::store)?;
+    store
+        .set_training_job_status(&job_name, TrainingJobStatus::InProgress, SecondaryStatus::Uploading, None)
+        .await
+        .map_err(StageFailure::store)?;
     let stored = async {
         let archive = training::package(&opt_ml, &work_dir)?;
         let key = format!("{job_name}/output/model.tar.gz");
@@ -145,7 +171,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         Err(e) => {
             let reason = format!("storing the model: {e}");
             store
-                .set_training_job_status(&job_name, "Failed", "Failed", Some(&reason))
+                .set_training_job_status(&job_name, TrainingJobStatus::Failed, SecondaryStatus::Failed, Some(&reason))
                 .await
                 .map_err(StageFailure::store)?;
             return Err(fail(reason, &output));
@@ -155,7 +181,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         .set_training_job_output(&job_name, &metrics_json, Some(&stored.uri), Some(&stored.sha256))
         .await
         .map_err(StageFailure::store)?;
-    store.set_training_job_status(&job_name, "Completed", "Completed", None).await.map_err(StageFailure::store)?;
+    store
+        .set_training_job_status(&job_name, TrainingJobStatus::Completed, SecondaryStatus::Completed, None)
+        .await
+        .map_err(StageFailure::store)?;
     line(log, &format!("training job {job_name}: Completed; model {} sha256 {}", stored.uri, stored.sha256)).await;
     Ok(TrainOutput {
         job: job_name,
@@ -164,7 +193,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         data: data_checksums,
         image: built_here,
         metrics: outcome.metrics,
-        status: outcome.status.to_owned(),
+        status,
         model_uri: stored.uri,
         model_sha256: stored.sha256,
     })
@@ -203,4 +232,14 @@ fn with_builtin_name(
         hyperparameters.entry("algorithm".to_owned()).or_insert_with(|| builtin.as_str().to_owned());
     }
     hyperparameters
+}
+
+/// SageMaker's status pair for how a job ended.
+fn statuses(end: End) -> (TrainingJobStatus, SecondaryStatus) {
+    match end {
+        End::Completed => (TrainingJobStatus::Completed, SecondaryStatus::Completed),
+        End::Failed => (TrainingJobStatus::Failed, SecondaryStatus::Failed),
+        End::Stopped => (TrainingJobStatus::Stopped, SecondaryStatus::Stopped),
+        End::MaxRuntimeExceeded => (TrainingJobStatus::Stopped, SecondaryStatus::MaxRuntimeExceeded),
+    }
 }

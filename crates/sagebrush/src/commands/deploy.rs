@@ -1,11 +1,12 @@
-//! `deploy`: a registered model version onto an endpoint of the running server, with a traffic policy.
+//! `deploy`: a registered model version onto an endpoint of the running server, with a traffic
+//! policy; `weights`: the traffic shares of its variants.
 
 use std::process::ExitCode;
 
 use engine::Home;
-use server::service::DeployRequest;
+use server::service::{DeployRequest, WeightsRequest};
 
-use crate::cli::DeployArgs;
+use crate::cli::{DeployArgs, WeightsArgs};
 use crate::via::Via;
 
 pub async fn deploy(home: &Home, args: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -50,4 +51,22 @@ pub async fn deploy(home: &Home, args: DeployArgs) -> anyhow::Result<ExitCode> {
             Err(e.context(format!("deploy to {} failed", args.endpoint)))
         }
     }
+}
+
+pub async fn weights(home: &Home, args: WeightsArgs) -> anyhow::Result<ExitCode> {
+    let request = WeightsRequest {
+        weights: args.weights.iter().map(|(variant, weight)| (variant.to_string(), *weight)).collect(),
+    };
+    let endpoint = Via::open(home).await?.set_weights(&args.endpoint, &request).await?;
+    if args.json {
+        crate::commands::print_json(&endpoint)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let total: f64 = endpoint.variants.iter().map(|v| v.weight).sum();
+    println!("{:<20} {:>8} {:>7}  MODEL", "VARIANT", "WEIGHT", "SHARE");
+    for v in &endpoint.variants {
+        let share = if total > 0.0 { v.weight / total * 100.0 } else { 0.0 };
+        println!("{:<20} {:>8} {:>6.1}%  {}", v.name, v.weight, share, names::printable(&v.model));
+    }
+    Ok(ExitCode::SUCCESS)
 }

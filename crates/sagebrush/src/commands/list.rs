@@ -51,7 +51,9 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
         println!("reason:     {}", printable(reason));
     }
     println!("project:    {}", printable(&run.project_path));
-    println!("trigger:    {}{}", run.trigger, run.retry_of.map(|n| format!(" of #{n}")).unwrap_or_default());
+    let detail = run.trigger_detail.as_deref().map(|d| format!(" {}", printable(d))).unwrap_or_default();
+    let by = run.triggered_by.as_deref().map(|b| format!(" by {}", printable(b))).unwrap_or_default();
+    println!("trigger:    {}{detail}{by}", run.trigger);
     println!("commit:     {}", printable(run.commit_sha.as_deref().unwrap_or("-")));
     println!("parameters: {}", printable(&serde_json::to_string(&run.parameters)?));
     println!("started:    {}", format_time(run.created_at));
@@ -95,7 +97,9 @@ pub async fn endpoints(home: &Home, args: EndpointsArgs) -> anyhow::Result<ExitC
         let url = e.url.unwrap_or_else(|| "(not served: start `sagebrush server`)".to_owned());
         let e = e.record;
         let (model, version) = match &e.kind {
-            store::EndpointKind::Model => (printable(&e.model_group).into_owned(), e.model_version.to_string()),
+            store::EndpointKind::Model { model_group, model_version } => {
+                (printable(model_group).into_owned(), model_version.to_string())
+            }
             store::EndpointKind::MultiModel { .. } => ("(multi-model)".to_owned(), "-".to_owned()),
             store::EndpointKind::Chain { .. } => ("(inference pipeline)".to_owned(), "-".to_owned()),
         };

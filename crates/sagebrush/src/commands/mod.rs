@@ -30,6 +30,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Endpoints(args) => list::endpoints(&home, args).await,
         Command::DeleteEndpoint(args) => list::delete_endpoint(&home, args).await,
         Command::Deploy(args) => deploy::deploy(&home, args).await,
+        Command::Weights(args) => deploy::weights(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

@@ -30,7 +30,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     restore(&engine).await;
     let serving = tokio::spawn(server.serve(shutdown_signal()));
     eprintln!("sagebrush is serving at {url} (state in {})", home.root().display());
-    let submitted = engine.submit_project(&name, &overrides, "manual").await?;
+    let submitted = engine.submit_project(&name, &overrides, &store::Trigger::manual("local")).await?;
     announce(&submitted);
     let followed = progress::follow(&Source::Local { engine: &engine, run_id: submitted.run.id }, false).await;
     let run = match followed {
@@ -97,8 +97,8 @@ pub async fn run(home: &Home, args: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
     let submitted = match &by_name {
-        Some(name) => engine.submit_project(name, &overrides, "manual").await,
-        None => engine.submit(&args.project, &overrides, "manual").await,
+        Some(name) => engine.submit_project(name, &overrides, &store::Trigger::manual("local")).await,
+        None => engine.submit(&args.project, &overrides, &store::Trigger::manual("local")).await,
     }
     .map_err(server::ServiceError::from);
     let status = submitted.as_ref().map_or_else(|e| e.status, |_| axum::http::StatusCode::CREATED);
@@ -123,7 +123,7 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, &server::Config::private(), false).await?;
     let engine = server.engine.clone();
     let serving = tokio::spawn(server.serve(std::future::pending()));
-    let submitted = engine.retry(&args.project, args.number, args.from.as_ref()).await?;
+    let submitted = engine.retry(&args.project, args.number, args.from.as_ref(), "local").await?;
     let code = follow_local(&engine, submitted, args.json).await;
     serving.abort();
     engine.shutdown().await;
@@ -199,8 +199,10 @@ async fn print_endpoints(engine: &engine::Engine, url: &str) -> anyhow::Result<(
     eprintln!("\nEndpoints:");
     for endpoint in &endpoints {
         eprintln!(
-            "  {:<20} {url}/endpoints/{}/invocations  ({} v{})",
-            endpoint.name, endpoint.name, endpoint.model_group, endpoint.model_version
+            "  {:<20} {url}/endpoints/{}/invocations  ({})",
+            endpoint.name,
+            endpoint.name,
+            endpoint.kind.serves()
         );
     }
     let example = endpoints.iter().find(|e| e.name.ends_with("prod")).unwrap_or(&endpoints[0]);

@@ -7,6 +7,7 @@ mod harness;
 
 mod events;
 mod failures;
+mod hooks;
 mod lifecycle;
 mod pipeline_errors;
 mod process_runtime;

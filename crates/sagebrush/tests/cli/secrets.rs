@@ -1,5 +1,5 @@
 //! Secret parameters: read from the environment or a file by the process that runs the run, given
-//! to shell stages as a variable, and `***` in every log, listing, answer and file of the home.
+//! to shell stages and training jobs as a variable, and `***` in every log, listing, answer and file of the home.
 
 use sha2::{Digest, Sha256};
 
@@ -96,5 +96,43 @@ fn a_secret_is_named_by_where_it_is_read_never_given_as_its_value() {
     // A retry reads it again from the same file.
     let output = sandbox.run(&["retry", "secretive", "1"]);
     assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(files_with_secret(&sandbox.home), Vec::<std::path::PathBuf>::new(), "files of the home with the secret");
+}
+
+#[test]
+fn a_training_job_gets_the_secret_in_its_environment_and_its_log_is_masked() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let dir = sandbox.project("iris", "secret-training");
+    let algorithm = dir.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    // The job proves it got the whole value by the model it writes: the secret's sha256.
+    let train = "#!/bin/sh\necho \"token is $TOKEN\"\necho \"$TOKEN\" >&2\n\
+                 printf %s \"$TOKEN\" | sha256sum | cut -d' ' -f1 > /opt/ml/model/digest\n";
+    for (name, script) in [("train", train), ("serve", "#!/bin/sh\nexit 1\n")] {
+        std::fs::write(algorithm.join(name), script).unwrap();
+        std::fs::set_permissions(algorithm.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        dir.join("sagebrush.toml"),
+        "[pipeline]\nname = \"secret-training\"\n[parameters]\n\
+         token = { type = \"secret\", default = \"env:SB_TEST_SECRET\" }\n\
+         [algorithm]\nprocess = \"algorithm\"\n[[stage]]\nkind = \"train\"\n\
+         channels = { training = \"data/train.csv\" }\n",
+    )
+    .unwrap();
+    let output = sandbox.command(&["run", dir.to_str().unwrap()]).env("SB_TEST_SECRET", VALUE).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let logs = sandbox.run(&["logs", "secret-training", "1"]);
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("token is ***"), "{logs}");
+    assert!(!logs.contains(VALUE), "{logs}");
+    let archive = sandbox.home.join("artifacts/secret-training-1/output/model.tar.gz");
+    let unpacked = sandbox.dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let untar = std::process::Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&unpacked).output().unwrap();
+    assert!(untar.status.success(), "{}", text(&untar));
+    let got = std::fs::read_to_string(unpacked.join("digest")).unwrap();
+    assert_eq!(got.trim(), digest(), "the job got the whole secret");
     assert_eq!(files_with_secret(&sandbox.home), Vec::<std::path::PathBuf>::new(), "files of the home with the secret");
 }

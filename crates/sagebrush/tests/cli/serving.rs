@@ -142,7 +142,7 @@ fn a_canary_that_fails_its_alarm_rolls_back_and_a_linear_shift_completes_under_l
 }
 
 #[test]
-fn production_variants_split_traffic_by_weight_answer_their_target_and_survive_a_restart() {
+fn production_variants_split_traffic_by_weight_answer_their_target_take_new_weights_and_survive_a_restart() {
     let sandbox = Sandbox::new();
     let project = answering_project(&sandbox);
     let dir = project.to_str().unwrap();
@@ -197,11 +197,41 @@ fn production_variants_split_traffic_by_weight_answer_their_target_and_survive_a
         .collect();
     assert_eq!(weights, [("AllTraffic", 1.0, (total - to_b + 50) as u64), ("B", 0.25, (to_b + 50) as u64)]);
 
-    // A restart brings back both variants as they were.
+    // New weights move the traffic with no restart; a wrong one changes nothing.
+    for (args, why) in [
+        (&["weights", "shift-prod", "C=1"][..], "has no variant C"),
+        (&["weights", "shift-prod", "B=0", "AllTraffic=0"][..], "at least one variant"),
+        (&["weights", "shift-prod", "B=-1"][..], "0 or more"),
+    ] {
+        let refused = sandbox.run(args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {}", text(&refused));
+        assert!(text(&refused).contains(why), "{args:?}: {}", text(&refused));
+    }
+    let refused = sandbox.run(&["weights", "no-such-endpoint", "B=1"]);
+    assert!(text(&refused).contains("no endpoint no-such-endpoint"), "{}", text(&refused));
+    assert_ne!(refused.status.code(), Some(0));
+    assert_eq!(invoke(None).0, 200);
+    let set = sandbox.json(&["weights", "shift-prod", "AllTraffic=0", "--json"]);
+    let shown: Vec<(&str, f64)> = set["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["weight"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(shown, [("AllTraffic", 0.0), ("B", 0.25)], "{set:#}");
+    for _ in 0..100 {
+        assert_eq!(invoke(None), (200, "B".to_owned(), "v2\n".to_owned()), "all untargeted traffic goes to B");
+    }
+    assert_eq!(invoke(Some("AllTraffic")).2, "v1\n", "a variant at weight 0 still answers when targeted");
+
+    // A restart brings back both variants with the weights last set.
     drop(served);
     let served = sandbox.serve(&["server"]);
-    let response = post(&served, "shift-prod", &[("X-Amzn-SageMaker-Target-Variant", "B")], "1\n");
-    assert_eq!(response.text().unwrap(), "v2\n", "{}", served.output());
+    let response = post(&served, "shift-prod", &[("X-Amzn-SageMaker-Target-Variant", "AllTraffic")], "1\n");
+    assert_eq!(response.text().unwrap(), "v1\n", "{}", served.output());
+    for _ in 0..20 {
+        assert_eq!(post(&served, "shift-prod", &[], "1\n").text().unwrap(), "v2\n");
+    }
 }
 
 #[test]
