@@ -22,6 +22,7 @@ mod secrets;
 mod stages;
 #[cfg(test)]
 mod tests;
+mod triggers;
 
 pub use backend::{Backends, Containers, Training};
 pub use deploy::Hosting;

@@ -133,3 +133,42 @@ fn a_secret_is_never_written_into_the_pipeline() {
     let resolved = pipeline.resolve(&[("token".into(), "file:/run/secrets/token".into())]).unwrap();
     assert_eq!(resolved.parameters["token"], Value::Secret(pipeline::SecretSource::File("/run/secrets/token".into())));
 }
+
+#[test]
+fn triggers_are_read_and_their_mistakes_point_at_their_value() {
+    let with = |triggers: &str| MINIMAL.replacen("[algorithm]", &format!("{triggers}\n[algorithm]"), 1);
+    let full = with(
+        "[triggers.push]\nsecret = \"env:HOOK\"\nbranches = [\"main\", \"release/*\"]\npaths = [\"data/**\"]\n\
+         [triggers.poll]\ninterval = \"2m\"\n\
+         [triggers.cron]\nschedule = \"0 3 * * 1-5\"\ntimezone = \"America/New_York\"\n\
+         [triggers.data]\npath = \"data\"\ndebounce = \"10s\"\n",
+    );
+    let triggers = pipeline::parse(Path::new("sagebrush.toml"), full).unwrap().triggers;
+    let push = triggers.push.unwrap();
+    assert_eq!((push.secret.to_string(), push.branches.len()), ("env:HOOK".to_owned(), 2));
+    assert_eq!(triggers.poll.unwrap().interval, Duration::from_secs(120));
+    assert_eq!(triggers.cron.unwrap().timezone, chrono_tz::America::New_York);
+    assert_eq!(triggers.data.unwrap().debounce, Duration::from_secs(10));
+
+    let cases = [
+        (with("[triggers.push]\nbranches = [\"main\"]\n"), "sagebrush.toml:7:1:", "needs the `secret`"),
+        (with("[triggers.push]\nsecret = \"hunter2\"\n"), "sagebrush.toml:8:10:", "never as its value"),
+        (with("[triggers.push]\nsecret = \"env:H\"\npaths = [\"a[\"]\n"), "sagebrush.toml:9:10:", "is not a glob"),
+        (with("[triggers.cron]\nschedule = \"0 3 * *\"\n"), "sagebrush.toml:8:12:", "is not 5 fields"),
+        (
+            with("[triggers.cron]\nschedule = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"\n"),
+            "sagebrush.toml:9:12:",
+            "no time zone",
+        ),
+        (with("[triggers.poll]\ninterval = \"fast\"\n"), "sagebrush.toml:8:12:", "not a duration"),
+        (with("[triggers.data]\npath = \"../elsewhere\"\n"), "sagebrush.toml:8:8:", "outside the project"),
+        (with("[triggers.nightly]\n"), "sagebrush.toml:7:", "unknown key `nightly`"),
+    ];
+    for (text, location, message) in cases {
+        let error = error_of(&text);
+        assert!(
+            error.starts_with(location) && error.contains(message),
+            "expected {location} … {message}, got:\n{error}"
+        );
+    }
+}

@@ -145,6 +145,12 @@ impl Server {
         self
     }
 
+    /// Fires the projects' poll, cron and data triggers while serving.
+    pub fn with_triggers(self) -> Server {
+        self.engine.run_triggers();
+        self
+    }
+
     /// Pings every endpoint instance each `seconds` while serving, and replaces dead ones.
     pub fn with_health_checks(mut self, seconds: f64) -> Server {
         self.health_interval = Some(Duration::from_secs_f64(seconds));

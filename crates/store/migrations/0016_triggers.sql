@@ -10,3 +10,12 @@ CREATE TABLE deliveries (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (provider, id)
 );
+
+-- What each of a project's own triggers (poll, cron, data) last saw: a commit, a time, a digest.
+CREATE TABLE trigger_state (
+    project    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    state      TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project, kind)
+);

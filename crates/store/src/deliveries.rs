@@ -1,4 +1,5 @@
-//! Webhook deliveries seen: a provider redelivers a delivery with the same id, and it must start nothing.
+//! What triggers have seen: webhook deliveries (a redelivered one must start nothing), and the
+//! last commit, time or digest each of a project's own triggers saw.
 
 use crate::{Error, Store, now_ms};
 
@@ -25,6 +26,29 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// What a project's `kind` trigger (`poll`, `cron`, `data`) last saw.
+    pub async fn trigger_state(&self, project: &str, kind: &str) -> Result<Option<String>, Error> {
+        Ok(sqlx::query_scalar("SELECT state FROM trigger_state WHERE project = $1 AND kind = $2")
+            .bind(project)
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn set_trigger_state(&self, project: &str, kind: &str, state: &str) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO trigger_state (project, kind, state, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project, kind) DO UPDATE SET state = $3, updated_at = $4",
+        )
+        .bind(project)
+        .bind(kind)
+        .bind(state)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

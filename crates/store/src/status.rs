@@ -135,6 +135,12 @@ pub enum TriggerKind {
     Retry,
     /// A push webhook from a git host.
     Push,
+    /// A new commit found by polling a git project's branch.
+    Poll,
+    /// A cron schedule.
+    Cron,
+    /// New or changed files under a watched folder.
+    Data,
 }
 
 impl TriggerKind {
@@ -143,6 +149,9 @@ impl TriggerKind {
             TriggerKind::Manual => "manual",
             TriggerKind::Retry => "retry",
             TriggerKind::Push => "push",
+            TriggerKind::Poll => "poll",
+            TriggerKind::Cron => "cron",
+            TriggerKind::Data => "data",
         }
     }
 }

@@ -22,6 +22,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, &args.server.config(), true)
         .await?
         .with_queue(args.server.max_runs)
+        .with_triggers()
         .with_health_checks(args.server.health_interval);
     let engine = server.engine.clone();
     let url = server.url.clone();
@@ -54,6 +55,7 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
     let server = Server::bind(home, &args.config(), true)
         .await?
         .with_queue(args.max_runs)
+        .with_triggers()
         .with_health_checks(args.health_interval);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());

@@ -18,3 +18,4 @@ mod secrets;
 mod security;
 mod serving;
 mod stages;
+mod triggers;
