@@ -29,6 +29,9 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             loop {
+                if let Err(e) = engine.expire_approvals().await {
+                    tracing::warn!("rejecting approvals past their time: {e}");
+                }
                 if let Err(e) = engine.start_queued().await {
                     tracing::warn!("starting queued runs: {e}");
                 }

@@ -110,20 +110,7 @@ impl Engine {
                 stage.name, stage.status, stage.name
             )));
         }
-        before
-            .iter()
-            .map(|s| {
-                let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
-                let output = StageOutput::parse(&s.kind, s.outputs.0.clone()).map_err(|e| {
-                    Error::Invalid(format!(
-                        "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
-                             retry from `{}`",
-                        s.name, s.name
-                    ))
-                })?;
-                Ok((name, output))
-            })
-            .collect()
+        outputs_of(original, before)
     }
 
     pub(crate) async fn submit_inner(
@@ -208,13 +195,19 @@ impl Engine {
             let (run_id, number) = (run.id, run.number);
             let label = format!("{} #{number}", run.project);
             let end = match engine.prepare(&run).await {
-                Ok((pipeline, resolved, project_dir, reused)) => {
+                Ok((pipeline, resolved, project_dir, earlier)) => {
                     let project = pipeline.name.clone();
-                    let end = engine.execute(run, pipeline, resolved, project_dir, reused, cancel).await;
+                    let end = engine.execute(run, pipeline, resolved, project_dir, earlier, cancel).await;
                     let _ = std::fs::remove_dir_all(engine.home().jobs_dir(&project, number));
                     end
                 }
-                Err(e) => RunEnd::Failed(format!("the run could not start: {e}")),
+                Err(e) => Some(RunEnd::Failed(format!("the run could not start: {e}"))),
+            };
+            let Some(end) = end else {
+                // Waiting: no process owns it until someone decides.
+                engine.inner.live.forget(run_id);
+                engine.inner.wake.notify_one();
+                return;
             };
             // Known here first: a follower sees how the run ended even while the disk is too full to record it.
             engine.inner.live.end(run_id, end.clone());
@@ -237,7 +230,7 @@ impl Engine {
     }
 
     /// What a run needs to execute, from its record.
-    async fn prepare(&self, run: &RunRecord) -> Result<(Pipeline, Resolved, PathBuf, Vec<(Name, StageOutput)>), Error> {
+    async fn prepare(&self, run: &RunRecord) -> Result<(Pipeline, Resolved, PathBuf, Earlier), Error> {
         let name = Name::parse(&run.project).map_err(|e| Error::Invalid(format!("recorded project: {e}")))?;
         let folder = match (self.git_project(&name).await?, &run.requested_commit) {
             (Some(mirror), Some(commit)) => {
@@ -251,15 +244,23 @@ impl Engine {
         let (project_dir, file) = crate::projects::locate(&folder)?;
         let pipeline = pipeline::load(&file)?;
         let resolved = pipeline.resolve(&overrides_of(run))?;
-        let reused = match (run.retry_of, &run.retry_from) {
-            (Some(of), Some(from)) => {
-                let original = self.store().run(&pipeline.name, Some(of)).await?;
-                let from = Name::parse(from).map_err(|e| Error::Invalid(format!("recorded retry stage: {e}")))?;
-                self.reused_outputs(&original, &from).await?
-            }
-            _ => Vec::new(),
+        // A run that went on after an approval has its first stages done already.
+        let own = self.store().stages(run.id).await?;
+        let done = own.iter().take_while(|s| s.status.has_outputs()).count();
+        let earlier = if done > 0 {
+            Earlier { outputs: outputs_of(run, &own[..done])?, recorded: true }
+        } else {
+            let outputs = match (run.retry_of, &run.retry_from) {
+                (Some(of), Some(from)) => {
+                    let original = self.store().run(&pipeline.name, Some(of)).await?;
+                    let from = Name::parse(from).map_err(|e| Error::Invalid(format!("recorded retry stage: {e}")))?;
+                    self.reused_outputs(&original, &from).await?
+                }
+                _ => Vec::new(),
+            };
+            Earlier { outputs, recorded: false }
         };
-        Ok((pipeline, resolved, project_dir, reused))
+        Ok((pipeline, resolved, project_dir, earlier))
     }
 
     /// Writes how a run ended, retrying until the store takes it: a run must never stay `running`
@@ -291,6 +292,33 @@ impl Engine {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+
+    /// Decides a waiting run's approval as `by`, with a reason. Approved, the run is queued to go
+    /// on after its approval stage (a process that runs the queue picks it up); rejected, it fails.
+    pub async fn decide(
+        &self,
+        run_id: i64,
+        approve: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<store::ApprovalRecord, Error> {
+        let decided = self.store().decide_approval(run_id, approve, by, reason).await?;
+        self.inner.wake.notify_one();
+        Ok(decided)
+    }
+
+    /// Rejects the approvals nobody decided in time.
+    pub(crate) async fn expire_approvals(&self) -> Result<(), Error> {
+        for approval in self.store().expired_approvals(store::now_ms()).await? {
+            let waited = approval.expires_at.map_or(0, |at| at - approval.requested_at);
+            let reason = format!("nobody decided within {}", humanize(Duration::from_millis(waited.max(0) as u64)));
+            match self.store().decide_approval(approval.run_id, false, "timeout", &reason).await {
+                Ok(_) | Err(store::Error::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Asks a run to stop: at once when this process runs it, else through the store for the process that does.
@@ -330,12 +358,12 @@ impl Engine {
         pipeline: Pipeline,
         resolved: Resolved,
         project_dir: PathBuf,
-        reused: Vec<(Name, StageOutput)>,
+        earlier: Earlier,
         cancel: watch::Receiver<bool>,
-    ) -> RunEnd {
+    ) -> Option<RunEnd> {
         let secrets = match Secrets::read(&resolved) {
             Ok(secrets) => secrets,
-            Err(e) => return RunEnd::Failed(format!("the run could not start: {e}")),
+            Err(e) => return Some(RunEnd::Failed(format!("the run could not start: {e}"))),
         };
         self.watch_cancel(run.id, cancel.clone());
         let mut context = RunContext {
@@ -350,30 +378,33 @@ impl Engine {
             temporary_endpoints: Vec::new(),
             secrets,
         };
-        let result = self.execute_stages(&mut context, reused).await;
+        let result = self.execute_stages(&mut context, earlier).await;
         for endpoint in std::mem::take(&mut context.temporary_endpoints) {
             if let Err(e) = self.delete_endpoint(&endpoint).await {
                 tracing::warn!("deleting the run's endpoint {endpoint}: {e}");
             }
         }
         match result {
-            Ok(()) => RunEnd::Succeeded,
-            Err(Ended::Cancelled) => RunEnd::Cancelled,
-            Err(Ended::Failed(reason)) => RunEnd::Failed(reason),
+            Ok(()) => Some(RunEnd::Succeeded),
+            Err(Ended::Cancelled) => Some(RunEnd::Cancelled),
+            Err(Ended::Failed(reason)) => Some(RunEnd::Failed(reason)),
+            Err(Ended::Waiting) => None,
         }
     }
 
-    async fn execute_stages(&self, context: &mut RunContext, reused: Vec<(Name, StageOutput)>) -> Result<(), Ended> {
+    async fn execute_stages(&self, context: &mut RunContext, earlier: Earlier) -> Result<(), Ended> {
         let stages = context.resolved.stages.clone();
         for (position, stage) in stages.iter().enumerate() {
             let position = position as i64;
             let run_id = context.run.id;
-            if let Some((_, output)) = reused.iter().find(|(name, _)| *name == stage.name) {
+            if let Some((_, output)) = earlier.outputs.iter().find(|(name, _)| *name == stage.name) {
                 stages::restore(context, output);
-                self.store()
-                    .finish_stage(run_id, position, StageStatus::Reused, None, &output.to_json())
-                    .await
-                    .map_err(Ended::store)?;
+                if !earlier.recorded {
+                    self.store()
+                        .finish_stage(run_id, position, StageStatus::Reused, None, &output.to_json())
+                        .await
+                        .map_err(Ended::store)?;
+                }
                 context.outputs.push((stage.name.clone(), output.clone()));
                 continue;
             }
@@ -389,6 +420,8 @@ impl Engine {
                         .map_err(Ended::store)?;
                     context.outputs.push((stage.name.clone(), output));
                 }
+                // Recorded as waiting; the run goes on when someone decides.
+                Err(StageFailure::Waiting) => return Err(Ended::Waiting),
                 Err(StageFailure::Cancelled) => {
                     let _ = self
                         .store()
@@ -475,6 +508,25 @@ impl Engine {
     }
 }
 
+/// The outputs `stages` of `run` recorded, to reuse.
+fn outputs_of(run: &RunRecord, stages: &[store::StageRecord]) -> Result<Vec<(Name, StageOutput)>, Error> {
+    let (project, number) = (&run.project, run.number);
+    stages
+        .iter()
+        .map(|s| {
+            let name = Name::parse(&s.name).map_err(|e| Error::Invalid(format!("recorded stage: {e}")))?;
+            let output = StageOutput::parse(&s.kind, s.outputs.0.clone()).map_err(|e| {
+                Error::Invalid(format!(
+                    "stage `{}` of run {project} #{number} recorded no output this version can reuse ({e}); \
+                     retry from `{}`",
+                    s.name, s.name
+                ))
+            })?;
+            Ok((name, output))
+        })
+        .collect()
+}
+
 /// Where a run's pipeline file and sources come from.
 pub(crate) enum Source {
     /// A folder on this machine, as it is when the run starts.
@@ -491,6 +543,15 @@ pub(crate) struct Retry {
 enum Ended {
     Cancelled,
     Failed(String),
+    /// At an approval: the run waits, owned by no process, until someone decides.
+    Waiting,
+}
+
+/// Outputs of stages a run does not run again: those before a retry's stage, reused from the
+/// run it retries, or (`recorded`) the run's own stages done before it waited for an approval.
+pub(crate) struct Earlier {
+    outputs: Vec<(Name, StageOutput)>,
+    recorded: bool,
 }
 
 impl Ended {

@@ -146,3 +146,66 @@ async fn queued_runs_start_in_order_within_the_limit() {
     f.engine.cancel(second.id).await.unwrap();
     assert_eq!(f.ended(second.id).await.0.status, RunStatus::Cancelled);
 }
+
+const REGISTER: &str = "[[stage]]\nkind = \"register\"\n";
+const APPROVAL: &str = "[[stage]]\nname = \"approve\"\nkind = \"approval\"\n";
+
+impl Fixture {
+    /// The run once it waits (within a deadline).
+    async fn waiting(&self, run_id: i64) -> (RunRecord, Vec<StageRecord>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (run, stages) = self.engine.run_view(run_id).await.unwrap();
+            if run.status == RunStatus::Waiting {
+                return (run, stages);
+            }
+            assert!(tokio::time::Instant::now() < deadline, "run {run_id} did not wait: {run:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_approval_waits_with_its_evidence_then_goes_on_after_it_once_approved() {
+    let f = fixture(&[]).await;
+    f.engine.run_queue(1);
+    let run = f.submit(&format!("{TRAIN}{REGISTER}{APPROVAL}{GATE}")).await;
+    let (_, stages) = f.waiting(run).await;
+    let statuses: Vec<StageStatus> = stages.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, [StageStatus::Succeeded, StageStatus::Succeeded, StageStatus::Waiting, StageStatus::Pending]);
+    let approval = &f.engine.store().approvals(run).await.unwrap()[0];
+    assert_eq!((approval.model_group.as_deref(), approval.model_version), (Some("p"), Some(1)));
+    assert_eq!(approval.evidence.0["metrics"]["train:accuracy"], 0.97, "{:?}", approval.evidence);
+    let version = f.engine.store().model_version("p", 1).await.unwrap();
+    assert_eq!(version.approval_status, store::ModelApprovalStatus::PendingManualApproval);
+
+    f.engine.decide(run, true, "alice", "metrics hold").await.unwrap();
+    let (run, stages) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert!(stages.iter().all(|s| s.status == StageStatus::Succeeded), "{stages:?}");
+    assert_eq!(f.training.started.lock().unwrap().len(), 1, "the stages before the approval did not run again");
+    let version = f.engine.store().model_version("p", 1).await.unwrap();
+    assert_eq!(version.approval_status, store::ModelApprovalStatus::Approved);
+    assert!(f.engine.decide(run.id, false, "bob", "late").await.is_err(), "decided once");
+}
+
+#[tokio::test]
+async fn a_rejected_or_expired_approval_fails_the_run_before_the_stages_after_it() {
+    let f = fixture(&[]).await;
+    f.engine.run_queue(1);
+    let run = f.submit(&format!("{TRAIN}{REGISTER}{APPROVAL}{GATE}")).await;
+    f.waiting(run).await;
+    f.engine.decide(run, false, "bob", "worse than prod").await.unwrap();
+    let (run, stages) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.reason.as_deref(), Some("stage `approve` failed: rejected by bob: worse than prod"));
+    assert_eq!((stages[2].status, stages[3].status), (StageStatus::Failed, StageStatus::Skipped));
+    let version = f.engine.store().model_version("p", 1).await.unwrap();
+    assert_eq!(version.approval_status, store::ModelApprovalStatus::Rejected);
+
+    let run = f.submit(&format!("{TRAIN}{REGISTER}{APPROVAL}reject_after = \"50ms\"\n{GATE}")).await;
+    let (run, _) = f.ended(run).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.reason.unwrap_or_default();
+    assert!(reason.contains("rejected by timeout: nobody decided within"), "{reason}");
+}

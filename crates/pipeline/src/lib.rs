@@ -11,8 +11,8 @@ use std::path::Path;
 pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, SecretSource, Value, parse_override};
 pub use spec::{
-    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage, StageKind,
-    Threshold, Traffic,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage,
+    StageKind, Threshold, Traffic,
 };
 pub use triggers::{CronTrigger, DataTrigger, PollTrigger, PushTrigger, Triggers};
 

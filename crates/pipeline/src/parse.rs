@@ -14,8 +14,8 @@ mod triggers;
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
 use crate::spec::{
-    Algorithm, BuiltinAlgorithm, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage, StageKind, Threshold,
-    Traffic,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage,
+    StageKind, Threshold, Traffic,
 };
 use crate::triggers::Triggers;
 
@@ -656,6 +656,8 @@ const KINDS: &[KindSpec] = &[
         keys: &["endpoint", "control", "challenger", "min_samples", "confidence"],
         read: ab_test,
     },
+    KindSpec { name: "champion", keys: &["endpoint", "candidate", "data", "metric", "margin"], read: champion },
+    KindSpec { name: "approval", keys: &["reject_after"], read: approval },
     KindSpec { name: "shell", keys: &["command"], read: shell },
 ];
 
@@ -788,6 +790,13 @@ fn build(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
     Ok(StageKind::Build {
         context: get(table, "context").map(|c| cx.path("context", c)).transpose()?.unwrap_or_else(|| ".".to_owned()),
         registry: optional_string("registry")?,
+    })
+}
+
+fn approval(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, table, .. } = *s;
+    Ok(StageKind::Approval {
+        reject_after: get(table, "reject_after").map(|t| cx.duration("reject_after", t)).transpose()?,
     })
 }
 
@@ -927,6 +936,39 @@ fn smoke_test(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
         endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
         data: cx.path("data", required("data", "\"data/test.csv\"")?)?,
         min_accuracy,
+    })
+}
+
+fn champion(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
+    let StageItem { cx, table, .. } = *s;
+    let required = |key: &str, example: &str| s.required(key, example);
+    let metric = match get(table, "metric") {
+        None => ChampionMetric::Accuracy,
+        Some(item) => match cx.string("metric", item)?.as_str() {
+            "accuracy" => ChampionMetric::Accuracy,
+            "rmse" => ChampionMetric::Rmse,
+            other => {
+                let hint = Some("accuracy for a classifier, rmse for a regressor".to_owned());
+                return Err(cx.error(&item.span(), format!("no metric \"{other}\""), hint));
+            }
+        },
+    };
+    let margin = match get(table, "margin") {
+        None => 0.0,
+        Some(item) => {
+            let margin = cx.float("margin", item)?;
+            if !(margin >= 0.0 && margin.is_finite()) {
+                return Err(cx.error(&item.span(), format!("margin = {margin} must be 0 or more"), None));
+            }
+            margin
+        }
+    };
+    Ok(StageKind::Champion {
+        endpoint: cx.name("endpoint", required("endpoint", "\"my-model-prod\"")?)?,
+        candidate: cx.name("candidate", required("candidate", "\"my-model-test\"")?)?,
+        data: cx.path("data", required("data", "\"data/validation.csv\"")?)?,
+        metric,
+        margin,
     })
 }
 

@@ -147,6 +147,13 @@ pub enum StageKind {
         /// How sure the test must be that the variants differ (1 - the p-value threshold).
         confidence: f64,
     },
+    /// The candidate (the run's test endpoint) against the champion (what `endpoint` serves now)
+    /// on the same held-out rows: passes when the candidate is at least as good within `margin`,
+    /// or when there is no champion yet.
+    Champion { endpoint: Name, candidate: Name, data: String, metric: ChampionMetric, margin: f64 },
+    /// A person approves (or rejects) the model version the run registered, with a reason; the
+    /// run waits for them, surviving restarts. Unanswered past `reject_after`, it is rejected.
+    Approval { reject_after: Option<Duration> },
     /// Anything else: `sh -c command` in the source folder.
     Shell { command: String },
 }
@@ -162,7 +169,27 @@ impl StageKind {
             StageKind::SmokeTest { .. } => "smoke-test",
             StageKind::Gate { .. } => "gate",
             StageKind::AbTest { .. } => "ab-test",
+            StageKind::Champion { .. } => "champion",
+            StageKind::Approval { .. } => "approval",
             StageKind::Shell { .. } => "shell",
+        }
+    }
+}
+
+/// What a champion gate compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChampionMetric {
+    /// Share of rows whose answer is the label (higher is better).
+    Accuracy,
+    /// Root mean squared error of numeric answers (lower is better).
+    Rmse,
+}
+
+impl ChampionMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChampionMetric::Accuracy => "accuracy",
+            ChampionMetric::Rmse => "rmse",
         }
     }
 }

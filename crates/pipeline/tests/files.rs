@@ -172,3 +172,25 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         );
     }
 }
+
+#[test]
+fn a_champion_gate_names_both_endpoints_and_a_known_metric() {
+    let gate = |extra: &str| {
+        format!(
+            "{MINIMAL}[[stage]]\nkind = \"champion\"\nendpoint = \"m-prod\"\ncandidate = \"m-test\"\ndata = \"d.csv\"\n{extra}"
+        )
+    };
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), gate("metric = \"rmse\"\nmargin = 0.5\n")).unwrap();
+    let resolved = pipeline.resolve(&[]).unwrap();
+    let last = resolved.stages.last().unwrap();
+    assert!(
+        matches!(&last.kind, StageKind::Champion { metric: pipeline::ChampionMetric::Rmse, margin, .. } if *margin == 0.5),
+        "{:?}",
+        last.kind
+    );
+    let error = error_of(&gate("metric = \"f1\"\n"));
+    assert!(error.contains("no metric \"f1\"") && error.contains("rmse for a regressor"), "{error}");
+    assert!(error_of(&gate("margin = -1\n")).contains("must be 0 or more"));
+    let missing = format!("{MINIMAL}[[stage]]\nkind = \"champion\"\nendpoint = \"m-prod\"\ndata = \"d.csv\"\n");
+    assert!(error_of(&missing).contains("needs `candidate`"), "{}", error_of(&missing));
+}

@@ -9,7 +9,7 @@ use names::Name;
 /// sagebrush: from a pipeline file to a smoke-tested production endpoint, on one machine.
 ///
 /// Exit codes: 0 success, 1 a run failed or an operation failed, 2 invalid input
-/// (pipeline file, parameter, usage), 3 the run was cancelled.
+/// (pipeline file, parameter, usage), 3 the run was cancelled, 4 the run waits for an approval.
 #[derive(Debug, Parser)]
 #[command(name = "sagebrush", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -45,6 +45,12 @@ pub enum Command {
     Logs(LogsArgs),
     /// Ask a running run to stop.
     Cancel(RunRef),
+    /// Approve a run waiting at its approval stage: its model version becomes Approved and the run
+    /// goes on (here, when no server runs).
+    Approve(DecideArgs),
+    /// Reject a run waiting at its approval stage: its model version becomes Rejected and the run
+    /// fails before the stages after it.
+    Reject(DecideArgs),
     /// Start a new run with the parameters of an earlier one.
     Retry(RetryArgs),
     /// List endpoints and what they serve.
@@ -180,6 +186,20 @@ pub struct RunsArgs {
     #[arg(long, default_value_t = 20)]
     pub limit: i64,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The project (pipeline name).
+    pub project: Name,
+    /// The run number; the latest run if left out.
+    pub number: Option<i64>,
+    /// Why: recorded with who decided and when.
+    #[arg(long)]
+    pub reason: String,
+    /// Print the run as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -10,6 +10,8 @@ pub const FAILED: u8 = 1;
 pub const INVALID: u8 = 2;
 /// The run was cancelled.
 pub const CANCELLED: u8 = 3;
+/// The run waits for someone to approve it (`sagebrush approve`).
+pub const WAITING: u8 = 4;
 
 /// Prints `error: ...` with its causes, and picks the exit code.
 pub fn report(error: &anyhow::Error) -> ExitCode {
@@ -44,6 +46,7 @@ pub fn for_status(status: store::RunStatus) -> ExitCode {
     ExitCode::from(match status {
         store::RunStatus::Succeeded => SUCCESS,
         store::RunStatus::Cancelled => CANCELLED,
+        store::RunStatus::Waiting => WAITING,
         _ => FAILED,
     })
 }

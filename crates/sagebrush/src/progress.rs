@@ -143,7 +143,8 @@ pub async fn follow(source: &Source<'_>, quiet: bool) -> anyhow::Result<(RunReco
                 }
             }
         }
-        if run.status.is_finished() {
+        // A waiting run goes on only when someone decides, perhaps days later.
+        if run.status.is_finished() || run.status == store::RunStatus::Waiting {
             if let Some(bar) = spinner {
                 bar.finish_and_clear();
             }

@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use engine::Home;
 use names::Name;
 use server::service::{
-    AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail, RunFilter,
-    RunsPage, WeightsRequest,
+    AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail,
+    RunFilter, RunsPage, WeightsRequest,
 };
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
@@ -93,6 +93,23 @@ impl Via {
         match self {
             Via::Server(client) => client.get(&format!("/runs/{project}/{}", number(run))).await,
             Via::Local(service) => Ok(service.run(project, run).await?),
+        }
+    }
+
+    pub async fn decide(
+        &self,
+        project: &Name,
+        run: Option<i64>,
+        approve: bool,
+        decision: &Decision,
+    ) -> anyhow::Result<RunDetail> {
+        let path = format!("/runs/{project}/{}/{}", number(run), if approve { "approve" } else { "reject" });
+        match self {
+            Via::Server(client) => client.post(&path, decision).await,
+            Via::Local(service) => {
+                let decided = service.decide(project, run, approve, decision, &server::auth::Caller::local()).await;
+                change(service, "POST", &path, StatusCode::OK, decided).await
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    self, AddProject, AuditPage, CreatedToken, DeployRequest, Deployed, EndpointView, EventsPage, HookAnswer,
+    self, AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, HookAnswer,
     RunDetail, RunFilter, RunsPage, Service, Submitted, WeightsRequest,
 };
 use crate::{ServiceError, auth};
@@ -41,6 +41,8 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/runs/{project}/{number}/cancel", post(cancel_run))
         .route("/api/v1/runs/{project}/{number}/retry", post(retry_run))
         .route("/api/v1/runs/{project}/{number}/logs", get(run_logs))
+        .route("/api/v1/runs/{project}/{number}/approve", post(approve_run))
+        .route("/api/v1/runs/{project}/{number}/reject", post(reject_run))
         .route("/api/v1/models", get(list_models))
         .route("/api/v1/endpoints", get(list_endpoints))
         .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
@@ -87,6 +89,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         show_run,
         cancel_run,
         retry_run,
+        approve_run,
+        reject_run,
         run_logs,
         list_models,
         list_endpoints,
@@ -420,6 +424,50 @@ async fn cancel_run(
 struct RetryRun {
     /// Rerun from this stage, reusing the outputs of the stages before it.
     from: Option<String>,
+}
+
+/// Approves a run waiting at its approval stage: its model version becomes `Approved` and the run
+/// goes on. Who, when and why are recorded.
+#[utoipa::path(post, path = "/api/v1/runs/{project}/{number}/approve", params(RunPath), request_body = Decision,
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the run is not waiting for an approval", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+async fn approve_run(
+    State(service): State<Service>,
+    ApiPath((project, number)): ApiPath<(String, String)>,
+    caller: Option<Extension<auth::Caller>>,
+    body: Bytes,
+) -> ApiResult {
+    decide(service, &project, &number, true, caller, &body).await
+}
+
+/// Rejects a run waiting at its approval stage: its model version becomes `Rejected` and the run
+/// fails before the stages after it (prod keeps serving what it serves).
+#[utoipa::path(post, path = "/api/v1/runs/{project}/{number}/reject", params(RunPath), request_body = Decision,
+    responses((status = 200, body = RunDetail), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the run is not waiting for an approval", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+async fn reject_run(
+    State(service): State<Service>,
+    ApiPath((project, number)): ApiPath<(String, String)>,
+    caller: Option<Extension<auth::Caller>>,
+    body: Bytes,
+) -> ApiResult {
+    decide(service, &project, &number, false, caller, &body).await
+}
+
+async fn decide(
+    service: Service,
+    project: &str,
+    number: &str,
+    approve: bool,
+    caller: Option<Extension<auth::Caller>>,
+    body: &Bytes,
+) -> ApiResult {
+    let project = service::name("project", project)?;
+    let decision: Decision = json_body(body)?;
+    let detail = service.decide(&project, run_number(number)?, approve, &decision, &caller_of(caller)).await?;
+    Ok(Json(detail).into_response())
 }
 
 /// Queues a new run with the parameters of an earlier one.

@@ -26,6 +26,15 @@ type Result<T> = std::result::Result<T, ServiceError>;
 pub struct RunDetail {
     pub run: RunRecord,
     pub stages: Vec<StageRecord>,
+    /// Its approval stages: what each asks to let through, with the evidence, and who decided.
+    pub approvals: Vec<store::ApprovalRecord>,
+}
+
+/// A decision on a waiting run's approval.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    /// Why: recorded with who decided and when.
+    pub reason: String,
 }
 
 /// A run just submitted.
@@ -333,7 +342,34 @@ impl Service {
     pub async fn run(&self, project: &Name, number: Option<i64>) -> Result<RunDetail> {
         let run = self.engine.store().run(project, number).await?;
         let (run, stages) = self.engine.run_view(run.id).await?;
-        Ok(RunDetail { run, stages })
+        let approvals = self.engine.store().approvals(run.id).await?;
+        Ok(RunDetail { run, stages, approvals })
+    }
+
+    /// Approves (or rejects) a run waiting at its approval stage, as `caller`, with a reason.
+    pub async fn decide(
+        &self,
+        project: &Name,
+        number: Option<i64>,
+        approve: bool,
+        decision: &Decision,
+        caller: &Caller,
+    ) -> Result<RunDetail> {
+        let reason = decision.reason.trim();
+        if reason.is_empty() {
+            return Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", "a decision needs a reason")
+                .hint("e.g. --reason \"accuracy 0.97 on the smoke test; image scanned clean\""));
+        }
+        let run = self.engine.store().run(project, number).await?;
+        if run.status != RunStatus::Waiting {
+            return Err(ServiceError::new(
+                StatusCode::CONFLICT,
+                "not_waiting",
+                format!("run {} #{} is not waiting for an approval; it is {}", run.project, run.number, run.status),
+            ));
+        }
+        self.engine.decide(run.id, approve, &caller.name, names::excerpt(reason, 2000).as_ref()).await?;
+        self.run(project, Some(run.number)).await
     }
 
     /// Stops a running run, or takes a queued one out of the queue.

@@ -14,6 +14,8 @@ use crate::{Error, Store, now_ms};
 pub enum EventKind {
     RunQueued,
     RunStarted,
+    /// A run waits for a person (an approval).
+    RunWaiting,
     RunFinished,
     StageStarted,
     StageFinished,

@@ -6,6 +6,7 @@
 //! writes go to a temporary file that is renamed into place, so a crash never
 //! leaves a half-written artifact visible.
 
+mod approvals;
 mod artifacts;
 mod auth;
 mod deliveries;
@@ -17,6 +18,7 @@ mod projects;
 mod runs;
 mod status;
 
+pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use auth::{AuditRecord, Role, TokenRecord};
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
@@ -25,7 +27,7 @@ pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
 pub use runs::{NewRun, RunQuery, RunRecord, StageRecord, Trigger};
-pub use status::{RunStatus, SecondaryStatus, StageStatus, TrainingJobStatus, TriggerKind};
+pub use status::{ModelApprovalStatus, RunStatus, SecondaryStatus, StageStatus, TrainingJobStatus, TriggerKind};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -185,6 +187,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_git_projects.sql"),
     include_str!("../migrations/0015_queue_heads.sql"),
     include_str!("../migrations/0016_triggers.sql"),
+    include_str!("../migrations/0017_approvals.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::events::{EventKind, event};
-use crate::{Error, Store, now_ms};
+use crate::{Error, ModelApprovalStatus, Store, now_ms};
 
 /// A registered model.
 #[derive(Clone, Debug, FromRow, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -24,8 +24,7 @@ pub struct ModelVersionRecord {
     /// Commit, data checksums, hyperparameters, metrics, run: a JSON object.
     #[schema(value_type = Object)]
     pub lineage: sqlx::types::Json<serde_json::Value>,
-    /// `PendingManualApproval`, `Approved` or `Rejected`.
-    pub approval_status: String,
+    pub approval_status: ModelApprovalStatus,
     /// When it was registered (ms).
     pub created_at: i64,
 }
@@ -46,7 +45,7 @@ pub struct NewModelVersion<'a> {
     /// Lineage JSON.
     pub lineage: &'a serde_json::Value,
     /// Initial approval status.
-    pub approval_status: &'a str,
+    pub approval_status: ModelApprovalStatus,
 }
 
 const COLUMNS: &str =

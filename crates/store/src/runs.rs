@@ -359,18 +359,38 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a run that has not started: true if it was queued.
+    /// Cancels a run no process runs: true if it was queued or waiting for an approval.
     pub async fn cancel_queued(&self, run_id: i64) -> Result<bool, Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
         let done = sqlx::query(
-            "UPDATE runs SET status = 'cancelled', reason = 'cancelled before it started', finished_at = $2
-             WHERE id = $1 AND status = 'queued'",
+            "UPDATE runs SET status = 'cancelled',
+                 reason = CASE status WHEN 'waiting' THEN 'cancelled while it waited for an approval'
+                     ELSE 'cancelled before it started' END,
+                 finished_at = $2
+             WHERE id = $1 AND status IN ('queued', 'waiting')",
         )
         .bind(run_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE stages SET status = 'cancelled', finished_at = $2 WHERE run_id = $1 AND status = 'waiting'",
+            )
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE approvals SET status = 'rejected', decided_by = 'cancel', decided_at = $2,
+                     reason = 'the run was cancelled' WHERE run_id = $1 AND status = 'pending'",
+            )
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         skip_pending(&mut tx, run_id).await?;
         if done.rows_affected() == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
@@ -482,7 +502,7 @@ impl Store {
 }
 
 /// Marks the stages of a run that never started as skipped (a run ending early).
-async fn skip_pending(tx: &mut sqlx::SqliteConnection, run_id: i64) -> Result<(), Error> {
+pub(crate) async fn skip_pending(tx: &mut sqlx::SqliteConnection, run_id: i64) -> Result<(), Error> {
     sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
         .bind(run_id)
         .execute(tx)

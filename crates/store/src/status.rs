@@ -161,3 +161,17 @@ impl std::fmt::Display for TriggerKind {
         f.pad(self.as_str())
     }
 }
+
+/// Whether a model version may be promoted, SageMaker's `ModelApprovalStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+pub enum ModelApprovalStatus {
+    PendingManualApproval,
+    Approved,
+    Rejected,
+}
+
+impl std::fmt::Display for ModelApprovalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&format!("{self:?}"))
+    }
+}

@@ -68,7 +68,7 @@ async fn model_versions_count_up_per_group() {
         artifact_uri: "file:///x",
         artifact_sha256: "00",
         lineage: &lineage,
-        approval_status: "PendingManualApproval",
+        approval_status: store::ModelApprovalStatus::PendingManualApproval,
     };
     assert_eq!(store.register_model(register("g")).await.unwrap().version, 1);
     assert_eq!(store.register_model(register("g")).await.unwrap().version, 2);

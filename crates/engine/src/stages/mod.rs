@@ -1,7 +1,9 @@
 //! One module per stage kind. Each takes the run's context and the stage's log, and returns its typed output.
 
 mod ab_test;
+mod approval;
 mod build;
+mod champion;
 mod checkout;
 mod deploy;
 mod gate;
@@ -22,6 +24,8 @@ use crate::run::RunContext;
 pub(crate) enum StageFailure {
     /// The run was cancelled while the stage ran.
     Cancelled,
+    /// An approval stage asked for a decision; the run waits for it.
+    Waiting,
     /// The stage failed; `output` keeps what it had found (a training job's name, a smoke test's accuracy).
     Failed { reason: String, output: serde_json::Value },
 }
@@ -78,6 +82,13 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
             gate::run(context, require, deny_packages, log).await.map(StageOutput::Gate)
         }
         StageKind::Shell { command } => shell::run(context, command, log).await.map(StageOutput::Shell),
+        StageKind::Champion { endpoint, candidate, data, metric, margin } => {
+            champion::run(context, endpoint, candidate, data, *metric, *margin, log).await.map(StageOutput::Champion)
+        }
+        StageKind::Approval { reject_after } => {
+            approval::ask(context, stage, *reject_after, log).await?;
+            Err(StageFailure::Waiting)
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub enum StageOutput {
     SmokeTest(SmokeTestOutput),
     Gate(GateOutput),
     AbTest(AbTestOutput),
+    Champion(ChampionOutput),
+    Approval(ApprovalOutput),
     Shell(ShellOutput),
 }
 
@@ -125,6 +127,30 @@ pub struct VariantScore {
     pub accuracy: f64,
 }
 
+/// A champion gate's two scores on the same rows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChampionOutput {
+    /// `accuracy` or `rmse`.
+    pub metric: String,
+    pub candidate: f64,
+    /// `None` when nothing was served to compare with.
+    pub champion: Option<f64>,
+    /// What the champion endpoint served (its variants' models).
+    pub champion_model: Option<String>,
+    pub margin: f64,
+    pub verdict: String,
+}
+
+/// An approval's decision, recorded when someone approved.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ApprovalOutput {
+    pub decision: store::ApprovalStatus,
+    pub by: String,
+    pub reason: String,
+    pub model_group: Option<String>,
+    pub model_version: Option<i64>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShellOutput {
     pub exit_code: i32,
@@ -143,6 +169,8 @@ impl StageOutput {
             "smoke-test" => StageOutput::SmokeTest(serde_json::from_value(value)?),
             "gate" => StageOutput::Gate(serde_json::from_value(value)?),
             "ab-test" => StageOutput::AbTest(serde_json::from_value(value)?),
+            "champion" => StageOutput::Champion(serde_json::from_value(value)?),
+            "approval" => StageOutput::Approval(serde_json::from_value(value)?),
             "shell" => StageOutput::Shell(serde_json::from_value(value)?),
             other => return Err(serde_json::Error::custom(format!("no stage kind {other}"))),
         })

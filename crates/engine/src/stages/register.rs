@@ -59,7 +59,7 @@ async fn register(
             artifact_uri: &trained.model_uri,
             artifact_sha256: &trained.model_sha256,
             lineage: &lineage,
-            approval_status: "PendingManualApproval",
+            approval_status: store::ModelApprovalStatus::PendingManualApproval,
         })
         .await
         .map_err(StageFailure::store)?;

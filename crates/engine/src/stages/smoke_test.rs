@@ -1,4 +1,5 @@
-//! The smoke-test stage: the test rows, label column dropped, sent to an endpoint as `text/csv`; status, row count and optionally accuracy checked.
+//! The smoke-test stage: the test rows, label column dropped, sent to an endpoint as `text/csv`;
+//! status, row count and optionally accuracy checked. `ask` is shared with the champion gate.
 
 use super::outputs::SmokeTestOutput;
 use super::{Log, StageFailure, line};
@@ -11,6 +12,56 @@ pub(crate) async fn run(
     min_accuracy: Option<f64>,
     log: &mut Log,
 ) -> Result<SmokeTestOutput, StageFailure> {
+    let answers = ask(context, endpoint, data, log).await?;
+    let accuracy = answers.accuracy();
+    let rows = answers.labels.len();
+    line(log, &format!("{rows} rows answered; accuracy {accuracy:.4}")).await;
+    let output = SmokeTestOutput { rows, accuracy, status: 200 };
+    if let Some(min) = min_accuracy
+        && accuracy < min
+    {
+        return Err(StageFailure::Failed {
+            reason: format!("accuracy {accuracy:.4} on {} is below the required {min}", data),
+            output: serde_json::to_value(&output).unwrap_or_default(),
+        });
+    }
+    Ok(output)
+}
+
+/// An endpoint's answers to labelled rows, one per row.
+pub(crate) struct Answers {
+    pub labels: Vec<String>,
+    pub predictions: Vec<String>,
+}
+
+impl Answers {
+    /// The share of answers equal to their label.
+    pub fn accuracy(&self) -> f64 {
+        let correct = self.labels.iter().zip(&self.predictions).filter(|(l, p)| l.trim() == p.trim()).count();
+        correct as f64 / self.labels.len().max(1) as f64
+    }
+
+    /// The root mean squared error of numeric answers; an answer or label that is not a number is an error.
+    pub fn rmse(&self) -> Result<f64, String> {
+        let mut sum = 0.0;
+        for (label, predicted) in self.labels.iter().zip(&self.predictions) {
+            let number = |text: &str| {
+                text.trim().parse::<f64>().map_err(|_| format!("`{}` is not a number", names::excerpt(text.trim(), 40)))
+            };
+            let error = number(predicted)? - number(label)?;
+            sum += error * error;
+        }
+        Ok((sum / self.labels.len().max(1) as f64).sqrt())
+    }
+}
+
+/// Sends `data`'s rows (label column dropped) to `endpoint` as `text/csv`, one request.
+pub(crate) async fn ask(
+    context: &RunContext,
+    endpoint: &str,
+    data: &str,
+    log: &mut Log,
+) -> Result<Answers, StageFailure> {
     let path = context.source_dir.join(data);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| StageFailure::failed(format!("reading test data {}: {e}", path.display())))?;
@@ -38,7 +89,7 @@ pub(crate) async fn run(
             output: serde_json::json!({ "status": status.as_u16() }),
         });
     }
-    let predictions: Vec<&str> = body.lines().collect();
+    let predictions: Vec<String> = body.lines().map(str::to_owned).collect();
     if predictions.len() != rows.len() {
         return Err(StageFailure::failed(format!(
             "endpoint {endpoint} answered {} predictions for {} rows",
@@ -46,19 +97,7 @@ pub(crate) async fn run(
             rows.len()
         )));
     }
-    let correct = labels.iter().zip(&predictions).filter(|(label, predicted)| label.trim() == predicted.trim()).count();
-    let accuracy = correct as f64 / rows.len() as f64;
-    line(log, &format!("{} rows answered; accuracy {accuracy:.4} ({correct}/{})", rows.len(), rows.len())).await;
-    let output = SmokeTestOutput { rows: rows.len(), accuracy, status: status.as_u16() };
-    if let Some(min) = min_accuracy
-        && accuracy < min
-    {
-        return Err(StageFailure::Failed {
-            reason: format!("accuracy {accuracy:.4} on {} is below the required {min}", data),
-            output: serde_json::to_value(&output).unwrap_or_default(),
-        });
-    }
-    Ok(output)
+    Ok(Answers { labels: labels.into_iter().map(str::to_owned).collect(), predictions })
 }
 
 /// Splits `label,f1,f2,...` lines into labels and feature rows, skipping blank lines.

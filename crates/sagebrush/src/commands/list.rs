@@ -41,11 +41,12 @@ pub async fn runs(home: &Home, args: RunsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
-    let server::service::RunDetail { run, stages } = Via::open(home).await?.run(&args.project, args.number).await?;
+    let detail = Via::open(home).await?.run(&args.project, args.number).await?;
     if args.json {
-        print_json(&serde_json::json!({ "run": run, "stages": stages }))?;
+        print_json(&detail)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let server::service::RunDetail { run, stages, approvals } = detail;
     println!("{} #{}  {}", run.project, run.number, run.status);
     if let Some(reason) = &run.reason {
         println!("reason:     {}", printable(reason));
@@ -70,6 +71,20 @@ pub async fn show(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
             took,
             printable(stage.reason.as_deref().unwrap_or_default())
         );
+    }
+    for approval in approvals {
+        let model = match (&approval.model_group, approval.model_version) {
+            (Some(group), Some(version)) => format!("{} v{version}", printable(group)),
+            _ => "the run".to_owned(),
+        };
+        println!("\napproval `{}` of {model}: {:?}", approval.stage, approval.status);
+        println!("  evidence: {}", printable(&approval.evidence.0.to_string()));
+        if let (Some(by), Some(at)) = (&approval.decided_by, approval.decided_at) {
+            let why = printable(approval.reason.as_deref().unwrap_or_default()).into_owned();
+            println!("  decided by {} at {}: {why}", printable(by), format_time(at));
+        } else if let Some(at) = approval.expires_at {
+            println!("  rejected unless decided by {}", format_time(at));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -142,7 +157,7 @@ pub async fn models(home: &Home, args: ModelsArgs) -> anyhow::Result<ExitCode> {
             printable(&v.model_group),
             v.version,
             printable(&v.algorithm),
-            printable(&v.approval_status),
+            v.approval_status,
             printable(&commit),
             lineage["metrics"]
         );

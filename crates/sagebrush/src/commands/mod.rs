@@ -25,6 +25,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&home, args).await,
         Command::Retry(args) => run::retry(&home, args).await,
         Command::Cancel(args) => run::cancel(&home, args).await,
+        Command::Approve(args) => run::decide(&home, args, true).await,
+        Command::Reject(args) => run::decide(&home, args, false).await,
         Command::Runs(args) => list::runs(&home, args).await,
         Command::Show(args) => list::show(&home, args).await,
         Command::Endpoints(args) => list::endpoints(&home, args).await,

@@ -9,7 +9,7 @@ use names::Name;
 use server::Server;
 use server::service::Submitted as SubmittedView;
 
-use crate::cli::{RetryArgs, RunArgs, RunRef, ServerArgs, UpArgs};
+use crate::cli::{DecideArgs, RetryArgs, RunArgs, RunRef, ServerArgs, UpArgs};
 use crate::client::Client;
 use crate::commands;
 use crate::exit;
@@ -132,6 +132,36 @@ pub async fn retry(home: &Home, args: RetryArgs) -> anyhow::Result<ExitCode> {
     code
 }
 
+/// `sagebrush approve` and `reject`. Approved with no server running, the run goes on here.
+pub async fn decide(home: &Home, args: DecideArgs, approve: bool) -> anyhow::Result<ExitCode> {
+    let via = Via::open(home).await?;
+    let decision = server::service::Decision { reason: args.reason.clone() };
+    let detail = via.decide(&args.project, args.number, approve, &decision).await?;
+    let run = &detail.run;
+    if approve && !via.is_server() {
+        drop(via);
+        let server = Server::bind(home, &server::Config::private(), false).await?.with_queue(Some(1));
+        let engine = server.engine.clone();
+        let serving = tokio::spawn(server.serve(std::future::pending()));
+        if !args.json {
+            eprintln!("approved {} #{}; it goes on here", run.project, run.number);
+        }
+        let followed = progress::follow(&Source::Local { engine: &engine, run_id: run.id }, args.json).await;
+        serving.abort();
+        engine.shutdown().await;
+        let (run, stages) = followed?;
+        return report(&run, &stages, args.json);
+    }
+    if args.json {
+        commands::print_json(&detail)?;
+    } else if approve {
+        eprintln!("approved {} #{}; it goes on on the server", run.project, run.number);
+    } else {
+        eprintln!("rejected {} #{}: {}", run.project, run.number, run.reason.as_deref().unwrap_or("rejected"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `sagebrush cancel`: the server stops the run if it runs it; otherwise the run is flagged for whichever process does.
 pub async fn cancel(home: &Home, args: RunRef) -> anyhow::Result<ExitCode> {
     let detail = Via::open(home).await?.cancel(&args.project, args.number).await?;
@@ -182,6 +212,11 @@ fn announce(submitted: &Submitted) {
 fn print_outcome(run: &store::RunRecord) {
     match run.status.as_str() {
         "succeeded" => eprintln!("{} #{} succeeded", run.project, run.number),
+        "waiting" => eprintln!(
+            "{} #{} waits for an approval: `sagebrush show {} {}` has the evidence; \
+             `sagebrush approve {} {} --reason ...` lets it go on (or `reject`)",
+            run.project, run.number, run.project, run.number, run.project, run.number
+        ),
         status => eprintln!(
             "{} #{} {status}: {}\n  see `sagebrush logs {} {}`",
             run.project,

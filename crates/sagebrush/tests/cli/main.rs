@@ -1,7 +1,9 @@
 //! Integration tests: each drives the real `sagebrush` binary the way a user does, with its own home directory.
 
 mod api;
+mod approvals;
 mod auth;
+mod champion;
 mod containers;
 mod harness;
 
