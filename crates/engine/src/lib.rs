@@ -13,6 +13,7 @@ mod deploy;
 mod error;
 mod home;
 mod live;
+mod notify;
 mod owner;
 mod projects;
 mod queue;

@@ -180,11 +180,15 @@ impl Engine {
 
 /// A project's triggers as its pipeline file declares them now.
 async fn triggers_of(project: &ProjectRecord) -> Result<Triggers, Error> {
-    let pipeline = match &project.branch {
-        Some(branch) => pipeline_at(Path::new(&project.path), &format!("refs/heads/{branch}")).await?,
-        None => pipeline::load(&locate(Path::new(&project.path))?.1)?,
-    };
-    Ok(pipeline.triggers)
+    Ok(pipeline_of(project).await?.triggers)
+}
+
+/// A project's pipeline file as it is now: a folder's, or a git project's branch head's.
+pub(crate) async fn pipeline_of(project: &ProjectRecord) -> Result<pipeline::Pipeline, Error> {
+    match &project.branch {
+        Some(branch) => pipeline_at(Path::new(&project.path), &format!("refs/heads/{branch}")).await,
+        None => Ok(pipeline::load(&locate(Path::new(&project.path))?.1)?),
+    }
 }
 
 /// Where a data trigger looks: in a folder project's folder, or an absolute path.

@@ -280,7 +280,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
     let cx = Cx { file, text: &text, values: &empty, paths_anywhere: false };
     let root = parse_toml(&cx)?;
     let root = root.get_ref();
-    cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "triggers", "stage"])?;
+    cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "triggers", "notify", "stage"])?;
 
     let Header { name, description, allow_absolute_paths } = header(&cx, root)?;
     let cx = Cx { paths_anywhere: allow_absolute_paths, ..cx };
@@ -296,6 +296,10 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
         Some(item) => triggers::triggers(&cx, cx.table("triggers", item)?)?,
         None => Triggers::default(),
     };
+    let notify = match get(root, "notify") {
+        Some(item) => triggers::notify(&cx, item)?,
+        None => Vec::new(),
+    };
     // Validate every stage now, with defaults (or stand-ins) for the values `-p` may change later.
     let values: BTreeMap<String, Value> =
         parameters.iter().map(|p| (p.name.clone(), p.default.clone().unwrap_or_else(|| p.ty.placeholder()))).collect();
@@ -306,6 +310,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
         parameters,
         algorithm,
         triggers,
+        notify,
         allow_absolute_paths,
         source: String::new(),
     };

@@ -21,6 +21,8 @@ pub struct Pipeline {
     pub algorithm: Option<Algorithm>,
     /// What starts its runs besides a person.
     pub triggers: crate::Triggers,
+    /// Who is told of its events.
+    pub notify: Vec<crate::Notify>,
     /// Whether data paths may be absolute or climb out of the project (`[pipeline] allow_absolute_paths`).
     pub allow_absolute_paths: bool,
     /// The file's text: stages are built from it again once parameter values are known.

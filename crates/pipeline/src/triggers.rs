@@ -17,6 +17,31 @@ pub struct Triggers {
     pub data: Option<DataTrigger>,
 }
 
+/// An outgoing webhook told of a project's events (`[[notify]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notify {
+    /// Where the events are POSTed (http or https).
+    pub url: String,
+    /// Which kinds of event (`run_finished`, ...); empty: all of them.
+    pub events: Vec<String>,
+    pub format: NotifyFormat,
+    /// Signs each body: `X-Sagebrush-Signature-256: sha256=<hex HMAC-SHA256>`.
+    pub secret: Option<SecretSource>,
+}
+
+/// How a notification's body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The event as the API lists it.
+    Json,
+    /// `{"text": "..."}`, as Slack's (and Mattermost's, Teams') incoming webhooks take it.
+    Slack,
+}
+
+/// The events a project's notifications can be told of.
+pub const NOTIFY_EVENTS: [&str; 7] =
+    ["run_queued", "run_started", "run_waiting", "run_finished", "stage_started", "stage_finished", "model_registered"];
+
 /// How often a git project's branch is fetched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollTrigger {

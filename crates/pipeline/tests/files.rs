@@ -163,6 +163,13 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         (with("[triggers.poll]\ninterval = \"fast\"\n"), "sagebrush.toml:8:12:", "not a duration"),
         (with("[triggers.data]\npath = \"../elsewhere\"\n"), "sagebrush.toml:8:8:", "outside the project"),
         (with("[triggers.nightly]\n"), "sagebrush.toml:7:", "unknown key `nightly`"),
+        (with("[[notify]]\nurl = \"ftp://x\"\n"), "sagebrush.toml:8:7:", "is not an http(s) URL"),
+        (
+            with("[[notify]]\nurl = \"https://x\"\nevents = [\"run_done\"]\n"),
+            "sagebrush.toml:9:11:",
+            "no event \"run_done\"",
+        ),
+        (with("[[notify]]\nurl = \"https://x\"\nformat = \"xml\"\n"), "sagebrush.toml:9:10:", "no format \"xml\""),
     ];
     for (text, location, message) in cases {
         let error = error_of(&text);

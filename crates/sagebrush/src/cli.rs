@@ -62,6 +62,9 @@ pub enum Command {
     /// Set the traffic weights of an endpoint's variants, e.g. `sagebrush weights prod AllTraffic=0.9 B=0.1`;
     /// variants not named keep theirs, and no instance restarts.
     Weights(WeightsArgs),
+    /// What an endpoint served and when: model versions with their run, commit and approval
+    /// (`--at` answers "what served here at time T").
+    History(HistoryArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.
@@ -290,6 +293,18 @@ pub struct DeployArgs {
     #[arg(long)]
     pub instance_type: Option<String>,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The endpoint's name.
+    pub endpoint: Name,
+    /// Only what it served at this time: 2026-12-01T17:00:00Z, "2026-12-01 17:00:00" (UTC) or epoch ms.
+    #[arg(long, value_parser = crate::commands::parse_time)]
+    pub at: Option<i64>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -6,7 +6,7 @@ use engine::Home;
 use names::Name;
 use server::service::{
     AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail,
-    RunFilter, RunsPage, WeightsRequest,
+    RunFilter, RunsPage, Served, WeightsRequest,
 };
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
@@ -172,6 +172,16 @@ impl Via {
             Via::Local(service) => {
                 change(service, "POST", &path, StatusCode::OK, service.deploy(endpoint, request).await).await
             }
+        }
+    }
+
+    pub async fn history(&self, endpoint: &Name, at: Option<i64>) -> anyhow::Result<Vec<Served>> {
+        match self {
+            Via::Server(client) => {
+                let at = at.map(|at| format!("?at={at}")).unwrap_or_default();
+                client.get(&format!("/endpoints/{endpoint}/history{at}")).await
+            }
+            Via::Local(service) => Ok(service.history(endpoint, at).await?),
         }
     }
 

@@ -48,11 +48,13 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
         .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
         .route("/api/v1/endpoints/{endpoint}/weights", axum::routing::put(set_weights))
+        .route("/api/v1/endpoints/{endpoint}/history", get(endpoint_history))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{token}", axum::routing::delete(revoke_token))
         .route("/api/v1/audit", get(list_audit))
         .route("/api/v1/events", get(list_events))
         .route("/hooks/{provider}/{project}", post(push_hook))
+        .route("/api/v1/notifications/failures", get(notify_failures))
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -98,11 +100,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         delete_endpoint,
         deploy_endpoint,
         set_weights,
+        endpoint_history,
         create_token,
         list_tokens,
         revoke_token,
         list_audit,
         list_events,
+        notify_failures,
         push_hook
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -584,6 +588,32 @@ async fn deploy_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiP
     let endpoint = service::name("endpoint", &endpoint)?;
     let request: DeployRequest = json_body(&body)?;
     Ok(Json(service.deploy(&endpoint, &request).await?).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// Only what it served at this time (ms since the epoch).
+    at: Option<i64>,
+}
+
+/// What an endpoint served, and when: model versions with the run, commit and approval of each.
+#[utoipa::path(get, path = "/api/v1/endpoints/{endpoint}/history", params(EndpointPath, HistoryQuery),
+    responses((status = 200, body = Vec<service::Served>), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn endpoint_history(
+    State(service): State<Service>,
+    ApiPath(endpoint): ApiPath<String>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> ApiResult {
+    let endpoint = service::name("endpoint", &endpoint)?;
+    Ok(Json(service.history(&endpoint, query.at).await?).into_response())
+}
+
+/// The newest `[[notify]]` deliveries given up on after their retries (at most 100), newest first.
+#[utoipa::path(get, path = "/api/v1/notifications/failures", responses((status = 200, body = Vec<store::NotifyFailure>)))]
+async fn notify_failures(State(service): State<Service>) -> ApiResult {
+    Ok(Json(service.notify_failures().await?).into_response())
 }
 
 /// A push webhook from GitHub, GitLab or Gitea, in the provider's own format and signature:

@@ -145,9 +145,10 @@ impl Server {
         self
     }
 
-    /// Fires the projects' poll, cron and data triggers while serving.
+    /// Fires the projects' poll, cron and data triggers and delivers their notifications while serving.
     pub fn with_triggers(self) -> Server {
         self.engine.run_triggers();
+        self.engine.run_notifications();
         self
     }
 

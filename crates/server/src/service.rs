@@ -546,6 +546,11 @@ impl Service {
 }
 
 impl Service {
+    /// The newest notifications given up on after their retries.
+    pub async fn notify_failures(&self) -> Result<Vec<store::NotifyFailure>> {
+        Ok(self.engine.store().notify_failures(100).await?)
+    }
+
     /// Sets the weights of some of an endpoint's variants; its other variants keep theirs.
     pub async fn set_weights(&self, endpoint: &Name, request: &WeightsRequest) -> Result<EndpointView> {
         let bad = |message: String| ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
@@ -668,6 +673,91 @@ impl Service {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// One stretch of time an endpoint served the same variants.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Served {
+    /// From when (ms), until when (ms; absent for what it serves now).
+    pub from: i64,
+    pub until: Option<i64>,
+    /// Empty for a stretch when it was deleted, or served no registered model (multi-model, pipeline).
+    pub variants: Vec<ServedVariant>,
+    pub deleted: bool,
+}
+
+/// A variant of an endpoint at a time: its model version, the run and commit it came from, and who approved it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServedVariant {
+    pub variant: String,
+    pub model_group: String,
+    pub model_version: i64,
+    pub weight: f64,
+    /// The run that registered the version.
+    pub project: Option<String>,
+    pub run: Option<i64>,
+    pub commit: Option<String>,
+    /// Who approved the version, and why (when an approval stage let it through).
+    pub approved_by: Option<String>,
+    pub approval_reason: Option<String>,
+}
+
+impl Service {
+    /// What an endpoint served, oldest first; with `at`, only what it served then (nothing when
+    /// it did not exist).
+    pub async fn history(&self, endpoint: &Name, at: Option<i64>) -> Result<Vec<Served>> {
+        let store = self.engine.store();
+        let events = store.endpoint_events(endpoint).await?;
+        if events.is_empty() {
+            return Err(no_endpoint(endpoint).hint("an endpoint's history starts with its first deploy"));
+        }
+        let mut stretches: Vec<Served> = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            let until = events.get(index + 1).map(|next| next.at);
+            let deleted = event.kind == store::EventKind::EndpointDeleted;
+            let mut variants = Vec::new();
+            for v in event.data.0["variants"].as_array().into_iter().flatten() {
+                let (Some(group), Some(version)) = (v["model_group"].as_str(), v["model_version"].as_i64()) else {
+                    continue;
+                };
+                variants.push(self.served_variant(v, group, version).await?);
+            }
+            stretches.push(Served { from: event.at, until, variants, deleted });
+        }
+        Ok(match at {
+            None => stretches,
+            Some(at) => stretches
+                .into_iter()
+                .filter(|s| s.from <= at && s.until.is_none_or(|until| at < until) && !s.deleted)
+                .collect(),
+        })
+    }
+
+    async fn served_variant(&self, recorded: &serde_json::Value, group: &str, version: i64) -> Result<ServedVariant> {
+        let store = self.engine.store();
+        let registered = match store.model_version(group, version).await {
+            Ok(registered) => Some(registered),
+            Err(store::Error::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let run = match &registered {
+            Some(model) => store.run_by_id(model.run_id).await.ok(),
+            None => None,
+        };
+        let commit = registered.as_ref().and_then(|m| m.lineage.0["commit"].as_str().map(str::to_owned));
+        let approval = store.approval_of(group, version).await?;
+        Ok(ServedVariant {
+            variant: recorded["variant"].as_str().unwrap_or("AllTraffic").to_owned(),
+            model_group: group.to_owned(),
+            model_version: version,
+            weight: recorded["weight"].as_f64().unwrap_or(1.0),
+            project: run.as_ref().map(|r| r.project.clone()),
+            run: run.as_ref().map(|r| r.number),
+            commit: commit.or_else(|| run.and_then(|r| r.commit_sha)),
+            approved_by: approval.as_ref().and_then(|a| a.decided_by.clone()),
+            approval_reason: approval.and_then(|a| a.reason),
+        })
     }
 }
 

@@ -69,6 +69,8 @@ async fn every_route_answers_its_mistakes_with_a_status_and_a_code() {
         (Method::GET, "/api/v1/runs/iris/latest/logs?stage=a/b", "", StatusCode::BAD_REQUEST, "invalid_name"),
         (Method::GET, "/api/v1/models?group=a_b", "", StatusCode::BAD_REQUEST, "invalid_name"),
         (Method::GET, "/api/v1/endpoints/nope", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/endpoints/nope/history", "", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/api/v1/endpoints/nope/history?at=noon", "", StatusCode::BAD_REQUEST, "invalid_request"),
         (Method::GET, "/api/v1/endpoints/..", "", StatusCode::BAD_REQUEST, "invalid_name"),
         (Method::DELETE, "/api/v1/endpoints/nope", "", StatusCode::NOT_FOUND, "not_found"),
         (Method::POST, "/api/v1/endpoints/e/deploy", r#"{"model_group": "iris"}"#, StatusCode::NOT_FOUND, "not_found"),

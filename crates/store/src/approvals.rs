@@ -195,6 +195,18 @@ impl Store {
         .await?)
     }
 
+    /// The approval that let a model version through, if one did.
+    pub async fn approval_of(&self, group: &str, version: i64) -> Result<Option<ApprovalRecord>, Error> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM approvals WHERE model_group = $1 AND model_version = $2 AND status = 'approved'
+             ORDER BY decided_at DESC LIMIT 1"
+        )))
+        .bind(group)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// A run's approvals, by stage.
     pub async fn approvals(&self, run_id: i64) -> Result<Vec<ApprovalRecord>, Error> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -1,7 +1,25 @@
 //! What triggers have seen: webhook deliveries (a redelivered one must start nothing), and the
 //! last commit, time or digest each of a project's own triggers saw.
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Error, Store, now_ms};
+
+/// A notification given up on after its retries.
+#[derive(Clone, Debug, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotifyFailure {
+    pub id: i64,
+    pub project: String,
+    /// Where it was to go.
+    pub url: String,
+    /// The event it carried, and its kind.
+    pub event_id: i64,
+    pub kind: String,
+    pub attempts: i64,
+    /// The last answer or error.
+    pub error: String,
+    pub at: i64,
+}
 
 impl Store {
     /// Records a delivery; false when it was seen before.
@@ -50,5 +68,39 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    pub async fn record_notify_failure(
+        &self,
+        project: &str,
+        url: &str,
+        event_id: i64,
+        kind: &str,
+        attempts: i64,
+        error: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO notify_failures (project, url, event_id, kind, attempts, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(project)
+        .bind(url)
+        .bind(event_id)
+        .bind(kind)
+        .bind(attempts)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest notifications given up on, newest first.
+    pub async fn notify_failures(&self, limit: i64) -> Result<Vec<NotifyFailure>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT id, project, url, event_id, kind, attempts, error, at FROM notify_failures ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

@@ -94,6 +94,18 @@ impl Store {
         .await?)
     }
 
+    /// An endpoint's changes (what it serves, its deletion), oldest first.
+    pub async fn endpoint_events(&self, endpoint: &str) -> Result<Vec<EventRecord>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, kind, project, data FROM events
+             WHERE kind IN ('endpoint_updated', 'endpoint_deleted') AND json_extract(data, '$.endpoint') = $1
+             ORDER BY id",
+        )
+        .bind(endpoint)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The newest event's id (0 with none): where a follower that wants only what comes next starts.
     pub async fn last_event(&self) -> Result<i64, Error> {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?)

@@ -21,6 +21,7 @@ mod status;
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
 pub use auth::{AuditRecord, Role, TokenRecord};
+pub use deliveries::NotifyFailure;
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
 pub use events::{EventKind, EventRecord};
 pub use jobs::TrainingJobRecord;
@@ -188,6 +189,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0015_queue_heads.sql"),
     include_str!("../migrations/0016_triggers.sql"),
     include_str!("../migrations/0017_approvals.sql"),
+    include_str!("../migrations/0018_notifications.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

@@ -3,7 +3,9 @@
 use toml::de::{DeTable, DeValue};
 
 use super::{Cx, Item, get, type_name};
-use crate::triggers::{CronTrigger, DataTrigger, PollTrigger, PushTrigger, Triggers};
+use crate::triggers::{
+    CronTrigger, DataTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger, PushTrigger, Triggers,
+};
 use crate::{Error, SecretSource};
 
 pub(super) fn triggers(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Triggers, Error> {
@@ -125,4 +127,59 @@ fn glob(cx: &Cx<'_>, key: &str, item: &Item<'_>) -> Result<String, Error> {
         },
         other => Err(cx.error(&item.span(), format!("`{key}` holds strings, not {}", type_name(other)), None)),
     }
+}
+
+/// `[[notify]]`: the webhooks told of the project's events.
+pub(super) fn notify(cx: &Cx<'_>, item: &Item<'_>) -> Result<Vec<Notify>, Error> {
+    let example = Some("write [[notify]] tables, e.g. [[notify]]\nurl = \"https://hooks.example.com/ml\"".to_owned());
+    let DeValue::Array(tables) = item.get_ref() else {
+        return Err(cx.error(&item.span(), "notifications are written as [[notify]] tables", example));
+    };
+    let mut all = Vec::new();
+    for entry in tables {
+        let table = cx.table("notify", entry)?;
+        cx.allow(table, "[[notify]]", &["url", "events", "format", "secret"])?;
+        let Some(url_item) = get(table, "url") else {
+            return Err(cx.error(&entry.span(), "[[notify]] needs the `url` it POSTs to", example));
+        };
+        let url = literal(cx, "url", url_item)?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
+            return Err(cx.error(&url_item.span(), format!("`url` = \"{url}\" is not an http(s) URL"), None));
+        }
+        let mut events = Vec::new();
+        if let Some(list) = get(table, "events") {
+            for event in cx.array("events", list)? {
+                let name = literal(cx, "events", event)?;
+                if !NOTIFY_EVENTS.contains(&name.as_str()) {
+                    let hint = format!("the events are {}", NOTIFY_EVENTS.join(", "));
+                    return Err(cx.error(&event.span(), format!("no event \"{name}\""), Some(hint)));
+                }
+                events.push(name);
+            }
+        }
+        let format = match get(table, "format") {
+            None => NotifyFormat::Json,
+            Some(format) => match literal(cx, "format", format)?.as_str() {
+                "json" => NotifyFormat::Json,
+                "slack" => NotifyFormat::Slack,
+                other => {
+                    let hint =
+                        Some("json (the event, signed when a secret is set) or slack ({\"text\": ...})".to_owned());
+                    return Err(cx.error(&format.span(), format!("no format \"{other}\""), hint));
+                }
+            },
+        };
+        let secret = match get(table, "secret") {
+            None => None,
+            Some(secret) => {
+                let text = literal(cx, "secret", secret)?;
+                Some(
+                    SecretSource::parse(&text)
+                        .map_err(|why| cx.error(&secret.span(), format!("`secret`: {why}"), None))?,
+                )
+            }
+        };
+        all.push(Notify { url, events, format, secret });
+    }
+    Ok(all)
 }

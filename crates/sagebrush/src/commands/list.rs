@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use engine::Home;
 use names::printable;
 
-use crate::cli::{DeleteEndpointArgs, EndpointsArgs, EventsArgs, ModelsArgs, RunRef, RunsArgs};
+use crate::cli::{DeleteEndpointArgs, EndpointsArgs, EventsArgs, HistoryArgs, ModelsArgs, RunRef, RunsArgs};
 use crate::commands::{format_time, print_json};
 use crate::via::Via;
 
@@ -175,6 +175,55 @@ pub async fn events(home: &Home, args: EventsArgs) -> anyhow::Result<ExitCode> {
     for event in page.events {
         let kind = serde_json::to_value(event.kind)?.as_str().unwrap_or_default().to_owned();
         println!("{:>6}  {}  {kind:<16} {}", event.id, format_time(event.at), printable(&event.data.0.to_string()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn history(home: &Home, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let history = Via::open(home).await?.history(&args.endpoint, args.at).await?;
+    if args.json {
+        print_json(&history)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if history.is_empty() {
+        let at = args.at.map(format_time).unwrap_or_default();
+        eprintln!("{} served nothing at {at}", args.endpoint);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<19}  {:<19}  {:<12} {:<16} {:>7} {:>6}  {:<12} {:<8} APPROVED BY",
+        "FROM", "UNTIL", "VARIANT", "MODEL", "VERSION", "WEIGHT", "RUN", "COMMIT"
+    );
+    for stretch in history {
+        let until = stretch.until.map_or_else(|| "now".to_owned(), format_time);
+        if stretch.deleted || stretch.variants.is_empty() {
+            let what = if stretch.deleted { "(deleted)" } else { "(no registered model)" };
+            println!("{:<19}  {:<19}  {what}", format_time(stretch.from), until);
+            continue;
+        }
+        for v in stretch.variants {
+            let run = match (&v.project, v.run) {
+                (Some(project), Some(number)) => format!("{} #{number}", printable(project)),
+                _ => "-".to_owned(),
+            };
+            let commit = v.commit.as_deref().map(|c| c[..c.len().min(8)].to_owned()).unwrap_or_else(|| "-".to_owned());
+            let approved = match (&v.approved_by, &v.approval_reason) {
+                (Some(by), Some(why)) => format!("{}: {}", printable(by), printable(why)),
+                (Some(by), None) => printable(by).into_owned(),
+                _ => "-".to_owned(),
+            };
+            println!(
+                "{:<19}  {:<19}  {:<12} {:<16} {:>7} {:>6}  {:<12} {:<8} {approved}",
+                format_time(stretch.from),
+                until,
+                printable(&v.variant),
+                printable(&v.model_group),
+                v.model_version,
+                v.weight,
+                run,
+                printable(&commit)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DeleteEndpoint(args) => list::delete_endpoint(&home, args).await,
         Command::Deploy(args) => deploy::deploy(&home, args).await,
         Command::Weights(args) => deploy::weights(&home, args).await,
+        Command::History(args) => list::history(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,
@@ -57,20 +58,22 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 
 /// `2026-11-25 10:04:05`-style UTC time from epoch milliseconds.
 fn format_time(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one format.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| format!("{ms} ms"), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// A time as a person writes it: RFC 3339 (`2026-12-01T17:00:00Z`), `2026-12-01 17:00:00` (UTC),
+/// or milliseconds since the epoch; in epoch milliseconds.
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").map(|t| t.and_utc().timestamp_millis()).map_err(
+        |_| format!("`{text}` is not a time; write 2026-12-01T17:00:00Z, \"2026-12-01 17:00:00\" (UTC) or epoch ms"),
+    )
 }
 
 #[cfg(test)]
@@ -79,5 +82,14 @@ mod tests {
     fn formats_utc_times() {
         assert_eq!(super::format_time(0), "1970-01-01 00:00:00");
         assert_eq!(super::format_time(1_795_000_000_000), "2026-11-18 11:06:40");
+    }
+
+    #[test]
+    fn parses_the_times_people_write() {
+        assert_eq!(super::parse_time("2026-11-18T11:06:40Z"), Ok(1_795_000_000_000));
+        assert_eq!(super::parse_time("2026-11-18T12:06:40+01:00"), Ok(1_795_000_000_000));
+        assert_eq!(super::parse_time("2026-11-18 11:06:40"), Ok(1_795_000_000_000));
+        assert_eq!(super::parse_time("1795000000000"), Ok(1_795_000_000_000));
+        assert!(super::parse_time("yesterday").is_err());
     }
 }

@@ -119,3 +119,62 @@ fn with_no_server_an_approved_run_goes_on_in_the_approving_process() {
     assert_eq!(ended["run"]["status"], "succeeded", "{ended:#}");
     assert_eq!(prod_version(&sandbox), 1);
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// `history iris-prod --at <ms> --json`: (version, run, who approved) of each variant served then.
+fn served_at(sandbox: &Sandbox, at: i64) -> Vec<(i64, Option<i64>, Option<String>)> {
+    let served = sandbox.json(&["history", "iris-prod", "--at", &at.to_string(), "--json"]);
+    let stretches = served.as_array().unwrap();
+    assert!(stretches.len() <= 1, "one stretch covers a time: {served:#}");
+    stretches
+        .iter()
+        .flat_map(|s| s["variants"].as_array().unwrap().clone())
+        .map(|v| {
+            (v["model_version"].as_i64().unwrap(), v["run"].as_i64(), v["approved_by"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+#[test]
+fn history_answers_what_served_at_a_time_across_three_promotions_and_a_rollback() {
+    let sandbox = Sandbox::new();
+    let dir = approving_project(&sandbox);
+    let dir = dir.to_str().unwrap();
+    let _served = sandbox.serve(&["server"]);
+    let before = now_ms();
+    let mut after = Vec::new();
+    for number in 1..=3 {
+        let output = sandbox.run(&["run", dir]);
+        assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+        let reason = format!("release {number}");
+        let output = sandbox.run(&["approve", "iris", &number.to_string(), "--reason", &reason]);
+        assert!(output.status.success(), "{}", text(&output));
+        wait_until(Duration::from_secs(60), "the approved run to end", || {
+            let shown = sandbox.json(&["show", "iris", &number.to_string(), "--json"]);
+            (shown["run"]["status"] == "succeeded").then_some(())
+        });
+        after.push(now_ms());
+    }
+    // Back to version 1 by hand, as after a bad release.
+    let output = sandbox.run(&["deploy", "iris-prod", "iris", "--model-version", "1"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let rolled_back = now_ms();
+
+    assert_eq!(served_at(&sandbox, before), [], "nothing served before the first promotion");
+    assert_eq!(served_at(&sandbox, after[0]), [(1, Some(1), Some("local".to_owned()))]);
+    assert_eq!(served_at(&sandbox, after[1]).first().map(|v| v.0), Some(2));
+    assert_eq!(served_at(&sandbox, after[2]), [(3, Some(3), Some("local".to_owned()))]);
+    assert_eq!(served_at(&sandbox, rolled_back).first().map(|v| v.0), Some(1));
+    let all = sandbox.json(&["history", "iris-prod", "--json"]);
+    let versions: Vec<i64> =
+        all.as_array().unwrap().iter().filter_map(|s| s["variants"][0]["model_version"].as_i64()).collect();
+    assert_eq!(versions, [1, 2, 3, 1], "{all:#}");
+    assert_eq!(all[0]["variants"][0]["approval_reason"], "release 1");
+    let table = sandbox.run(&["history", "iris-prod", "--at", "2000-01-01T00:00:00Z"]);
+    assert!(table.status.success() && text(&table).contains("served nothing"), "{}", text(&table));
+    let unknown = sandbox.run(&["history", "no-such-endpoint"]);
+    assert!(text(&unknown).contains("no endpoint no-such-endpoint"), "{}", text(&unknown));
+}

@@ -11,6 +11,7 @@ mod events;
 mod failures;
 mod hooks;
 mod lifecycle;
+mod notify;
 mod pipeline_errors;
 mod process_runtime;
 mod projects;
