@@ -275,6 +275,73 @@ mod tests {
         assert_eq!(push.branch, None);
     }
 
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_signature_holds_for_its_body_and_secret_only(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            secret in "[ -~]{1,40}",
+            flip in 0usize..4096,
+        ) {
+            let hex = sign(&secret, &body);
+            let github = headers(&[("x-hub-signature-256", &format!("sha256={hex}"))]);
+            let gitea = headers(&[("x-gitea-signature", &hex)]);
+            proptest::prop_assert!(verify(Provider::GitHub, &github, &body, &secret).is_ok());
+            proptest::prop_assert!(verify(Provider::Gitea, &gitea, &body, &secret).is_ok());
+            // One bit of the body changed, or another secret: refused.
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                changed[flip % body.len()] ^= 1 << (flip % 8);
+                proptest::prop_assert!(verify(Provider::GitHub, &github, &changed, &secret).is_err());
+                proptest::prop_assert!(verify(Provider::Gitea, &gitea, &changed, &secret).is_err());
+            }
+            let other = format!("{secret}x");
+            proptest::prop_assert!(verify(Provider::GitHub, &github, &body, &other).is_err());
+            let token = headers(&[("x-gitlab-token", &secret)]);
+            proptest::prop_assert!(verify(Provider::GitLab, &token, &body, &other).is_err());
+        }
+
+        #[test]
+        fn any_payload_is_read_or_refused_never_a_panic(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            event in proptest::sample::select(vec!["push", "Push Hook", "ping", "issues"]),
+        ) {
+            for provider in [Provider::GitHub, Provider::GitLab, Provider::Gitea] {
+                let name = match provider {
+                    Provider::GitHub => "x-github-event",
+                    Provider::GitLab => "x-gitlab-event",
+                    Provider::Gitea => "x-gitea-event",
+                };
+                if let Err(refused) = read(provider, &headers(&[(name, event)]), &body) {
+                    proptest::prop_assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+
+        #[test]
+        fn a_push_shaped_payload_names_what_it_pushed(
+            branch in "[a-z][a-z0-9/_-]{0,30}",
+            commit in "[0-9a-f]{40}",
+            files in proptest::collection::vec("[a-z0-9/._-]{1,30}", 0..20),
+        ) {
+            let body = serde_json::json!({
+                "ref": format!("refs/heads/{branch}"), "after": commit,
+                "commits": [{ "added": files, "modified": [], "removed": [] }],
+            })
+            .to_string();
+            let delivery = read(Provider::GitHub, &headers(&[("x-github-event", "push")]), body.as_bytes()).unwrap();
+            let Event::Push(push) = delivery.event else { panic!("not a push") };
+            proptest::prop_assert_eq!(push.branch.as_deref(), Some(branch.as_str()));
+            proptest::prop_assert_eq!(push.commit, commit);
+            proptest::prop_assert_eq!(push.files, files);
+        }
+    }
+
     #[test]
     fn other_events_and_bad_payloads() {
         let ping = read(Provider::GitHub, &headers(&[("x-github-event", "ping")]), b"{}").unwrap();
