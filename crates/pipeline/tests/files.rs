@@ -13,6 +13,17 @@ fn error_of(text: &str) -> String {
     pipeline::parse(Path::new("sagebrush.toml"), text.to_owned()).unwrap_err().to_string()
 }
 
+/// Each `(file, location, message)`: the file's error starts with the location and says the message.
+fn expect_errors(cases: &[(String, &str, &str)]) {
+    for (text, location, message) in cases {
+        let error = error_of(text);
+        assert!(
+            error.starts_with(location) && error.contains(message),
+            "expected {location} … {message}, got:\n{error}"
+        );
+    }
+}
+
 const MINIMAL: &str = r#"[pipeline]
 name = "m"
 [parameters]
@@ -99,13 +110,7 @@ fn mistakes_name_line_and_column() {
         ),
         (MINIMAL.replace("retries = 2", "retries = -1"), "sagebrush.toml:20:11:", "between 0 and 100"),
     ];
-    for (text, location, message) in cases {
-        let error = error_of(&text);
-        assert!(
-            error.starts_with(location) && error.contains(message),
-            "expected {location} … {message}, got:\n{error}"
-        );
-    }
+    expect_errors(&cases);
 }
 
 #[test]
@@ -171,13 +176,7 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         ),
         (with("[[notify]]\nurl = \"https://x\"\nformat = \"xml\"\n"), "sagebrush.toml:9:10:", "no format \"xml\""),
     ];
-    for (text, location, message) in cases {
-        let error = error_of(&text);
-        assert!(
-            error.starts_with(location) && error.contains(message),
-            "expected {location} … {message}, got:\n{error}"
-        );
-    }
+    expect_errors(&cases);
 }
 
 #[test]
