@@ -308,6 +308,14 @@ impl Engine {
         Ok(decided)
     }
 
+    /// Records what the engine did by itself (a run's promotion, a rollback, a TTL's deletion) in the
+    /// audit beside the API's calls; best effort, as a full audit must not fail the run.
+    pub(crate) async fn audit(&self, actor: &str, action: &str, status: u16) {
+        if let Err(e) = self.store().record_audit(actor, action, status).await {
+            tracing::warn!("recording `{action}` in the audit: {e}");
+        }
+    }
+
     /// Rejects the approvals nobody decided in time.
     pub(crate) async fn expire_approvals(&self) -> Result<(), Error> {
         for approval in self.store().expired_approvals(store::now_ms()).await? {

@@ -100,7 +100,10 @@ impl Engine {
         };
         for name in &expired {
             match self.delete_endpoint(name).await {
-                Ok(_) => tracing::warn!("endpoint {name}: its TTL passed; deleted"),
+                Ok(_) => {
+                    tracing::warn!("endpoint {name}: its TTL passed; deleted");
+                    self.audit("ttl", &format!("delete endpoint {name}"), 200).await;
+                }
                 Err(e) => tracing::error!("endpoint {name}: deleting it after its TTL: {e}"),
             }
         }

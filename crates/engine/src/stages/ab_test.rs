@@ -54,6 +54,8 @@ pub(crate) async fn run(
     };
     line(log, &format!("{decision}: {why}")).await;
     context.engine.keep_only_variant(endpoint, kept).await?;
+    let actor = format!("run {} #{}", context.pipeline.name, context.run.number);
+    context.engine.audit(&actor, &format!("keep variant {kept} of {endpoint} (A/B test)"), 200).await;
     let score = |v: AccuracyView, rate| VariantScore { labelled: v.labelled, correct: v.correct, accuracy: rate };
     let output = AbTestOutput {
         endpoint: endpoint.to_string(),

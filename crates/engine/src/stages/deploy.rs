@@ -73,8 +73,11 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
     for event in &events {
         line(log, event).await;
     }
+    let actor = format!("run {} #{}", context.pipeline.name, context.run.number);
     match result {
         Ok(()) => {
+            let action = format!("promote {} v{} to {endpoint}", version.model_group, version.version);
+            context.engine.audit(&actor, &action, 200).await;
             let url = context.engine.invocation_url(endpoint);
             line(log, &format!("endpoint {endpoint} serves {} v{} at {url}", version.model_group, version.version))
                 .await;
@@ -88,6 +91,8 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
             })
         }
         Err(e @ crate::Error::RolledBack(_)) => {
+            let action = format!("roll back {endpoint} from {} v{}: {e}", version.model_group, version.version);
+            context.engine.audit(&actor, &action, 409).await;
             let output = serde_json::json!({
                 "endpoint": endpoint,
                 "model_group": version.model_group,

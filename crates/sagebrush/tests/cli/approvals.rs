@@ -95,9 +95,8 @@ fn a_waiting_run_survives_a_killed_server_goes_to_prod_when_approved_and_stops_w
 
     // Both decisions are in the audit, with who made them.
     let audit = sandbox.json(&["audit", "--json"]);
-    let actions: Vec<&str> = audit["entries"]
+    let actions: Vec<&str> = audit
         .as_array()
-        .or(audit.as_array())
         .unwrap()
         .iter()
         .filter_map(|e| e["action"].as_str())
@@ -105,6 +104,12 @@ fn a_waiting_run_survives_a_killed_server_goes_to_prod_when_approved_and_stops_w
         .collect();
     assert!(actions.contains(&"POST /api/v1/runs/iris/1/approve"), "{audit:#}");
     assert!(actions.contains(&"POST /api/v1/runs/iris/2/reject"), "{audit:#}");
+    let promoted = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["actor"] == "run iris #1" && e["action"] == "promote iris v1 to iris-prod");
+    assert!(promoted, "the run's promotion is in the audit: {audit:#}");
 }
 
 #[test]

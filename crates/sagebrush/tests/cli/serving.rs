@@ -116,6 +116,11 @@ fn a_canary_that_fails_its_alarm_rolls_back_and_a_linear_shift_completes_under_l
     assert!(reason.contains("deploy to shift-prod rolled back: shift v2 answered"), "{reason}");
     assert!(reason.contains("above max_error_rate 0.05"), "{reason}");
     assert_eq!(endpoint(&sandbox, "shift-prod")["model_version"], 1);
+    let audit = sandbox.json(&["audit", "--json"]);
+    let rolled_back = audit.as_array().unwrap().iter().any(|e| {
+        e["actor"] == "run shift #2" && e["action"].as_str().unwrap().starts_with("roll back shift-prod from shift v2")
+    });
+    assert!(rolled_back, "the rollback is in the audit: {audit:#}");
     for _ in 0..50 {
         assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
     }
