@@ -79,24 +79,22 @@ impl Push {
 /// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256>`, Gitea's `X-Gitea-Signature: <hex HMAC-SHA256>`,
 /// GitLab's `X-Gitlab-Token: <secret>`. Every comparison is constant-time.
 pub fn verify(provider: Provider, headers: &HeaderMap, body: &[u8], secret: &str) -> Result<(), ServiceError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let valid = match provider {
-        Provider::GitHub => header("x-hub-signature-256")
-            .and_then(|v| v.strip_prefix("sha256="))
-            .is_some_and(|hex| hmac_matches(secret, body, hex)),
-        Provider::Gitea => header("x-gitea-signature").is_some_and(|hex| hmac_matches(secret, body, hex)),
-        Provider::GitLab => {
-            header("x-gitlab-token").is_some_and(|token| bool::from(token.as_bytes().ct_eq(secret.as_bytes())))
-        }
-    };
-    if valid {
-        return Ok(());
-    }
     let header = match provider {
         Provider::GitHub => "X-Hub-Signature-256",
         Provider::Gitea => "X-Gitea-Signature",
         Provider::GitLab => "X-Gitlab-Token",
     };
+    let value = headers.get(header).and_then(|v| v.to_str().ok()).map(str::trim);
+    let valid = match provider {
+        Provider::GitHub => {
+            value.and_then(|v| v.strip_prefix("sha256=")).is_some_and(|hex| hmac_matches(secret, body, hex))
+        }
+        Provider::Gitea => value.is_some_and(|hex| hmac_matches(secret, body, hex)),
+        Provider::GitLab => value.is_some_and(|token| bool::from(token.as_bytes().ct_eq(secret.as_bytes()))),
+    };
+    if valid {
+        return Ok(());
+    }
     Err(ServiceError::new(StatusCode::UNAUTHORIZED, "bad_signature", format!("{header} is missing or wrong"))
         .hint("the webhook's secret must be the one [triggers.push] `secret` names"))
 }
