@@ -17,9 +17,9 @@ command -v strip >/dev/null || need_apt+=(binutils)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi
-# The process-runtime example is Python + scikit-learn.
-if ! python3 -c 'import sklearn' 2>/dev/null; then
-  python3 -m pip install --quiet scikit-learn
+# The process-runtime example is Python + scikit-learn; the drift test checks PSI against numpy and pandas.
+if ! python3 -c 'import sklearn, pandas' 2>/dev/null; then
+  python3 -m pip install --quiet scikit-learn pandas
 fi
 # The API test fuzzes the OpenAPI document with schemathesis, kept in its own virtualenv.
 venv="$HOME/.cache/sagebrush-test/venv"

@@ -10,6 +10,7 @@
 mod backend;
 mod builtin_image;
 mod deploy;
+mod drift;
 mod error;
 mod home;
 mod live;
@@ -27,6 +28,7 @@ mod triggers;
 
 pub use backend::{Backends, Containers, Training};
 pub use deploy::Hosting;
+pub use drift::{Baseline, DriftReport, FeatureBaseline, FeatureDrift};
 pub use error::Error;
 pub use home::Home;
 pub use live::RunEnd;

@@ -1,5 +1,5 @@
 //! The triggers a server fires on its own: a git project's branch polled at an interval, a cron
-//! schedule, and a watched data folder.
+//! schedule, a watched data folder, and an endpoint's requests drifting from the training data.
 //!
 //! Each project's `[triggers]` is read from its pipeline file at every tick (a git project's from
 //! its branch's newest fetched commit), so a changed file needs no restart. What each trigger last
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use names::Name;
-use pipeline::{CronTrigger, DataTrigger, PollTrigger, Triggers};
+use pipeline::{CronTrigger, DataTrigger, DriftTrigger, PollTrigger, Triggers};
 use sha2::{Digest, Sha256};
 use store::{ProjectRecord, Trigger, TriggerKind};
 
@@ -31,6 +31,8 @@ struct Memory {
     scanned: HashMap<String, Instant>,
     /// A data folder's new digest, and since when it has been that, until it has held for the debounce.
     settling: HashMap<String, (String, Instant)>,
+    /// When each project's drift was last checked.
+    drift_checked: HashMap<String, Instant>,
 }
 
 impl Engine {
@@ -56,7 +58,7 @@ impl Engine {
             let Ok(name) = Name::parse(&project.name) else { continue };
             // A file that does not parse fires nothing; its runs say why when someone starts one.
             let Ok(triggers) = triggers_of(&project).await else { continue };
-            let Triggers { poll, cron, data, .. } = triggers;
+            let Triggers { poll, cron, data, drift, .. } = triggers;
             let fired = async {
                 if let Some(cron) = &cron {
                     self.cron_tick(&name, cron, now).await?;
@@ -66,6 +68,9 @@ impl Engine {
                 }
                 if let Some(data) = &data {
                     self.data_tick(&name, &project, data, memory).await?;
+                }
+                if let Some(drift) = &drift {
+                    self.drift_tick(&name, drift, memory).await?;
                 }
                 Ok::<_, Error>(())
             };
@@ -164,6 +169,46 @@ impl Engine {
         store.set_trigger_state(name, "data", &digest).await?;
         let detail = format!("files changed under {}", data.path);
         self.submit_triggered(name, None, Trigger { kind: TriggerKind::Data, detail: Some(detail), by: None }).await
+    }
+
+    async fn drift_tick(&self, name: &Name, drift: &DriftTrigger, memory: &mut Memory) -> Result<(), Error> {
+        if memory.drift_checked.get(name.as_str()).is_some_and(|at| at.elapsed() < drift.every) {
+            return Ok(());
+        }
+        memory.drift_checked.insert(name.to_string(), Instant::now());
+        let store = self.store();
+        // Only requests after the last drift run count, so one shift starts one run.
+        let since = store.trigger_state(name, "drift").await?.and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(0);
+        let report = match self.drift(&drift.endpoint, drift.window, since, drift.threshold).await {
+            Ok(report) => report,
+            // Not deployed yet: nothing to watch.
+            Err(Error::Store(store::Error::NotFound(_))) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if report.rows < drift.window {
+            let (endpoint, rows, window) = (&drift.endpoint, report.rows, drift.window);
+            tracing::debug!("{name}: {endpoint}: {rows} of {window} requests to compare");
+            return Ok(());
+        }
+        let Some(worst) = report.features.iter().max_by(|a, b| a.psi.total_cmp(&b.psi)) else { return Ok(()) };
+        if !worst.drifted {
+            let endpoint = &drift.endpoint;
+            let (psi, rows) = (worst.psi, report.rows);
+            tracing::info!("{name}: {endpoint} has not drifted: largest PSI {psi:.4} over {rows} requests");
+            return Ok(());
+        }
+        store.set_trigger_state(name, "drift", &store::now_ms().to_string()).await?;
+        let detail = format!(
+            "feature {} of {} drifted: PSI {:.3} > {} over {} requests ({} v{})",
+            worst.feature,
+            drift.endpoint,
+            worst.psi,
+            drift.threshold,
+            report.rows,
+            report.model_group,
+            report.model_version
+        );
+        self.submit_triggered(name, None, Trigger { kind: TriggerKind::Drift, detail: Some(detail), by: None }).await
     }
 
     /// Queues a triggered run: of `commit`, or of the project as it is (a git project's branch head).

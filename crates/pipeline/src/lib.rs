@@ -14,7 +14,10 @@ pub use spec::{
     Algorithm, BuiltinAlgorithm, ChampionMetric, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage,
     StageKind, Threshold, Traffic,
 };
-pub use triggers::{CronTrigger, DataTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger, PushTrigger, Triggers};
+pub use triggers::{
+    CronTrigger, DEFAULT_DRIFT_THRESHOLD, DataTrigger, DriftTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger,
+    PushTrigger, Triggers,
+};
 
 /// Reads and validates the pipeline file at `path`.
 pub fn load(path: &Path) -> Result<Pipeline, Error> {

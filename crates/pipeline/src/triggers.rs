@@ -15,6 +15,8 @@ pub struct Triggers {
     pub cron: Option<CronTrigger>,
     /// New or changed files under a folder (`[triggers.data]`).
     pub data: Option<DataTrigger>,
+    /// An endpoint's requests drifting from its model's training data (`[triggers.drift]`).
+    pub drift: Option<DriftTrigger>,
 }
 
 /// An outgoing webhook told of a project's events (`[[notify]]`).
@@ -86,6 +88,23 @@ pub struct DataTrigger {
     pub path: String,
     /// How long the files must stay the same after a change before the run starts.
     pub debounce: std::time::Duration,
+}
+
+/// The usual reading of the population stability index: under 0.1 no shift, 0.1 to 0.2 a
+/// moderate one, above 0.2 a real one.
+pub const DEFAULT_DRIFT_THRESHOLD: f64 = 0.2;
+
+/// An endpoint whose captured requests start a run when they drift from the training data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftTrigger {
+    /// The endpoint, which must capture its requests (`capture_percent`).
+    pub endpoint: names::Name,
+    /// A feature whose population stability index passes this has drifted.
+    pub threshold: f64,
+    /// How many of the newest captured rows are compared; a check waits until there are this many.
+    pub window: usize,
+    /// How often it is checked.
+    pub every: std::time::Duration,
 }
 
 /// Pushes that start a run: signed with `secret`, to a matching branch, changing a matching path.

@@ -146,7 +146,8 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         "[triggers.push]\nsecret = \"env:HOOK\"\nbranches = [\"main\", \"release/*\"]\npaths = [\"data/**\"]\n\
          [triggers.poll]\ninterval = \"2m\"\n\
          [triggers.cron]\nschedule = \"0 3 * * 1-5\"\ntimezone = \"America/New_York\"\n\
-         [triggers.data]\npath = \"data\"\ndebounce = \"10s\"\n",
+         [triggers.data]\npath = \"data\"\ndebounce = \"10s\"\n\
+         [triggers.drift]\nendpoint = \"iris-prod\"\nwindow = 500\n",
     );
     let triggers = pipeline::parse(Path::new("sagebrush.toml"), full).unwrap().triggers;
     let push = triggers.push.unwrap();
@@ -154,6 +155,9 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
     assert_eq!(triggers.poll.unwrap().interval, Duration::from_secs(120));
     assert_eq!(triggers.cron.unwrap().timezone, chrono_tz::America::New_York);
     assert_eq!(triggers.data.unwrap().debounce, Duration::from_secs(10));
+    let drift = triggers.drift.unwrap();
+    assert_eq!((drift.endpoint.as_str(), drift.window, drift.threshold), ("iris-prod", 500, 0.2));
+    assert_eq!(drift.every, Duration::from_secs(60));
 
     let cases = [
         (with("[triggers.push]\nbranches = [\"main\"]\n"), "sagebrush.toml:7:1:", "needs the `secret`"),
@@ -168,6 +172,10 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         (with("[triggers.poll]\ninterval = \"fast\"\n"), "sagebrush.toml:8:12:", "not a duration"),
         (with("[triggers.data]\npath = \"../elsewhere\"\n"), "sagebrush.toml:8:8:", "outside the project"),
         (with("[triggers.nightly]\n"), "sagebrush.toml:7:", "unknown key `nightly`"),
+        (with("[triggers.drift]\nwindow = 100\n"), "sagebrush.toml:7:1:", "needs the `endpoint`"),
+        (with("[triggers.drift]\nendpoint = \"a b\"\n"), "sagebrush.toml:8:12:", "`endpoint`"),
+        (with("[triggers.drift]\nendpoint = \"e\"\nthreshold = -1\n"), "sagebrush.toml:9:13:", "positive"),
+        (with("[triggers.drift]\nendpoint = \"e\"\nwindow = 3\n"), "sagebrush.toml:9:10:", "at least 10 rows"),
         (with("[[notify]]\nurl = \"ftp://x\"\n"), "sagebrush.toml:8:7:", "is not an http(s) URL"),
         (
             with("[[notify]]\nurl = \"https://x\"\nevents = [\"run_done\"]\n"),

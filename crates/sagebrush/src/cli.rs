@@ -65,6 +65,9 @@ pub enum Command {
     /// What an endpoint served and when: model versions with their run, commit and approval
     /// (`--at` answers "what served here at time T").
     History(HistoryArgs),
+    /// How far an endpoint's captured requests have drifted from its model's training data: the
+    /// population stability index of each feature, and an SVG of both distributions with `--svg`.
+    Drift(DriftArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.
@@ -304,6 +307,24 @@ pub struct HistoryArgs {
     /// Only what it served at this time: 2026-12-01T17:00:00Z, "2026-12-01 17:00:00" (UTC) or epoch ms.
     #[arg(long, value_parser = crate::commands::parse_time)]
     pub at: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The endpoint's name; it must capture its requests (`capture_percent` on its deploy stage).
+    pub endpoint: Name,
+    /// How many of the newest captured rows are compared.
+    #[arg(long, default_value_t = server::service::DRIFT_WINDOW)]
+    pub window: usize,
+    /// A feature whose PSI is above this has drifted (0.1 is a moderate shift, 0.2 a real one).
+    #[arg(long, default_value_t = pipeline::DEFAULT_DRIFT_THRESHOLD)]
+    pub threshold: f64,
+    /// Also write the training and captured distributions of each feature to this SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -185,6 +185,24 @@ impl Via {
         }
     }
 
+    pub async fn drift(
+        &self,
+        endpoint: &Name,
+        window: Option<usize>,
+        threshold: Option<f64>,
+    ) -> anyhow::Result<engine::DriftReport> {
+        match self {
+            Via::Server(client) => {
+                let mut query = Vec::new();
+                query.extend(window.map(|w| format!("window={w}")));
+                query.extend(threshold.map(|t| format!("threshold={t}")));
+                let query = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+                client.get(&format!("/endpoints/{endpoint}/drift{query}")).await
+            }
+            Via::Local(service) => Ok(service.drift(endpoint, window, threshold).await?),
+        }
+    }
+
     pub async fn set_weights(&self, endpoint: &Name, request: &WeightsRequest) -> anyhow::Result<EndpointView> {
         let path = format!("/endpoints/{endpoint}/weights");
         match self {

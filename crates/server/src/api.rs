@@ -49,6 +49,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
         .route("/api/v1/endpoints/{endpoint}/weights", axum::routing::put(set_weights))
         .route("/api/v1/endpoints/{endpoint}/history", get(endpoint_history))
+        .route("/api/v1/endpoints/{endpoint}/drift", get(endpoint_drift))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
         .route("/api/v1/tokens/{token}", axum::routing::delete(revoke_token))
         .route("/api/v1/audit", get(list_audit))
@@ -101,6 +102,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         deploy_endpoint,
         set_weights,
         endpoint_history,
+        endpoint_drift,
         create_token,
         list_tokens,
         revoke_token,
@@ -608,6 +610,29 @@ async fn endpoint_history(
 ) -> ApiResult {
     let endpoint = service::name("endpoint", &endpoint)?;
     Ok(Json(service.history(&endpoint, query.at).await?).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DriftQuery {
+    /// How many of the newest captured rows are compared (default 1000).
+    window: Option<usize>,
+    /// A feature whose PSI is above this has drifted (default 0.2).
+    threshold: Option<f64>,
+}
+
+/// How far an endpoint's newest captured requests have drifted from its model's training data:
+/// each feature's population stability index, with both distributions' bins.
+#[utoipa::path(get, path = "/api/v1/endpoints/{endpoint}/drift", params(EndpointPath, DriftQuery),
+    responses((status = 200, body = engine::DriftReport), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn endpoint_drift(
+    State(service): State<Service>,
+    ApiPath(endpoint): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DriftQuery>,
+) -> ApiResult {
+    let endpoint = service::name("endpoint", &endpoint)?;
+    Ok(Json(service.drift(&endpoint, query.window, query.threshold).await?).into_response())
 }
 
 /// The newest `[[notify]]` deliveries given up on after their retries (at most 100), newest first.

@@ -761,6 +761,38 @@ impl Service {
     }
 }
 
+/// The drift check's defaults, as `[triggers.drift]` has them.
+pub const DRIFT_WINDOW: usize = 1000;
+
+impl Service {
+    /// How far `endpoint`'s newest `window` captured requests have drifted from the training data
+    /// of the model version it serves: each feature's population stability index.
+    pub async fn drift(
+        &self,
+        endpoint: &Name,
+        window: Option<usize>,
+        threshold: Option<f64>,
+    ) -> Result<engine::DriftReport> {
+        let window = window.unwrap_or(DRIFT_WINDOW);
+        if !(1..=10_000_000).contains(&window) {
+            return Err(ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", "window is 1 to 10000000 rows"));
+        }
+        let threshold = threshold.unwrap_or(pipeline::DEFAULT_DRIFT_THRESHOLD);
+        if !(threshold > 0.0 && threshold.is_finite()) {
+            return Err(ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "threshold is a positive number",
+            )
+            .hint("0.1 is a moderate shift, 0.2 (the default) a real one"));
+        }
+        match self.engine.drift(endpoint, window, 0, threshold).await {
+            Err(engine::Error::Store(store::Error::NotFound(_))) => Err(no_endpoint(endpoint)),
+            other => Ok(other?),
+        }
+    }
+}
+
 fn no_endpoint(endpoint: &Name) -> ServiceError {
     ServiceError::new(StatusCode::NOT_FOUND, "not_found", format!("no endpoint {endpoint}"))
         .hint("`sagebrush endpoints` lists them")

@@ -141,6 +141,8 @@ pub enum TriggerKind {
     Cron,
     /// New or changed files under a watched folder.
     Data,
+    /// An endpoint's requests drifting from its model's training data.
+    Drift,
 }
 
 impl TriggerKind {
@@ -152,6 +154,7 @@ impl TriggerKind {
             TriggerKind::Poll => "poll",
             TriggerKind::Cron => "cron",
             TriggerKind::Data => "data",
+            TriggerKind::Drift => "drift",
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct TrainOutput {
     pub status: store::TrainingJobStatus,
     pub model_uri: String,
     pub model_sha256: String,
+    /// The training channel's features, for drift checks; `None` when it is not a CSV of numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<crate::Baseline>>,
 }
 
 /// A registered model version.

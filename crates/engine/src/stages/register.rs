@@ -48,6 +48,7 @@ async fn register(
         "hyperparameters": trained.hyperparameters,
         "metrics": trained.metrics,
         "parameters": context.run.parameters,
+        "baseline": trained.baseline,
     });
     let version = context
         .engine

@@ -186,6 +186,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         .await
         .map_err(StageFailure::store)?;
     line(log, &format!("training job {job_name}: Completed; model {} sha256 {}", stored.uri, stored.sha256)).await;
+    let baseline = drift_baseline(job.channels.get("training").cloned(), log).await;
     Ok(TrainOutput {
         job: job_name,
         algorithm: algorithm.reference(),
@@ -196,7 +197,28 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         status,
         model_uri: stored.uri,
         model_sha256: stored.sha256,
+        baseline,
     })
+}
+
+/// What drift checks compare an endpoint's requests with: the `training` channel's features.
+/// Training data that is not a CSV of numbers has none, which only drift checks miss.
+async fn drift_baseline(channel: Option<PathBuf>, log: &mut Log) -> Option<Box<crate::Baseline>> {
+    let channel = channel?;
+    let taken = tokio::task::spawn_blocking(move || crate::Baseline::of_channel(&channel)).await;
+    match taken {
+        Ok(Ok(baseline)) => {
+            let message =
+                format!("drift baseline: {} features of {} training rows", baseline.features.len(), baseline.rows);
+            line(log, &message).await;
+            Some(Box::new(baseline))
+        }
+        Ok(Err(why)) => {
+            line(log, &format!("no drift baseline: {why}")).await;
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// sha256 of a channel's file, or of each file in its folder, for lineage.

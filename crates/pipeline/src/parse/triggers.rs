@@ -4,12 +4,13 @@ use toml::de::{DeTable, DeValue};
 
 use super::{Cx, Item, get, type_name};
 use crate::triggers::{
-    CronTrigger, DataTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger, PushTrigger, Triggers,
+    CronTrigger, DEFAULT_DRIFT_THRESHOLD, DataTrigger, DriftTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger,
+    PushTrigger, Triggers,
 };
 use crate::{Error, SecretSource};
 
 pub(super) fn triggers(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Triggers, Error> {
-    cx.allow(table, "[triggers]", &["push", "poll", "cron", "data"])?;
+    cx.allow(table, "[triggers]", &["push", "poll", "cron", "data", "drift"])?;
     let push = match get(table, "push") {
         None => None,
         Some(item) => {
@@ -107,7 +108,47 @@ pub(super) fn triggers(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Triggers, Err
             Some(DataTrigger { path: text, debounce })
         }
     };
-    Ok(Triggers { push, poll, cron, data })
+    let drift = match get(table, "drift") {
+        None => None,
+        Some(item) => Some(drift(cx, item)?),
+    };
+    Ok(Triggers { push, poll, cron, data, drift })
+}
+
+fn drift(cx: &Cx<'_>, item: &Item<'_>) -> Result<DriftTrigger, Error> {
+    let drift = cx.table("drift", item)?;
+    cx.allow(drift, "[triggers.drift]", &["endpoint", "threshold", "window", "every"])?;
+    let Some(endpoint) = get(drift, "endpoint") else {
+        let hint = Some("e.g. endpoint = \"iris-prod\", an endpoint deployed with capture_percent".to_owned());
+        return Err(cx.error(&item.span(), "[triggers.drift] needs the `endpoint` whose requests it watches", hint));
+    };
+    let endpoint = cx.name("endpoint", endpoint)?;
+    let threshold = match get(drift, "threshold") {
+        None => DEFAULT_DRIFT_THRESHOLD,
+        Some(threshold) => {
+            let value = cx.float("threshold", threshold)?;
+            if !(value > 0.0 && value.is_finite()) {
+                let hint = Some("0.1 is a moderate shift, 0.2 (the default) a real one".to_owned());
+                return Err(cx.error(&threshold.span(), "`threshold` must be a positive number", hint));
+            }
+            value
+        }
+    };
+    let window = match get(drift, "window") {
+        None => 1000,
+        Some(window) => match usize::try_from(cx.int("window", window)?) {
+            Ok(rows) if rows >= 10 => rows,
+            _ => return Err(cx.error(&window.span(), "`window` is at least 10 rows", None)),
+        },
+    };
+    let every = match get(drift, "every") {
+        None => std::time::Duration::from_secs(60),
+        Some(every) => cx.duration("every", every)?,
+    };
+    if every < std::time::Duration::from_secs(1) {
+        return Err(cx.error(&item.span(), "[triggers.drift] `every` is at least 1s", None));
+    }
+    Ok(DriftTrigger { endpoint, threshold, window, every })
 }
 
 /// A string taken as written: triggers are read before any parameter has a value.

@@ -2,6 +2,7 @@
 
 mod algorithm;
 mod deploy;
+mod drift;
 mod invoke;
 mod list;
 mod logs;
@@ -34,6 +35,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::deploy(&home, args).await,
         Command::Weights(args) => deploy::weights(&home, args).await,
         Command::History(args) => list::history(&home, args).await,
+        Command::Drift(args) => drift::drift(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

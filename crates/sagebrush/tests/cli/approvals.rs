@@ -148,7 +148,7 @@ fn history_answers_what_served_at_a_time_across_three_promotions_and_a_rollback(
     let sandbox = Sandbox::new();
     let dir = approving_project(&sandbox);
     let dir = dir.to_str().unwrap();
-    let _served = sandbox.serve(&["server"]);
+    let served = sandbox.serve_under(&["env", "SAGEBRUSH_LOG=info"], &["server"]);
     let before = now_ms();
     let mut after = Vec::new();
     for number in 1..=3 {
@@ -157,10 +157,16 @@ fn history_answers_what_served_at_a_time_across_three_promotions_and_a_rollback(
         let reason = format!("release {number}");
         let output = sandbox.run(&["approve", "iris", &number.to_string(), "--reason", &reason]);
         assert!(output.status.success(), "{}", text(&output));
-        wait_until(Duration::from_secs(60), "the approved run to end", || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let shown = loop {
             let shown = sandbox.json(&["show", "iris", &number.to_string(), "--json"]);
-            (shown["run"]["status"] == "succeeded").then_some(())
-        });
+            if shown["run"]["finished_at"].is_i64() {
+                break shown;
+            }
+            assert!(std::time::Instant::now() < deadline, "run {number} did not end: {shown:#}\n{}", served.output());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(shown["run"]["status"], "succeeded", "{shown:#}\n{}", served.output());
         after.push(now_ms());
     }
     // Back to version 1 by hand, as after a bad release.

@@ -5,10 +5,10 @@ mod approvals;
 mod auth;
 mod champion;
 mod containers;
-mod harness;
-
+mod drift;
 mod events;
 mod failures;
+mod harness;
 mod hooks;
 mod lifecycle;
 mod notify;
