@@ -83,6 +83,8 @@ pub trait Images: Send + Sync {
     fn inspect<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(u64, Vec<String>), runtime::Error>>;
     /// The packages and files in an image.
     fn sbom<'a>(&'a self, image: &'a str, labels: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>>;
+    /// Removes a local tag (retention); one already gone is not an error.
+    fn remove<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>>;
 }
 
 /// The containers of a home that no live process owns.
@@ -262,6 +264,10 @@ impl Images for DockerImages {
     fn sbom<'a>(&'a self, image: &'a str, labels: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>> {
         Box::pin(Sbom::of_image(image, labels))
     }
+
+    fn remove<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        Box::pin(docker::remove_image(image))
+    }
 }
 
 /// Containers through the Docker Engine; without one there is nothing to remove.
@@ -410,6 +416,10 @@ pub(crate) mod fake {
 
         fn sbom<'a>(&'a self, _: &'a str, _: &'a Labels) -> BoxFuture<'a, Result<Sbom, runtime::Error>> {
             refused("images")
+        }
+
+        fn remove<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), runtime::Error>> {
+            Box::pin(async { Ok(()) })
         }
     }
 

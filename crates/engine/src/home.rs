@@ -44,7 +44,12 @@ impl Home {
 
     /// A stage's log file.
     pub fn stage_log(&self, project: &Name, number: i64, stage: &Name) -> PathBuf {
-        self.root.join("logs").join(project).join(number.to_string()).join(format!("{stage}.log"))
+        self.run_logs(project, number).join(format!("{stage}.log"))
+    }
+
+    /// The folder of a run's stage logs.
+    pub fn run_logs(&self, project: &Name, number: i64) -> PathBuf {
+        self.root.join("logs").join(project).join(number.to_string())
     }
 
     /// A hosting instance's log file.
@@ -72,12 +77,12 @@ impl Home {
         self.root.join("capture").join(endpoint)
     }
 
-    /// The file a running server writes its URL to, so the CLI can find it.
     /// Where the server keeps its mirror of a git project's repository.
     pub fn project_mirror(&self, project: &Name) -> PathBuf {
         self.root.join("projects").join(format!("{project}.git"))
     }
 
+    /// The file a running server writes its URL to, so the CLI can find it.
     pub fn server_file(&self) -> PathBuf {
         self.root.join("server.json")
     }

@@ -19,6 +19,7 @@ mod owner;
 mod projects;
 mod queue;
 mod registry;
+mod retention;
 mod run;
 mod secrets;
 mod stages;
@@ -34,6 +35,7 @@ pub use home::Home;
 pub use live::RunEnd;
 pub use projects::PIPELINE_FILE;
 pub use queue::default_limit as default_queue_limit;
+pub use retention::{GcKept, GcReport, GcRun};
 pub use run::Submitted;
 
 use std::path::{Path, PathBuf};

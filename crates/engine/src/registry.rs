@@ -69,6 +69,22 @@ impl Engine {
 }
 
 impl Engine {
+    /// Deletes `name@digest` from the local registry (its blobs stay until the registry's own
+    /// `garbage-collect`); one already gone is not an error.
+    pub(crate) async fn delete_from_local_registry(&self, name: &str, digest: &str) -> Result<(), Error> {
+        let address = self.local_registry().await?;
+        let url = format!("http://{address}/v2/{name}/manifests/{digest}");
+        let response = reqwest::Client::new()
+            .delete(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Invalid(format!("DELETE {url}: {e}")))?;
+        match response.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            status => Err(Error::Invalid(format!("DELETE {url}: {status}"))),
+        }
+    }
+
     /// Stops the local registry if this process started it.
     pub(crate) async fn stop_registry(&self) {
         if let Some(mut child) = self.inner.registry.lock().await.take() {

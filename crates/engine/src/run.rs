@@ -192,7 +192,7 @@ impl Engine {
         let cancel = self.inner.live.start(run.id);
         let engine = self.clone();
         tokio::spawn(async move {
-            let (run_id, number) = (run.id, run.number);
+            let (run_id, number, project) = (run.id, run.number, run.project.clone());
             let label = format!("{} #{number}", run.project);
             let end = match engine.prepare(&run).await {
                 Ok((pipeline, resolved, project_dir, earlier)) => {
@@ -214,6 +214,9 @@ impl Engine {
             engine.record_end(run_id, &label, &end).await;
             engine.inner.live.forget(run_id);
             engine.inner.wake.notify_one();
+            if engine.inner.queue_limit.get().is_some() {
+                engine.retain(&project).await;
+            }
         });
     }
 

@@ -14,6 +14,9 @@ pub use spec::{
     Algorithm, BuiltinAlgorithm, ChampionMetric, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Resolved, Stage,
     StageKind, Threshold, Traffic,
 };
+/// The newest ended runs of a project kept when `[pipeline] keep_runs` does not say.
+pub const DEFAULT_KEEP_RUNS: usize = 50;
+
 pub use triggers::{
     CronTrigger, DEFAULT_DRIFT_THRESHOLD, DataTrigger, DriftTrigger, NOTIFY_EVENTS, Notify, NotifyFormat, PollTrigger,
     PushTrigger, Triggers,

@@ -282,7 +282,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
     let root = root.get_ref();
     cx.allow(root, "a pipeline file", &["pipeline", "parameters", "algorithm", "triggers", "notify", "stage"])?;
 
-    let Header { name, description, allow_absolute_paths } = header(&cx, root)?;
+    let Header { name, description, allow_absolute_paths, keep_runs } = header(&cx, root)?;
     let cx = Cx { paths_anywhere: allow_absolute_paths, ..cx };
     let parameters = match get(root, "parameters") {
         Some(item) => parameters(&cx, cx.table("parameters", item)?)?,
@@ -312,6 +312,7 @@ pub(crate) fn pipeline(file: &Path, text: String) -> Result<Pipeline, Error> {
         triggers,
         notify,
         allow_absolute_paths,
+        keep_runs,
         source: String::new(),
     };
     stages(&pipeline, &text, &values)?;
@@ -329,6 +330,7 @@ struct Header {
     name: Name,
     description: Option<String>,
     allow_absolute_paths: bool,
+    keep_runs: usize,
 }
 
 fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<Header, Error> {
@@ -347,10 +349,15 @@ fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<Header, Error> {
         })
     };
     let Some(item) = get(root, "pipeline") else {
-        return Ok(Header { name: fallback()?, description: None, allow_absolute_paths: false });
+        return Ok(Header {
+            name: fallback()?,
+            description: None,
+            allow_absolute_paths: false,
+            keep_runs: crate::DEFAULT_KEEP_RUNS,
+        });
     };
     let table = cx.table("pipeline", item)?;
-    cx.allow(table, "[pipeline]", &["name", "description", "allow_absolute_paths"])?;
+    cx.allow(table, "[pipeline]", &["name", "description", "allow_absolute_paths", "keep_runs"])?;
     let name = match get(table, "name") {
         Some(item) => cx.name("name", item)?,
         None => fallback()?,
@@ -366,7 +373,20 @@ fn header(cx: &Cx<'_>, root: &DeTable<'_>) -> Result<Header, Error> {
             }
         },
     };
-    Ok(Header { name, description, allow_absolute_paths })
+    let keep_runs = match get(table, "keep_runs") {
+        None => crate::DEFAULT_KEEP_RUNS,
+        Some(item) => match usize::try_from(cx.int("keep_runs", item)?) {
+            Ok(keep) if keep >= 1 => keep,
+            _ => {
+                let hint = Some(format!(
+                    "the newest ended runs kept with their files; {} by default",
+                    crate::DEFAULT_KEEP_RUNS
+                ));
+                return Err(cx.error(&item.span(), "`keep_runs` is at least 1", hint));
+            }
+        },
+    };
+    Ok(Header { name, description, allow_absolute_paths, keep_runs })
 }
 
 fn parameters(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Vec<Parameter>, Error> {

@@ -25,6 +25,8 @@ pub struct Pipeline {
     pub notify: Vec<crate::Notify>,
     /// Whether data paths may be absolute or climb out of the project (`[pipeline] allow_absolute_paths`).
     pub allow_absolute_paths: bool,
+    /// How many of the newest ended runs keep their files and records (`[pipeline] keep_runs`).
+    pub keep_runs: usize,
     /// The file's text: stages are built from it again once parameter values are known.
     pub(crate) source: String,
 }

@@ -110,6 +110,16 @@ pub async fn inspect_image(image: &str) -> Result<(u64, Vec<String>), Error> {
     Ok((size, inspected.repo_digests.unwrap_or_default()))
 }
 
+/// Removes the tag `image` from the Docker Engine (and the image, when no other tag names it);
+/// an image that is already gone is not an error.
+pub async fn remove_image(image: &str) -> Result<(), Error> {
+    let removed = client()?.remove_image(image, None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+    match removed {
+        Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(api_error(&format!("removing image {image}"))(e)),
+    }
+}
+
 /// Builds `context_dir` (with its Dockerfile) as `tag`, writing the build output to `log`.
 pub async fn build(context_dir: &Path, tag: &str, log: &mut (impl AsyncWrite + Unpin)) -> Result<(), Error> {
     let context = tokio::task::spawn_blocking({

@@ -68,6 +68,9 @@ pub enum Command {
     /// How far an endpoint's captured requests have drifted from its model's training data: the
     /// population stability index of each feature, and an SVG of both distributions with `--svg`.
     Drift(DriftArgs),
+    /// Remove each project's runs past its `[pipeline] keep_runs` (50 by default) with their logs,
+    /// work folders, models and images, keeping whatever an endpoint serves or was approved.
+    Gc(GcArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.
@@ -307,6 +310,16 @@ pub struct HistoryArgs {
     /// Only what it served at this time: 2026-12-01T17:00:00Z, "2026-12-01 17:00:00" (UTC) or epoch ms.
     #[arg(long, value_parser = crate::commands::parse_time)]
     pub at: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

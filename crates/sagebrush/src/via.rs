@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use engine::Home;
 use names::Name;
 use server::service::{
-    AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, RunDetail,
-    RunFilter, RunsPage, Served, WeightsRequest,
+    AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, GcRequest,
+    RunDetail, RunFilter, RunsPage, Served, WeightsRequest,
 };
 use server::{Service, ServiceError};
 use store::{ModelVersionRecord, ProjectRecord, Role, TokenRecord};
@@ -182,6 +182,13 @@ impl Via {
                 client.get(&format!("/endpoints/{endpoint}/history{at}")).await
             }
             Via::Local(service) => Ok(service.history(endpoint, at).await?),
+        }
+    }
+
+    pub async fn gc(&self, request: &GcRequest) -> anyhow::Result<engine::GcReport> {
+        match self {
+            Via::Server(client) => client.post("/gc", request).await,
+            Via::Local(service) => change(service, "POST", "/gc", StatusCode::OK, service.gc(request).await).await,
         }
     }
 

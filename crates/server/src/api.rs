@@ -56,6 +56,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/events", get(list_events))
         .route("/hooks/{provider}/{project}", post(push_hook))
         .route("/api/v1/notifications/failures", get(notify_failures))
+        .route("/api/v1/gc", post(collect_garbage))
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -109,6 +110,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         list_audit,
         list_events,
         notify_failures,
+        collect_garbage,
         push_hook
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -639,6 +641,16 @@ async fn endpoint_drift(
 #[utoipa::path(get, path = "/api/v1/notifications/failures", responses((status = 200, body = Vec<store::NotifyFailure>)))]
 async fn notify_failures(State(service): State<Service>) -> ApiResult {
     Ok(Json(service.notify_failures().await?).into_response())
+}
+
+/// Retention: removes each project's runs past its `[pipeline] keep_runs` that nothing uses
+/// (no endpoint serves them, no approved model version is theirs), with their files and images;
+/// `dry_run` only lists them.
+#[utoipa::path(post, path = "/api/v1/gc", request_body = service::GcRequest,
+    responses((status = 200, body = engine::GcReport), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn collect_garbage(State(service): State<Service>, body: Bytes) -> ApiResult {
+    let request: service::GcRequest = if body.is_empty() { service::GcRequest::default() } else { json_body(&body)? };
+    Ok(Json(service.gc(&request).await?).into_response())
 }
 
 /// A push webhook from GitHub, GitLab or Gitea, in the provider's own format and signature:

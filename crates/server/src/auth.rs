@@ -148,7 +148,7 @@ pub fn required_role(method: &Method, path: &str) -> Option<Role> {
     {
         return None;
     }
-    let admin = ["/api/v1/projects", "/api/v1/tokens"]
+    let admin = ["/api/v1/projects", "/api/v1/tokens", "/api/v1/gc"]
         .iter()
         .any(|prefix| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')));
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);

@@ -761,6 +761,22 @@ impl Service {
     }
 }
 
+/// What `POST /api/v1/gc` is asked.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Only list what would go.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Service {
+    /// Removes (or with `dry_run` lists) the runs past each project's `keep_runs` that nothing uses.
+    pub async fn gc(&self, request: &GcRequest) -> Result<engine::GcReport> {
+        Ok(self.engine.gc(request.dry_run).await?)
+    }
+}
+
 /// The drift check's defaults, as `[triggers.drift]` has them.
 pub const DRIFT_WINDOW: usize = 1000;
 

@@ -71,6 +71,8 @@ async fn every_route_answers_its_mistakes_with_a_status_and_a_code() {
         (Method::GET, "/api/v1/endpoints/nope", "", StatusCode::NOT_FOUND, "not_found"),
         (Method::GET, "/api/v1/endpoints/nope/history", "", StatusCode::NOT_FOUND, "not_found"),
         (Method::GET, "/api/v1/endpoints/nope/history?at=noon", "", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/v1/gc", "{\"dry_run\": \"yes\"}", StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/v1/gc", "{\"keep\": 1}", StatusCode::BAD_REQUEST, "invalid_request"),
         (Method::GET, "/api/v1/endpoints/nope/drift", "", StatusCode::NOT_FOUND, "not_found"),
         (Method::GET, "/api/v1/endpoints/nope/drift?window=0", "", StatusCode::BAD_REQUEST, "invalid_request"),
         (Method::GET, "/api/v1/endpoints/nope/drift?window=many", "", StatusCode::BAD_REQUEST, "invalid_request"),

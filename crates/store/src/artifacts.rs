@@ -75,6 +75,25 @@ impl Artifacts {
         Ok(bytes)
     }
 
+    /// The bytes stored under `prefix` (e.g. `iris-3`), and with `remove` deletes them.
+    pub async fn under(&self, prefix: &str, remove: bool) -> Result<u64, Error> {
+        use futures::TryStreamExt;
+        let prefix = ObjectPath::from(prefix);
+        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut bytes = 0;
+        for object in objects {
+            bytes += object.size;
+            if remove {
+                self.store.delete(&object.location).await?;
+            }
+        }
+        if remove {
+            // The local store leaves the emptied folders behind.
+            let _ = std::fs::remove_dir_all(self.root.join(prefix.as_ref()));
+        }
+        Ok(bytes)
+    }
+
     fn uri(&self, key: &str) -> String {
         format!("file://{}/{key}", self.root.display())
     }

@@ -15,6 +15,7 @@ mod events;
 mod jobs;
 mod models;
 mod projects;
+mod retention;
 mod runs;
 mod status;
 
@@ -190,6 +191,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_triggers.sql"),
     include_str!("../migrations/0017_approvals.sql"),
     include_str!("../migrations/0018_notifications.sql"),
+    include_str!("../migrations/0019_retention.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

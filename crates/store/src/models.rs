@@ -52,12 +52,13 @@ const COLUMNS: &str =
     "model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at";
 
 impl Store {
-    /// Registers a new version, numbered after the group's latest.
+    /// Registers a new version, numbered after the group's latest (counting versions retention removed).
     pub async fn register_model(&self, new: NewModelVersion<'_>) -> Result<ModelVersionRecord, Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO model_versions (model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at)
-             VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_group = $1), $2, $3, $4, $5, $6, $7, $8)
+             VALUES ($1, (SELECT MAX(v) + 1 FROM (SELECT COALESCE(MAX(version), 0) AS v FROM model_versions WHERE model_group = $1
+                         UNION ALL SELECT version FROM version_floor WHERE model_group = $1)), $2, $3, $4, $5, $6, $7, $8)
              RETURNING version",
         )
         .bind(new.model_group)

@@ -132,7 +132,7 @@ pub struct NewRun<'a> {
     pub stages: &'a [(String, String)],
 }
 
-const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, secrets, trigger, \
+pub(crate) const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, secrets, trigger, \
      trigger_detail, triggered_by, commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
 
 impl Store {

@@ -55,25 +55,48 @@ async fn an_interrupted_run_cannot_be_finished_later() {
     assert!(!store.request_cancel(run.id).await.unwrap(), "an ended run cannot be cancelled");
 }
 
+fn version_of<'a>(group: &'a str, run_id: i64, lineage: &'a serde_json::Value) -> NewModelVersion<'a> {
+    NewModelVersion {
+        model_group: group,
+        run_id,
+        algorithm: "builtin:decision-tree",
+        artifact_uri: "file:///x",
+        artifact_sha256: "00",
+        lineage,
+        approval_status: store::ModelApprovalStatus::PendingManualApproval,
+    }
+}
+
 #[tokio::test]
 async fn model_versions_count_up_per_group() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("state.db")).await.unwrap();
     let run = store.create_run(new_run("a", &[])).await.unwrap();
     let lineage = serde_json::json!({ "commit": "abc" });
-    let register = |group| NewModelVersion {
-        model_group: group,
-        run_id: run.id,
-        algorithm: "builtin:decision-tree",
-        artifact_uri: "file:///x",
-        artifact_sha256: "00",
-        lineage: &lineage,
-        approval_status: store::ModelApprovalStatus::PendingManualApproval,
-    };
+    let register = |group| version_of(group, run.id, &lineage);
     assert_eq!(store.register_model(register("g")).await.unwrap().version, 1);
     assert_eq!(store.register_model(register("g")).await.unwrap().version, 2);
     assert_eq!(store.register_model(register("h")).await.unwrap().version, 1);
     assert_eq!(store.model_versions(Some("g")).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retention_removes_ended_runs_only_and_never_numbers_a_removed_version_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).await.unwrap();
+    let lineage = serde_json::json!({});
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let run = store.create_run(new_run("a", &[])).await.unwrap();
+        store.register_model(version_of("g", run.id, &lineage)).await.unwrap();
+        runs.push(run);
+    }
+    let running = store.create_run(new_run("a", &[])).await.unwrap();
+    store.finish_run(runs[1].id, store::RunStatus::Succeeded, None).await.unwrap();
+    assert_eq!(store.remove_runs(&[runs[1].id, running.id]).await.unwrap(), [runs[1].id], "a running run stays");
+    assert_eq!(store.model_versions(Some("g")).await.unwrap().len(), 1);
+    let next = version_of("g", runs[0].id, &lineage);
+    assert_eq!(store.register_model(next).await.unwrap().version, 3, "v2 was removed, not forgotten");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use engine::Home;
 use names::printable;
 
-use crate::cli::{DeleteEndpointArgs, EndpointsArgs, EventsArgs, HistoryArgs, ModelsArgs, RunRef, RunsArgs};
+use crate::cli::{DeleteEndpointArgs, EndpointsArgs, EventsArgs, GcArgs, HistoryArgs, ModelsArgs, RunRef, RunsArgs};
 use crate::commands::{format_time, print_json};
 use crate::via::Via;
 
@@ -225,5 +225,30 @@ pub async fn history(home: &Home, args: HistoryArgs) -> anyhow::Result<ExitCode>
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn gc(home: &Home, args: GcArgs) -> anyhow::Result<ExitCode> {
+    let request = server::service::GcRequest { dry_run: args.dry_run };
+    let report = Via::open(home).await?.gc(&request).await?;
+    if args.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    for run in &report.removed {
+        let mut what = vec![format!("{:.1} MB of files", run.bytes as f64 / 1e6)];
+        what.extend(run.model_versions.iter().map(|v| printable(v).into_owned()));
+        what.extend(run.images.iter().map(|i| printable(i).into_owned()));
+        println!("{verb} {} #{}: {}", printable(&run.project), run.number, what.join(", "));
+    }
+    for kept in &report.kept {
+        println!("kept {} #{}: {}", printable(&kept.project), kept.number, printable(&kept.why));
+    }
+    for endpoint in &report.captures {
+        println!("{verb} the capture of deleted endpoint {}", printable(endpoint));
+    }
+    let runs = report.removed.len();
+    eprintln!("{verb} {runs} run(s), {:.1} MB", report.bytes as f64 / 1e6);
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Weights(args) => deploy::weights(&home, args).await,
         Command::History(args) => list::history(&home, args).await,
         Command::Drift(args) => drift::drift(&home, args).await,
+        Command::Gc(args) => list::gc(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

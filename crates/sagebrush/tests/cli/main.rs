@@ -17,6 +17,7 @@ mod process_runtime;
 mod projects;
 mod queue;
 mod recovery;
+mod retention;
 mod secrets;
 mod security;
 mod serving;
