@@ -35,23 +35,35 @@ impl RunEnd {
 }
 
 struct LiveRun {
+    /// Which execution of the run this is: a run that waited for an approval executes again,
+    /// and the end of the first must not touch the second.
+    execution: u64,
     cancel: watch::Sender<bool>,
     /// Set when the run ended; the run leaves the table once its end is recorded.
     end: Option<RunEnd>,
+}
+
+/// One execution of a run in this process, as [`Live::start`] hands it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Execution {
+    pub run_id: i64,
+    number: u64,
 }
 
 /// The runs this process executes, by run id.
 #[derive(Default)]
 pub(crate) struct Live {
     runs: Mutex<HashMap<i64, LiveRun>>,
+    executions: std::sync::atomic::AtomicU64,
 }
 
 impl Live {
-    /// Starts tracking a run; the receiver turns true when it is to be cancelled.
-    pub fn start(&self, run_id: i64) -> watch::Receiver<bool> {
+    /// Starts tracking an execution of a run; the receiver turns true when it is to be cancelled.
+    pub fn start(&self, run_id: i64) -> (Execution, watch::Receiver<bool>) {
+        let number = self.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (cancel, receiver) = watch::channel(false);
-        self.lock().insert(run_id, LiveRun { cancel, end: None });
-        receiver
+        self.lock().insert(run_id, LiveRun { execution: number, cancel, end: None });
+        (Execution { run_id, number }, receiver)
     }
 
     /// Asks a run of this process to stop; false if it is not one, or it has ended already (even
@@ -66,9 +78,9 @@ impl Live {
         }
     }
 
-    /// Notes how a run ended, before it is recorded.
-    pub fn end(&self, run_id: i64, end: RunEnd) {
-        if let Some(run) = self.lock().get_mut(&run_id) {
+    /// Notes how an execution ended, before it is recorded.
+    pub fn end(&self, execution: Execution, end: RunEnd) {
+        if let Some(run) = self.lock().get_mut(&execution.run_id).filter(|run| run.execution == execution.number) {
             run.end = Some(end);
         }
     }
@@ -83,12 +95,39 @@ impl Live {
         self.lock().get(&run_id).and_then(|run| run.end.clone())
     }
 
-    /// Stops tracking a run whose end is recorded.
-    pub fn forget(&self, run_id: i64) {
-        self.lock().remove(&run_id);
+    /// Stops tracking an execution whose end is recorded (or that left its run waiting); a later
+    /// execution of the same run is left alone.
+    pub fn forget(&self, execution: Execution) {
+        let mut runs = self.lock();
+        if runs.get(&execution.run_id).is_some_and(|run| run.execution == execution.number) {
+            runs.remove(&execution.run_id);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, LiveRun>> {
         self.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_an_earlier_execution_leaves_the_next_one_running() {
+        let live = Live::default();
+        let (waited, _) = live.start(7);
+        // Approved before the first execution finished leaving: the run executes again.
+        let (resumed, cancel) = live.start(7);
+        live.end(waited, RunEnd::Succeeded);
+        live.forget(waited);
+        assert_eq!(live.ended(7), None);
+        assert!(cancel.has_changed().is_ok(), "the resumed execution's cancel channel is open");
+        assert!(!*cancel.borrow());
+        assert!(live.cancel(7));
+        live.end(resumed, RunEnd::Cancelled);
+        assert_eq!(live.ended(7), Some(RunEnd::Cancelled));
+        live.forget(resumed);
+        assert!(!live.cancel(7));
     }
 }

@@ -189,7 +189,7 @@ impl Engine {
     /// Executes a run this process owns (created running, or claimed from the queue) on a task of
     /// its own: the pipeline file and parameters are read again, as they are when the run starts.
     pub(crate) async fn launch(&self, run: RunRecord) {
-        let cancel = self.inner.live.start(run.id);
+        let (execution, cancel) = self.inner.live.start(run.id);
         let engine = self.clone();
         tokio::spawn(async move {
             let (run_id, number, project) = (run.id, run.number, run.project.clone());
@@ -205,14 +205,14 @@ impl Engine {
             };
             let Some(end) = end else {
                 // Waiting: no process owns it until someone decides.
-                engine.inner.live.forget(run_id);
+                engine.inner.live.forget(execution);
                 engine.inner.wake.notify_one();
                 return;
             };
             // Known here first: a follower sees how the run ended even while the disk is too full to record it.
-            engine.inner.live.end(run_id, end.clone());
+            engine.inner.live.end(execution, end.clone());
             engine.record_end(run_id, &label, &end).await;
-            engine.inner.live.forget(run_id);
+            engine.inner.live.forget(execution);
             engine.inner.wake.notify_one();
             if engine.inner.queue_limit.get().is_some() {
                 engine.retain(&project).await;
@@ -222,13 +222,13 @@ impl Engine {
 
     /// Fails a queued run that could not be started: known at once to whoever follows it, recorded as soon as the store takes it.
     pub(crate) fn fail_unstarted(&self, run: &RunRecord, reason: String) {
-        let _cancel = self.inner.live.start(run.id);
+        let (execution, _cancel) = self.inner.live.start(run.id);
         let end = RunEnd::Failed(reason);
-        self.inner.live.end(run.id, end.clone());
+        self.inner.live.end(execution, end.clone());
         let (engine, run_id, label) = (self.clone(), run.id, format!("{} #{}", run.project, run.number));
         tokio::spawn(async move {
             engine.record_end(run_id, &label, &end).await;
-            engine.inner.live.forget(run_id);
+            engine.inner.live.forget(execution);
         });
     }
 

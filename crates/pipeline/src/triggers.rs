@@ -41,8 +41,17 @@ pub enum NotifyFormat {
 }
 
 /// The events a project's notifications can be told of.
-pub const NOTIFY_EVENTS: [&str; 7] =
-    ["run_queued", "run_started", "run_waiting", "run_finished", "stage_started", "stage_finished", "model_registered"];
+pub const NOTIFY_EVENTS: [&str; 9] = [
+    "run_queued",
+    "run_started",
+    "run_waiting",
+    "run_finished",
+    "stage_started",
+    "stage_finished",
+    "model_registered",
+    "endpoint_updated",
+    "endpoint_deleted",
+];
 
 /// How often a git project's branch is fetched.
 #[derive(Debug, Clone, PartialEq)]

@@ -244,8 +244,22 @@ pub async fn running(home: &Home) -> Option<String> {
     let text = std::fs::read_to_string(home.server_file()).ok()?;
     let file: ServerFile = serde_json::from_str(&text).ok()?;
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().ok()?;
-    let ok = client.get(format!("{}/health", file.url)).send().await.ok()?.status().is_success();
-    ok.then_some(file.url)
+    // A server whose process is alive owns the home: a slow answer (a busy machine) is waited
+    // for, so the CLI never acts beside it as if none ran.
+    let alive =
+        i32::try_from(file.pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    let patience = if alive { Duration::from_secs(20) } else { Duration::ZERO };
+    let started = std::time::Instant::now();
+    loop {
+        let answered = client.get(format!("{}/health", file.url)).send().await;
+        if answered.is_ok_and(|answer| answer.status().is_success()) {
+            return Some(file.url);
+        }
+        if started.elapsed() >= patience {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Writes a file only its owner can read.

@@ -107,6 +107,14 @@ pub struct VariantRecord {
     pub instance_type: Option<String>,
 }
 
+/// The project whose run deployed an endpoint last: its events belong to that project.
+async fn deploying_project(tx: &mut sqlx::SqliteConnection, endpoint: &str) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar("SELECT r.project FROM endpoints e JOIN runs r ON r.id = e.run_id WHERE e.name = $1")
+        .bind(endpoint)
+        .fetch_optional(&mut *tx)
+        .await?)
+}
+
 impl Store {
     /// Replaces an endpoint's variants (in one transaction).
     pub async fn set_endpoint_variants(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<(), Error> {
@@ -135,7 +143,8 @@ impl Store {
             })
             .collect();
         let data = serde_json::json!({ "endpoint": endpoint, "variants": shown });
-        event(&mut tx, EventKind::EndpointUpdated, None, data).await?;
+        let project = deploying_project(&mut tx, endpoint).await?;
+        event(&mut tx, EventKind::EndpointUpdated, project.as_deref(), data).await?;
         tx.commit().await?;
         self.appended();
         Ok(())
@@ -154,10 +163,12 @@ impl Store {
     /// Forgets an endpoint and its variants; whether it existed.
     pub async fn delete_endpoint(&self, name: &str) -> Result<bool, Error> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let project = deploying_project(&mut tx, name).await?;
         sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(name).execute(&mut *tx).await?;
         let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1").bind(name).execute(&mut *tx).await?;
         if deleted.rows_affected() > 0 {
-            event(&mut tx, EventKind::EndpointDeleted, None, serde_json::json!({ "endpoint": name })).await?;
+            let data = serde_json::json!({ "endpoint": name });
+            event(&mut tx, EventKind::EndpointDeleted, project.as_deref(), data).await?;
         }
         tx.commit().await?;
         self.appended();

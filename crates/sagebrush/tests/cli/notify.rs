@@ -53,6 +53,21 @@ fn receiver(failures: usize) -> (String, Received) {
     (url, received)
 }
 
+/// Waits until the notifier has noted where the events are for `targets` targets: it tells each
+/// of what comes after.
+fn notifier_sees(sandbox: &Sandbox, targets: usize) {
+    let query = "SELECT count(*) FROM trigger_state WHERE kind LIKE 'notify %'";
+    let script = format!("import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"{query}\").fetchone()[0])");
+    wait_until(Duration::from_secs(30), "the notifier to see the project", || {
+        let state = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .arg(sandbox.home.join("state.db"))
+            .output()
+            .unwrap();
+        (String::from_utf8_lossy(&state.stdout).trim() == targets.to_string()).then_some(())
+    });
+}
+
 fn signed(body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(body.as_bytes());
@@ -82,14 +97,7 @@ fn a_receiver_gets_the_events_in_order_after_failing_twice_and_a_dead_one_is_lis
     let added = sandbox.run(&["project", "add", dir.to_str().unwrap()]);
     assert!(added.status.success(), "{}", text(&added));
     // The notifier notes where the events are when it first sees the project; what comes after is sent.
-    wait_until(Duration::from_secs(30), "the notifier to see the project", || {
-        let state = std::process::Command::new("python3")
-            .args(["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT count(*) FROM trigger_state WHERE kind LIKE 'notify %'\").fetchone()[0])"])
-            .arg(sandbox.home.join("state.db"))
-            .output()
-            .unwrap();
-        (String::from_utf8_lossy(&state.stdout).trim() == "2").then_some(())
-    });
+    notifier_sees(&sandbox, 2);
     let output = sandbox.run(&["run", "told"]);
     assert!(output.status.success(), "{}", text(&output));
 
@@ -122,4 +130,37 @@ fn a_receiver_gets_the_events_in_order_after_failing_twice_and_a_dead_one_is_lis
     assert_eq!((failures[0]["kind"].as_str(), failures[0]["attempts"].as_i64()), (Some("run_finished"), Some(4)));
     let run = sandbox.json(&["show", "told", "1", "--json"]);
     assert_eq!(run["run"]["status"], "succeeded", "a failing notification blocks no run");
+}
+
+#[test]
+fn a_receiver_is_told_of_the_endpoints_a_projects_runs_deploy_and_delete() {
+    let sandbox = Sandbox::new();
+    let (url, received) = receiver(0);
+    let dir = sandbox.project("iris", "iris");
+    let file = dir.join("sagebrush.toml");
+    let pipeline = std::fs::read_to_string(&file).unwrap();
+    let told = format!("\n[[notify]]\nurl = \"{url}\"\nevents = [\"endpoint_updated\", \"endpoint_deleted\"]\n");
+    std::fs::write(&file, pipeline.replacen("[algorithm]", &format!("{told}\n[algorithm]"), 1)).unwrap();
+    let served = sandbox.serve(&["server"]);
+    assert!(sandbox.run(&["project", "add", dir.to_str().unwrap()]).status.success());
+    notifier_sees(&sandbox, 1);
+    let output = sandbox.run(&["run", "iris"]);
+    assert!(output.status.success(), "{}", text(&output));
+    let told = wait_until(Duration::from_secs(30), "the endpoint events", || {
+        let told = received.lock().unwrap().clone();
+        (told.len() >= 3).then_some(told)
+    });
+    let events: Vec<(String, String)> = told
+        .iter()
+        .map(|(kind, _, body)| {
+            let event: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(event["project"], "iris", "{event:#}");
+            (kind.clone(), event["data"]["endpoint"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    // The run's test endpoint goes when the run ends, after prod was updated.
+    let expected =
+        [("endpoint_updated", "iris-test"), ("endpoint_updated", "iris-prod"), ("endpoint_deleted", "iris-test")];
+    let expected: Vec<(String, String)> = expected.iter().map(|(k, e)| (k.to_string(), e.to_string())).collect();
+    assert_eq!(events, expected, "{}", served.output());
 }
