@@ -84,6 +84,7 @@ fn off_loopback_every_call_needs_a_token_and_each_role_does_only_its_part() {
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(call(&served, "POST", "/api/v1/tokens", Some(&operator)).0, 403);
+    assert_eq!(call(&served, "POST", "/api/v1/gc", Some(&operator)).0, 403, "retention is an admin's");
     // Without a token the CLI is told what to do.
     let output = sandbox.run(&["runs"]);
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
