@@ -107,3 +107,64 @@ fn gc_keeps_what_prod_serves_and_what_was_approved_removes_the_rest_and_a_dry_ru
     let bad = sandbox.run(&["gc", "--dry-run", "--json", "--bogus"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
+
+/// Whether the local registry of the home holds `tiny@digest`.
+fn in_registry(sandbox: &Sandbox, digest: &str) -> bool {
+    let registry = std::fs::read_to_string(sandbox.home.join("registry/registry.json")).unwrap();
+    let address: serde_json::Value = serde_json::from_str(&registry).unwrap();
+    let url = format!("http://{}/v2/tiny/manifests/{digest}", address["address"].as_str().unwrap());
+    let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+    let status = crate::harness::client().head(&url).header("accept", accept).send().unwrap().status();
+    assert!(status == 200 || status == 404, "HEAD {url}: {status}");
+    status == 200
+}
+
+fn docker_has(image: &str) -> bool {
+    let inspected = std::process::Command::new("docker").args(["image", "inspect", image]).output().unwrap();
+    inspected.status.success()
+}
+
+#[test]
+fn gc_removes_the_images_a_removed_run_pushed_unless_a_kept_run_names_the_same_one() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("tiny");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\nCOPY payload /payload\n").unwrap();
+    let pipeline = |keep: usize| {
+        format!(
+            "[pipeline]\nname = \"tiny\"\nkeep_runs = {keep}\n[algorithm]\nimage = \"tiny\"\n[[stage]]\nkind = \"build\"\n"
+        )
+    };
+    std::fs::write(dir.join("sagebrush.toml"), pipeline(10)).unwrap();
+    let _served = sandbox.serve(&["server"]);
+    // Runs 1 and 3 build the same image; run 2 another.
+    let mut images = Vec::new();
+    for (number, payload) in [(1, "one"), (2, "two"), (3, "one")] {
+        std::fs::write(dir.join("payload"), payload).unwrap();
+        let run = sandbox.run(&["run", dir.to_str().unwrap()]);
+        assert!(run.status.success(), "{}", text(&run));
+        let shown = sandbox.json(&["show", "tiny", &number.to_string(), "--json"]);
+        let built = &shown["stages"][0]["outputs"];
+        let digest = built["digest"].as_str().unwrap().to_owned();
+        let repository = built["reference"].as_str().unwrap().split('@').next().unwrap().to_owned();
+        assert!(docker_has(&format!("{repository}:{number}")), "{built:#}");
+        images.push((format!("{repository}:{number}"), digest));
+    }
+    assert_eq!(images[0].1, images[2].1, "the same build, the same digest");
+    assert_ne!(images[0].1, images[1].1);
+    std::fs::write(dir.join("sagebrush.toml"), pipeline(1)).unwrap();
+
+    let collected = sandbox.json(&["gc", "--json"]);
+    let removed: Vec<&str> = collected["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["images"].as_array().unwrap())
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert_eq!(removed.len(), 2, "{collected:#}");
+    assert!(!docker_has(&images[0].0) && !docker_has(&images[1].0), "the removed runs' tags are gone");
+    assert!(docker_has(&images[2].0), "the kept run's tag stays");
+    assert!(!in_registry(&sandbox, &images[1].1), "run 2's image left the registry");
+    assert!(in_registry(&sandbox, &images[0].1), "run 3 still names run 1's image");
+}
