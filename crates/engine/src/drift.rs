@@ -55,13 +55,6 @@ pub struct DriftReport {
     pub features: Vec<FeatureDrift>,
 }
 
-impl DriftReport {
-    /// Whether any feature has drifted.
-    pub fn drifted(&self) -> bool {
-        self.features.iter().any(|f| f.drifted)
-    }
-}
-
 /// One feature's drift.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeatureDrift {
@@ -220,7 +213,6 @@ pub(crate) fn captured_rows(dir: &Path, width: usize, window: usize, since: i64)
     for file in files.iter().rev() {
         let text = std::fs::read(file).map_err(crate::error::io_error(file))?;
         let mut values = Vec::new();
-        let mut body = String::new();
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(captured) = serde_json::from_slice::<Captured>(line) else {
                 skipped += 1;
@@ -233,19 +225,10 @@ pub(crate) fn captured_rows(dir: &Path, width: usize, window: usize, since: i64)
                 skipped += 1;
                 continue;
             }
-            body.clear();
-            body.push_str(&captured.request.body);
-            for row in body.lines().filter(|l| !l.trim().is_empty()) {
+            for row in captured.request.body.lines().filter(|l| !l.trim().is_empty()) {
                 let start = values.len();
-                let mut fields = 0;
-                for field in row.split(',') {
-                    fields += 1;
-                    match number(field) {
-                        Some(value) if fields <= width => values.push(value),
-                        _ => break,
-                    }
-                }
-                if fields != width || values.len() != start + width {
+                let numeric = row.split(',').all(|field| number(field).map(|value| values.push(value)).is_some());
+                if !numeric || values.len() - start != width {
                     values.truncate(start);
                     skipped += 1;
                 }
@@ -258,7 +241,7 @@ pub(crate) fn captured_rows(dir: &Path, width: usize, window: usize, since: i64)
         }
     }
     let mut rows: Vec<f64> = chunks.into_iter().rev().flatten().collect();
-    let excess = (have.saturating_sub(window)) * width;
+    let excess = have.saturating_sub(window) * width;
     rows.drain(..excess);
     Ok((rows, skipped))
 }

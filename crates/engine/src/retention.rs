@@ -132,20 +132,20 @@ impl Engine {
                 .filter_map(|s| serde_json::from_value::<ImageOutput>(s.outputs.0).ok())
                 .filter(|image| image.reference.is_some())
                 .collect::<Vec<_>>();
-            let bytes = self.run_bytes(project, run.number, false).await?;
             let shown = images.iter().filter_map(|i| i.reference.clone()).collect();
             going.insert(
                 run.id,
-                (GcRun { project: run.project, number: run.number, model_versions, images: shown, bytes }, images),
+                (GcRun { project: run.project, number: run.number, model_versions, images: shown, bytes: 0 }, images),
             );
         }
         let ids: Vec<i64> = going.keys().copied().collect();
         let removed = if report.dry_run { ids.clone() } else { store.remove_runs(&ids).await? };
         let digests_kept = store.image_digests_except(&removed).await?;
         for id in removed {
-            let Some((run, images)) = going.remove(&id) else { continue };
+            let Some((mut run, images)) = going.remove(&id) else { continue };
+            // Counted as they go, or (a dry run) as they would.
+            run.bytes = self.run_bytes(project, run.number, !report.dry_run).await?;
             if !report.dry_run {
-                self.run_bytes(project, run.number, true).await?;
                 for image in &images {
                     self.remove_image(project, run.number, image, &digests_kept).await;
                 }
