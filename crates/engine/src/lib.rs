@@ -28,7 +28,7 @@ mod tests;
 mod triggers;
 
 pub use backend::{Backends, Containers, Training};
-pub use deploy::Hosting;
+pub use deploy::{Hosting, Rollout, RolloutState};
 pub use drift::{Baseline, DriftReport, FeatureBaseline, FeatureDrift};
 pub use error::Error;
 pub use home::Home;
@@ -37,6 +37,10 @@ pub use projects::PIPELINE_FILE;
 pub use queue::default_limit as default_queue_limit;
 pub use retention::{GcKept, GcReport, GcRun};
 pub use run::Submitted;
+pub use stages::outputs::{
+    AbTestOutput, ApprovalOutput, ChampionOutput, CheckoutOutput, DeployOutput, GateOutput, ImageOutput,
+    RegisterOutput, ShellOutput, SmokeTestOutput, StageOutput, TrainOutput,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +63,8 @@ struct Inner {
     sagebrush_exe: PathBuf,
     owner: String,
     deploy_locks: tokio::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Each endpoint's traffic shift in progress, or its last one.
+    rollouts: std::sync::Mutex<std::collections::HashMap<String, deploy::Rollout>>,
     live: live::Live,
     /// The local registry, when this process started it.
     registry: tokio::sync::Mutex<Option<tokio::process::Child>>,
@@ -99,6 +105,7 @@ impl Engine {
                 sagebrush_exe,
                 owner: owner::current(),
                 deploy_locks: Default::default(),
+                rollouts: Default::default(),
                 live: Default::default(),
                 registry: Default::default(),
                 queue_limit: Default::default(),

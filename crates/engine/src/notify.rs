@@ -53,7 +53,7 @@ impl Engine {
     async fn notify_all(&self, http: &reqwest::Client, retrying: &mut HashMap<String, Retrying>) -> Result<(), Error> {
         for project in self.store().projects().await? {
             let Ok(name) = Name::parse(&project.name) else { continue };
-            let Ok(pipeline) = crate::triggers::pipeline_of(&project).await else { continue };
+            let Ok(pipeline) = crate::projects::pipeline_of(&project).await else { continue };
             for target in &pipeline.notify {
                 self.notify_target(http, &name, target, retrying).await?;
             }

@@ -91,6 +91,16 @@ impl Engine {
         self.submit_inner(source, overrides, trigger, None).await
     }
 
+    /// A project's pipeline as its file is now (a git project's: its branch head's): what a run
+    /// started now would read, e.g. its parameters for a form.
+    pub async fn project_pipeline(&self, project: &Name) -> Result<pipeline::Pipeline, Error> {
+        let record = self.store().project(project).await.map_err(|e| match e {
+            store::Error::NotFound(_) => Error::UnknownProject(project.clone()),
+            other => other.into(),
+        })?;
+        pipeline_of(&record).await
+    }
+
     /// A git project's push trigger and its branch, as its branch's newest fetched commit declares
     /// them: a push cannot change the secret its own delivery is checked with.
     pub async fn push_trigger(&self, project: &Name) -> Result<(pipeline::PushTrigger, String), Error> {
@@ -125,6 +135,14 @@ impl Engine {
             .await
             .map_err(|_| Error::Invalid(format!("{project} has no commit {commit}, even after a fetch")))?;
         self.submit_inner(Source::Git { mirror, commit }, &[], trigger, None).await
+    }
+}
+
+/// A project's pipeline file as it is now: a folder's, or a git project's branch head's.
+pub(crate) async fn pipeline_of(project: &ProjectRecord) -> Result<pipeline::Pipeline, Error> {
+    match &project.branch {
+        Some(branch) => pipeline_at(Path::new(&project.path), &format!("refs/heads/{branch}")).await,
+        None => Ok(pipeline::load(&locate(Path::new(&project.path))?.1)?),
     }
 }
 

@@ -96,7 +96,7 @@ impl Engine {
     /// How many runs `project` keeps: its pipeline file's `keep_runs`, read where its runs read it.
     async fn keep_runs(&self, project: &Name) -> Result<usize, Error> {
         match self.store().project(project).await {
-            Ok(record) => return Ok(crate::triggers::pipeline_of(&record).await?.keep_runs),
+            Ok(record) => return Ok(crate::projects::pipeline_of(&record).await?.keep_runs),
             Err(store::Error::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }

@@ -363,6 +363,28 @@ impl Engine {
         Ok((run, stages))
     }
 
+    /// Several runs with their stages, as [`Engine::run_view`] shows each, in two queries.
+    pub async fn runs_view(&self, runs: Vec<RunRecord>) -> Result<Vec<(RunRecord, Vec<store::StageRecord>)>, Error> {
+        let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+        let mut stages: std::collections::HashMap<i64, Vec<store::StageRecord>> = std::collections::HashMap::new();
+        for stage in self.store().stages_of(&ids).await? {
+            stages.entry(stage.run_id).or_default().push(stage);
+        }
+        Ok(runs
+            .into_iter()
+            .map(|mut run| {
+                if !run.status.is_finished()
+                    && let Some(end) = self.inner.live.ended(run.id)
+                {
+                    run.status = end.status();
+                    run.reason = end.reason().map(str::to_owned);
+                }
+                let stages = stages.remove(&run.id).unwrap_or_default();
+                (run, stages)
+            })
+            .collect())
+    }
+
     async fn execute(
         &self,
         run: RunRecord,

@@ -16,7 +16,7 @@ use pipeline::{CronTrigger, DataTrigger, DriftTrigger, PollTrigger, Triggers};
 use sha2::{Digest, Sha256};
 use store::{ProjectRecord, Trigger, TriggerKind};
 
-use crate::projects::{git, locate, pipeline_at};
+use crate::projects::{git, pipeline_of};
 use crate::{Engine, Error};
 
 /// How often the triggers are looked at.
@@ -226,14 +226,6 @@ impl Engine {
 /// A project's triggers as its pipeline file declares them now.
 async fn triggers_of(project: &ProjectRecord) -> Result<Triggers, Error> {
     Ok(pipeline_of(project).await?.triggers)
-}
-
-/// A project's pipeline file as it is now: a folder's, or a git project's branch head's.
-pub(crate) async fn pipeline_of(project: &ProjectRecord) -> Result<pipeline::Pipeline, Error> {
-    match &project.branch {
-        Some(branch) => pipeline_at(Path::new(&project.path), &format!("refs/heads/{branch}")).await,
-        None => Ok(pipeline::load(&locate(Path::new(&project.path))?.1)?),
-    }
 }
 
 /// Where a data trigger looks: in a folder project's folder, or an absolute path.

@@ -18,7 +18,13 @@ pub enum Error {
     Invalid { location: Location, message: String, hint: Option<String> },
     /// A `-p name=value` override, or a parameter with no value.
     #[error("{message}{}", hint_suffix(hint))]
-    Parameter { message: String, hint: Option<String> },
+    Parameter {
+        /// The declared parameter it is about (none for an unknown name), so a form can show the
+        /// message next to its field.
+        parameter: Option<String>,
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {

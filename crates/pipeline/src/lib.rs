@@ -43,6 +43,7 @@ impl Pipeline {
                 && !parse::inside_project(path)
             {
                 return Err(Error::Parameter {
+                    parameter: Some(name.clone()),
                     message: format!("parameter `{name}` = {} is outside the project", names::excerpt(path, 80)),
                     hint: Some(
                         "paths are relative to the project folder; to read elsewhere set [pipeline] allow_absolute_paths = true"

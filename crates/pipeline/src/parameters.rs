@@ -208,6 +208,7 @@ pub fn parse_override(text: &str) -> Result<(String, String), Error> {
     match text.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
         _ => Err(Error::Parameter {
+            parameter: None,
             message: format!("`-p {}` is not name=value", excerpt(text, 80)),
             hint: Some("write it as -p name=value, for example -p max_leaf_nodes=3".to_owned()),
         }),
@@ -229,6 +230,7 @@ pub(crate) fn resolve(
                 None => format!("this pipeline's parameters are: {}", names.join(", ")),
             };
             return Err(Error::Parameter {
+                parameter: None,
                 // The value is not repeated: it may be a secret given to the wrong name.
                 message: format!("unknown parameter `{}` in -p {}=...", excerpt(name, 40), excerpt(name, 40)),
                 hint: Some(hint),
@@ -236,6 +238,7 @@ pub(crate) fn resolve(
         };
         let shown = if parameter.ty == ParameterType::Secret { "***".to_owned() } else { excerpt(text, 80) };
         let value = parameter.ty.parse(text).map_err(|why| Error::Parameter {
+            parameter: Some(name.clone()),
             message: format!("-p {name}={shown}: {why}"),
             hint: parameter.help.as_ref().map(|h| format!("{name} ({}): {h}", parameter.ty.name())),
         })?;
@@ -247,6 +250,7 @@ pub(crate) fn resolve(
         }
         let Some(default) = &parameter.default else {
             return Err(Error::Parameter {
+                parameter: Some(parameter.name.clone()),
                 message: format!("parameter `{}` has no default and was not given", parameter.name),
                 hint: Some(format!("pass -p {}=<{}>", parameter.name, parameter.ty.name())),
             });

@@ -259,7 +259,9 @@ impl Via {
     pub async fn audit(&self, limit: i64) -> anyhow::Result<AuditPage> {
         match self {
             Via::Server(client) => client.get(&format!("/audit?limit={limit}")).await,
-            Via::Local(service) => Ok(service.audit(Some(limit), None).await?),
+            Via::Local(service) => {
+                Ok(service.audit(&server::service::AuditQuery { limit: Some(limit), ..Default::default() }).await?)
+            }
         }
     }
 

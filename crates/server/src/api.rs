@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    self, AddProject, AuditPage, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage, HookAnswer,
-    RunDetail, RunFilter, RunsPage, Service, Submitted, WeightsRequest,
+    self, AddProject, AuditPage, AuditQuery, CreatedToken, Decision, DeployRequest, Deployed, EndpointView, EventsPage,
+    HookAnswer, RunDetail, RunFilter, RunsPage, Service, Submitted, WeightsRequest,
 };
 use crate::{ServiceError, auth};
 
@@ -728,21 +728,12 @@ async fn revoke_token(State(service): State<Service>, ApiPath(token): ApiPath<St
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct AuditQuery {
-    /// At most this many (1 to 1000, default 50).
-    limit: Option<i64>,
-    /// From the `next_cursor` of the page before.
-    cursor: Option<i64>,
-}
-
 /// Every call that changed something, newest first: who, what, and the answer's status.
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses(
     (status = 200, body = AuditPage), (status = 400, body = ErrorBody),
 ))]
 async fn list_audit(State(service): State<Service>, ApiQuery(query): ApiQuery<AuditQuery>) -> ApiResult {
-    Ok(Json(service.audit(query.limit, query.cursor).await?).into_response())
+    Ok(Json(service.audit(&query).await?).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -780,6 +771,17 @@ async fn list_events(
         Some(after) => after.max(0),
         None => service.last_event().await?,
     };
+    Ok(event_stream(service, after, project).into_response())
+}
+
+/// Events after `after` as server-sent events, going on with each new change.
+pub(crate) fn event_stream(
+    service: Service,
+    after: i64,
+    project: Option<names::Name>,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
     let pending = std::collections::VecDeque::new();
     let events = futures_util::stream::unfold(
         (service, after, project, pending),
@@ -796,7 +798,7 @@ async fn list_events(
             }
         },
     );
-    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()).into_response())
+    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
 }
 
 fn sse_event(event: &store::EventRecord) -> Result<axum::response::sse::Event, std::convert::Infallible> {
@@ -817,7 +819,7 @@ fn wants_event_stream(headers: &axum::http::HeaderMap) -> bool {
 const LOG_FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A run's logs as server-sent events until it ends.
-fn follow_logs(
+pub(crate) fn follow_logs(
     service: Service,
     project: names::Name,
     number: i64,

@@ -63,6 +63,11 @@ impl Tokens {
         self.known.read().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
+    /// Whether a token of this name and role is still known (not revoked).
+    pub fn knows(&self, caller: &Caller) -> bool {
+        self.known.read().unwrap_or_else(|e| e.into_inner()).iter().any(|(_, known)| known == caller)
+    }
+
     /// The caller a token belongs to. Every known hash is compared, in constant time.
     pub fn verify(&self, token: &str) -> Option<Caller> {
         let presented = hash(token);
@@ -125,7 +130,12 @@ impl Access {
         if !self.required {
             return None;
         }
-        let endpoint = path.strip_prefix("/endpoints/")?.split('/').next()?;
+        let mut parts = path.strip_prefix("/endpoints/")?.split('/');
+        let endpoint = parts.next()?;
+        // Other paths under /endpoints/ are the dashboard's pages, which have sessions of their own.
+        if !matches!(parts.next(), Some("invocations" | "feedback")) {
+            return None;
+        }
         if self.public_endpoints.iter().any(|public| public == endpoint) {
             return None;
         }

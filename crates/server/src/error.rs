@@ -105,7 +105,18 @@ impl From<engine::Error> for ServiceError {
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        ServiceError::new(status, code, e.to_string())
+        let parameter = match &e {
+            engine::Error::Pipeline(pipeline::Error::Parameter { parameter: Some(parameter), .. }) => {
+                Some(parameter.clone())
+            }
+            _ => None,
+        };
+        let error = ServiceError::new(status, code, e.to_string());
+        // Which parameter a bad value belongs to, so a form shows the message next to its field.
+        match parameter {
+            Some(parameter) => error.with("parameter", parameter.into()),
+            None => error,
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 
 mod api;
 pub mod auth;
+pub mod charts;
+mod dashboard;
 mod error;
 mod guard;
 mod hooks;
@@ -169,7 +171,10 @@ impl Server {
                 .map_err(|source| Error::Io { path: server_file.clone(), source })?;
         }
         let main = tokio::runtime::Handle::current();
-        let api = api::routes(self.service.clone(), self.body_timeout);
+        let traffic = Arc::new(dashboard::traffic::History::default());
+        let sampler = tokio::spawn(traffic.clone().sample(self.router.clone()));
+        let api = api::routes(self.service.clone(), self.body_timeout)
+            .merge(dashboard::routes(self.service.clone(), traffic));
         let api_on_main = move |request: axum::extract::Request| {
             let (mut api, main) = (api.clone(), main.clone());
             async move {
@@ -208,6 +213,7 @@ impl Server {
             }
         }
         sweeper.abort();
+        sampler.abort();
         if let Some(watcher) = watcher {
             watcher.abort();
         }

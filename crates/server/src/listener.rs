@@ -232,9 +232,10 @@ async fn connection(
         let refusal = guard
             .refusal(request.method(), request.headers())
             .or_else(|| access.invocation_refusal(request.uri().path(), request.headers()));
-        // An API answer may stream (events): it is in flight until its body ends, or an idle
+        // An API or dashboard answer may stream (events, logs): it is in flight until its body ends, or an idle
         // sweep would close it. Invocations answer whole, and skip the wrapping.
-        let streams = request.uri().path().starts_with("/api/");
+        let path = request.uri().path();
+        let streams = path.starts_with("/api/") || path.starts_with("/live/");
         async move {
             let response = match refusal {
                 Some(refusal) => Ok(axum::response::IntoResponse::into_response(refusal)),

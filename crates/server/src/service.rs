@@ -149,6 +149,20 @@ pub struct AuditPage {
     pub next_cursor: Option<i64>,
 }
 
+/// Which entries of the audit to list.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// At most this many (1 to 1000, default 50).
+    pub limit: Option<i64>,
+    /// From the `next_cursor` of the page before.
+    pub cursor: Option<i64>,
+    /// Only this caller's entries (a token's name, or `local`).
+    pub actor: Option<String>,
+    /// Only actions containing this text, e.g. `approve` or `/api/v1/runs`.
+    pub action: Option<String>,
+}
+
 /// Events in order, after a given one.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventsPage {
@@ -258,9 +272,15 @@ impl Service {
         }
     }
 
-    pub async fn audit(&self, limit: Option<i64>, cursor: Option<i64>) -> Result<AuditPage> {
-        let limit = page_limit(limit)?;
-        let mut entries = self.engine.store().audit(limit + 1, cursor).await?;
+    /// A page of the audit, newest first: of one caller (`actor`), and of actions containing `action`, when given.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage> {
+        let limit = page_limit(query.limit)?;
+        let filter = store::AuditFilter {
+            before_id: query.cursor,
+            actor: query.actor.as_deref().filter(|a| !a.is_empty()),
+            action: query.action.as_deref().filter(|a| !a.is_empty()),
+        };
+        let mut entries = self.engine.store().audit(&filter, limit + 1).await?;
         let next_cursor = (entries.len() as i64 > limit).then(|| {
             entries.truncate(usize::try_from(limit).unwrap_or(50));
             entries.last().map_or(0, |e| e.id)
@@ -336,6 +356,27 @@ impl Service {
             runs.last().map_or(0, |r| r.id)
         });
         Ok(RunsPage { runs, next_cursor })
+    }
+
+    /// A page of a project's runs with their stages (the stage view), newest first.
+    pub async fn stage_view(&self, filter: &RunFilter) -> Result<(Vec<(RunRecord, Vec<StageRecord>)>, Option<i64>)> {
+        let page = self.runs(filter).await?;
+        Ok((self.engine.runs_view(page.runs).await?, page.next_cursor))
+    }
+
+    /// The parameters a run of the project started now would take, as its pipeline file declares them.
+    pub async fn parameters(&self, project: &Name) -> Result<Vec<pipeline::Parameter>> {
+        Ok(self.engine.project_pipeline(project).await?.parameters)
+    }
+
+    /// The training jobs a run started, with SageMaker's status, secondary status and failure reason.
+    pub async fn training_jobs(&self, run: &RunRecord) -> Result<Vec<store::TrainingJobRecord>> {
+        Ok(self.engine.store().training_jobs_of(run.id).await?)
+    }
+
+    /// The endpoint's traffic shift in progress, or the last one this server ran.
+    pub fn rollout_of(&self, endpoint: &str) -> Option<engine::Rollout> {
+        self.engine.rollout(endpoint)
     }
 
     /// A run by number, or the latest run of the project.
@@ -732,6 +773,33 @@ impl Service {
                 .filter(|s| s.from <= at && s.until.is_none_or(|until| at < until) && !s.deleted)
                 .collect(),
         })
+    }
+
+    /// The model version an endpoint served before its current one, from its history.
+    pub async fn previous_version(&self, endpoint: &Name) -> Result<Option<ServedVariant>> {
+        let history = self.history(endpoint, None).await?;
+        let mut served = history.iter().rev().filter(|s| !s.deleted).filter_map(|s| s.variants.first());
+        let current = served.next();
+        Ok(served
+            .find(|v| current.is_none_or(|c| (&c.model_group, c.model_version) != (&v.model_group, v.model_version)))
+            .cloned())
+    }
+
+    /// Deploys, all at once, the model version the endpoint served before its current one.
+    pub async fn rollback(&self, endpoint: &Name) -> Result<Deployed> {
+        let Some(previous) = self.previous_version(endpoint).await? else {
+            return Err(ServiceError::new(
+                StatusCode::CONFLICT,
+                "nothing_to_roll_back_to",
+                format!("{endpoint} has served no other registered model version"),
+            ));
+        };
+        let request = DeployRequest {
+            model_group: previous.model_group,
+            model_version: Some(previous.model_version),
+            ..DeployRequest::default()
+        };
+        self.deploy(endpoint, &request).await
     }
 
     async fn served_variant(&self, recorded: &serde_json::Value, group: &str, version: i64) -> Result<ServedVariant> {

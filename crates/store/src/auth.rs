@@ -66,6 +66,17 @@ pub struct AuditRecord {
     pub status: i64,
 }
 
+/// Which entries of the audit a page lists.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter<'a> {
+    /// Only entries older than this id (the cursor).
+    pub before_id: Option<i64>,
+    /// Only this caller's.
+    pub actor: Option<&'a str>,
+    /// Only actions containing this text (`approve`, `/api/v1/runs`).
+    pub action: Option<&'a str>,
+}
+
 impl Store {
     /// Records a token by the SHA-256 (hex) of its value; a name taken already is [`Error::Conflict`].
     pub async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenRecord, Error> {
@@ -119,11 +130,15 @@ impl Store {
     }
 
     /// The newest audit records first, older than `before_id` when given.
-    pub async fn audit(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<AuditRecord>, Error> {
+    pub async fn audit(&self, filter: &AuditFilter<'_>, limit: i64) -> Result<Vec<AuditRecord>, Error> {
         Ok(sqlx::query_as(
-            "SELECT id, at, actor, action, status FROM audit WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+            "SELECT id, at, actor, action, status FROM audit
+             WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR instr(action, $3) > 0)
+             ORDER BY id DESC LIMIT $4",
         )
-        .bind(before_id)
+        .bind(filter.before_id)
+        .bind(filter.actor)
+        .bind(filter.action)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

@@ -100,6 +100,18 @@ impl Store {
         Ok(())
     }
 
+    /// The jobs a run started, oldest first.
+    pub async fn training_jobs_of(&self, run_id: i64) -> Result<Vec<TrainingJobRecord>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT name, run_id, algorithm, status, secondary_status, failure_reason, hyperparameters,
+                    metrics, model_uri, model_sha256, created_at, finished_at
+             FROM training_jobs WHERE run_id = $1 ORDER BY created_at",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A job by name.
     pub async fn training_job(&self, name: &str) -> Result<TrainingJobRecord, Error> {
         sqlx::query_as(

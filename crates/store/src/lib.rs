@@ -21,7 +21,7 @@ mod status;
 
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
 pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
-pub use auth::{AuditRecord, Role, TokenRecord};
+pub use auth::{AuditFilter, AuditRecord, Role, TokenRecord};
 pub use deliveries::NotifyFailure;
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
 pub use events::{EventKind, EventRecord};
@@ -192,6 +192,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0017_approvals.sql"),
     include_str!("../migrations/0018_notifications.sql"),
     include_str!("../migrations/0019_retention.sql"),
+    include_str!("../migrations/0020_training_jobs_by_run.sql"),
 ];
 
 async fn migrate(pool: &SqlitePool) -> Result<(), Error> {

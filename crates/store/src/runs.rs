@@ -313,6 +313,18 @@ impl Store {
         .await?)
     }
 
+    /// The stages of several runs (a page of them), in order within each run.
+    pub async fn stages_of(&self, run_ids: &[i64]) -> Result<Vec<StageRecord>, Error> {
+        let ids = serde_json::to_string(run_ids).unwrap_or_else(|_| "[]".to_owned());
+        Ok(sqlx::query_as(
+            "SELECT run_id, position, name, kind, status, reason, attempts, outputs, started_at, finished_at
+             FROM stages WHERE run_id IN (SELECT value FROM json_each($1)) ORDER BY run_id, position",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Records the commit a run checked out.
     pub async fn set_run_commit(&self, run_id: i64, commit: &str) -> Result<(), Error> {
         sqlx::query("UPDATE runs SET commit_sha = $2 WHERE id = $1")

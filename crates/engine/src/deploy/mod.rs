@@ -9,6 +9,8 @@ mod instances;
 mod lifecycle;
 mod rollout;
 
+pub use rollout::{Rollout, RolloutState};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -104,18 +106,25 @@ impl Engine {
                 Endpoint { name: endpoint.clone(), variants }
             }
             (Some(previous), None) if policy.traffic != Traffic::AllAtOnce => {
-                for share in policy.traffic.steps() {
+                let mut shift = Rollout::start(endpoint, &model, policy);
+                for (step, share) in policy.traffic.steps().into_iter().enumerate() {
                     // Each step keeps every variant of the one before: nothing to drain until the end.
                     self.inner.router.install(rollout::shifted(previous, &fresh, share));
                     events.push(format!("{:.0}% of traffic goes to {model}; baking {:?}", share * 100.0, policy.bake));
+                    shift.at_step(step + 1, share);
+                    self.set_rollout(&shift);
                     if let Some(alarm) = rollout::bake(&fresh, policy).await {
                         let restored = Endpoint { name: endpoint.clone(), variants: previous.variants.clone() };
                         events.push(format!("alarm: {alarm}; all traffic is back on what the endpoint served"));
                         drop(fresh);
                         self.swap(restored).await;
+                        shift.end(RolloutState::RolledBack, Some(alarm.clone()));
+                        self.set_rollout(&shift);
                         return Err(Error::RolledBack(alarm));
                     }
                 }
+                shift.end(RolloutState::Completed, None);
+                self.set_rollout(&shift);
                 layout.clear();
                 Endpoint::single(endpoint.clone(), fresh)
             }
@@ -316,6 +325,16 @@ impl Engine {
     }
 
     /// `<router>/endpoints/<name>/invocations`.
+    /// The endpoint's traffic shift in progress, or the last one this process ran.
+    pub fn rollout(&self, endpoint: &str) -> Option<Rollout> {
+        self.inner.rollouts.lock().unwrap_or_else(|e| e.into_inner()).get(endpoint).cloned()
+    }
+
+    fn set_rollout(&self, rollout: &Rollout) {
+        let mut rollouts = self.inner.rollouts.lock().unwrap_or_else(|e| e.into_inner());
+        rollouts.insert(rollout.endpoint.clone(), rollout.clone());
+    }
+
     pub fn invocation_url(&self, endpoint: &str) -> String {
         format!("{}/endpoints/{endpoint}/invocations", self.router_url())
     }

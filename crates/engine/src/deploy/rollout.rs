@@ -3,8 +3,80 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline::DeployPolicy;
+use pipeline::{DeployPolicy, Traffic};
 use router::{Endpoint, Variant};
+use serde::Serialize;
+
+/// A traffic shift of an endpoint as this process runs it: the step it is at, or how it ended.
+/// Kept in memory until the endpoint's next shift (a restart forgets it; the deploying run keeps
+/// its reason).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Rollout {
+    pub endpoint: String,
+    /// The model traffic moves to, e.g. `iris v2`.
+    pub model: String,
+    /// `canary` or `linear`.
+    pub traffic: &'static str,
+    /// The step it is at (1-based) of `steps`, and the new model's share of traffic in it (0 to 1).
+    pub step: usize,
+    pub steps: usize,
+    pub share: f64,
+    /// How long each step is watched, and when this step's watch ends (ms).
+    pub bake_seconds: f64,
+    pub bake_until: i64,
+    pub max_error_rate: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    pub state: RolloutState,
+    /// The alarm that rolled it back.
+    pub reason: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    InProgress,
+    Completed,
+    RolledBack,
+}
+
+impl Rollout {
+    pub(super) fn start(endpoint: &str, model: &str, policy: &DeployPolicy) -> Rollout {
+        let now = store::now_ms();
+        Rollout {
+            endpoint: endpoint.to_owned(),
+            model: model.to_owned(),
+            traffic: match policy.traffic {
+                Traffic::Linear { .. } => "linear",
+                _ => "canary",
+            },
+            step: 0,
+            steps: policy.traffic.steps().len(),
+            share: 0.0,
+            bake_seconds: policy.bake.as_secs_f64(),
+            bake_until: now,
+            max_error_rate: policy.max_error_rate,
+            max_p99_ms: policy.max_p99_ms,
+            state: RolloutState::InProgress,
+            reason: None,
+            started_at: now,
+            finished_at: None,
+        }
+    }
+
+    pub(super) fn at_step(&mut self, step: usize, share: f64) {
+        self.step = step;
+        self.share = share;
+        self.bake_until = store::now_ms() + i64::try_from((self.bake_seconds * 1000.0) as u64).unwrap_or(i64::MAX);
+    }
+
+    pub(super) fn end(&mut self, state: RolloutState, reason: Option<String>) {
+        self.state = state;
+        self.reason = reason;
+        self.finished_at = Some(store::now_ms());
+    }
+}
 
 /// `previous`'s variants with their weights scaled to `1 - share`, and `fresh` with `share` of the traffic.
 pub(super) fn shifted(previous: &Endpoint, fresh: &Arc<Variant>, share: f64) -> Endpoint {
