@@ -5,7 +5,8 @@
 
 HOME is a sagebrush home in which `sagebrush run` ran examples/iris once, with no server running.
 Its store (HOME/state.db, SQLite) then holds that one real run: its `runs` row, its 7 `stages`
-rows with their outputs, its training job, model version, endpoints and events. This script,
+rows with their outputs, its training job, model version, endpoints and events. Log files are
+not copied: a run page loads its logs with a second request (/live/runs/...), not measured here. This script,
 with Python's sqlite3 and in one transaction:
   - moves the real run (and everything it wrote: stages, training job, model version, endpoints,
     events, the project and the audit) back in time to where bench/dashboard/plan.py puts run 1,
@@ -17,7 +18,9 @@ with Python's sqlite3 and in one transaction:
     that failed at the gate or the smoke test has that stage `failed` with the engine's reason
     and the later stages `skipped`; a cancelled run has `train` cancelled and the rest skipped,
     with cancel_requested set. Stage outputs are the real run's, with the job name, commit and
-    the measured accuracies of that run;
+    the measured accuracies of that run (the model version in them stays v1: no model versions
+    are added); each run gets its training job `iris-<number>` (Completed, or Stopped when the
+    run was cancelled), which the run page shows;
   - appends each run's events as the engine writes them (run_queued, run_started, stage_started
     and stage_finished per stage, run_finished), so the events table has its realistic size.
 Every run is finished: none is left queued or running. The runs table keeps its constraints
@@ -96,6 +99,10 @@ def main():
     if "max_leaf_nodes" not in params:
         sys.exit(f"the real run has no max_leaf_nodes parameter: {params}")
     job = f"{project}-{tpl['number']}"
+    jobs = [dict(r) for r in con.execute("SELECT * FROM training_jobs WHERE run_id = ?", (tpl["id"],))]
+    if len(jobs) != 1 or jobs[0]["name"] != job:
+        sys.exit(f"expected the real run's one training job {job}, found {[j['name'] for j in jobs]}")
+    tpl_job = jobs[0]
     tpl_commit = tpl["commit_sha"]
     history = plan(count, end_ms)
 
@@ -109,7 +116,8 @@ def main():
         (first_id,) = con.execute("SELECT id FROM runs").fetchone()
         run_cols = list(tpl)
         stage_cols = list(stages[0])
-        run_rows, stage_rows, event_rows = [], [], []
+        job_cols = list(tpl_job)
+        run_rows, stage_rows, event_rows, job_rows = [], [], [], []
         for p in history[1:]:
             n = p["number"]
             rid = first_id + n - 1
@@ -151,6 +159,18 @@ def main():
                     events += [(s_start, "stage_started", "running", None, s["name"]),
                                (s_end, "stage_finished", "succeeded", None, s["name"])]
                 stage_rows.append([row[c] for c in stage_cols])
+                if s["name"] == "train" and row["status"] != "skipped":
+                    stopped = row["status"] == "cancelled"
+                    j = dict(tpl_job, name=f"{project}-{n}", run_id=rid, created_at=s_start, finished_at=s_end,
+                             hyperparameters=json.dumps({"max_leaf_nodes": str(p["max_leaf_nodes"])}, separators=(",", ":")),
+                             metrics="{}" if stopped else json.dumps(
+                                 {"train:accuracy": p["train_accuracy"], "validation:accuracy": p["validation_accuracy"]},
+                                 separators=(",", ":")),
+                             model_uri=None if stopped else re.sub(rf"\b{re.escape(job)}(?!\d)", f"{project}-{n}", tpl_job["model_uri"]),
+                             model_sha256=None if stopped else tpl_job["model_sha256"])
+                    if stopped:
+                        j.update(status="Stopped", secondary_status="Stopped")
+                    job_rows.append([j[c] for c in job_cols])
             events.append((end, "run_finished", p["status"], p["reason"], None))
             run = dict(tpl, id=rid, number=n, status=p["status"], reason=p["reason"],
                        parameters=json.dumps(par, separators=(",", ":")), trigger=p["trigger"],
@@ -165,17 +185,19 @@ def main():
         q = lambda cols: ", ".join(f'"{c}"' for c in cols)
         con.executemany(f"INSERT INTO runs ({q(run_cols)}) VALUES ({', '.join('?' * len(run_cols))})", run_rows)
         con.executemany(f"INSERT INTO stages ({q(stage_cols)}) VALUES ({', '.join('?' * len(stage_cols))})", stage_rows)
+        con.executemany(f"INSERT INTO training_jobs ({q(job_cols)}) VALUES ({', '.join('?' * len(job_cols))})", job_rows)
         con.executemany("INSERT INTO events (at, kind, project, data) VALUES (?, ?, ?, ?)", event_rows)
     by_status = dict(con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
     (n_runs,) = con.execute("SELECT COUNT(*) FROM runs").fetchone()
     (n_stages,) = con.execute("SELECT COUNT(*) FROM stages").fetchone()
     (n_events,) = con.execute("SELECT COUNT(*) FROM events").fetchone()
+    (n_jobs,) = con.execute("SELECT COUNT(*) FROM training_jobs").fetchone()
     problems = con.execute("PRAGMA integrity_check").fetchone()[0]
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     if problems != "ok" or n_runs != count:
         sys.exit(f"store check: {problems}, {n_runs} runs")
-    print(json.dumps({"runs": n_runs, "stages": n_stages, "events": n_events, "by_status": by_status,
+    print(json.dumps({"runs": n_runs, "stages": n_stages, "events": n_events, "training_jobs": n_jobs, "by_status": by_status,
                       "project": project, "middle_number": count // 2, "newest_number": count,
                       "span_days": round((end_ms - history[0]["created_at"]) / 86_400_000, 1)}))
 

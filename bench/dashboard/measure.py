@@ -2,7 +2,7 @@
 """Load client for bench/dashboard/run.sh: standard library only.
 
   measure.py OUT_JSON SB_URL PROJECT MIDDLE NEWEST ML_URL EXPERIMENT_ID ML_MIDDLE_ID ML_NEWEST_ID
-             WARMUP ROUNDS PER_ROUND PIDS
+             WARMUP ROUNDS PER_ROUND PIDS [ONLY TAG]
 
 For each view, sagebrush's server-rendered page and the request MLflow's UI makes to its server
 for the same view (what its bundled JavaScript calls; the HTML page itself is a static shell):
@@ -15,6 +15,11 @@ for the same view (what its bundled JavaScript calls; the HTML page itself is a 
              for the middle run and the newest
   older page the stage view's next page, if the sagebrush page links one, and MLflow's runs/search
              with the page_token of its first answer.
+Also MLflow's runs/search with 25 rows, the stage view's page size (like for like on rows), both
+servers' GET /health (the floor: this client and each HTTP stack), and, to tell rendering from
+the rest, sagebrush's JSON API for the same data: the runs of the stage
+view without their stages (/api/v1/runs?project=..&limit=25) and the middle run with its stages
+(/api/v1/runs/PROJECT/N).
 One keep-alive http.client connection per server, requests one at a time, each timed with
 perf_counter_ns from sending it to having read its whole answer. Every request sends what a
 browser sends: `Accept-Encoding: gzip, deflate, br` (and `Accept: text/html,...` for the pages),
@@ -25,7 +30,9 @@ the machine falls on both servers alike. Also fetched once, untimed: each answer
 `Accept-Encoding: identity` (its uncompressed size, and what gzip -6 would make of it), MLflow's
 static shell (GET /) and the scripts and stylesheets it and sagebrush's projects page reference.
 PIDS (comma-separated): the servers, so the busy CPU time of everything else on the machine during
-the timed rounds can be reported. Writes OUT_JSON and prints a Markdown table.
+the timed rounds can be reported. Writes OUT_JSON and prints a Markdown table. With ONLY (view
+names, comma-separated), only those views of sagebrush are timed, named with TAG appended, and
+the table has just their rows (run.sh uses it for the stage view of a project added from git).
 """
 import gzip
 import html.parser
@@ -43,20 +50,33 @@ PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 class Conn:
-    """One keep-alive HTTP/1.1 connection; reconnects only if the server closed it."""
+    """One keep-alive HTTP/1.1 connection; reconnects only if the server closed it. Keeps the
+    cookies the server sets and sends them back, as a browser does (sagebrush opens a session for
+    a visit without one)."""
 
     def __init__(self, url):
         u = urllib.parse.urlsplit(url)
         self.host, self.port = u.hostname, u.port
         self.reconnects = 0
+        self.cookies = {}
         self.c = http.client.HTTPConnection(self.host, self.port, timeout=120)
 
     def request(self, method, path, body=None, headers=None):
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         for attempt in (0, 1):
             try:
-                self.c.request(method, path, body=body, headers=headers or {})
+                self.c.request(method, path, body=body, headers=headers)
                 r = self.c.getresponse()
                 raw = r.read()
+                for k, v in r.getheaders():
+                    if k.lower() == "set-cookie":
+                        name, _, value = v.split(";", 1)[0].strip().partition("=")
+                        if value and "max-age=0" not in v.lower():
+                            self.cookies[name] = value
+                        else:
+                            self.cookies.pop(name, None)
                 return r.status, {k.lower(): v for k, v in r.getheaders()}, raw
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if attempt:
@@ -147,6 +167,9 @@ def tree_jiffies(pids):
 def main():
     (out_path, sb_url, project, middle, newest, ml_url, exp, ml_middle, ml_newest,
      warmup, rounds, per_round, pids) = sys.argv[1:14]
+    # ONLY (views, comma-separated) and TAG: time only those sagebrush views, their names + TAG.
+    only = [v for v in sys.argv[14].split(",") if v] if len(sys.argv) > 14 else []
+    tag = sys.argv[15] if len(sys.argv) > 15 else ""
     middle, newest, warmup, rounds, per_round = int(middle), int(newest), int(warmup), int(rounds), int(per_round)
     pids = [int(p) for p in pids.split(",") if p]
     sb, ml = Conn(sb_url), Conn(ml_url)
@@ -199,8 +222,23 @@ def main():
         ("run detail, newest", "MLflow", "GET runs/get (newest run)", ml, "GET",
          f"/ajax-api/2.0/mlflow/runs/get?run_id={ml_newest}", None, api_h,
          check_json(lambda d: d["run"]["info"]["run_name"] == f"iris-{newest}")),
+        # Like for like on rows: MLflow's runs/search with the stage view's page size.
+        ("stage view, 25 rows", "MLflow", "POST runs/search (25, start_time DESC)", ml, "POST",
+         "/ajax-api/2.0/mlflow/runs/search", json.dumps(dict(runs_body, max_results=25)).encode(), post_h,
+         check_json(lambda d: len(d["runs"]) == 25)),
+        # The floor: the same client and HTTP stack answering the smallest request each server has.
+        ("floor", "sagebrush", "GET /health", sb, "GET", "/health", None, api_h, lambda h, b: None),
+        ("floor", "MLflow", "GET /health", ml, "GET", "/health", None, api_h, lambda h, b: None),
+        # Where sagebrush's time goes: its JSON API over the same service calls, without HTML.
+        ("diagnostic: runs, no stages", "sagebrush API", f"GET /api/v1/runs?project={project}&limit=25", sb, "GET",
+         f"/api/v1/runs?project={project}&limit=25", None, api_h, check_json(lambda d: len(d) == 25 if isinstance(d, list) else len(d["runs"]) == 25)),
+        ("diagnostic: run detail", "sagebrush API", f"GET /api/v1/runs/{project}/{middle}", sb, "GET",
+         f"/api/v1/runs/{project}/{middle}", None, api_h, check_json(lambda d: d["run"]["number"] == middle)),
     ]
 
+    if only:
+        kinds = [k for k in kinds if k[0] in only and k[1] == "sagebrush"]
+        kinds = [(k[0] + tag,) + k[1:] for k in kinds]
     info = {}
 
     def identity(conn, method, path, body, headers):
@@ -215,7 +253,7 @@ def main():
         problem = check(h, plain)
         if problem:
             sys.exit(f"{server} {view} ({method} {path}): {problem}")
-        if server == "sagebrush" and view == "stage view":
+        if server == "sagebrush" and view == "stage view" and not only:
             shown = run_links(plain)
             info["sagebrush_stage_view_runs"] = len([n for n in shown if n > newest - 1000])
             older = None
@@ -266,11 +304,12 @@ def main():
                 total, n = total + len(raw), n + 1
         return {"files": n, "bytes": total}
 
-    status, h, shell = ml.request("GET", "/", None, dict(BROWSER, Accept=PAGE_ACCEPT))
-    info["mlflow_shell"] = {"status": status, "bytes": len(shell), "encoding": h.get("content-encoding", "identity"),
-                            "assets": assets_of(ml, "/", decode(h, shell) or shell)}
-    status, h, home = sb.request("GET", "/", None, dict(BROWSER, Accept=PAGE_ACCEPT))
-    info["sagebrush_assets"] = assets_of(sb, "/", decode(h, home) or home)
+    if not only:
+        status, h, shell = ml.request("GET", "/", None, dict(BROWSER, Accept=PAGE_ACCEPT))
+        info["mlflow_shell"] = {"status": status, "bytes": len(shell), "encoding": h.get("content-encoding", "identity"),
+                                "assets": assets_of(ml, "/", decode(h, shell) or shell)}
+        status, h, home = sb.request("GET", "/", None, dict(BROWSER, Accept=PAGE_ACCEPT))
+        info["sagebrush_assets"] = assets_of(sb, "/", decode(h, home) or home)
 
     # Timed rounds.
     lat = {f"{k[0]}|{k[1]}": [] for k in kinds}
@@ -310,21 +349,24 @@ def main():
         json.dump(res, f, indent=1)
 
     n = rows[0]["n"]
-    print(f"| view | server | request | p50 ms | p99 ms | max ms | bytes sent (encoding) | uncompressed bytes | MLflow / sagebrush p99 |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| view | server | request | p50 ms | p99 ms | max ms | bytes sent (encoding) | uncompressed bytes | gzip -6 would send | MLflow / sagebrush p99 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     by = {(r["view"], r["server"]): r for r in rows}
     for r in rows:
         ratio = ""
-        if r["server"] == "MLflow" and (r["view"], "sagebrush") in by:
-            ratio = f"{r['p99'] / by[(r['view'], 'sagebrush')]['p99']:.1f}x"
+        base = (r["view"], "sagebrush") if (r["view"], "sagebrush") in by else (r["view"].split(",")[0], "sagebrush")
+        if r["server"] == "MLflow" and base in by:
+            ratio = f"{r['p99'] / by[base]['p99']:.1f}x"
         enc = "" if r["encoding"] == "identity" else f" ({r['encoding']})"
         print(f"| {r['view']} | {r['server']} | `{r['request']}` | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} "
-              f"| {r['wire_bytes']}{enc} | {r['plain_bytes']} | {ratio} |")
+              f"| {r['wire_bytes']}{enc} | {r['plain_bytes']} | {r['gzip6_bytes']} | {ratio} |")
     print()
-    met = {r["view"]: r["p99"] < 20 for r in rows if r["server"] == "sagebrush"}
+    met = {r["view"]: r["p99"] < 20 for r in rows if r["server"] == "sagebrush" and r["view"] != "floor"}  # the pages
     print("target p99 < 20 ms (sagebrush): " + ", ".join(f"{v} {'met' if ok else 'MISSED'}" for v, ok in met.items()))
     print(f"{n} timed requests of each kind ({rounds} rounds x {per_round}, after {warmup} warm-up each); "
           f"other processes used {res['other_cpu_percent']}% of the machine's CPU meanwhile; reconnects {res['reconnects']}")
+    if only:
+        return
     sh = info["mlflow_shell"]
     print(f"MLflow's static shell GET /: {sh['bytes']} bytes ({sh['encoding']}), then {sh['assets']['files']} scripts/stylesheets "
           f"it names directly, {sh['assets']['bytes']} bytes on a first visit; sagebrush's projects page names "

@@ -10,7 +10,7 @@
 #   [pipeline], so retention would keep the whole history), and runs `sagebrush run` on it once,
 #   with no server: a real run that trains the built-in decision tree, registers iris v1 and
 #   deploys iris-prod. bench/dashboard/generate.py then copies that run's rows in the store (runs,
-#   stages, events) into RUNS runs over the past 42 days, from the plan in bench/dashboard/plan.py
+#   stages, training jobs, events) into RUNS runs over the past 42 days, from bench/dashboard/plan.py
 #   (fixed seed: ~90% succeeded, ~8% failed at the gate or the smoke test, ~2% cancelled; manual
 #   and push triggers; a new commit every dozen runs; max_leaf_nodes varies). `sagebrush runs
 #   --json` and `sagebrush show iris <middle> --json` must read them back. Then `sagebrush server
@@ -27,9 +27,15 @@
 #   `/projects/iris`, `/runs/iris/<middle>`, `/runs/iris/<newest>` (and the stage view's next page
 #   when it links one), and for the same views the calls MLflow's React UI makes to its server
 #   (the UI's HTML is a static shell): experiments/search, runs/search (100 rows, the UI's page
-#   size), runs/get. So this compares server-rendered HTML with JSON API answers: what each
-#   server does to show the page. Prints a table: view, server, p50, p99, max ms, bytes sent
-#   (and uncompressed), and MLflow/sagebrush p99; then MLflow's static shell and asset bytes.
+#   size, and 25, the stage view's), runs/get. So this compares server-rendered HTML with JSON API
+#   answers: what each server does to show the page. Also both servers' /health (the floor of
+#   this client and each HTTP stack), and sagebrush's JSON API for the stage view's runs and the
+#   middle run, to tell HTML rendering from the rest. Prints a table: view,
+#   server, p50, p99, max ms, bytes sent (and uncompressed, and what gzip -6 would make of them),
+#   and MLflow/sagebrush p99; then MLflow's static shell and the bytes of both UIs' assets.
+# - Then the project is removed and added again from git (`project add file://<copy> --branch
+#   main`, the same runs), and the stage view is timed again the same way: a git project's page
+#   reads its pipeline file with `git show`.
 # Usage: bench/dashboard/run.sh [runs, default 10000] [rounds, default 5] [per round, default 100] [warm-up, default 20]
 # SAGEBRUSH_BIN=path uses that binary; the default is target/release/sagebrush of this tree, which
 # this script does not build (`cargo build --release` first). It must serve the dashboard (`GET /`
@@ -71,7 +77,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-cp "$src_bin" "$tmp/sagebrush"
+cp -p "$src_bin" "$tmp/sagebrush"
 bin=$tmp/sagebrush
 export SAGEBRUSH_HOME=$tmp/home
 unset SAGEBRUSH_SERVER SAGEBRUSH_TOKEN SAGEBRUSH_LISTEN
@@ -106,7 +112,7 @@ end_ms=$(($(date +%s%N) / 1000000 - 60000))
 gen=$(python3 bench/dashboard/generate.py "$SAGEBRUSH_HOME" "$count" "$end_ms")
 project=$(json_get "$gen" '["project"]')
 if ! "$bin" project list --json | grep -q "\"$project\""; then
-  "$bin" project add "$tmp/iris" >/dev/null
+  "$bin" project add "$tmp/iris" >"$tmp/project-add.log" 2>&1 || { cat "$tmp/project-add.log" >&2; exit 1; }
 fi
 # The store must read them back: the newest page of runs, and the middle run with its stages.
 "$bin" runs --json | python3 -c 'import json,sys; d=json.load(sys.stdin); r=d["runs"] if isinstance(d, dict) else d
@@ -128,7 +134,7 @@ case $ctype in
   "200 text/html"*) ;;
   *) echo "this sagebrush binary has no dashboard: GET $sb_url/ answered \"$ctype\", not 200 text/html" >&2; exit 2 ;;
 esac
-sb_version=$("$bin" --version 2>/dev/null || echo unknown)
+sb_version="$("$bin" --version 2>/dev/null || echo unknown), sha256 $(sha256sum "$bin" | cut -c1-12), built $(date -u -r "$bin" '+%F %T UTC')"
 
 echo "seeding MLflow $mlflow_version with the same $count runs ..." >&2
 ml_seed=$("$venv/bin/python" bench/dashboard/mlflow_seed.py "$tmp/mlflow.db" "$tmp/mlartifacts" "$count" "$end_ms" 2>"$tmp/mlflow-seed.log") ||
@@ -148,6 +154,16 @@ python3 bench/dashboard/measure.py "$tmp/measure.json" "$sb_url" "$project" "$mi
   "$(json_get "$ml_seed" '["experiment_id"]')" "$(json_get "$ml_seed" '["middle_run_id"]')" \
   "$(json_get "$ml_seed" '["newest_run_id"]')" "$warmup" "$rounds" "$per_round" "$sb_pid,$ml_pid"
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The same stage view when the project comes from git (a push-triggered project is): the page then
+# reads the pipeline file (for its run form) from the branch's head with `git show`.
+echo "the stage view again, with $project added from git (file://, branch main) ..." >&2
+"$bin" project remove "$project" >"$tmp/project-git.log" 2>&1 &&
+  "$bin" project add "file://$tmp/iris" --branch main >>"$tmp/project-git.log" 2>&1 ||
+  { echo "could not add $project from git:" >&2; cat "$tmp/project-git.log" >&2; exit 1; }
+echo
+python3 bench/dashboard/measure.py "$tmp/measure-git.json" "$sb_url" "$project" "$middle" "$count" "$ml_url" \
+  "" "" "" "$warmup" "$rounds" "$per_round" "$sb_pid" "stage view" ", project from git"
 echo
 echo "history: sagebrush $(json_get "$gen" '["runs"]') runs $(json_get "$gen" '["by_status"]'), $(json_get "$gen" '["stages"]') stages, $(json_get "$gen" '["events"]') events over $(json_get "$gen" '["span_days"]') days, state.db* $sb_db_mb MB; MLflow $(json_get "$ml_seed" '["count"]') runs $(json_get "$ml_seed" '["by_status"]'), mlflow.db $ml_db_mb MB"
 echo "servers: $sb_version (copied from $src_bin); MLflow $mlflow_version, mlflow server --workers 1 (uvicorn), SQLite store"

@@ -798,7 +798,22 @@ pub(crate) fn event_stream(
             }
         },
     );
-    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
+    sse(events)
+}
+
+/// A stream of server-sent events that starts with a comment, so the answer's head goes out at
+/// once: a browser whose stream has no head yet holds up leaving the page.
+fn sse<S>(
+    events: S,
+) -> axum::response::sse::Sse<
+    impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+>
+where
+    S: futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>> + Send + 'static,
+{
+    use futures_util::StreamExt;
+    let opened = futures_util::stream::once(async { Ok(axum::response::sse::Event::default().comment("following")) });
+    axum::response::sse::Sse::new(opened.chain(events)).keep_alive(axum::response::sse::KeepAlive::default())
 }
 
 fn sse_event(event: &store::EventRecord) -> Result<axum::response::sse::Event, std::convert::Infallible> {
@@ -862,5 +877,5 @@ pub(crate) fn follow_logs(
             }
         }
     });
-    axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default())
+    sse(events)
 }

@@ -3,8 +3,10 @@
 mod api;
 mod approvals;
 mod auth;
+mod browser;
 mod champion;
 mod containers;
+mod dashboard;
 mod drift;
 mod events;
 mod failures;

@@ -81,7 +81,7 @@ fn post(
 }
 
 /// A project whose model answers each row with a word chosen at training time.
-fn answering_project(sandbox: &Sandbox) -> PathBuf {
+pub(crate) fn answering_project(sandbox: &Sandbox) -> PathBuf {
     let project = sandbox.dir.path().join("shift");
     let algorithm = project.join("algorithm");
     std::fs::create_dir_all(&algorithm).unwrap();

@@ -245,7 +245,11 @@ fn field(parameter: &Parameter, form: &Form) -> Markup {
                 ParameterType::String | ParameterType::Path => input #(id) type="text" name=(input_name) value=(value)
                     aria-invalid=[invalid] aria-describedby=[described];
             }
-            @if let Some(error) = error { span.error #(error_id) role="alert" { (error) } }
+            @if let Some(error) = error {
+                @let (message, hint) = error.split_once("\nhint: ").unwrap_or((error, ""));
+                span.error #(error_id) role="alert" { (message) }
+                @if !hint.is_empty() { span.help { "hint: " (hint) } }
+            }
             @let text = [parameter.help.clone(), range, help].into_iter().flatten().collect::<Vec<_>>().join(" · ");
             @if !text.is_empty() { span.help { (text) } }
         }
@@ -305,9 +309,13 @@ pub(super) async fn submit(
         }
         Err(error) if error.status.is_client_error() => {
             let mut form = Form { values, errors: BTreeMap::new(), general: None };
-            let message = match &error.hint {
-                Some(hint) => format!("{} ({hint})", error.message),
-                None => error.message.clone(),
+            // The CLI's message, its hint (inside it, for a pipeline's error) shown apart.
+            let (first, rest) = error.message.split_once('\n').unwrap_or((&error.message, ""));
+            let hint = rest.trim().trim_start_matches("hint:").trim();
+            let hint = error.hint.as_deref().or((!hint.is_empty()).then_some(hint));
+            let message = match hint {
+                Some(hint) => format!("{first}\nhint: {hint}"),
+                None => first.to_owned(),
             };
             match error.extra.get("parameter").and_then(|p| p.as_str()) {
                 Some(parameter) => {

@@ -4,6 +4,11 @@
 (function () {
   const main = document.querySelector("main");
   if (!main) return;
+  // Streams are closed when the page is left: a browser keeps few connections per server, and
+  // a page kept in its back-forward cache would otherwise hold on to its streams.
+  const streams = [];
+  const follow = (url) => { const source = new EventSource(url); streams.push(source); return source; };
+  window.addEventListener("pagehide", () => { for (const source of streams) source.close(); });
 
   // Replaces every [data-live] element with the one of the same id in the page fetched again.
   let refreshing = false, again = false;
@@ -29,8 +34,7 @@
   if (events !== undefined) {
     const url = "/live/events" + (events ? "?project=" + encodeURIComponent(events) : "");
     let timer = null;
-    const source = new EventSource(url);
-    source.onmessage = source.onerror = null;
+    const source = follow(url);
     const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 150); };
     for (const kind of ["run_queued", "run_started", "run_waiting", "run_finished", "stage_started",
                         "stage_finished", "model_registered", "endpoint_updated", "endpoint_deleted"]) {
@@ -43,14 +47,14 @@
   // A run's logs: one stream for all its stages, each chunk appended to its stage's <pre>.
   const logs = main.dataset.logs;
   if (logs) {
-    const source = new EventSource(logs);
+    const source = follow(logs);
     source.addEventListener("log", (message) => {
       const chunk = JSON.parse(message.data);
       const pre = document.getElementById("log-" + chunk.stage);
       if (!pre) return;
       pre.textContent += chunk.text;
-      const follow = document.getElementById("follow");
-      if (!follow || follow.checked) pre.scrollTop = pre.scrollHeight;
+      const following = document.getElementById("follow");
+      if (!following || following.checked) pre.scrollTop = pre.scrollHeight;
       const box = pre.closest(".log");
       if (box) box.hidden = false;
     });
