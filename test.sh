@@ -14,6 +14,9 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v flock >/dev/null || need_apt+=(util-linux)
 # The built-in algorithm's FROM-scratch image carries a stripped binary.
 command -v strip >/dev/null || need_apt+=(binutils)
+# The dashboard tests drive Debian's headless Chromium through its chromedriver.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi

@@ -151,7 +151,17 @@ pub fn series(title: &str, points: &[(i64, Option<f64>)], unit: &str) -> Documen
     let mut lines = Vec::new();
     for (at, value) in points {
         match value {
-            Some(v) => run.push(format!("{:.1},{:.1}", x(*at), y(*v))),
+            Some(v) => {
+                run.push(format!("{:.1},{:.1}", x(*at), y(*v)));
+                // A dot per reading, so that one reading alone shows too.
+                document = document.add(
+                    svg::node::element::Circle::new()
+                        .set("cx", x(*at))
+                        .set("cy", y(*v))
+                        .set("r", 2)
+                        .set("fill", "#0969da"),
+                );
+            }
             None if !run.is_empty() => lines.push(std::mem::take(&mut run)),
             None => {}
         }

@@ -163,15 +163,27 @@ impl Browser {
         let dir = screenshots_dir();
         let mut paths = Vec::new();
         for (width, height) in [LAPTOP, PHONE] {
-            self.runtime.block_on(self.client().set_window_size(width, height)).unwrap();
-            std::thread::sleep(Duration::from_millis(250));
+            self.viewport(width, height);
             let png = self.runtime.block_on(self.client().screenshot()).unwrap();
             let path = dir.join(format!("{name}-{width}x{height}.png"));
             std::fs::write(&path, png).unwrap();
             paths.push(path);
         }
-        self.runtime.block_on(self.client().set_window_size(LAPTOP.0, LAPTOP.1)).unwrap();
+        self.viewport(LAPTOP.0, LAPTOP.1);
         paths
+    }
+
+    /// Makes the page's viewport `width` x `height`: the window is that much larger than its
+    /// viewport (the browser's own bars, even headless).
+    fn viewport(&self, width: u32, height: u32) {
+        self.runtime.block_on(self.client().set_window_size(width, height)).unwrap();
+        let inner = self.script("return [window.innerWidth, window.innerHeight]", false);
+        let (Some(inner_width), Some(inner_height)) = (inner[0].as_u64(), inner[1].as_u64()) else { return };
+        let outer = |want: u32, got: u64| want + want.saturating_sub(u32::try_from(got).unwrap_or(want));
+        self.runtime
+            .block_on(self.client().set_window_size(outer(width, inner_width), outer(height, inner_height)))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

@@ -88,7 +88,7 @@ pub(super) async fn detail(
         div.scroll #variants data-live { (variants(&view)) }
         h2 { "Traffic, last minutes" }
         div.charts #traffic data-live {
-            @for variant in &view.variants { (traffic(&dashboard, &endpoint, &variant.name)) }
+            @for variant in &view.variants { (traffic(&dashboard, &endpoint, &variant.name, &variant.model)) }
         }
         @if let EndpointKind::MultiModel { dir, memory_budget_bytes, image } = &view.record.kind {
             h2 { "Loaded models" }
@@ -154,15 +154,15 @@ fn variants(view: &EndpointView) -> Markup {
     }
 }
 
-fn traffic(dashboard: &Dashboard, endpoint: &str, variant: &str) -> Markup {
-    let points = dashboard.traffic.series(endpoint, variant);
+fn traffic(dashboard: &Dashboard, endpoint: &str, variant: &str, model: &str) -> Markup {
+    let points = dashboard.traffic.series(endpoint, variant, model);
     let rps: Vec<(i64, Option<f64>)> = points.iter().map(|p| (p.at, Some(p.per_second))).collect();
     let p50: Vec<(i64, Option<f64>)> = points.iter().map(|p| (p.at, p.p50_ms)).collect();
     let p99: Vec<(i64, Option<f64>)> = points.iter().map(|p| (p.at, p.p99_ms)).collect();
     let errors: Vec<(i64, Option<f64>)> =
         points.iter().map(|p| (p.at, (p.per_second > 0.0).then_some(p.error_rate * 100.0))).collect();
     let chart = |title: &str, series: &[(i64, Option<f64>)], unit: &str| {
-        PreEscaped(charts::series(&format!("{variant} {title}"), series, unit).to_string())
+        PreEscaped(charts::series(&format!("{variant} ({model}) {title}"), series, unit).to_string())
     };
     html! {
         (chart("requests/s", &rps, "/s"))

@@ -38,7 +38,7 @@ pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): 
         div #models data-live {
             @for (group, versions) in &groups {
                 section.card {
-                    h2 { (group) " " span.muted { (versions.len()) " versions" } }
+                    h2 { (group) " " span.muted { (versions.len()) @if versions.len() == 1 { " version" } @else { " versions" } } }
                     @for version in versions { (version_row(&visit, version, serving.get(format!("{} v{}", version.model_group, version.version).as_str()), now)) }
                 }
             }
@@ -69,7 +69,7 @@ fn version_row(visit: &Visit, version: &ModelVersionRecord, serving: Option<&Vec
                 dt { "Artifact" } dd.mono { (version.artifact_uri) br; "sha256 " (version.artifact_sha256) }
                 @if let Some(data) = lineage.get("data").and_then(|d| d.as_object()) {
                     @for (channel, checksum) in data {
-                        dt { "Data: " (channel) } dd.mono { (checksum.get("sha256").and_then(|s| s.as_str()).map_or_else(|| checksum.to_string(), str::to_owned)) }
+                        dt { "Data: " (channel) } dd.mono { (checksum.as_str().or_else(|| checksum.get("sha256").and_then(|s| s.as_str())).map_or_else(|| checksum.to_string(), str::to_owned)) }
                     }
                 }
                 @if let Some(image) = lineage.get("image").filter(|i| !i.is_null()) {

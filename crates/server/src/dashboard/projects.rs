@@ -118,7 +118,9 @@ async fn project_page(
     let now = store::now_ms();
     let body = html! {
         h1 { (project) }
-        @if visit.caller.role >= Role::Operator { (run_form(visit, project, parameters, form)) }
+        @if visit.caller.role >= Role::Operator {
+            (run_form(visit, project, parameters, form, runs.is_empty() || !form.errors.is_empty() || form.general.is_some()))
+        }
         h2 { "Stage view" }
         div #stage-view data-live { (stage_view(&runs, now)) }
         div.pager {
@@ -191,10 +193,10 @@ fn cell(run: &RunRecord, stage: &StageRecord, now: i64) -> Markup {
 }
 
 /// "Run with parameters": one field per declared parameter, typed as the pipeline declares it.
-fn run_form(visit: &Visit, project: &names::Name, parameters: &[Parameter], form: &Form) -> Markup {
+fn run_form(visit: &Visit, project: &names::Name, parameters: &[Parameter], form: &Form, open: bool) -> Markup {
     html! {
-        section.card #run-form {
-            h2 { @if parameters.is_empty() { "Run" } @else { "Run with parameters" } }
+        details.card #run-form open[open] {
+            summary { h2.inline { @if parameters.is_empty() { "Run" } @else { "Run with parameters" } } }
             @if let Some(general) = &form.general { (layout::notice("bad", general)) }
             // The server checks every value, with the CLI's messages; the browser does not stop a send.
             form method="post" action={ "/projects/" (project) "/runs" } novalidate {

@@ -14,7 +14,8 @@ const KEPT: usize = 300;
 /// One reading of every variant's counters.
 struct Reading {
     at: i64,
-    variants: Vec<(String, String, Snapshot)>,
+    /// (endpoint, variant, model, counters): during a shift two variants may share a name.
+    variants: Vec<(String, String, String, Snapshot)>,
 }
 
 /// Traffic over one interval.
@@ -42,7 +43,7 @@ impl History {
         }
     }
 
-    fn record(&self, at: i64, variants: Vec<(String, String, Snapshot)>) {
+    fn record(&self, at: i64, variants: Vec<(String, String, String, Snapshot)>) {
         let mut readings = self.readings.lock().unwrap_or_else(|e| e.into_inner());
         if readings.len() == KEPT {
             readings.pop_front();
@@ -50,11 +51,12 @@ impl History {
         readings.push_back(Reading { at, variants });
     }
 
-    /// A variant's traffic between consecutive readings, oldest first.
-    pub fn series(&self, endpoint: &str, variant: &str) -> Vec<Point> {
+    /// A variant's traffic (the variant of that name serving `model`) between consecutive readings, oldest first.
+    pub fn series(&self, endpoint: &str, variant: &str, model: &str) -> Vec<Point> {
         let readings = self.readings.lock().unwrap_or_else(|e| e.into_inner());
         let find = |reading: &Reading| {
-            reading.variants.iter().find(|(e, v, _)| e == endpoint && v == variant).map(|(_, _, s)| s.clone())
+            let found = reading.variants.iter().find(|(e, v, m, _)| e == endpoint && v == variant && m == model);
+            found.map(|(_, _, _, s)| s.clone())
         };
         let mut points = Vec::new();
         let mut last: Option<(i64, Snapshot)> = None;
@@ -80,12 +82,13 @@ impl History {
     }
 }
 
-fn read(router: &Router) -> Vec<(String, String, Snapshot)> {
+fn read(router: &Router) -> Vec<(String, String, String, Snapshot)> {
     let mut variants = Vec::new();
     for name in router.names() {
         if let Some(endpoint) = router.get(&name) {
             for (variant, _) in &endpoint.variants {
-                variants.push((name.to_string(), variant.name.to_string(), variant.stats.snapshot()));
+                let (endpoint, model) = (name.to_string(), variant.model.clone());
+                variants.push((endpoint, variant.name.to_string(), model, variant.stats.snapshot()));
             }
         }
     }
@@ -105,16 +108,17 @@ mod tests {
     #[test]
     fn a_series_is_the_traffic_between_readings() {
         let history = History::default();
-        let reading = |n, e| vec![("prod".to_owned(), "AllTraffic".to_owned(), snapshot(n, e))];
+        let reading = |n, e| vec![("prod".to_owned(), "AllTraffic".to_owned(), "iris v1".to_owned(), snapshot(n, e))];
         history.record(0, reading(0, 0));
         history.record(2000, reading(100, 0));
         history.record(4000, reading(300, 20));
-        let points = history.series("prod", "AllTraffic");
+        let points = history.series("prod", "AllTraffic", "iris v1");
         assert_eq!(points.len(), 2);
         assert_eq!(points[0].per_second, 50.0);
         assert_eq!(points[1].per_second, 100.0);
         assert_eq!(points[1].error_rate, 0.1);
         assert_eq!(points[1].p99_ms, Some(1.0));
-        assert!(history.series("prod", "B").is_empty());
+        assert!(history.series("prod", "B", "iris v1").is_empty());
+        assert!(history.series("prod", "AllTraffic", "iris v2").is_empty());
     }
 }
