@@ -31,6 +31,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     restore(&engine).await;
     let serving = tokio::spawn(server.serve(shutdown_signal()));
     eprintln!("sagebrush is serving at {url} (state in {})", home.root().display());
+    eprintln!("dashboard: {url}/");
     let submitted = engine.submit_project(&name, &overrides, &store::Trigger::manual("local")).await?;
     announce(&submitted);
     let followed = progress::follow(&Source::Local { engine: &engine, run_id: submitted.run.id }, false).await;
@@ -43,7 +44,7 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     print_outcome(&run);
     print_endpoints(&engine, &url).await?;
-    eprintln!("\nServing until Ctrl-C. Run again with `sagebrush run {}`.", args.project.display());
+    eprintln!("\nServing until Ctrl-C; the dashboard is {url}/. Run again with `sagebrush run {}`.", args.project.display());
     let served = serving.await?;
     engine.shutdown().await;
     served?;
@@ -59,6 +60,7 @@ pub async fn server(home: &Home, args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_health_checks(args.health_interval);
     restore(&server.engine).await;
     eprintln!("sagebrush is serving at {} (state in {}); Ctrl-C to stop", server.url, home.root().display());
+    eprintln!("dashboard: {}/", server.url);
     print_endpoints(&server.engine, &server.url).await?;
     let engine = server.engine.clone();
     let served = server.serve(shutdown_signal()).await;
