@@ -44,7 +44,10 @@ pub async fn up(home: &Home, args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     print_outcome(&run);
     print_endpoints(&engine, &url).await?;
-    eprintln!("\nServing until Ctrl-C; the dashboard is {url}/. Run again with `sagebrush run {}`.", args.project.display());
+    eprintln!(
+        "\nServing until Ctrl-C; the dashboard is {url}/. Run again with `sagebrush run {}`.",
+        args.project.display()
+    );
     let served = serving.await?;
     engine.shutdown().await;
     served?;
