@@ -5,8 +5,7 @@
 
 HOME is a sagebrush home in which `sagebrush run` ran examples/iris once, with no server running.
 Its store (HOME/state.db, SQLite) then holds that one real run: its `runs` row, its 7 `stages`
-rows with their outputs, its training job, model version, endpoints and events. Log files are
-not copied: a run page loads its logs with a second request (/live/runs/...), not measured here. This script,
+rows with their outputs, its training job, model version, endpoints and events. This script,
 with Python's sqlite3 and in one transaction:
   - moves the real run (and everything it wrote: stages, training job, model version, endpoints,
     events, the project and the audit) back in time to where bench/dashboard/plan.py puts run 1,
@@ -23,7 +22,8 @@ with Python's sqlite3 and in one transaction:
     run was cancelled), which the run page shows;
   - appends each run's events as the engine writes them (run_queued, run_started, stage_started
     and stage_finished per stage, run_finished), so the events table has its realistic size.
-Every run is finished: none is left queued or running. The runs table keeps its constraints
+Log files are not copied: a run's page loads its logs with a second request (/live/runs/...),
+which run.sh does not time. Every run is finished: none is left queued or running. The runs table keeps its constraints
 (UNIQUE (project, number)) and indexes (runs_by_status, runs_by_project_queue); they are updated
 as the rows go in. Prints JSON: counts by status, the numbers of the middle and newest runs.
 """
@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from plan import STAGES, plan  # noqa: E402
 
 
-def shift_all(con, delta, run_id):
+def shift_all(con, delta):
     """Moves everything the real run wrote back by delta ms (columns that exist in this schema)."""
     cols = {
         "runs": ["created_at", "started_at", "finished_at"],
@@ -112,7 +112,7 @@ def main():
 
     with con:
         first = history[0]
-        shift_all(con, first["created_at"] - tpl["created_at"], tpl["id"])
+        shift_all(con, first["created_at"] - tpl["created_at"])
         (first_id,) = con.execute("SELECT id FROM runs").fetchone()
         run_cols = list(tpl)
         stage_cols = list(stages[0])

@@ -20,12 +20,14 @@ lifecycle stage, artifact URI shape, is_nan, step) are what its client wrote.
 Prints JSON: experiment id, the run ids of the middle (number COUNT/2) and newest runs, timings.
 """
 import json
+import os
+import random
 import sqlite3
 import sys
 import time
 import uuid
 
-sys.path.insert(0, __import__("os").path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(__file__))
 from plan import STAGES, plan  # noqa: E402
 
 STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
@@ -101,7 +103,8 @@ def main():
 
     def insert(table, row):
         cols = list(row)
-        con.execute(f"INSERT INTO {table} ({', '.join(chr(34) + c + chr(34) for c in cols)}) "
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        con.execute(f"INSERT INTO {table} ({quoted}) "
                     f"VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols])
 
     run_row, = rows("runs")
@@ -111,7 +114,7 @@ def main():
     with con:
         con.execute("UPDATE runs SET user_id = ? WHERE run_uuid = ?", (first["triggered_by"], template))
         for r in runs[1:]:
-            rid = uuid.UUID(int=__import__("random").Random(r["number"]).getrandbits(128)).hex
+            rid = uuid.UUID(int=random.Random(r["number"]).getrandbits(128)).hex
             ids[r["number"]] = rid
             params, metrics, tags, start, end = values(r)
             row = dict(run_row, run_uuid=rid, name=tags["mlflow.runName"], status=STATUS[r["status"]],

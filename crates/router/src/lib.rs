@@ -18,7 +18,7 @@ pub use capture::{Capture, CaptureConfig};
 pub use feedback::{Accuracy, AccuracyView, two_proportion_p_value};
 pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
-pub use multi_model::{CacheView, LoadError, Loader, ModelCache, Unloader};
+pub use multi_model::{CacheView, LoadError, LoadedModel, Loader, ModelCache, Unloader};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
 pub use upstream::{AddressCheck, Upstream};
 

@@ -57,6 +57,15 @@ pub struct CacheView {
     pub loads: u64,
     pub evictions: u64,
     pub load_p99_ms: Option<f64>,
+    /// The models loaded now, most recently used first, with their sizes.
+    pub models: Vec<LoadedModel>,
+}
+
+/// A model a multi-model cache holds.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct LoadedModel {
+    pub name: String,
+    pub bytes: u64,
 }
 
 impl<T: Send + Sync + 'static> ModelCache<T> {
@@ -115,6 +124,9 @@ impl<T: Send + Sync + 'static> ModelCache<T> {
     pub fn view(&self) -> CacheView {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let loads = self.loads.snapshot();
+        let mut loaded: Vec<(&String, &Cached<T>)> = state.models.iter().collect();
+        loaded.sort_by_key(|(_, cached)| std::cmp::Reverse(cached.last_used));
+        let models = loaded.into_iter().map(|(name, c)| LoadedModel { name: name.clone(), bytes: c.bytes }).collect();
         CacheView {
             loaded: state.models.len(),
             loaded_bytes: state.used_bytes,
@@ -122,6 +134,7 @@ impl<T: Send + Sync + 'static> ModelCache<T> {
             loads: loads.invocations,
             evictions: state.evictions,
             load_p99_ms: loads.latency_quantile_ms(0.99),
+            models,
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/endpoints/{endpoint}", get(show_endpoint).delete(delete_endpoint))
         .route("/api/v1/endpoints/{endpoint}/deploy", post(deploy_endpoint))
         .route("/api/v1/endpoints/{endpoint}/weights", axum::routing::put(set_weights))
+        .route("/api/v1/endpoints/{endpoint}/rollback", post(rollback_endpoint))
         .route("/api/v1/endpoints/{endpoint}/history", get(endpoint_history))
         .route("/api/v1/endpoints/{endpoint}/drift", get(endpoint_drift))
         .route("/api/v1/tokens", post(create_token).get(list_tokens))
@@ -102,6 +103,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         delete_endpoint,
         deploy_endpoint,
         set_weights,
+        rollback_endpoint,
         endpoint_history,
         endpoint_drift,
         create_token,
@@ -592,6 +594,15 @@ async fn deploy_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiP
     let endpoint = service::name("endpoint", &endpoint)?;
     let request: DeployRequest = json_body(&body)?;
     Ok(Json(service.deploy(&endpoint, &request).await?).into_response())
+}
+
+/// Deploys, all at once, the model version the endpoint served before its current one (from its history).
+#[utoipa::path(post, path = "/api/v1/endpoints/{endpoint}/rollback", params(EndpointPath),
+    responses((status = 200, body = Deployed), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "it served no other version", body = ErrorBody)))]
+async fn rollback_endpoint(State(service): State<Service>, ApiPath(endpoint): ApiPath<String>) -> ApiResult {
+    let endpoint = service::name("endpoint", &endpoint)?;
+    Ok(Json(service.rollback(&endpoint).await?).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -9,8 +9,9 @@ use crate::harness::{Sandbox, SteadyLoad, text};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// The iris example with a slow first stage (to watch it run), and a parameter of each kind a form has.
-fn watched_project(sandbox: &Sandbox) -> std::path::PathBuf {
+/// The iris example with a first stage that waits for the test's `go` file (to watch it run),
+/// and a parameter of each kind a form has.
+fn watched_project(sandbox: &Sandbox, go: &std::path::Path) -> std::path::PathBuf {
     let dir = sandbox.project("iris", "iris");
     let file = dir.join("sagebrush.toml");
     let pipeline = std::fs::read_to_string(&file).unwrap();
@@ -23,7 +24,12 @@ fn watched_project(sandbox: &Sandbox) -> std::path::PathBuf {
     );
     let pipeline = pipeline.replacen(
         "[[stage]]\nkind = \"train\"",
-        "[[stage]]\nname = \"prepare\"\nkind = \"shell\"\ncommand = \"echo preparing; sleep 3; echo prepared\"\n\n[[stage]]\nkind = \"train\"",
+        &format!(
+            "[[stage]]\nname = \"prepare\"\nkind = \"shell\"\n\
+             command = \"echo preparing; for i in $(seq 600); do [ -f {} ] && break; sleep 0.1; done; echo prepared\"\n\n\
+             [[stage]]\nkind = \"train\"",
+            go.display()
+        ),
         1,
     );
     std::fs::write(&file, pipeline).unwrap();
@@ -33,7 +39,8 @@ fn watched_project(sandbox: &Sandbox) -> std::path::PathBuf {
 #[test]
 fn a_run_started_from_the_form_turns_green_without_a_reload_and_a_bad_value_shows_the_servers_message() {
     let sandbox = Sandbox::new();
-    let dir = watched_project(&sandbox);
+    let go = sandbox.dir.path().join("go");
+    let dir = watched_project(&sandbox, &go);
     let served = sandbox.serve(&["server", "--project", dir.to_str().unwrap()]);
     let browser = Browser::start();
     let base = served.url.clone();
@@ -74,6 +81,7 @@ fn a_run_started_from_the_form_turns_green_without_a_reload_and_a_bad_value_show
     browser.wait_for_text("#run-status", "the run running", MINUTE, |t| t.contains("running"));
     browser.wait_for_text("#log-prepare", "the shell stage's live log", MINUTE, |t| t.contains("preparing"));
     browser.shoot("run-running");
+    std::fs::write(&go, "").unwrap();
     browser.wait_for_text("#run-status", "the run to succeed", Duration::from_secs(120), |t| t.contains("succeeded"));
     assert_eq!(browser.script("return window.sagebrushLoaded || 'reloaded'", false), "first load");
     assert!(browser.text("#log-train").unwrap_or_default().contains("accuracy"), "the train log is shown");
@@ -91,9 +99,11 @@ fn a_run_started_from_the_form_turns_green_without_a_reload_and_a_bad_value_show
     // The stage view: a second run seen turning green cell by cell on the project's page.
     browser.goto(&format!("{base}/projects/iris"));
     browser.script("window.sagebrushLoaded = 'first load'; return 0", false);
+    std::fs::remove_file(&go).unwrap();
     let mut second = sandbox.command(&["run", "iris"]).stdout(std::process::Stdio::null()).spawn().unwrap();
     browser.wait_for("#run-2 td.cell.s-running", "run 2's running cell", MINUTE);
     browser.shoot("stage-view-running");
+    std::fs::write(&go, "").unwrap();
     browser.wait_for_text("#run-2", "run 2 to succeed", Duration::from_secs(120), |t| {
         t.contains("succeeded") && !t.contains("running") && !t.contains("pending")
     });
@@ -204,6 +214,11 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     assert!(rolled.contains("above max_error_rate 0.05"), "{rolled}");
     assert!(browser.text("#variants").unwrap_or_default().contains("shift v2"), "v2 still serves");
     browser.shoot("endpoint-rolled-back");
+    // Back to v1 by hand, with the endpoint page's button.
+    browser.click("form[action='/endpoints/shift-prod/rollback'] button");
+    browser
+        .wait_for_text("#variants", "v1 serving again", MINUTE, |t| t.contains("shift v1") && !t.contains("shift v2"));
+    assert_eq!(served.invoke("shift-prod", "text/csv", "1\n").text().unwrap(), "v1\n");
     browser.goto(&format!("{base}/projects/shift"));
     let view = browser.text("#run-3").unwrap_or_default();
     assert!(view.contains("rolled back"), "the failed run says why in the stage view: {view}");

@@ -339,6 +339,10 @@ fn a_thousand_models_share_one_endpoint_under_a_budget_that_fits_a_hundred() {
         "{view:#}"
     );
     assert!(view["loaded_bytes"].as_u64().unwrap() <= view["budget_bytes"].as_u64().unwrap());
+    // Which models are loaded, most recently used first.
+    let names: Vec<&str> = view["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 100, "{names:?}");
+    assert!(names[0].contains("model-0999") && names[99].contains("model-0900"), "{names:?}");
     // The most recent stay loaded; the first were evicted and load again.
     assert_eq!(invoke("model-0999.tar.gz"), (200, "model-0999\n".to_owned()));
     assert_eq!(cache(&sandbox)["loads"], 1000);

@@ -76,11 +76,14 @@ pub(super) async fn detail(
         h1 { (endpoint) " " span.muted { (view.record.kind.serves()) } }
         @if let Some(url) = &view.url { p.mono { "POST " (url) } } @else { (layout::notice("wait", "This server does not serve it now (it is recorded, but not running here).")) }
         div #rollout data-live { (rollout(&dashboard, &endpoint)) }
-        @if visit.caller.role >= Role::Operator {
-            @if let Some(previous) = &previous {
-                form.inline method="post" action={ "/endpoints/" (endpoint) "/rollback" } {
-                    (layout::csrf(&visit))
-                    button.danger type="submit" { "Roll back to " (previous.model_group) " v" (previous.model_version) }
+        // Live: a deploy while the page is open gives it something to roll back to.
+        div #rollback data-live {
+            @if visit.caller.role >= Role::Operator {
+                @if let Some(previous) = &previous {
+                    form.inline method="post" action={ "/endpoints/" (endpoint) "/rollback" } {
+                        (layout::csrf(&visit))
+                        button.danger type="submit" { "Roll back to " (previous.model_group) " v" (previous.model_version) }
+                    }
                 }
             }
         }
@@ -99,6 +102,10 @@ pub(super) async fn detail(
                     dt { "Loads" } dd { (cache.loads) " (" (cache.evictions) " evicted)" }
                     @if let Some(p99) = cache.load_p99_ms { dt { "Load p99" } dd { (format!("{p99:.1} ms")) } }
                 }
+                div.scroll { table.loaded {
+                    thead { tr { th { "Model (most recently used first)" } th.num { "Size" } } }
+                    tbody { @for model in &cache.models { tr { td.mono { (model.name) } td.num { (format!("{:.1} MB", model.bytes as f64 / 1e6)) } } } }
+                } }
             } }
         }
         h2 { "What served when" }

@@ -19,6 +19,9 @@ use crate::auth::{Caller, Tokens};
 pub(super) const COOKIE: &str = "sagebrush_session";
 /// How long a session lasts from its login.
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Sessions kept at most: past it, the one nearest its end goes (a script that never keeps the
+/// cookie opens a session per request on loopback, and must not grow the server without bound).
+const MOST: usize = 10_000;
 
 /// Who a request of a session comes from, and the token its forms must carry.
 #[derive(Clone, Debug)]
@@ -54,7 +57,14 @@ impl Sessions {
         let (id, csrf) = (random_hex()?, random_hex()?);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        open.retain(|_, s| s.expires > now);
+        if open.len() >= MOST {
+            open.retain(|_, s| s.expires > now);
+        }
+        if open.len() >= MOST
+            && let Some(nearest) = open.iter().min_by_key(|(_, s)| s.expires).map(|(key, _)| *key)
+        {
+            open.remove(&nearest);
+        }
         let session = Session { caller: caller.clone(), csrf: csrf.clone(), expires: now + LIFETIME };
         open.insert(hash(&id), session);
         Some((id, Visit { caller, csrf, logged_in }))
@@ -147,5 +157,16 @@ mod tests {
         let cookie = set_cookie(&id);
         let cookie = cookie.to_str().unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    }
+
+    #[test]
+    fn sessions_are_bounded_and_the_oldest_go_first() {
+        let sessions = Sessions::default();
+        let (first, _) = sessions.open(Caller::local(), false).unwrap();
+        for _ in 0..MOST {
+            sessions.open(Caller::local(), false).unwrap();
+        }
+        assert_eq!(sessions.open.lock().unwrap().len(), MOST);
+        assert!(sessions.find(&with_cookie(&first), &Tokens::default(), false).is_none());
     }
 }
