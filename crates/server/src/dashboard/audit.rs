@@ -2,22 +2,18 @@
 
 use axum::Extension;
 use axum::extract::{Query, State};
-use axum::response::Response;
 use maud::html;
 
 use super::layout::{Live, Section, page, when};
-use super::{Dashboard, Visit, encode, failed, html_page};
+use super::{Answer, Dashboard, Visit, encode, failed, html_page};
 use crate::service::AuditQuery;
 
 pub(super) async fn index(
     State(dashboard): State<Dashboard>,
     Extension(visit): Extension<Visit>,
     Query(query): Query<AuditQuery>,
-) -> Response {
-    let page_of = match dashboard.service.audit(&query).await {
-        Ok(page) => page,
-        Err(e) => return failed(&visit, &e),
-    };
+) -> Answer {
+    let page_of = dashboard.service.audit(&query).await.map_err(|e| failed(&visit, &e))?;
     let actor = query.actor.clone().unwrap_or_default();
     let action = query.action.clone().unwrap_or_default();
     let body = html! {
@@ -43,5 +39,5 @@ pub(super) async fn index(
             }
         }
     };
-    html_page(page(Some(&visit), "Audit log", Section::Audit, Live::Still, body))
+    Ok(html_page(page(Some(&visit), "Audit log", Section::Audit, Live::Still, body)))
 }

@@ -3,24 +3,21 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use engine::RolloutState;
 use maud::{Markup, PreEscaped, html};
 use store::{EndpointKind, Role};
 
 use super::layout::{self, Live, Section, at, badge, page, when};
-use super::{Dashboard, Visit, check_post, failed, html_page, name};
+use super::{Answer, Dashboard, Visit, check_post, failed, html_page, name};
 use crate::charts;
 use crate::service::EndpointView;
 
 /// How often an endpoint's page reads itself again (its traffic, its rollout).
 const POLL_MS: u32 = 2000;
 
-pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Response {
-    let endpoints = match dashboard.service.endpoints().await {
-        Ok(endpoints) => endpoints,
-        Err(e) => return failed(&visit, &e),
-    };
+pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Answer {
+    let endpoints = dashboard.service.endpoints().await.map_err(|e| failed(&visit, &e))?;
     let now = store::now_ms();
     let body = html! {
         h1 { "Endpoints" }
@@ -42,7 +39,7 @@ pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): 
             } } }
         } }
     };
-    html_page(page(Some(&visit), "Endpoints", Section::Endpoints, Live::Poll(POLL_MS), body))
+    Ok(html_page(page(Some(&visit), "Endpoints", Section::Endpoints, Live::Poll(POLL_MS), body)))
 }
 
 /// A variant's share of the endpoint's traffic, 0 to 1.
@@ -55,20 +52,14 @@ pub(super) async fn detail(
     State(dashboard): State<Dashboard>,
     Extension(visit): Extension<Visit>,
     Path(endpoint): Path<String>,
-) -> Response {
-    let endpoint = match name(&visit, "endpoint", &endpoint) {
-        Ok(endpoint) => endpoint,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let endpoint = name(&visit, "endpoint", &endpoint)?;
     let service = &dashboard.service;
-    let view = match service.endpoint(&endpoint).await {
-        Ok(view) => view,
-        Err(e) => return failed(&visit, &e),
-    };
+    let view = service.endpoint(&endpoint).await.map_err(|e| failed(&visit, &e))?;
     let history = match service.history(&endpoint, None).await {
         Ok(history) => history,
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Vec::new(),
-        Err(e) => return failed(&visit, &e),
+        Err(e) => return Err(failed(&visit, &e)),
     };
     let previous = service.previous_version(&endpoint).await.ok().flatten();
     let now = store::now_ms();
@@ -112,7 +103,7 @@ pub(super) async fn detail(
         div.scroll { (served_history(&history, now)) }
         p { a href={ "/endpoints/" (endpoint) "/drift" } { "Drift of its captured requests →" } }
     };
-    html_page(page(Some(&visit), endpoint.as_str(), Section::Endpoints, Live::Poll(POLL_MS), body))
+    Ok(html_page(page(Some(&visit), endpoint.as_str(), Section::Endpoints, Live::Poll(POLL_MS), body)))
 }
 
 fn rollout(dashboard: &Dashboard, endpoint: &names::Name) -> Markup {
@@ -207,33 +198,20 @@ pub(super) async fn rollback(
     Extension(visit): Extension<Visit>,
     Path(endpoint): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    if let Err(refusal) = check_post(&visit, &body, Role::Operator) {
-        return refusal;
-    }
-    let endpoint = match name(&visit, "endpoint", &endpoint) {
-        Ok(endpoint) => endpoint,
-        Err(refusal) => return refusal,
-    };
-    match dashboard.service.rollback(&endpoint).await {
-        Ok(_) => Redirect::to(&format!("/endpoints/{endpoint}")).into_response(),
-        Err(e) => failed(&visit, &e),
-    }
+) -> Answer {
+    check_post(&visit, &body, Role::Operator)?;
+    let endpoint = name(&visit, "endpoint", &endpoint)?;
+    dashboard.service.rollback(&endpoint).await.map_err(|e| failed(&visit, &e))?;
+    Ok(Redirect::to(&format!("/endpoints/{endpoint}")).into_response())
 }
 
 pub(super) async fn drift(
     State(dashboard): State<Dashboard>,
     Extension(visit): Extension<Visit>,
     Path(endpoint): Path<String>,
-) -> Response {
-    let endpoint = match name(&visit, "endpoint", &endpoint) {
-        Ok(endpoint) => endpoint,
-        Err(refusal) => return refusal,
-    };
-    let report = match dashboard.service.drift(&endpoint, None, None).await {
-        Ok(report) => report,
-        Err(e) => return failed(&visit, &e),
-    };
+) -> Answer {
+    let endpoint = name(&visit, "endpoint", &endpoint)?;
+    let report = dashboard.service.drift(&endpoint, None, None).await.map_err(|e| failed(&visit, &e))?;
     let body = html! {
         h1 { (endpoint) ": drift" }
         p.lead { (report.rows) " newest captured requests (window " (report.window) ", " (report.skipped) " left out) against the training data of "
@@ -249,5 +227,5 @@ pub(super) async fn drift(
         h2 { "Distributions: training against captured" }
         div.scroll { (PreEscaped(charts::drift(&report).to_string())) }
     };
-    html_page(page(Some(&visit), &format!("{endpoint} drift"), Section::Endpoints, Live::Still, body))
+    Ok(html_page(page(Some(&visit), &format!("{endpoint} drift"), Section::Endpoints, Live::Still, body)))
 }

@@ -42,6 +42,10 @@ const JS_URL: &str = concat!("/assets/dashboard-", env!("CARGO_PKG_VERSION"), ".
 const CSS: &str = include_str!("assets/dashboard.css");
 const JS: &str = include_str!("assets/dashboard.js");
 
+/// What a page handler answers: the page, or the page saying why not (both are responses, so
+/// a handler can `?` its refusals).
+type Answer = Result<Response, Response>;
+
 /// What every page handler is given.
 #[derive(Clone)]
 pub(crate) struct Dashboard {
@@ -274,22 +278,16 @@ async fn login(State(dashboard): State<Dashboard>, body: axum::body::Bytes) -> R
     response
 }
 
-async fn logout(
-    State(dashboard): State<Dashboard>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+async fn logout(State(dashboard): State<Dashboard>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Answer {
     let access = dashboard.service.access();
     let Some(visit) = dashboard.sessions.find(&headers, &access.tokens, access.required) else {
-        return Redirect::to("/login").into_response();
+        return Ok(Redirect::to("/login").into_response());
     };
-    if let Err(refusal) = check_post(&visit, &body, Role::Viewer) {
-        return refusal;
-    }
+    check_post(&visit, &body, Role::Viewer)?;
     dashboard.sessions.close(&headers);
     let mut response = Redirect::to(if access.required { "/login" } else { "/" }).into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(""));
-    response
+    Ok(response)
 }
 
 #[derive(serde::Deserialize)]
@@ -302,27 +300,19 @@ async fn live_events(
     State(dashboard): State<Dashboard>,
     axum::Extension(visit): axum::Extension<Visit>,
     axum::extract::Query(query): axum::extract::Query<LiveQuery>,
-) -> Response {
-    let project = match query.project.as_deref().filter(|p| !p.is_empty()).map(|p| name(&visit, "project", p)) {
-        Some(Err(refusal)) => return refusal,
-        Some(Ok(project)) => Some(project),
-        None => None,
-    };
-    match dashboard.service.last_event().await {
-        Ok(after) => crate::api::event_stream(dashboard.service.clone(), after, project).into_response(),
-        Err(e) => failed(&visit, &e),
-    }
+) -> Answer {
+    let project = query.project.as_deref().filter(|p| !p.is_empty()).map(|p| name(&visit, "project", p)).transpose()?;
+    let after = dashboard.service.last_event().await.map_err(|e| failed(&visit, &e))?;
+    Ok(crate::api::event_stream(dashboard.service.clone(), after, project).into_response())
 }
 
 async fn live_logs(
     State(dashboard): State<Dashboard>,
     axum::Extension(visit): axum::Extension<Visit>,
     axum::extract::Path((project, number)): axum::extract::Path<(String, i64)>,
-) -> Response {
-    match name(&visit, "project", &project) {
-        Ok(project) => crate::api::follow_logs(dashboard.service.clone(), project, number, None).into_response(),
-        Err(refusal) => refusal,
-    }
+) -> Answer {
+    let project = name(&visit, "project", &project)?;
+    Ok(crate::api::follow_logs(dashboard.service.clone(), project, number, None).into_response())
 }
 
 #[cfg(test)]

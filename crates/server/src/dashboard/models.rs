@@ -4,23 +4,16 @@ use std::collections::BTreeMap;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::response::Response;
 use maud::{Markup, html};
 use store::{ModelApprovalStatus, ModelVersionRecord, Role};
 
 use super::layout::{Live, Section, at, badge, name_of, page, short};
-use super::{Dashboard, Visit, failed, html_page};
+use super::{Answer, Dashboard, Visit, failed, html_page};
 
-pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Response {
-    let versions = match dashboard.service.models(None).await {
-        Ok(versions) => versions,
-        Err(e) => return failed(&visit, &e),
-    };
+pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Answer {
+    let versions = dashboard.service.models(None).await.map_err(|e| failed(&visit, &e))?;
     // What serves each version now: endpoint names by (group, version).
-    let endpoints = match dashboard.service.endpoints().await {
-        Ok(endpoints) => endpoints,
-        Err(e) => return failed(&visit, &e),
-    };
+    let endpoints = dashboard.service.endpoints().await.map_err(|e| failed(&visit, &e))?;
     let mut serving: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for endpoint in &endpoints {
         for variant in &endpoint.variants {
@@ -44,7 +37,7 @@ pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): 
             }
         }
     };
-    html_page(page(Some(&visit), "Models", Section::Models, Live::Events(None), body))
+    Ok(html_page(page(Some(&visit), "Models", Section::Models, Live::Events(None), body)))
 }
 
 fn version_row(visit: &Visit, version: &ModelVersionRecord, serving: Option<&Vec<&str>>, now: i64) -> Markup {

@@ -11,7 +11,7 @@ use pipeline::{Parameter, ParameterType};
 use store::{Role, RunRecord, StageRecord};
 
 use super::layout::{self, Live, Section, at, badge, name_of, page, short, took};
-use super::{Dashboard, Visit, check_post, failed, html_page, name};
+use super::{Answer, Dashboard, Visit, check_post, failed, html_page, name};
 use crate::service::RunFilter;
 
 /// Runs in a page of the stage view.
@@ -19,20 +19,15 @@ const STAGE_VIEW_RUNS: i64 = 25;
 /// Runs shown per project on the projects page.
 const PROJECT_RUNS: i64 = 5;
 
-pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Response {
+pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): Extension<Visit>) -> Answer {
     let service = &dashboard.service;
-    let projects = match service.projects().await {
-        Ok(projects) => projects,
-        Err(e) => return failed(&visit, &e),
-    };
+    let projects = service.projects().await.map_err(|e| failed(&visit, &e))?;
     let now = store::now_ms();
     let mut rows = Vec::new();
     for project in &projects {
         let filter = RunFilter { project: Some(project.name.clone()), limit: Some(PROJECT_RUNS), ..Default::default() };
-        match service.runs(&filter).await {
-            Ok(page) => rows.push((project, page.runs)),
-            Err(e) => return failed(&visit, &e),
-        }
+        let page = service.runs(&filter).await.map_err(|e| failed(&visit, &e))?;
+        rows.push((project, page.runs));
     }
     let body = html! {
         h1 { "Projects" }
@@ -62,7 +57,7 @@ pub(super) async fn index(State(dashboard): State<Dashboard>, Extension(visit): 
             }
         }
     };
-    html_page(page(Some(&visit), "Projects", Section::Projects, Live::Events(None), body))
+    Ok(html_page(page(Some(&visit), "Projects", Section::Projects, Live::Events(None), body)))
 }
 
 #[derive(serde::Deserialize)]
@@ -75,20 +70,12 @@ pub(super) async fn project(
     Extension(visit): Extension<Visit>,
     Path(project): Path<String>,
     Query(query): Query<PageQuery>,
-) -> Response {
-    let project = match name(&visit, "project", &project) {
-        Ok(project) => project,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let project = name(&visit, "project", &project)?;
     // The form is known before the first run: from the pipeline file as it is now.
-    let parameters = match dashboard.service.parameters(&project).await {
-        Ok(parameters) => parameters,
-        Err(e) => return failed(&visit, &e),
-    };
-    match project_page(&dashboard, &visit, &project, query.cursor, &parameters, &Form::defaults()).await {
-        Ok(markup) => html_page(markup),
-        Err(refusal) => refusal,
-    }
+    let parameters = dashboard.service.parameters(&project).await.map_err(|e| failed(&visit, &e))?;
+    let markup = project_page(&dashboard, &visit, &project, query.cursor, &parameters, &Form::defaults()).await?;
+    Ok(html_page(markup))
 }
 
 /// What the run form shows: the values sent (none at first) and the message for a field.
@@ -283,19 +270,10 @@ pub(super) async fn submit(
     Extension(visit): Extension<Visit>,
     Path(project): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    let posted = match check_post(&visit, &body, Role::Operator) {
-        Ok(posted) => posted,
-        Err(refusal) => return refusal,
-    };
-    let project = match name(&visit, "project", &project) {
-        Ok(project) => project,
-        Err(refusal) => return refusal,
-    };
-    let parameters = match dashboard.service.parameters(&project).await {
-        Ok(parameters) => parameters,
-        Err(e) => return failed(&visit, &e),
-    };
+) -> Answer {
+    let posted = check_post(&visit, &body, Role::Operator)?;
+    let project = name(&visit, "project", &project)?;
+    let parameters = dashboard.service.parameters(&project).await.map_err(|e| failed(&visit, &e))?;
     // An empty field is not given, so its default applies (or the missing value is named).
     let values: BTreeMap<String, String> = parameters
         .iter()
@@ -307,7 +285,7 @@ pub(super) async fn submit(
     let overrides: Vec<(String, String)> = values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     match dashboard.service.submit(&project, &overrides, &visit.caller).await {
         Ok(submitted) => {
-            Redirect::to(&format!("/runs/{}/{}", submitted.run.project, submitted.run.number)).into_response()
+            Ok(Redirect::to(&format!("/runs/{}/{}", submitted.run.project, submitted.run.number)).into_response())
         }
         Err(error) if error.status.is_client_error() => {
             let mut form = Form { values, errors: BTreeMap::new(), general: None };
@@ -326,11 +304,9 @@ pub(super) async fn submit(
                 None => form.general = Some(message),
             }
             form.values.retain(|name, _| !parameters.iter().any(|p| &p.name == name && p.ty == ParameterType::Secret));
-            match project_page(&dashboard, &visit, &project, None, &parameters, &form).await {
-                Ok(markup) => (StatusCode::UNPROCESSABLE_ENTITY, Html(markup.into_string())).into_response(),
-                Err(refusal) => refusal,
-            }
+            let markup = project_page(&dashboard, &visit, &project, None, &parameters, &form).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(markup.into_string())).into_response())
         }
-        Err(error) => failed(&visit, &error),
+        Err(error) => Err(failed(&visit, &error)),
     }
 }

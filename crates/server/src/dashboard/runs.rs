@@ -3,33 +3,24 @@
 
 use axum::Extension;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use engine::{DeployOutput, StageOutput};
 use maud::{Markup, html};
 use store::{Role, RunRecord, RunStatus, StageRecord, StageStatus, TrainingJobRecord};
 
 use super::layout::{self, Live, Section, at, badge, name_of, page, short, took, when};
-use super::{Dashboard, Visit, check_post, failed, html_page, name};
+use super::{Answer, Dashboard, Visit, check_post, failed, html_page, name};
 use crate::service::{Decision, RunDetail};
 
 pub(super) async fn detail(
     State(dashboard): State<Dashboard>,
     Extension(visit): Extension<Visit>,
     Path((project, number)): Path<(String, i64)>,
-) -> Response {
-    let project = match name(&visit, "project", &project) {
-        Ok(project) => project,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let project = name(&visit, "project", &project)?;
     let service = &dashboard.service;
-    let detail = match service.run(&project, Some(number)).await {
-        Ok(detail) => detail,
-        Err(e) => return failed(&visit, &e),
-    };
-    let jobs = match service.training_jobs(&detail.run).await {
-        Ok(jobs) => jobs,
-        Err(e) => return failed(&visit, &e),
-    };
+    let detail = service.run(&project, Some(number)).await.map_err(|e| failed(&visit, &e))?;
+    let jobs = service.training_jobs(&detail.run).await.map_err(|e| failed(&visit, &e))?;
     let now = store::now_ms();
     let run = &detail.run;
     let title = format!("{} #{}", run.project, run.number);
@@ -58,7 +49,7 @@ pub(super) async fn detail(
         }
     };
     let logs = format!("/live/runs/{}/{}/logs", run.project, run.number);
-    html_page(page(Some(&visit), &title, Section::Projects, Live::Run { project: &run.project, logs }, body))
+    Ok(html_page(page(Some(&visit), &title, Section::Projects, Live::Run { project: &run.project, logs }, body)))
 }
 
 /// The run's state in words, and what the caller can do about it.
@@ -319,15 +310,9 @@ pub(super) async fn act(
     Extension(visit): Extension<Visit>,
     Path((project, number, action)): Path<(String, i64, String)>,
     body: axum::body::Bytes,
-) -> Response {
-    let posted = match check_post(&visit, &body, Role::Operator) {
-        Ok(posted) => posted,
-        Err(refusal) => return refusal,
-    };
-    let project = match name(&visit, "project", &project) {
-        Ok(project) => project,
-        Err(refusal) => return refusal,
-    };
+) -> Answer {
+    let posted = check_post(&visit, &body, Role::Operator)?;
+    let project = name(&visit, "project", &project)?;
     let service = &dashboard.service;
     // A decision made on the models page goes back there.
     let back = || match posted.get("back") {
@@ -342,16 +327,12 @@ pub(super) async fn act(
             .await
             .map(|_| back()),
         "retry" => {
-            let from = match posted.get("from").filter(|f| !f.is_empty()).map(|f| name(&visit, "stage", f)) {
-                Some(Err(refusal)) => return refusal,
-                Some(Ok(from)) => Some(from),
-                None => None,
-            };
+            let from = posted.get("from").filter(|f| !f.is_empty()).map(|f| name(&visit, "stage", f)).transpose()?;
             service.retry(&project, Some(number), from.as_ref(), &visit.caller).await.map(|submitted| {
                 Redirect::to(&format!("/runs/{}/{}", submitted.run.project, submitted.run.number)).into_response()
             })
         }
-        _ => return super::refused(axum::http::StatusCode::NOT_FOUND, "no such action"),
+        _ => return Err(super::refused(axum::http::StatusCode::NOT_FOUND, "no such action")),
     };
-    done.unwrap_or_else(|e| failed(&visit, &e))
+    done.map_err(|e| failed(&visit, &e))
 }
