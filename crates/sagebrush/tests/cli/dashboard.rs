@@ -213,6 +213,7 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     let rolled = browser.wait_for_text("#rollout", "the rollback", MINUTE, |t| t.contains("rolled back"));
     assert!(rolled.contains("above max_error_rate 0.05"), "{rolled}");
     assert!(browser.text("#variants").unwrap_or_default().contains("shift v2"), "v2 still serves");
+    assert_eq!(browser.text("#serves").as_deref(), Some("shift v2"), "the heading follows what serves");
     browser.shoot("endpoint-rolled-back");
     // Back to v1 by hand, with the endpoint page's button.
     browser.click("form[action='/endpoints/shift-prod/rollback'] button");

@@ -64,7 +64,7 @@ pub(super) async fn detail(
     let previous = service.previous_version(&endpoint).await.ok().flatten();
     let now = store::now_ms();
     let body = html! {
-        h1 { (endpoint) " " span.muted { (view.record.kind.serves()) } }
+        h1 { (endpoint) " " span.muted #serves data-live { (view.record.kind.serves()) } }
         @if let Some(url) = &view.url { p.mono { "POST " (url) } } @else { (layout::notice("wait", "This server does not serve it now (it is recorded, but not running here).")) }
         div #rollout data-live { (rollout(&dashboard, &endpoint)) }
         // Live: a deploy while the page is open gives it something to roll back to.
