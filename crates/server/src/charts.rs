@@ -22,23 +22,24 @@ pub fn drift(report: &DriftReport) -> Document {
         report.endpoint, report.model_group, report.model_version, report.rows
     );
     let mut document = Document::new()
-        .set("viewBox", (0, 0, width, PANEL_HEIGHT + 10.0))
+        .set("viewBox", (0, 0, width, PANEL_HEIGHT + 30.0))
         .set("width", width)
-        .set("height", PANEL_HEIGHT + 10.0)
+        .set("height", PANEL_HEIGHT + 30.0)
         .set("font-family", "sans-serif")
         .set("font-size", 11)
         .add(Rectangle::new().set("width", "100%").set("height", "100%").set("fill", "white"))
         .add(Text::new(title).set("x", 10).set("y", 18).set("font-size", 14))
-        .add(legend(width));
+        .add(legend());
     for (index, feature) in report.features.iter().enumerate() {
-        let panel = panel(feature).set("transform", format!("translate({}, 24)", index as f64 * PANEL_WIDTH));
+        let panel = panel(feature).set("transform", format!("translate({}, 44)", index as f64 * PANEL_WIDTH));
         document = document.add(panel);
     }
     document
 }
 
-fn legend(width: f64) -> Group {
-    let mut legend = Group::new().set("transform", format!("translate({}, 8)", width - 200.0));
+/// On its own line under the title, so a narrow chart (one feature) does not overlap them.
+fn legend() -> Group {
+    let mut legend = Group::new().set("transform", "translate(10, 26)");
     for (i, (label, color)) in [("training", TRAINING), ("captured", CAPTURED)].into_iter().enumerate() {
         let x = i as f64 * 90.0;
         legend = legend

@@ -230,7 +230,9 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     browser.shoot("run-failed");
     let drift = format!("{base}/endpoints/shift-prod/drift");
     browser.goto(&drift);
-    browser.shoot("drift");
+    browser.wait_for_text("main", "the drift page", MINUTE, |t| t.contains("No captured requests yet"));
+    assert_eq!(browser.count("main table"), 0, "no PSI is shown for nothing captured");
+    browser.shoot("drift-nothing-captured");
 }
 
 fn token(sandbox: &Sandbox, name: &str, role: &str) -> String {

@@ -216,7 +216,8 @@ pub(super) async fn drift(
         h1 { (endpoint) ": drift" }
         p.lead { (report.rows) " newest captured requests (window " (report.window) ", " (report.skipped) " left out) against the training data of "
             (report.model_group) " v" (report.model_version) "." }
-        @if report.rows == 0 { (layout::notice("wait", "No captured requests yet: deploy with capture_percent and send it some.")) }
+        // With nothing captured there is nothing to compare: no PSI is shown rather than a meaningless one.
+        @if report.rows == 0 { (layout::notice("wait", "No captured requests yet: deploy with capture_percent and send it some.")) } @else {
         div.scroll { table {
             thead { tr { th { "Feature" } th.num { "PSI" } th { "Drifted (PSI > " (report.threshold) ")" } } }
             tbody { @for feature in &report.features { tr {
@@ -226,6 +227,7 @@ pub(super) async fn drift(
         } }
         h2 { "Distributions: training against captured" }
         div.scroll { (PreEscaped(charts::drift(&report).to_string())) }
+        }
     };
     Ok(html_page(page(Some(&visit), &format!("{endpoint} drift"), Section::Endpoints, Live::Still, body)))
 }
