@@ -354,12 +354,7 @@ impl Engine {
     pub async fn run_view(&self, run_id: i64) -> Result<(RunRecord, Vec<store::StageRecord>), Error> {
         let mut run = self.store().run_by_id(run_id).await?;
         let stages = self.store().stages(run_id).await?;
-        if !run.status.is_finished()
-            && let Some(end) = self.inner.live.ended(run_id)
-        {
-            run.status = end.status();
-            run.reason = end.reason().map(str::to_owned);
-        }
+        self.with_live_end(&mut run);
         Ok((run, stages))
     }
 
@@ -373,16 +368,21 @@ impl Engine {
         Ok(runs
             .into_iter()
             .map(|mut run| {
-                if !run.status.is_finished()
-                    && let Some(end) = self.inner.live.ended(run.id)
-                {
-                    run.status = end.status();
-                    run.reason = end.reason().map(str::to_owned);
-                }
+                self.with_live_end(&mut run);
                 let stages = stages.remove(&run.id).unwrap_or_default();
                 (run, stages)
             })
             .collect())
+    }
+
+    /// How a run ended, when this process knows it before the store does.
+    fn with_live_end(&self, run: &mut RunRecord) {
+        if !run.status.is_finished()
+            && let Some(end) = self.inner.live.ended(run.id)
+        {
+            run.status = end.status();
+            run.reason = end.reason().map(str::to_owned);
+        }
     }
 
     async fn execute(

@@ -777,12 +777,7 @@ impl Service {
 
     /// The model version an endpoint served before its current one, from its history.
     pub async fn previous_version(&self, endpoint: &Name) -> Result<Option<ServedVariant>> {
-        let history = self.history(endpoint, None).await?;
-        let mut served = history.iter().rev().filter(|s| !s.deleted).filter_map(|s| s.variants.first());
-        let current = served.next();
-        Ok(served
-            .find(|v| current.is_none_or(|c| (&c.model_group, c.model_version) != (&v.model_group, v.model_version)))
-            .cloned())
+        Ok(previous_in(&self.history(endpoint, None).await?))
     }
 
     /// Deploys, all at once, the model version the endpoint served before its current one.
@@ -875,6 +870,15 @@ impl Service {
             other => Ok(other?),
         }
     }
+}
+
+/// In a history (oldest first), the version served before the current one.
+pub fn previous_in(history: &[Served]) -> Option<ServedVariant> {
+    let mut served = history.iter().rev().filter(|s| !s.deleted).filter_map(|s| s.variants.first());
+    let current = served.next();
+    served
+        .find(|v| current.is_none_or(|c| (&c.model_group, c.model_version) != (&v.model_group, v.model_version)))
+        .cloned()
 }
 
 fn no_endpoint(endpoint: &Name) -> ServiceError {

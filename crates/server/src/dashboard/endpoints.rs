@@ -61,8 +61,8 @@ pub(super) async fn detail(
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Vec::new(),
         Err(e) => return Err(failed(&visit, &e)),
     };
-    let previous = service.previous_version(&endpoint).await.ok().flatten();
-    let now = store::now_ms();
+    // From the history just read: not read again.
+    let previous = crate::service::previous_in(&history);
     let body = html! {
         h1 { (endpoint) " " span.muted #serves data-live { (view.record.kind.serves()) } }
         @if let Some(url) = &view.url { p.mono { "POST " (url) } } @else { (layout::notice("wait", "This server does not serve it now (it is recorded, but not running here).")) }
@@ -100,7 +100,7 @@ pub(super) async fn detail(
             } }
         }
         h2 { "What served when" }
-        div.scroll { (served_history(&history, now)) }
+        div.scroll { (served_history(&history)) }
         p { a href={ "/endpoints/" (endpoint) "/drift" } { "Drift of its captured requests →" } }
     };
     Ok(html_page(page(Some(&visit), endpoint.as_str(), Section::Endpoints, Live::Poll(POLL_MS), body)))
@@ -170,7 +170,7 @@ fn traffic(dashboard: &Dashboard, endpoint: &str, variant: &str, model: &str) ->
     }
 }
 
-fn served_history(history: &[crate::service::Served], now: i64) -> Markup {
+fn served_history(history: &[crate::service::Served]) -> Markup {
     html! {
         table {
             thead { tr { th { "From" } th { "Until" } th { "Served" } th.hide-narrow { "Approved by" } } }
@@ -189,7 +189,6 @@ fn served_history(history: &[crate::service::Served], now: i64) -> Markup {
             } } }
         }
         @if history.is_empty() { p.muted { "No history recorded." } }
-        @let _ = now;
     }
 }
 

@@ -205,7 +205,7 @@ fn outputs(detail: &RunDetail, jobs: &[TrainingJobRecord]) -> Markup {
         @for job in jobs { (training_job(job)) }
         @for stage in &detail.stages {
             @if let Ok(output) = StageOutput::parse(&stage.kind, stage.outputs.0.clone()) {
-                (output_card(&detail.run, &stage.name, &output))
+                (output_card(&stage.name, &output))
             }
         }
         @for approval in &detail.approvals {
@@ -242,7 +242,7 @@ fn training_job(job: &TrainingJobRecord) -> Markup {
     }
 }
 
-fn output_card(run: &RunRecord, stage: &str, output: &StageOutput) -> Markup {
+fn output_card(stage: &str, output: &StageOutput) -> Markup {
     match output {
         StageOutput::Build(image) => html! {
             section.card { h2 { "Image (" (stage) ")" }
@@ -297,10 +297,7 @@ fn output_card(run: &RunRecord, stage: &str, output: &StageOutput) -> Markup {
                 section.card { h2 { "Checkout (" (stage) ")" } p.mono { (commit) @if checkout.dirty == Some(true) { " (dirty)" } } }
             }
         },
-        _ => {
-            let _ = run;
-            html! {}
-        }
+        _ => html! {},
     }
 }
 
