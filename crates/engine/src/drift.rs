@@ -52,6 +52,7 @@ pub struct DriftReport {
     pub skipped: usize,
     /// A feature whose PSI is above this has drifted.
     pub threshold: f64,
+    /// Each feature's drift; empty when no rows were captured.
     pub features: Vec<FeatureDrift>,
 }
 
@@ -281,7 +282,8 @@ impl Engine {
         let (rows, skipped) = tokio::task::spawn_blocking(move || captured_rows(&dir, width, window, since))
             .await
             .map_err(|e| Error::Invalid(e.to_string()))??;
-        let features = baseline.compare(&rows, threshold);
+        // PSI over zero rows is the floor's artefact (every bin empty), not a shift: compare nothing.
+        let features = if rows.is_empty() { Vec::new() } else { baseline.compare(&rows, threshold) };
         Ok(DriftReport {
             endpoint: endpoint.to_string(),
             model_group,

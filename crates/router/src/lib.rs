@@ -20,7 +20,7 @@ pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
 pub use multi_model::{CacheView, LoadError, LoadedModel, Loader, ModelCache, Unloader};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
-pub use upstream::{AddressCheck, Upstream};
+pub use upstream::{AddressCheck, Health, HealthStatus, InstanceView, Upstream};
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -58,6 +58,29 @@ pub enum Instance {
         /// Keeps the server process alive; dropping it stops the server.
         owner: Box<dyn Any + Send + Sync>,
     },
+}
+
+impl Instance {
+    /// The model server behind it, if it is one reached over HTTP.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        match self {
+            Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } => Some(upstream),
+            Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => None,
+        }
+    }
+
+    /// The instance as the API shows it, with its health.
+    pub fn view(&self) -> InstanceView {
+        match self.upstream() {
+            Some(upstream) => upstream.health.view(&upstream.base_url),
+            None => InstanceView {
+                url: "in-process".to_owned(),
+                health: HealthStatus::InProcess,
+                missed_pings: 0,
+                checked_ms: None,
+            },
+        }
+    }
 }
 
 /// A production variant: a model on its instances, with its own counters. Shared (`Arc`) between

@@ -13,6 +13,8 @@ pub struct VariantView {
     pub model: String,
     pub weight: f64,
     pub instances: usize,
+    /// Each instance with what the health check last saw of it.
+    pub instance_health: Vec<crate::InstanceView>,
     pub invocations: u64,
     pub errors_4xx: u64,
     pub errors_5xx: u64,
@@ -76,6 +78,7 @@ impl Router {
                     model: variant.model.clone(),
                     weight: *weight,
                     instances: variant.instances.len(),
+                    instance_health: variant.instances.iter().map(|i| i.view()).collect(),
                     invocations: s.invocations,
                     errors_4xx: s.errors_4xx,
                     errors_5xx: s.errors_5xx,

@@ -9,6 +9,7 @@ use std::error::Error as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde::{Deserialize, Serialize};
 
 /// SageMaker's limit on how long a model may take to answer an invocation.
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,6 +40,70 @@ pub struct Upstream {
     route: String,
     invocations: Uri,
     client: Client<Checked, Full<Bytes>>,
+    /// What the health check last saw.
+    pub health: Health,
+}
+
+/// What the health check has seen of one instance: when it last pinged it and how many pings in a row went unanswered.
+#[derive(Default)]
+pub struct Health {
+    checked_ms: AtomicU64,
+    missed: AtomicU32,
+}
+
+/// An instance's health as the API and the dashboard show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Answered in-process: nothing to ping.
+    InProcess,
+    /// Never pinged: the engine records the answer each instance gives at its start, so only one made elsewhere.
+    Unchecked,
+    /// Answered its last `/ping`.
+    Healthy,
+    /// Missed its last ping(s); replaced after two in a row.
+    Unhealthy,
+}
+
+/// One instance of a variant.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InstanceView {
+    /// `http://127.0.0.1:<port>`, or `in-process`.
+    pub url: String,
+    pub health: HealthStatus,
+    /// Pings in a row it did not answer.
+    pub missed_pings: u32,
+    /// When it was last pinged (ms since the epoch).
+    pub checked_ms: Option<u64>,
+}
+
+impl Health {
+    /// Records a ping's outcome at `now_ms`; returns how many pings in a row have now gone unanswered.
+    pub fn record(&self, answered: bool, now_ms: u64) -> u32 {
+        self.checked_ms.store(now_ms, Ordering::Relaxed);
+        if answered {
+            self.missed.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.missed.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
+    fn status(&self) -> (HealthStatus, u32, Option<u64>) {
+        let checked = self.checked_ms.load(Ordering::Relaxed);
+        let missed = self.missed.load(Ordering::Relaxed);
+        let status = match (checked, missed) {
+            (0, _) => HealthStatus::Unchecked,
+            (_, 0) => HealthStatus::Healthy,
+            _ => HealthStatus::Unhealthy,
+        };
+        (status, missed, (checked != 0).then_some(checked))
+    }
+
+    pub(crate) fn view(&self, url: &str) -> InstanceView {
+        let (health, missed_pings, checked_ms) = self.status();
+        InstanceView { url: url.to_owned(), health, missed_pings, checked_ms }
+    }
 }
 
 /// Why a request to an instance got no answer.
@@ -79,7 +145,7 @@ impl Upstream {
             .build(Checked { connector, check });
         // A URL that does not parse fails each request with the reason, rather than the deploy.
         let invocations = format!("{route}/invocations").parse().unwrap_or_default();
-        Upstream { base_url, route, invocations, client }
+        Upstream { base_url, route, invocations, client, health: Health::default() }
     }
 
     /// Whether invocations skip the base URL for a direct address.
@@ -168,7 +234,7 @@ impl tower_service::Service<Uri> for Checked {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
 
     use axum::http::StatusCode;
 
@@ -225,5 +291,19 @@ mod tests {
             panic!("a closed port answered")
         };
         assert!(why.contains("onnect"), "{why}");
+    }
+
+    #[test]
+    fn health_is_unchecked_until_pinged_then_counts_missed_pings_until_one_is_answered() {
+        let health = Health::default();
+        assert_eq!(health.view("u").health, HealthStatus::Unchecked);
+        assert_eq!(health.record(true, 10), 0);
+        assert_eq!((health.view("u").health, health.view("u").checked_ms), (HealthStatus::Healthy, Some(10)));
+        assert_eq!(health.record(false, 20), 1);
+        assert_eq!(health.record(false, 30), 2);
+        let view = health.view("u");
+        assert_eq!((view.health, view.missed_pings, view.checked_ms), (HealthStatus::Unhealthy, 2, Some(30)));
+        assert_eq!(health.record(true, 40), 0);
+        assert_eq!(health.view("u").health, HealthStatus::Healthy);
     }
 }

@@ -1,6 +1,5 @@
 //! The health check: each instance pinged at an interval, and one that stops answering replaced.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,6 @@ impl Engine {
             Ok(client) => client,
             Err(e) => return tracing::error!("health checks are off: {e}"),
         };
-        let mut failures: HashMap<String, u32> = HashMap::new();
         loop {
             tokio::time::sleep(interval).await;
             self.delete_expired_endpoints().await;
@@ -33,29 +31,22 @@ impl Engine {
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };
                 for instance in endpoint.instances() {
-                    if let Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } =
-                        instance.as_ref()
-                    {
-                        let base_url = &upstream.base_url;
-                        let ping = client.get(format!("{base_url}/ping")).send();
-                        let (name, instance, base_url) = (name.clone(), instance.clone(), base_url.clone());
+                    if let Some(upstream) = instance.upstream() {
+                        let ping = client.get(format!("{}/ping", upstream.base_url)).send();
+                        let (name, instance) = (name.clone(), instance.clone());
                         checks.push(async move {
                             let healthy = matches!(ping.await, Ok(r) if r.status().is_success());
-                            (name, instance, base_url, healthy)
+                            (name, instance, healthy)
                         });
                     }
                 }
             }
             let mut dead = Vec::new();
-            for (name, instance, base_url, healthy) in futures::future::join_all(checks).await {
-                if healthy {
-                    failures.remove(&base_url);
-                    continue;
-                }
-                let count = failures.entry(base_url.clone()).or_default();
-                *count += 1;
-                if *count >= FAILED_PINGS_BEFORE_REPLACING {
-                    failures.remove(&base_url);
+            let now = u64::try_from(store::now_ms()).unwrap_or(0);
+            for (name, instance, healthy) in futures::future::join_all(checks).await {
+                let Some(upstream) = instance.upstream() else { continue };
+                if upstream.health.record(healthy, now) >= FAILED_PINGS_BEFORE_REPLACING {
+                    let base_url = upstream.base_url.clone();
                     dead.push((name, instance, base_url));
                 }
             }

@@ -77,6 +77,7 @@ impl Engine {
             tokio::spawn(async move { client.unload(&name).await });
         };
         let cache = Arc::new(ModelCache::new(budget_bytes, Box::new(loader), Some(Box::new(unloader))));
+        answered_at_start(&server.upstream);
         let instance = Instance::MultiModelServer {
             upstream: server.upstream,
             cache,
@@ -138,6 +139,7 @@ impl Engine {
                     name_hint: endpoint,
                 };
                 let server = self.inner.backends.serving(&algorithm)?.start(request).await?;
+                answered_at_start(&server.upstream);
                 Ok(Instance::Http { upstream: server.upstream, owner: Box::new((server.owner, dir)) })
             }
             None => Err(Error::Invalid(format!(
@@ -197,10 +199,12 @@ pub(super) fn read_model_archive(folder: &Path, name: &str) -> Result<Vec<u8>, L
     std::fs::read(folder.join(name)).map_err(|_| LoadError::NotFound(format!("no model {name} on this endpoint")))
 }
 
+/// A started instance has answered `/ping` (its start waits for that): its health shows so until the first check.
+fn answered_at_start(upstream: &router::Upstream) {
+    upstream.health.record(true, u64::try_from(store::now_ms()).unwrap_or(0));
+}
+
 /// Where an instance is, for the log: its base URL, or `in-process`.
 pub(super) fn instance_url(instance: &Instance) -> String {
-    match instance {
-        Instance::Http { upstream, .. } | Instance::MultiModelServer { upstream, .. } => upstream.base_url.clone(),
-        Instance::Builtin(_) | Instance::MultiModel(_) | Instance::Chain(_) => "in-process".to_owned(),
-    }
+    instance.view().url
 }

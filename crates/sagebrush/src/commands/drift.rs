@@ -22,12 +22,13 @@ pub async fn drift(home: &Home, args: DriftArgs) -> anyhow::Result<ExitCode> {
         "{} serves {} v{}: {} captured rows (window {}), {} left out",
         report.endpoint, report.model_group, report.model_version, report.rows, report.window, report.skipped
     );
-    println!("{:<8} {:>8}  DRIFTED (PSI > {})", "FEATURE", "PSI", report.threshold);
-    for feature in &report.features {
-        println!("{:<8} {:>8.4}  {}", feature.feature, feature.psi, if feature.drifted { "yes" } else { "no" });
-    }
     if report.rows == 0 {
         eprintln!("no captured requests yet: deploy with capture_percent and send it some");
+    } else {
+        println!("{:<8} {:>8}  DRIFTED (PSI > {})", "FEATURE", "PSI", report.threshold);
+        for feature in &report.features {
+            println!("{:<8} {:>8.4}  {}", feature.feature, feature.psi, if feature.drifted { "yes" } else { "no" });
+        }
     }
     if let Some(path) = &args.svg {
         eprintln!("wrote {}", path.display());

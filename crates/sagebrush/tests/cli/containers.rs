@@ -338,6 +338,11 @@ fn a_dead_instance_is_replaced_while_the_other_serves() {
     let (ok, failed) = load.finish();
     assert_eq!(failed, 0, "requests failed while an instance died ({ok} succeeded)\n{}", served.output());
     assert!(now.contains(&first[1]), "the healthy instance is kept: {first:?} -> {now:?}");
+    // What the API shows of them: two instances, both answering their pings.
+    let shown = endpoint(&sandbox, "pair-prod");
+    let health = shown["variants"][0]["instance_health"].as_array().cloned().unwrap_or_default();
+    assert_eq!(health.len(), 2, "{shown:#}");
+    assert!(health.iter().all(|i| i["health"] == "healthy" && i["checked_ms"].is_u64()), "{shown:#}");
     assert_eq!(served.invoke("pair-prod", "text/csv", payload()).text().unwrap().lines().count(), 29);
     let _ = Command::new("docker").args(["rmi", "--force", &tag]).output();
 }

@@ -189,6 +189,11 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     assert!(first.status.success(), "{}\n{}", text(&first), served.output());
     let browser = Browser::start();
     browser.goto(&format!("{base}/endpoints/shift-prod"));
+    // The health check's pings, every 5 s by default, show per instance without a reload.
+    let instances = browser.wait_for_text("#instances", "a ping answered", MINUTE, |t| {
+        t.contains("healthy") && !t.contains("unhealthy") && !t.contains("unchecked")
+    });
+    assert!(instances.contains("http://127.0.0.1:") && instances.contains("ago"), "{instances}");
 
     // A good model, shifted as a canary that bakes for 8 seconds under load.
     let load = SteadyLoad::start(&served, "shift-prod");

@@ -88,6 +88,10 @@ fn shifted_requests_start_one_run_unshifted_ones_none_and_psi_matches_numpy() {
     // Before any request: nothing to compare, and the trigger waits for a full window.
     let empty = sandbox.json(&["drift", "iris-prod", "--json"]);
     assert_eq!(empty["rows"], 0, "{empty:#}");
+    assert_eq!(empty["features"], serde_json::json!([]), "no PSI from zero rows: {empty:#}");
+    let told = sandbox.run(&["drift", "iris-prod"]);
+    assert!(told.status.success() && text(&told).contains("no captured requests yet"), "{}", text(&told));
+    assert!(!text(&told).contains("DRIFTED"), "no table for nothing: {}", text(&told));
 
     // The training rows themselves: no drift, and the trigger says so and starts nothing.
     let rows = training_rows(&project, 0.0);

@@ -80,6 +80,8 @@ pub(super) async fn detail(
         }
         h2 { "Variants" }
         div.scroll #variants data-live { (variants(&view)) }
+        h2 { "Instances" }
+        div.scroll #instances data-live { (instances(&view)) }
         h2 { "Traffic, last minutes" }
         div.charts #traffic data-live {
             @for variant in &view.variants { (traffic(&dashboard, &endpoint, &variant.name, &variant.model)) }
@@ -148,6 +150,21 @@ fn variants(view: &EndpointView) -> Markup {
                 td.num { (v.p99_ms.map(|p| format!("{p:.1}")).unwrap_or_default()) }
                 td.hide-narrow { (at(v.last_invoked_ms.and_then(|ms| i64::try_from(ms).ok()), store::now_ms())) }
             } } }
+        }
+    }
+}
+
+fn instances(view: &EndpointView) -> Markup {
+    let now = store::now_ms();
+    html! {
+        table {
+            thead { tr { th { "Variant" } th { "Model" } th { "Instance" } th { "Health" } th.hide-narrow { "Last ping" } } }
+            tbody { @for v in &view.variants { @for instance in &v.instance_health { tr {
+                td { (v.name) } td { (v.model) } td.mono { (instance.url) }
+                td { (badge(&layout::name_of(instance.health)))
+                    @if instance.missed_pings > 0 { " missed " (instance.missed_pings) " ping" @if instance.missed_pings > 1 { "s" } } }
+                td.hide-narrow { (at(instance.checked_ms.and_then(|ms| i64::try_from(ms).ok()), now)) }
+            } } } }
         }
     }
 }
