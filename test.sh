@@ -24,6 +24,10 @@ fi
 if ! python3 -c 'import sklearn, pandas' 2>/dev/null; then
   python3 -m pip install --quiet scikit-learn pandas
 fi
+# The S3 tests run against moto's server on loopback, and use the AWS CLI as a user would.
+if ! python3 -c 'import moto.server, flask' 2>/dev/null || ! command -v moto_server >/dev/null || ! command -v aws >/dev/null; then
+  python3 -m pip install --quiet 'moto[server]' awscli
+fi
 # The API test fuzzes the OpenAPI document with schemathesis, kept in its own virtualenv.
 venv="$HOME/.cache/sagebrush-test/venv"
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
@@ -39,7 +43,9 @@ docker version --format 'Docker Engine {{.Server.Version}}' || { echo "test.sh: 
 examples/scikit-byo/base/offline-base.sh
 
 cargo fmt --all --check
+# Both builds: the everyday one, and with `aws` (S3 artifacts and channels) that the tests run.
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Release, so the tree benchmarks' code paths and the serving hot path are tested as shipped; shares the cache with `cargo run --release`.
-cargo nextest run --workspace --release --locked --no-fail-fast
+cargo clippy --workspace --all-targets --locked --features sagebrush/aws -- -D warnings
+# Release, so the tree benchmarks' code paths and the serving hot path are tested as shipped.
+cargo nextest run --workspace --release --locked --no-fail-fast --features sagebrush/aws
 bash tests/python-algorithm-check.sh

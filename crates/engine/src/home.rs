@@ -12,12 +12,24 @@ use crate::{Error, error::io_error};
 #[derive(Clone, Debug)]
 pub struct Home {
     root: PathBuf,
+    /// Where new artifacts go, when not the home's `artifacts` folder.
+    artifacts_at: Option<store::Location>,
 }
 
 impl Home {
     /// A home at `root`; nothing is created until the engine opens it.
     pub fn new(root: impl Into<PathBuf>) -> Home {
-        Home { root: root.into() }
+        Home { root: root.into(), artifacts_at: None }
+    }
+
+    /// The same home, writing new artifacts to `location` (e.g. `s3://bucket/prefix`).
+    pub fn with_artifacts(self, location: store::Location) -> Home {
+        Home { artifacts_at: Some(location), ..self }
+    }
+
+    /// Where new artifacts go.
+    pub fn artifact_location(&self) -> store::Location {
+        self.artifacts_at.clone().unwrap_or_else(|| store::Location::Local(self.artifacts()))
     }
 
     /// The root directory.
@@ -37,7 +49,7 @@ impl Home {
         self.root.join("state.db")
     }
 
-    /// The local artifact store.
+    /// The local artifact store (older artifacts stay readable here when new ones go elsewhere).
     pub fn artifacts(&self) -> PathBuf {
         self.root.join("artifacts")
     }

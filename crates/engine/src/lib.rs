@@ -92,7 +92,7 @@ impl Engine {
     ) -> Result<Engine, Error> {
         home.create()?;
         let store = Store::open(&home.database()).await?;
-        let artifacts = Artifacts::local(&home.artifacts())?;
+        let artifacts = Artifacts::open(&home.artifact_location(), &home.artifacts())?;
         let sagebrush_exe =
             std::env::current_exe().map_err(|e| Error::Io { path: "current executable".into(), source: e })?;
         let engine = Engine {

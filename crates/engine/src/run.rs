@@ -594,7 +594,8 @@ impl Ended {
 }
 
 /// A `path` parameter names something in the project, checked before the run is recorded (when
-/// the project is the folder itself; a checkout stage brings its files later).
+/// the project is the folder itself; a checkout stage brings its files later). An `s3://` URI is
+/// checked where it is used, by the stage that downloads it.
 fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: &Path) -> Result<(), Error> {
     let cloned = resolved.stages.iter().any(|s| matches!(&s.kind, pipeline::StageKind::Checkout { repo: Some(_), .. }));
     if cloned {
@@ -602,6 +603,7 @@ fn check_path_parameters(pipeline: &Pipeline, resolved: &Resolved, project_dir: 
     }
     for (name, value) in &resolved.parameters {
         if let pipeline::Value::Path(path) = value
+            && !path.starts_with("s3://")
             && !project_dir.join(path).exists()
         {
             return Err(Error::Invalid(format!(

@@ -14,7 +14,7 @@ mod triggers;
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
 use crate::spec::{
-    Algorithm, BuiltinAlgorithm, ChampionMetric, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage,
     StageKind, Threshold, Traffic,
 };
 use crate::triggers::Triggers;
@@ -115,6 +115,23 @@ impl Cx<'_> {
         let text = self.string(key, item)?;
         self.check_path(key, &text, &item.span())?;
         Ok(text)
+    }
+
+    /// A channel's data: a path in the project, or `s3://bucket/key-or-prefix`.
+    fn channel(&self, item: &Item<'_>) -> Result<Channel, Error> {
+        let text = self.string("channels", item)?;
+        match text.strip_prefix("s3://") {
+            Some(rest) if rest.split('/').next().is_none_or(str::is_empty) => Err(self.error(
+                &item.span(),
+                format!("channel \"{}\" names no bucket", names::excerpt(&text, 80)),
+                Some("write s3://bucket/key, or s3://bucket/prefix/ for every object under it".to_owned()),
+            )),
+            Some(_) => Ok(Channel::S3(text)),
+            None => {
+                self.check_path("channels", &text, &item.span())?;
+                Ok(Channel::Path(text))
+            }
+        }
     }
 
     fn check_path(&self, key: &str, text: &str, span: &Range<usize>) -> Result<(), Error> {
@@ -1075,7 +1092,7 @@ fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<S
                 None,
             ));
         }
-        channels.insert(name, cx.path("channels", item)?);
+        channels.insert(name, cx.channel(item)?);
     }
     if channels.is_empty() {
         return Err(cx.error(

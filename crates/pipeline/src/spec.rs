@@ -82,6 +82,23 @@ pub struct Stage {
     pub retries: u32,
 }
 
+/// Where a training channel's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    /// A file or folder relative to the source.
+    Path(String),
+    /// `s3://bucket/key-or-prefix`, downloaded as SageMaker does before the job starts.
+    S3(String),
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Channel::Path(path) | Channel::S3(path) => f.write_str(path),
+        }
+    }
+}
+
 /// What a stage does, with its settings.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageKind {
@@ -89,8 +106,8 @@ pub enum StageKind {
     Checkout { repo: Option<String>, rev: Option<String> },
     /// A training job under the SageMaker contract.
     Train {
-        /// Channel name to a file or folder relative to the source.
-        channels: BTreeMap<String, String>,
+        /// Channel name to where its data is.
+        channels: BTreeMap<String, Channel>,
         /// Always strings, as SageMaker passes them.
         hyperparameters: BTreeMap<String, String>,
         max_runtime: Duration,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pipeline::{Algorithm, BuiltinAlgorithm, StageKind, Value};
+use pipeline::{Algorithm, BuiltinAlgorithm, Channel, StageKind, Value};
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name).join("sagebrush.toml")
@@ -68,7 +68,7 @@ fn parameters_are_substituted_into_stages() {
     let resolved = pipeline.resolve(&[("leaves".into(), "7".into()), ("split".into(), "b".into())]).unwrap();
     assert_eq!(resolved.parameters["leaves"], Value::Int(7));
     let StageKind::Train { channels, hyperparameters, max_runtime, .. } = &resolved.stages[0].kind else { panic!() };
-    assert_eq!(channels["training"], "data/b.csv");
+    assert_eq!(channels["training"], Channel::Path("data/b.csv".into()));
     assert_eq!(hyperparameters["max_leaf_nodes"], "7");
     assert_eq!(hyperparameters["n_trees"], "10");
     assert_eq!(*max_runtime, Duration::from_secs(90));
@@ -207,4 +207,20 @@ fn a_champion_gate_names_both_endpoints_and_a_known_metric() {
     assert!(error_of(&gate("margin = -1\n")).contains("must be 0 or more"));
     let missing = format!("{MINIMAL}[[stage]]\nkind = \"champion\"\nendpoint = \"m-prod\"\ndata = \"d.csv\"\n");
     assert!(error_of(&missing).contains("needs `candidate`"), "{}", error_of(&missing));
+}
+
+#[test]
+fn a_channel_is_a_path_in_the_project_or_an_s3_uri_with_a_bucket() {
+    let file = |channel: &str| {
+        format!(
+            "[pipeline]\nname = \"m\"\n[algorithm]\nbuiltin = \"random-forest\"\n[[stage]]\nkind = \"train\"\nchannels = {{ training = \"{channel}\" }}\n"
+        )
+    };
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), file("s3://data/iris/train.csv")).unwrap();
+    let StageKind::Train { channels, .. } = &pipeline.resolve(&[]).unwrap().stages[0].kind else { panic!() };
+    assert_eq!(channels["training"], Channel::S3("s3://data/iris/train.csv".into()));
+    expect_errors(&[
+        (file("s3:///iris/train.csv"), "sagebrush.toml:7:25:", "names no bucket"),
+        (file("../train.csv"), "sagebrush.toml:7:25:", "outside the project"),
+    ]);
 }

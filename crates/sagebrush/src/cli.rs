@@ -17,6 +17,12 @@ pub struct Cli {
     #[arg(long, env = "SAGEBRUSH_HOME", global = true, default_value_os_t = default_home())]
     pub home: PathBuf,
 
+    /// Where new models and SBOMs are stored: a folder, or `s3://bucket/prefix` (builds with
+    /// `--features aws`; credentials, region and `AWS_ENDPOINT_URL` from the environment).
+    /// Default: the home's `artifacts` folder.
+    #[arg(long, env = "SAGEBRUSH_ARTIFACTS", global = true, value_name = "FOLDER|S3_URI")]
+    pub artifacts: Option<String>,
+
     /// The server to call instead of the one running for --home (e.g. http://ml.internal:8080).
     #[arg(long, env = "SAGEBRUSH_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,

@@ -99,6 +99,8 @@ impl From<engine::Error> for ServiceError {
             engine::Error::UnknownProject(_) => (StatusCode::NOT_FOUND, "unknown_project"),
             engine::Error::Store(store::Error::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             engine::Error::Store(store::Error::Conflict(_)) => (StatusCode::CONFLICT, "conflict"),
+            engine::Error::Store(store::Error::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            engine::Error::Store(store::Error::Integrity(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "artifact_changed"),
             engine::Error::RolledBack(_) => (StatusCode::CONFLICT, "rolled_back"),
             engine::Error::Runtime(runtime::Error::UnknownInstanceType(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_request")

@@ -20,7 +20,7 @@ mod runs;
 mod status;
 
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
-pub use artifacts::{Artifacts, StoredArtifact, sha256_file};
+pub use artifacts::{Artifacts, Location, StoredArtifact, download, sha256_file};
 pub use auth::{AuditFilter, AuditRecord, Role, TokenRecord};
 pub use deliveries::NotifyFailure;
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
@@ -64,6 +64,12 @@ pub enum Error {
     /// What was asked for clashes with what is recorded.
     #[error("{0}")]
     Conflict(String),
+    /// A setting of the store cannot be used (an artifact location, say).
+    #[error("{0}")]
+    Invalid(String),
+    /// Stored bytes no longer hash to their recorded sha256.
+    #[error("{0}")]
+    Integrity(String),
 }
 
 /// The state database.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pipeline::{Algorithm as AlgorithmSpec, Stage, StageKind};
+use pipeline::{Algorithm as AlgorithmSpec, Channel, Stage, StageKind};
 use regex::Regex;
 use runtime::training::{self, End, TrainingJob};
 use runtime::{Algorithm, instance};
@@ -47,8 +47,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         }
         None => return Err(StageFailure::failed("the pipeline has no [algorithm] to train")),
     };
-    let channels: BTreeMap<String, PathBuf> =
-        channels.iter().map(|(name, path)| (name.clone(), context.source_dir.join(path))).collect();
+    let channels = channel_paths(context, &job_name, channels, log).await?;
     let mut data_checksums = BTreeMap::new();
     for (name, path) in &channels {
         data_checksums.insert(name.clone(), checksum(name, path)?);
@@ -199,6 +198,39 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         model_sha256: stored.sha256,
         baseline,
     })
+}
+
+/// Each channel as a local file or folder: a path in the source, or what an `s3://` URI names,
+/// downloaded into the run's folder first, as SageMaker fills `/opt/ml/input/data/<channel>`.
+async fn channel_paths(
+    context: &RunContext,
+    job_name: &str,
+    channels: &BTreeMap<String, Channel>,
+    log: &mut Log,
+) -> Result<BTreeMap<String, PathBuf>, StageFailure> {
+    let mut paths = BTreeMap::new();
+    for (name, channel) in channels {
+        let path = match channel {
+            Channel::Path(path) => context.source_dir.join(path),
+            Channel::S3(uri) => {
+                let into = context
+                    .engine
+                    .home()
+                    .run_dir(&context.pipeline.name, context.run.number)
+                    .join("channels")
+                    .join(name);
+                // A retry downloads afresh rather than mixing two versions of the data.
+                let _ = std::fs::remove_dir_all(&into);
+                let files = store::download(uri, &into)
+                    .await
+                    .map_err(|e| StageFailure::failed(format!("{job_name}: channel `{name}`: {e}")))?;
+                line(log, &format!("channel `{name}`: downloaded {files} file(s) from {uri}")).await;
+                into
+            }
+        };
+        paths.insert(name.clone(), path);
+    }
+    Ok(paths)
 }
 
 /// What drift checks compare an endpoint's requests with: the `training` channel's features.

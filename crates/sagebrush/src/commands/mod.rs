@@ -18,7 +18,10 @@ use crate::cli::{Cli, Command};
 
 /// Runs the command the user asked for.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::new(cli.home);
+    let mut home = Home::new(cli.home);
+    if let Some(location) = &cli.artifacts {
+        home = home.with_artifacts(store::Location::parse(location)?);
+    }
     crate::client::configure(cli.server, cli.token);
     match cli.command {
         Command::Up(args) => run::up(&home, args).await,

@@ -20,6 +20,8 @@ mod projects;
 mod queue;
 mod recovery;
 mod retention;
+#[cfg(feature = "aws")]
+mod s3;
 mod secrets;
 mod security;
 mod serving;
