@@ -10,6 +10,7 @@
 mod backend;
 mod builtin_image;
 mod deploy;
+pub mod doctor;
 mod drift;
 mod error;
 mod home;

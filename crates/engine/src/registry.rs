@@ -12,6 +12,11 @@ use crate::{Engine, Error, which};
 
 const PROGRAMS: [&str; 2] = ["docker-registry", "registry"];
 
+/// The registry program on PATH, if there is one.
+pub(crate) fn program() -> Option<std::path::PathBuf> {
+    PROGRAMS.iter().find_map(|p| which(p))
+}
+
 impl Engine {
     /// The local registry's `host:port`, starting it if it is not answering.
     pub async fn local_registry(&self) -> Result<String, Error> {
@@ -25,7 +30,7 @@ impl Engine {
         {
             return Ok(address);
         }
-        let program = PROGRAMS.iter().find_map(|p| which(p)).ok_or_else(|| {
+        let program = program().ok_or_else(|| {
             Error::Invalid(
                 "no local registry: install Debian's docker-registry (apt-get install docker-registry), \
                  or set `registry` on the build stage"

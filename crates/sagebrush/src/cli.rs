@@ -77,6 +77,9 @@ pub enum Command {
     /// Remove each project's runs past its `[pipeline] keep_runs` (50 by default) with their logs,
     /// work folders, models and images, keeping whatever an endpoint serves or was approved.
     Gc(GcArgs),
+    /// Check what this configuration needs (state database, artifact store, Docker Engine,
+    /// registry, git), each failure with what to do; exits 1 if one fails.
+    Doctor(JsonArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.
@@ -316,6 +319,13 @@ pub struct HistoryArgs {
     /// Only what it served at this time: 2026-12-01T17:00:00Z, "2026-12-01 17:00:00" (UTC) or epoch ms.
     #[arg(long, value_parser = crate::commands::parse_time)]
     pub at: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

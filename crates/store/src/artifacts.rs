@@ -215,6 +215,16 @@ impl Artifacts {
         Ok(bytes)
     }
 
+    /// Writes, reads back and deletes a small object where new artifacts go: can this process store models?
+    pub async fn probe(&self) -> Result<(), Error> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let key = format!(".sagebrush-doctor/{}-{nanos}", std::process::id());
+        let stored = self.put_bytes(&key, b"sagebrush doctor".to_vec()).await?;
+        let read = self.get(&stored.uri, Some(&stored.sha256)).await;
+        let removed = self.under(".sagebrush-doctor", true).await;
+        read.and(removed).map(|_| ())
+    }
+
     /// The bytes stored under `prefix` (e.g. `iris-3`), and with `remove` deletes them.
     pub async fn under(&self, prefix: &str, remove: bool) -> Result<u64, Error> {
         use futures::TryStreamExt;

@@ -129,6 +129,12 @@ impl Store {
         Ok(Store { pool, reserve: std::sync::Arc::new(reserve), appended: Default::default() })
     }
 
+    /// How many schema migrations the database has, and how many this build knows.
+    pub async fn schema_version(&self) -> Result<(i64, usize), Error> {
+        let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&self.pool).await?;
+        Ok((applied, MIGRATIONS.len()))
+    }
+
     /// Deletes the reserve file to make room on a full disk; true if there was one to delete.
     pub fn release_reserve(&self) -> bool {
         std::fs::remove_file(self.reserve.as_path()).is_ok()

@@ -2,6 +2,7 @@
 
 mod algorithm;
 mod deploy;
+mod doctor;
 mod drift;
 mod invoke;
 mod list;
@@ -40,6 +41,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => list::history(&home, args).await,
         Command::Drift(args) => drift::drift(&home, args).await,
         Command::Gc(args) => list::gc(&home, args).await,
+        Command::Doctor(args) => doctor::doctor(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

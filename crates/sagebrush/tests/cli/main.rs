@@ -7,6 +7,7 @@ mod browser;
 mod champion;
 mod containers;
 mod dashboard;
+mod doctor;
 mod drift;
 mod events;
 mod failures;

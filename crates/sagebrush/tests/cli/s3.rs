@@ -108,6 +108,25 @@ fn models_go_to_s3_with_their_sha256_and_a_changed_object_is_refused() {
     assert_eq!(answer(&served).text().unwrap().trim(), "setosa", "prod goes on serving what it loaded");
 }
 
+#[test]
+fn doctor_writes_to_the_bucket_and_names_the_fix_when_it_cannot() {
+    let moto = Moto::start();
+    moto.bucket("models");
+    let sandbox = Sandbox::new();
+    let mut good = sandbox.command(&["--artifacts", "s3://models/team-a", "doctor"]);
+    let good = moto.env(&mut good).output().unwrap();
+    assert!(good.status.success(), "{}", text(&good));
+    assert!(text(&good).contains("ok   artifacts  s3://models/team-a is writable"), "{}", text(&good));
+    let left = moto.aws(&["s3api", "list-objects-v2", "--bucket", "models"]);
+    assert!(!left.contains("sagebrush-doctor"), "the probe is removed: {left}");
+
+    let mut missing = sandbox.command(&["--artifacts", "s3://no-such-bucket/x", "doctor"]);
+    let missing = moto.env(&mut missing).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    let out = text(&missing);
+    assert!(out.contains("FAIL artifacts") && out.contains("check that bucket no-such-bucket exists"), "{out}");
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()

@@ -1,0 +1,120 @@
+//! `sagebrush doctor`: what this configuration needs, checked one by one, each failure with its fix.
+
+use serde::Serialize;
+
+use crate::{Home, which};
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    /// Missing, but only some pipelines need it (images, git projects).
+    Warn,
+    /// This configuration cannot work without it.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    /// What was found.
+    pub detail: String,
+    /// What to do, when it is not ok.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+        Check { name, status: CheckStatus::Ok, detail: detail.into(), fix: None }
+    }
+
+    fn not(name: &'static str, status: CheckStatus, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name, status, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// Checks the home, its state database, the artifact store, the Docker Engine, the registry and git.
+pub async fn check(home: &Home) -> Vec<Check> {
+    let mut checks = vec![database(home).await, artifacts(home).await];
+    checks.push(match runtime::docker::check_engine().await {
+        Ok(()) => Check::ok("docker", "the Docker Engine answers"),
+        Err(e) => Check::not(
+            "docker",
+            CheckStatus::Warn,
+            e.to_string(),
+            "start the Docker Engine (systemctl start docker); only image algorithms and `container = true` need it",
+        ),
+    });
+    checks.push(match crate::registry::program() {
+        Some(path) => Check::ok("registry", format!("{} (started on demand)", path.display())),
+        None => Check::not(
+            "registry",
+            CheckStatus::Warn,
+            "no docker-registry on PATH",
+            "apt-get install docker-registry, or set `registry` on the build stage; only build stages need it",
+        ),
+    });
+    checks.push(match which("git") {
+        Some(path) => Check::ok("git", path.display().to_string()),
+        None => Check::not(
+            "git",
+            CheckStatus::Warn,
+            "no git on PATH",
+            "apt-get install git; git projects and webhooks need it",
+        ),
+    });
+    checks
+}
+
+async fn database(home: &Home) -> Check {
+    let path = home.database();
+    if !path.exists() {
+        return Check::ok("database", format!("{} (created by the first command that needs it)", path.display()));
+    }
+    match store::Store::open(&path).await {
+        Ok(store) => match store.schema_version().await {
+            Ok((applied, known)) if applied as usize == known => {
+                Check::ok("database", format!("SQLite {}, schema {applied}", path.display()))
+            }
+            Ok((applied, known)) => Check::not(
+                "database",
+                CheckStatus::Fail,
+                format!("{}: schema {applied}, this sagebrush knows {known}", path.display()),
+                "a newer sagebrush wrote it: use that version, or a home of this version's own (--home)",
+            ),
+            Err(e) => database_failed(&path, &e),
+        },
+        Err(e) => database_failed(&path, &e),
+    }
+}
+
+fn database_failed(path: &std::path::Path, e: &store::Error) -> Check {
+    Check::not(
+        "database",
+        CheckStatus::Fail,
+        format!("{}: {e}", path.display()),
+        "check the file's owner and mode and the free space, or give another --home",
+    )
+}
+
+async fn artifacts(home: &Home) -> Check {
+    let location = home.artifact_location();
+    let fix = match &location {
+        store::Location::Local(_) => "check the folder's owner and the free space, or give --artifacts".to_owned(),
+        store::Location::S3 { bucket, .. } => format!(
+            "check that bucket {bucket} exists and that AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION \
+             (and AWS_ENDPOINT_URL, for a store other than AWS) let this user write to it"
+        ),
+    };
+    let probed = match store::Artifacts::open(&location, &home.artifacts()) {
+        Ok(artifacts) => artifacts.probe().await,
+        Err(e) => Err(e),
+    };
+    match probed {
+        Ok(()) => Check::ok("artifacts", format!("{location} is writable")),
+        Err(e) => Check::not("artifacts", CheckStatus::Fail, format!("{location}: {e}"), fix),
+    }
+}

@@ -1,0 +1,30 @@
+//! `sagebrush doctor`: one line per check, and what to do about each that is not ok.
+
+use std::process::ExitCode;
+
+use engine::Home;
+use engine::doctor::CheckStatus;
+
+use super::print_json;
+use crate::cli::JsonArgs;
+
+pub async fn doctor(home: &Home, args: JsonArgs) -> anyhow::Result<ExitCode> {
+    let checks = engine::doctor::check(home).await;
+    let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
+    if args.json {
+        print_json(&checks)?;
+    } else {
+        for check in &checks {
+            let mark = match check.status {
+                CheckStatus::Ok => "ok  ",
+                CheckStatus::Warn => "warn",
+                CheckStatus::Fail => "FAIL",
+            };
+            println!("{mark} {:<10} {}", check.name, check.detail);
+            if let Some(fix) = &check.fix {
+                println!("     {:<10} fix: {fix}", "");
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
