@@ -139,17 +139,13 @@ impl Artifacts {
 
     /// A store writing to `location`; artifacts already in `home_folder` stay readable.
     pub fn open(location: &Location, home_folder: &Path) -> Result<Artifacts, Error> {
-        match location {
-            Location::Local(root) => Artifacts::local(root),
-            Location::S3 { bucket, prefix } => {
-                Ok(Artifacts { backends: vec![Backend::s3(bucket, prefix)?, Backend::local(home_folder)?] })
-            }
-        }
-    }
-
-    /// Where new artifacts go, as a URI (`file:///...` or `s3://bucket/prefix`).
-    pub fn location(&self) -> &str {
-        self.backends[0].uri_prefix.trim_end_matches('/')
+        let write = match location {
+            Location::Local(root) => Backend::local(root)?,
+            Location::S3 { bucket, prefix } => Backend::s3(bucket, prefix)?,
+        };
+        let home = Backend::local(home_folder)?;
+        let backends = if home.uri_prefix == write.uri_prefix { vec![write] } else { vec![write, home] };
+        Ok(Artifacts { backends })
     }
 
     /// Stores a local file under `key` (e.g. `iris-3/output/model.tar.gz`).

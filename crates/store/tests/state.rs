@@ -112,3 +112,18 @@ async fn artifacts_keep_their_checksum_and_detect_tampering() {
     std::fs::write(dir.path().join("artifacts/iris-1/output/model.tar.gz"), b"changed").unwrap();
     assert!(artifacts.get(&stored.uri, Some(&stored.sha256)).await.is_err());
 }
+
+#[tokio::test]
+async fn artifacts_moved_to_another_folder_keep_the_older_ones_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("artifacts");
+    let before =
+        Artifacts::local(&home).unwrap().put_bytes("iris-1/output/model.tar.gz", b"v1".to_vec()).await.unwrap();
+    let moved = store::Location::parse(dir.path().join("shared").to_str().unwrap()).unwrap();
+    let artifacts = Artifacts::open(&moved, &home).unwrap();
+    let after = artifacts.put_bytes("iris-2/output/model.tar.gz", b"v2".to_vec()).await.unwrap();
+    assert!(after.uri.contains("/shared/iris-2/"), "{}", after.uri);
+    assert_eq!(&artifacts.get(&before.uri, Some(&before.sha256)).await.unwrap()[..], b"v1");
+    assert_eq!(&artifacts.get(&after.uri, Some(&after.sha256)).await.unwrap()[..], b"v2");
+    assert!(artifacts.get("file:///elsewhere/x", None).await.unwrap_err().to_string().contains("not found"));
+}

@@ -116,21 +116,34 @@ impl Browser {
 
     /// Types into the field `css` selects, replacing what it held.
     pub fn fill(&self, css: &str, text: &str) {
-        self.runtime.block_on(async {
-            let field = self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no field {css}: {e}"));
-            field.clear().await.unwrap();
-            field.send_keys(text).await.unwrap();
+        self.on(css, "no field", |field| async move {
+            field.clear().await?;
+            field.send_keys(text).await
         });
     }
 
     pub fn click(&self, css: &str) {
+        self.on(css, "nothing to click", |element| async move { element.click().await });
+    }
+
+    /// Finds `css` and does `act` to it, again if the page's live update replaced the element
+    /// in between (a WebDriver handle points at one node; a user's pointer at whatever is there).
+    fn on<F, Fut>(&self, css: &str, missing: &str, act: F)
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
         self.runtime.block_on(async {
-            let element = self
-                .client()
-                .find(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("nothing to click at {css}: {e}"));
-            element.click().await.unwrap();
+            for attempt in 1.. {
+                let element =
+                    self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{missing} at {css}: {e}"));
+                match act(element).await {
+                    Ok(()) => return,
+                    Err(fantoccini::error::CmdError::Standard(e))
+                        if e.error == fantoccini::error::ErrorStatus::StaleElementReference && attempt < 5 => {}
+                    Err(e) => panic!("{css}: {e}"),
+                }
+            }
         });
     }
 

@@ -10,6 +10,15 @@
   const follow = (url) => { const source = new EventSource(url); streams.push(source); return source; };
   window.addEventListener("pagehide", () => { for (const source of streams) source.close(); });
 
+  // A region the user is typing in, or whose fields they changed, waits: swapping it would lose their input.
+  const changed = (field) =>
+    field.type === "checkbox" || field.type === "radio" ? field.checked !== field.defaultChecked
+      : field.tagName === "SELECT" ? [...field.options].some((o) => o.selected !== o.defaultSelected)
+      : field.value !== field.defaultValue;
+  const editing = (region) =>
+    (region.contains(document.activeElement) && document.activeElement.matches("input, textarea, select"))
+    || [...region.querySelectorAll("input, textarea, select")].some(changed);
+
   // Replaces every [data-live] element with the one of the same id in the page fetched again.
   let refreshing = false, again = false;
   async function refresh() {
@@ -21,7 +30,7 @@
         const page = new DOMParser().parseFromString(await answer.text(), "text/html");
         for (const old of document.querySelectorAll("[data-live]")) {
           const fresh = page.getElementById(old.id);
-          if (fresh && fresh.innerHTML !== old.innerHTML) old.replaceWith(fresh);
+          if (fresh && fresh.innerHTML !== old.innerHTML && !editing(old)) old.replaceWith(fresh);
         }
       }
     } catch (e) { /* the next event or poll tries again */ }
@@ -36,6 +45,9 @@
     let timer = null;
     const source = follow(url);
     const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, 150); };
+    // The stream starts at its connection: what changed since the page was drawn (or while a
+    // dropped stream reconnected) is fetched once it is open.
+    source.addEventListener("open", soon);
     for (const kind of ["run_queued", "run_started", "run_waiting", "run_finished", "stage_started",
                         "stage_finished", "model_registered", "endpoint_updated", "endpoint_deleted"]) {
       source.addEventListener(kind, soon);
