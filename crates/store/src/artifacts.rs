@@ -56,7 +56,7 @@ impl Location {
             }
             return Ok(Location::Local(PathBuf::from(text)));
         };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let (bucket, prefix) = bucket_and_key(rest);
         if bucket.is_empty() {
             return Err(Error::Invalid(format!("artifact store {text}: no bucket; write s3://bucket/prefix")));
         }
@@ -72,6 +72,11 @@ impl std::fmt::Display for Location {
             Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// `bucket/key` (what follows `s3://`) split at its first `/`; the key may be empty.
+fn bucket_and_key(rest: &str) -> (&str, &str) {
+    rest.split_once('/').unwrap_or((rest, ""))
 }
 
 /// One place artifacts are kept.
@@ -187,7 +192,7 @@ impl Artifacts {
             (Some((backend, key)), _) => backend.store.get(&ObjectPath::from(key)).await?,
             // Written by a process configured with another prefix: any bucket the credentials reach will do.
             (None, Some(rest)) => {
-                let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+                let (bucket, key) = bucket_and_key(rest);
                 s3_bucket(bucket)?.get(&ObjectPath::from(key)).await?
             }
             (None, None) => {
@@ -249,7 +254,7 @@ impl Artifacts {
 pub async fn download(uri: &str, into: &Path) -> Result<usize, Error> {
     use futures::TryStreamExt;
     let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Invalid(format!("{uri} is not an s3:// URI")))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let (bucket, prefix) = bucket_and_key(rest);
     let store = s3_bucket(bucket)?;
     let folder = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
     let listed = if folder.is_empty() { None } else { Some(ObjectPath::from(folder)) };
