@@ -70,34 +70,41 @@ pub async fn check(home: &Home) -> Vec<Check> {
 }
 
 async fn database(home: &Home) -> Check {
-    let path = home.database();
-    if !path.exists() {
+    let at = home.database();
+    if let store::Database::Sqlite(path) = &at
+        && !path.exists()
+    {
         return Check::ok("database", format!("{} (created by the first command that needs it)", path.display()));
     }
-    match store::Store::open(&path).await {
+    let kind = match at {
+        store::Database::Sqlite(_) => "SQLite",
+        store::Database::Postgres(_) => "Postgres",
+    };
+    match store::Store::open_at(&at).await {
         Ok(store) => match store.schema_version().await {
             Ok((applied, known)) if applied as usize == known => {
-                Check::ok("database", format!("SQLite {}, schema {applied}", path.display()))
+                Check::ok("database", format!("{kind} {at}, schema {applied}"))
             }
             Ok((applied, known)) => Check::not(
                 "database",
                 CheckStatus::Fail,
-                format!("{}: schema {applied}, this sagebrush knows {known}", path.display()),
-                "a newer sagebrush wrote it: use that version, or a home of this version's own (--home)",
+                format!("{at}: schema {applied}, this sagebrush knows {known}"),
+                "a newer sagebrush wrote it: use that version, or a database of this version's own (--database)",
             ),
-            Err(e) => database_failed(&path, &e),
+            Err(e) => database_failed(&at, &e),
         },
-        Err(e) => database_failed(&path, &e),
+        Err(e) => database_failed(&at, &e),
     }
 }
 
-fn database_failed(path: &std::path::Path, e: &store::Error) -> Check {
-    Check::not(
-        "database",
-        CheckStatus::Fail,
-        format!("{}: {e}", path.display()),
-        "check the file's owner and mode and the free space, or give another --home",
-    )
+fn database_failed(at: &store::Database, e: &store::Error) -> Check {
+    let fix = match at {
+        store::Database::Sqlite(_) => "check the file's owner and mode and the free space, or give another --home",
+        store::Database::Postgres(_) => {
+            "check that the server is up and the URL's host, port, user, password and database name (psql \"$SAGEBRUSH_DATABASE\" -c 'select 1')"
+        }
+    };
+    Check::not("database", CheckStatus::Fail, format!("{at}: {e}"), fix)
 }
 
 async fn artifacts(home: &Home) -> Check {

@@ -14,17 +14,24 @@ pub struct Home {
     root: PathBuf,
     /// Where new artifacts go, when not the home's `artifacts` folder.
     artifacts_at: Option<store::Location>,
+    /// Where the state lives, when not the home's `state.db`.
+    database_at: Option<store::Database>,
 }
 
 impl Home {
     /// A home at `root`; nothing is created until the engine opens it.
     pub fn new(root: impl Into<PathBuf>) -> Home {
-        Home { root: root.into(), artifacts_at: None }
+        Home { root: root.into(), artifacts_at: None, database_at: None }
     }
 
     /// The same home, writing new artifacts to `location` (e.g. `s3://bucket/prefix`).
     pub fn with_artifacts(self, location: store::Location) -> Home {
         Home { artifacts_at: Some(location), ..self }
+    }
+
+    /// The same home, keeping its state in `database` (e.g. a Postgres server several servers share).
+    pub fn with_database(self, database: store::Database) -> Home {
+        Home { database_at: Some(database), ..self }
     }
 
     /// Where new artifacts go.
@@ -44,9 +51,9 @@ impl Home {
         std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700)).map_err(io_error(&self.root))
     }
 
-    /// The SQLite state file.
-    pub fn database(&self) -> PathBuf {
-        self.root.join("state.db")
+    /// Where the state lives: the home's SQLite `state.db` unless another database was given.
+    pub fn database(&self) -> store::Database {
+        self.database_at.clone().unwrap_or_else(|| store::Database::Sqlite(self.root.join("state.db")))
     }
 
     /// The local artifact store (older artifacts stay readable here when new ones go elsewhere).

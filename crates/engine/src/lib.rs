@@ -92,7 +92,7 @@ impl Engine {
         backends: Backends,
     ) -> Result<Engine, Error> {
         home.create()?;
-        let store = Store::open(&home.database()).await?;
+        let store = Store::open_at(&home.database()).await?;
         let artifacts = Artifacts::open(&home.artifact_location(), &home.artifacts())?;
         let sagebrush_exe =
             std::env::current_exe().map_err(|e| Error::Io { path: "current executable".into(), source: e })?;
@@ -115,7 +115,24 @@ impl Engine {
             }),
         };
         engine.recover().await?;
+        engine.keep_leases();
         Ok(engine)
+    }
+
+    /// Renews, for as long as this engine lives, the leases on the runs it runs, so that a server
+    /// sharing the database does not take them for abandoned.
+    fn keep_leases(&self) {
+        let inner = Arc::downgrade(&self.inner);
+        let every = std::time::Duration::from_millis(store::LEASE_MS as u64 / 3);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = inner.upgrade() else { return };
+                if let Err(e) = inner.store.renew_leases(&inner.owner).await {
+                    tracing::warn!("renewing the leases on this process's runs: {e}");
+                }
+            }
+        });
     }
 
     /// The state store, for listings.
@@ -175,21 +192,31 @@ impl Engine {
 
     async fn recover(&self) -> Result<(), Error> {
         // After a crash, containers whose sagebrush process is gone belong to nobody.
-        self.remove_containers(owner::is_alive).await;
+        self.remove_containers(owner::may_be_alive).await;
+        self.recover_runs().await
+    }
+
+    /// Fails every running run whose owner is gone: a process of this machine that ended, or a
+    /// server anywhere whose lease on the run lapsed. A server calls it again and again, so that
+    /// it takes over from another server on the same database that died.
+    pub(crate) async fn recover_runs(&self) -> Result<(), Error> {
+        let now = store::now_ms();
         for run in self.inner.store.unfinished_runs().await? {
             let owner = run.owner.as_deref().unwrap_or("");
-            if owner::is_alive(owner) {
-                continue;
-            }
+            let lapsed = run.lease_until.is_some_and(|until| until < now);
+            let why = match owner::seen(owner) {
+                owner::Seen::Gone => "stopped before the run finished",
+                // This process's own lease lapses only when the database was out of reach: the run goes on.
+                _ if lapsed && owner != self.inner.owner => "stopped renewing its lease on the run",
+                _ => continue,
+            };
             let stages = self.inner.store.stages(run.id).await?;
             let during = match stages.iter().find(|s| s.status == store::StageStatus::Running) {
                 Some(stage) => format!(" while stage `{}` was running", stage.name),
                 None => String::new(),
             };
-            let reason = format!(
-                "interrupted{during}: the sagebrush process that ran it ({}) stopped before the run finished",
-                owner::describe(owner)
-            );
+            let reason =
+                format!("interrupted{during}: the sagebrush process that ran it ({}) {why}", owner::describe(owner));
             tracing::warn!(project = %run.project, number = run.number, "{reason}");
             self.inner.store.fail_interrupted(run.id, &reason).await?;
             if let Ok(project) = names::Name::parse(&run.project) {

@@ -14,6 +14,9 @@ use crate::Engine;
 /// How often the scheduler looks at the queue when nothing woke it (a run queued by another process).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
+/// How often a server looks for running runs whose owner is gone.
+const RECOVER_EVERY: Duration = Duration::from_secs(3);
+
 /// The default limit: half the cores, at least one.
 pub fn default_limit() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
@@ -28,7 +31,16 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::spawn(async move {
+            let mut recovered = tokio::time::Instant::now();
             loop {
+                // Another server on the same database may have died holding runs: fail them, so
+                // that their projects' queued runs can go on here.
+                if recovered.elapsed() >= RECOVER_EVERY {
+                    recovered = tokio::time::Instant::now();
+                    if let Err(e) = engine.recover_runs().await {
+                        tracing::warn!("looking for runs whose server is gone: {e}");
+                    }
+                }
                 if let Err(e) = engine.expire_approvals().await {
                     tracing::warn!("rejecting approvals past their time: {e}");
                 }
@@ -51,7 +63,7 @@ impl Engine {
             return Ok(());
         }
         let running = self.store().unfinished_runs().await?;
-        for run in pick(&queued, &running, limit) {
+        for run in pick(&queued, &running, &self.inner.owner, limit) {
             if self.inner.live.ended(run.id).is_some() {
                 continue; // it could not start, and that is being recorded
             }
@@ -74,11 +86,18 @@ impl Engine {
     }
 }
 
-/// Which of the `queued` runs (oldest first) may start while `running` are: no more than `limit`
-/// running in all, no project with two, and no run ahead of an earlier run of its project.
-pub(crate) fn pick<'a>(queued: &'a [RunRecord], running: &[RunRecord], limit: usize) -> Vec<&'a RunRecord> {
+/// Which of the `queued` runs (oldest first) may start here while `running` are (on any server
+/// sharing the database): no more than `limit` running of `owner`'s, no project with two, and no
+/// run ahead of an earlier run of its project.
+pub(crate) fn pick<'a>(
+    queued: &'a [RunRecord],
+    running: &[RunRecord],
+    owner: &str,
+    limit: usize,
+) -> Vec<&'a RunRecord> {
     let mut busy: HashSet<&str> = running.iter().map(|r| r.project.as_str()).collect();
-    let mut slots = limit.saturating_sub(running.len());
+    let mine = running.iter().filter(|r| r.owner.as_deref() == Some(owner)).count();
+    let mut slots = limit.saturating_sub(mine);
     let mut picked = Vec::new();
     for run in queued {
         if slots == 0 {
@@ -111,7 +130,7 @@ mod tests {
             trigger_detail: None,
             triggered_by: None,
             commit_sha: None,
-            owner: None,
+            owner: Some(ME.to_owned()),
             cancel_requested: false,
             retry_of: None,
             retry_from: None,
@@ -119,8 +138,11 @@ mod tests {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            lease_until: None,
         }
     }
+
+    const ME: &str = "1:1@here";
 
     fn ids(picked: &[&RunRecord]) -> Vec<i64> {
         picked.iter().map(|r| r.id).collect()
@@ -129,12 +151,16 @@ mod tests {
     #[test]
     fn the_oldest_run_of_each_free_project_starts_up_to_the_limit() {
         let queued = [run(1, "a"), run(2, "a"), run(3, "b"), run(4, "c"), run(5, "b")];
-        assert_eq!(ids(&pick(&queued, &[], 2)), [1, 3]);
-        assert_eq!(ids(&pick(&queued, &[], 10)), [1, 3, 4]);
+        assert_eq!(ids(&pick(&queued, &[], ME, 2)), [1, 3]);
+        assert_eq!(ids(&pick(&queued, &[], ME, 10)), [1, 3, 4]);
         // A project with a run going waits; the others go on.
-        assert_eq!(ids(&pick(&queued, &[run(9, "a")], 2)), [3]);
-        assert_eq!(ids(&pick(&queued, &[run(9, "a"), run(8, "x")], 2)), Vec::<i64>::new());
-        assert_eq!(ids(&pick(&[], &[], 2)), Vec::<i64>::new());
+        assert_eq!(ids(&pick(&queued, &[run(9, "a")], ME, 2)), [3]);
+        assert_eq!(ids(&pick(&queued, &[run(9, "a"), run(8, "x")], ME, 2)), Vec::<i64>::new());
+        assert_eq!(ids(&pick(&[], &[], ME, 2)), Vec::<i64>::new());
+        // Another server's run takes no slot here, but its project still waits for it.
+        let mut elsewhere = run(7, "a");
+        elsewhere.owner = Some("2:2@there".to_owned());
+        assert_eq!(ids(&pick(&queued, &[elsewhere], ME, 1)), [3]);
     }
 
     #[test]
@@ -144,7 +170,7 @@ mod tests {
         let mut running: Vec<RunRecord> = Vec::new();
         let mut started: Vec<RunRecord> = Vec::new();
         while !queued.is_empty() || !running.is_empty() {
-            let chosen: Vec<i64> = ids(&pick(&queued, &running, 2));
+            let chosen: Vec<i64> = ids(&pick(&queued, &running, ME, 2));
             for id in chosen {
                 let position = queued.iter().position(|r| r.id == id).unwrap();
                 let run = queued.remove(position);

@@ -23,6 +23,11 @@ pub struct Cli {
     #[arg(long, env = "SAGEBRUSH_ARTIFACTS", global = true, value_name = "FOLDER|S3_URI")]
     pub artifacts: Option<String>,
 
+    /// Where the state lives: `postgres://user:password@host:port/db` for a Postgres database that
+    /// several servers share, or a SQLite file. Default: the home's `state.db`.
+    #[arg(long, env = "SAGEBRUSH_DATABASE", global = true, hide_env_values = true, value_name = "URL|FILE")]
+    pub database: Option<String>,
+
     /// The server to call instead of the one running for --home (e.g. http://ml.internal:8080).
     #[arg(long, env = "SAGEBRUSH_SERVER", global = true, value_name = "URL")]
     pub server: Option<String>,

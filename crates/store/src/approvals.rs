@@ -3,16 +3,16 @@
 //! model version in one transaction, so a waiting run survives any crash as it was.
 
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::db::{Tx, query, query_as};
 use crate::events::{EventKind, run_event};
 use crate::runs::skip_pending;
 use crate::{Error, ModelApprovalStatus, Store, now_ms};
 
 /// Where an approval is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalStatus {
     Pending,
@@ -61,9 +61,9 @@ impl Store {
     /// Puts a running run to wait at its approval stage: the run and the stage become `waiting`,
     /// with no process owning them, and the model version `PendingManualApproval`.
     pub async fn request_approval(&self, new: &NewApproval<'_>) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        sqlx::query(
+        query(
             "INSERT INTO approvals (run_id, position, stage, model_group, model_version, evidence, status, requested_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)
              ON CONFLICT (run_id, position) DO UPDATE SET evidence = $6, status = 'pending', requested_at = $7,
@@ -74,23 +74,22 @@ impl Store {
         .bind(new.stage)
         .bind(new.model.map(|(group, _)| group))
         .bind(new.model.map(|(_, version)| version))
-        .bind(new.evidence.to_string())
+        .bind(new.evidence)
         .bind(now)
         .bind(new.expires_at)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query("UPDATE stages SET status = 'waiting', started_at = COALESCE(started_at, $3) WHERE run_id = $1 AND position = $2")
+        query("UPDATE stages SET status = 'waiting', started_at = COALESCE(started_at, $3) WHERE run_id = $1 AND position = $2")
             .bind(new.run_id)
             .bind(new.position)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let waiting =
-            sqlx::query("UPDATE runs SET status = 'waiting', owner = NULL WHERE id = $1 AND status = 'running'")
-                .bind(new.run_id)
-                .execute(&mut *tx)
-                .await?;
-        if waiting.rows_affected() != 1 {
+        let waiting = query("UPDATE runs SET status = 'waiting', owner = NULL WHERE id = $1 AND status = 'running'")
+            .bind(new.run_id)
+            .execute(&mut tx)
+            .await?;
+        if waiting != 1 {
             return Err(Error::Conflict(format!("run {} is not running", new.run_id)));
         }
         if let Some((group, version)) = new.model {
@@ -112,20 +111,22 @@ impl Store {
         by: &str,
         reason: &str,
     ) -> Result<ApprovalRecord, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        let pending: Option<ApprovalRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let pending: Option<ApprovalRecord> = query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM approvals WHERE run_id = $1 AND status = 'pending'"
         )))
         .bind(run_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         let Some(mut approval) = pending else {
             return Err(Error::Conflict("the run is not waiting for an approval".to_owned()));
         };
         let status = if approve { ApprovalStatus::Approved } else { ApprovalStatus::Rejected };
-        sqlx::query(
-            "UPDATE approvals SET status = $3, decided_by = $4, decided_at = $5, reason = $6 WHERE run_id = $1 AND position = $2",
+        // Conditional, so that of two people deciding at once only one decides.
+        let decided = query(
+            "UPDATE approvals SET status = $3, decided_by = $4, decided_at = $5, reason = $6
+             WHERE run_id = $1 AND position = $2 AND status = 'pending'",
         )
         .bind(run_id)
         .bind(approval.position)
@@ -133,8 +134,11 @@ impl Store {
         .bind(by)
         .bind(now)
         .bind(reason)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
+        if decided != 1 {
+            return Err(Error::Conflict("the run is not waiting for an approval".to_owned()));
+        }
         if let (Some(group), Some(version)) = (&approval.model_group, approval.model_version) {
             let model_status = if approve { ModelApprovalStatus::Approved } else { ModelApprovalStatus::Rejected };
             set_model_approval(&mut tx, group, version, model_status).await?;
@@ -145,34 +149,34 @@ impl Store {
         });
         let verdict =
             if approve { format!("approved by {by}: {reason}") } else { format!("rejected by {by}: {reason}") };
-        sqlx::query(
+        query(
             "UPDATE stages SET status = $3, reason = $4, outputs = $5, finished_at = $6 WHERE run_id = $1 AND position = $2",
         )
         .bind(run_id)
         .bind(approval.position)
         .bind(if approve { crate::StageStatus::Succeeded } else { crate::StageStatus::Failed })
         .bind((!approve).then_some(verdict.as_str()))
-        .bind(decision.to_string())
+        .bind(decision)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         run_event(&mut tx, EventKind::StageFinished, run_id, Some(approval.position)).await?;
         if approve {
-            sqlx::query("UPDATE runs SET status = 'queued' WHERE id = $1 AND status = 'waiting'")
+            query("UPDATE runs SET status = 'queued' WHERE id = $1 AND status = 'waiting'")
                 .bind(run_id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             run_event(&mut tx, EventKind::RunQueued, run_id, None).await?;
         } else {
             skip_pending(&mut tx, run_id).await?;
             let reason = format!("stage `{}` failed: {verdict}", approval.stage);
-            sqlx::query(
+            query(
                 "UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'waiting'",
             )
             .bind(run_id)
             .bind(&reason)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
         }
@@ -187,44 +191,37 @@ impl Store {
 
     /// The runs whose pending approval expires before `now`.
     pub async fn expired_approvals(&self, now: i64) -> Result<Vec<ApprovalRecord>, Error> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at <= $1 ORDER BY run_id"
         )))
         .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// The approval that let a model version through, if one did.
     pub async fn approval_of(&self, group: &str, version: i64) -> Result<Option<ApprovalRecord>, Error> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM approvals WHERE model_group = $1 AND model_version = $2 AND status = 'approved'
              ORDER BY decided_at DESC LIMIT 1"
         )))
         .bind(group)
         .bind(version)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&self.db)
+        .await
     }
 
     /// A run's approvals, by stage.
     pub async fn approvals(&self, run_id: i64) -> Result<Vec<ApprovalRecord>, Error> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM approvals WHERE run_id = $1 ORDER BY position"
-        )))
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?)
+        query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM approvals WHERE run_id = $1 ORDER BY position")))
+            .bind(run_id)
+            .fetch_all(&self.db)
+            .await
     }
 }
 
-async fn set_model_approval(
-    tx: &mut sqlx::SqliteConnection,
-    group: &str,
-    version: i64,
-    status: ModelApprovalStatus,
-) -> Result<(), Error> {
-    sqlx::query("UPDATE model_versions SET approval_status = $3 WHERE model_group = $1 AND version = $2")
+async fn set_model_approval(tx: &mut Tx, group: &str, version: i64, status: ModelApprovalStatus) -> Result<(), Error> {
+    query("UPDATE model_versions SET approval_status = $3 WHERE model_group = $1 AND version = $2")
         .bind(group)
         .bind(version)
         .bind(status)
@@ -232,3 +229,4 @@ async fn set_model_approval(
         .await?;
     Ok(())
 }
+crate::db::text_enum!(ApprovalStatus);

@@ -3,13 +3,11 @@
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
+use crate::db::{query, query_as};
 use crate::{Error, Store, now_ms};
 
 /// What a token may do. Each role may do everything the ones before it may.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
-)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything.
@@ -81,28 +79,26 @@ impl Store {
     /// Records a token by the SHA-256 (hex) of its value; a name taken already is [`Error::Conflict`].
     pub async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenRecord, Error> {
         let record = TokenRecord { name: name.to_owned(), role, created_at: now_ms() };
-        let inserted = sqlx::query("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)")
+        let inserted = query("INSERT INTO tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&record.name)
             .bind(role)
             .bind(hash)
             .bind(record.created_at)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await;
         match inserted {
             Ok(_) => Ok(record),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::Conflict(format!(
+            Err(Error::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => Err(Error::Conflict(format!(
                 "a token named {name} exists already; revoke it first with `sagebrush token revoke {name}`"
             ))),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
     /// Every token with its hash, for checking a presented one.
     pub async fn token_hashes(&self) -> Result<Vec<(TokenRecord, String)>, Error> {
         let rows: Vec<(String, Role, i64, String)> =
-            sqlx::query_as("SELECT name, role, created_at, hash FROM tokens ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+            query_as("SELECT name, role, created_at, hash FROM tokens ORDER BY name").fetch_all(&self.db).await?;
         Ok(rows
             .into_iter()
             .map(|(name, role, created_at, hash)| (TokenRecord { name, role, created_at }, hash))
@@ -111,27 +107,27 @@ impl Store {
 
     /// Deletes a token; an unknown name is [`Error::NotFound`].
     pub async fn revoke_token(&self, name: &str) -> Result<(), Error> {
-        let deleted = sqlx::query("DELETE FROM tokens WHERE name = $1").bind(name).execute(&self.pool).await?;
-        if deleted.rows_affected() == 0 {
+        let deleted = query("DELETE FROM tokens WHERE name = $1").bind(name).execute(&self.db).await?;
+        if deleted == 0 {
             return Err(Error::NotFound(format!("token {name}")));
         }
         Ok(())
     }
 
     pub async fn record_audit(&self, actor: &str, action: &str, status: u16) -> Result<(), Error> {
-        sqlx::query("INSERT INTO audit (at, actor, action, status) VALUES ($1, $2, $3, $4)")
+        query("INSERT INTO audit (at, actor, action, status) VALUES ($1, $2, $3, $4)")
             .bind(now_ms())
             .bind(actor)
             .bind(action)
             .bind(i64::from(status))
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     /// The newest audit records first, older than `before_id` when given.
     pub async fn audit(&self, filter: &AuditFilter<'_>, limit: i64) -> Result<Vec<AuditRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT id, at, actor, action, status FROM audit
              WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR instr(action, $3) > 0)
              ORDER BY id DESC LIMIT $4",
@@ -140,7 +136,8 @@ impl Store {
         .bind(filter.actor)
         .bind(filter.action)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 }
+crate::db::text_enum!(Role);

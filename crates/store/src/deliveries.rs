@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::{query, query_as, query_scalar};
 use crate::{Error, Store, now_ms};
 
 /// A notification given up on after its retries.
@@ -24,7 +25,7 @@ pub struct NotifyFailure {
 impl Store {
     /// Records a delivery; false when it was seen before.
     pub async fn record_delivery(&self, provider: &str, id: &str, project: &str) -> Result<bool, Error> {
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO deliveries (provider, id, project, received_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (provider, id) DO NOTHING",
         )
@@ -32,32 +33,32 @@ impl Store {
         .bind(id)
         .bind(project)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
-        Ok(inserted.rows_affected() == 1)
+        Ok(inserted == 1)
     }
 
     /// Forgets a delivery whose run could not be started, so the provider's redelivery may start it.
     pub async fn forget_delivery(&self, provider: &str, id: &str) -> Result<(), Error> {
-        sqlx::query("DELETE FROM deliveries WHERE provider = $1 AND id = $2")
+        query("DELETE FROM deliveries WHERE provider = $1 AND id = $2")
             .bind(provider)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     /// What a project's `kind` trigger (`poll`, `cron`, `data`) last saw.
     pub async fn trigger_state(&self, project: &str, kind: &str) -> Result<Option<String>, Error> {
-        Ok(sqlx::query_scalar("SELECT state FROM trigger_state WHERE project = $1 AND kind = $2")
+        query_scalar("SELECT state FROM trigger_state WHERE project = $1 AND kind = $2")
             .bind(project)
             .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(&self.db)
+            .await
     }
 
     pub async fn set_trigger_state(&self, project: &str, kind: &str, state: &str) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO trigger_state (project, kind, state, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (project, kind) DO UPDATE SET state = $3, updated_at = $4",
         )
@@ -65,7 +66,7 @@ impl Store {
         .bind(kind)
         .bind(state)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -79,7 +80,7 @@ impl Store {
         attempts: i64,
         error: &str,
     ) -> Result<(), Error> {
-        sqlx::query(
+        query(
             "INSERT INTO notify_failures (project, url, event_id, kind, attempts, error, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(project)
@@ -89,18 +90,18 @@ impl Store {
         .bind(attempts)
         .bind(error)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
 
     /// The newest notifications given up on, newest first.
     pub async fn notify_failures(&self, limit: i64) -> Result<Vec<NotifyFailure>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT id, project, url, event_id, kind, attempts, error, at FROM notify_failures ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 }

@@ -1,9 +1,10 @@
 //! Endpoints: which model version each named endpoint serves, so a restart can bring them back.
 
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, Row};
+use sqlx::FromRow;
+use sqlx::types::Json;
 
+use crate::db::{Tx, query, query_as, query_scalar};
 use crate::events::{EventKind, event};
 use crate::{Error, Store, now_ms};
 
@@ -55,41 +56,52 @@ impl EndpointKind {
     }
 }
 
-impl<'r> FromRow<'r, SqliteRow> for EndpointRecord {
-    fn from_row(row: &'r SqliteRow) -> Result<EndpointRecord, sqlx::Error> {
-        let dir: Option<String> = row.try_get("multi_model_dir")?;
-        let chain: Option<String> = row.try_get("chain")?;
-        let kind = match (dir, chain) {
-            (Some(dir), None) => {
-                let budget: Option<i64> = row.try_get("memory_budget_bytes")?;
-                EndpointKind::MultiModel {
-                    dir,
-                    memory_budget_bytes: u64::try_from(budget.unwrap_or(0)).unwrap_or(0),
-                    image: row.try_get("multi_model_image")?,
-                }
-            }
-            (None, Some(chain)) => EndpointKind::Chain {
-                steps: serde_json::from_str(&chain)
-                    .map_err(|e| sqlx::Error::ColumnDecode { index: "chain".into(), source: Box::new(e) })?,
+/// An `endpoints` row as stored; [`EndpointRecord`] is what it means.
+#[derive(FromRow)]
+struct EndpointRow {
+    name: String,
+    model_group: String,
+    model_version: i64,
+    run_id: i64,
+    instances: i64,
+    instance_type: Option<String>,
+    expires_at: Option<i64>,
+    multi_model_dir: Option<String>,
+    memory_budget_bytes: Option<i64>,
+    multi_model_image: Option<String>,
+    chain: Option<Json<Vec<String>>>,
+    capture_percent: Option<f64>,
+    updated_at: i64,
+}
+
+impl TryFrom<EndpointRow> for EndpointRecord {
+    type Error = Error;
+
+    fn try_from(row: EndpointRow) -> Result<EndpointRecord, Error> {
+        let kind = match (row.multi_model_dir, row.chain) {
+            (Some(dir), None) => EndpointKind::MultiModel {
+                dir,
+                memory_budget_bytes: u64::try_from(row.memory_budget_bytes.unwrap_or(0)).unwrap_or(0),
+                image: row.multi_model_image,
             },
-            (None, None) => EndpointKind::Model {
-                model_group: row.try_get("model_group")?,
-                model_version: row.try_get("model_version")?,
-            },
+            (None, Some(Json(steps))) => EndpointKind::Chain { steps },
+            (None, None) => EndpointKind::Model { model_group: row.model_group, model_version: row.model_version },
             (Some(_), Some(_)) => {
-                let why = "an endpoint recorded as both multi-model and a pipeline";
-                return Err(sqlx::Error::ColumnDecode { index: "chain".into(), source: why.into() });
+                return Err(Error::Conflict(format!(
+                    "endpoint {} is recorded as both multi-model and a pipeline",
+                    row.name
+                )));
             }
         };
         Ok(EndpointRecord {
-            name: row.try_get("name")?,
+            name: row.name,
             kind,
-            run_id: row.try_get("run_id")?,
-            instances: row.try_get("instances")?,
-            instance_type: row.try_get("instance_type")?,
-            expires_at: row.try_get("expires_at")?,
-            capture_percent: row.try_get("capture_percent")?,
-            updated_at: row.try_get("updated_at")?,
+            run_id: row.run_id,
+            instances: row.instances,
+            instance_type: row.instance_type,
+            expires_at: row.expires_at,
+            capture_percent: row.capture_percent,
+            updated_at: row.updated_at,
         })
     }
 }
@@ -108,20 +120,20 @@ pub struct VariantRecord {
 }
 
 /// The project whose run deployed an endpoint last: its events belong to that project.
-async fn deploying_project(tx: &mut sqlx::SqliteConnection, endpoint: &str) -> Result<Option<String>, Error> {
-    Ok(sqlx::query_scalar("SELECT r.project FROM endpoints e JOIN runs r ON r.id = e.run_id WHERE e.name = $1")
+async fn deploying_project(tx: &mut Tx, endpoint: &str) -> Result<Option<String>, Error> {
+    query_scalar("SELECT r.project FROM endpoints e JOIN runs r ON r.id = e.run_id WHERE e.name = $1")
         .bind(endpoint)
-        .fetch_optional(&mut *tx)
-        .await?)
+        .fetch_optional(tx)
+        .await
 }
 
 impl Store {
     /// Replaces an endpoint's variants (in one transaction).
     pub async fn set_endpoint_variants(&self, endpoint: &str, variants: &[VariantRecord]) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(endpoint).execute(&mut *tx).await?;
+        let mut tx = self.db.begin().await?;
+        query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(endpoint).execute(&mut tx).await?;
         for v in variants {
-            sqlx::query(
+            query(
                 "INSERT INTO endpoint_variants (endpoint, variant, model_group, model_version, weight, instances, instance_type)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
@@ -132,7 +144,7 @@ impl Store {
             .bind(v.weight)
             .bind(v.instances)
             .bind(&v.instance_type)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         let shown: Vec<serde_json::Value> = variants
@@ -152,38 +164,38 @@ impl Store {
 
     /// Sets the share of an endpoint's traffic that is captured (`None`: none).
     pub async fn set_endpoint_capture(&self, name: &str, percent: Option<f64>) -> Result<(), Error> {
-        sqlx::query("UPDATE endpoints SET capture_percent = $2 WHERE name = $1")
+        query("UPDATE endpoints SET capture_percent = $2 WHERE name = $1")
             .bind(name)
             .bind(percent)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     /// Forgets an endpoint and its variants; whether it existed.
     pub async fn delete_endpoint(&self, name: &str) -> Result<bool, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let project = deploying_project(&mut tx, name).await?;
-        sqlx::query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(name).execute(&mut *tx).await?;
-        let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1").bind(name).execute(&mut *tx).await?;
-        if deleted.rows_affected() > 0 {
+        query("DELETE FROM endpoint_variants WHERE endpoint = $1").bind(name).execute(&mut tx).await?;
+        let deleted = query("DELETE FROM endpoints WHERE name = $1").bind(name).execute(&mut tx).await?;
+        if deleted > 0 {
             let data = serde_json::json!({ "endpoint": name });
             event(&mut tx, EventKind::EndpointDeleted, project.as_deref(), data).await?;
         }
         tx.commit().await?;
         self.appended();
-        Ok(deleted.rows_affected() > 0)
+        Ok(deleted > 0)
     }
 
     /// An endpoint's variants by name; empty for an endpoint recorded before variants were.
     pub async fn endpoint_variants(&self, endpoint: &str) -> Result<Vec<VariantRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT variant, model_group, model_version, weight, instances, instance_type
              FROM endpoint_variants WHERE endpoint = $1 ORDER BY variant",
         )
         .bind(endpoint)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// Points an endpoint at a model version with its instance count and type, creating it if needed.
@@ -201,9 +213,9 @@ impl Store {
                 image.as_deref(),
                 None,
             ),
-            EndpointKind::Chain { steps } => (None, None, None, Some(serde_json::to_string(steps).unwrap_or_default())),
+            EndpointKind::Chain { steps } => (None, None, None, Some(serde_json::json!(steps))),
         };
-        sqlx::query(
+        query(
             "INSERT INTO endpoints (name, model_group, model_version, run_id, instances, instance_type, updated_at,
                  expires_at, multi_model_dir, memory_budget_bytes, chain, multi_model_image)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -223,31 +235,36 @@ impl Store {
         .bind(budget)
         .bind(chain)
         .bind(image)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
 
     /// All endpoints by name.
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as::<EndpointRow>(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
                  memory_budget_bytes, chain, capture_percent, multi_model_image, updated_at
              FROM endpoints ORDER BY name",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await?
+        .into_iter()
+        .map(EndpointRecord::try_from)
+        .collect()
     }
 
     /// One endpoint.
     pub async fn endpoint(&self, name: &str) -> Result<Option<EndpointRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as::<EndpointRow>(
             "SELECT name, model_group, model_version, run_id, instances, instance_type, expires_at, multi_model_dir,
                  memory_budget_bytes, chain, capture_percent, multi_model_image, updated_at
              FROM endpoints WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&self.db)
+        .await?
+        .map(EndpointRecord::try_from)
+        .transpose()
     }
 }

@@ -2,14 +2,14 @@
 //! so a reader never sees a change without its event, nor an event without its change.
 
 use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, SqliteConnection};
 
+use crate::db::{DatabaseKind, Tx, query, query_as, query_scalar};
 use crate::{Error, Store, now_ms};
 
 /// What changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     RunQueued,
@@ -40,75 +40,87 @@ pub struct EventRecord {
 }
 
 /// Appends an event of a run, its fields read from the run's row (and stage `position`, if any) in the same transaction.
-pub(crate) async fn run_event(
-    tx: &mut SqliteConnection,
-    kind: EventKind,
-    run_id: i64,
-    position: Option<i64>,
-) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO events (at, kind, project, data)
-         SELECT $1, $2, runs.project, json_object(
-             'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
-             'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
-         FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
-         WHERE runs.id = $3",
-    )
-    .bind(now_ms())
-    .bind(kind)
-    .bind(run_id)
-    .bind(position)
-    .execute(tx)
-    .await?;
+pub(crate) async fn run_event(tx: &mut Tx, kind: EventKind, run_id: i64, position: Option<i64>) -> Result<(), Error> {
+    let sql = match tx.kind() {
+        DatabaseKind::Sqlite => {
+            "INSERT INTO events (at, kind, project, data)
+             SELECT $1, $2, runs.project, json_object(
+                 'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
+                 'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
+             FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
+             WHERE runs.id = $3"
+        }
+        DatabaseKind::Postgres => {
+            "INSERT INTO events (at, kind, project, data)
+             SELECT $1, $2, runs.project, jsonb_build_object(
+                 'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
+                 'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
+             FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
+             WHERE runs.id = $3"
+        }
+    };
+    in_commit_order(tx).await?;
+    query(sql).bind(now_ms()).bind(kind).bind(run_id).bind(position).execute(tx).await?;
     Ok(())
 }
 
 /// Appends an event with the given fields.
 pub(crate) async fn event(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     kind: EventKind,
     project: Option<&str>,
     data: serde_json::Value,
 ) -> Result<(), Error> {
-    sqlx::query("INSERT INTO events (at, kind, project, data) VALUES ($1, $2, $3, $4)")
+    in_commit_order(tx).await?;
+    query("INSERT INTO events (at, kind, project, data) VALUES ($1, $2, $3, $4)")
         .bind(now_ms())
         .bind(kind)
         .bind(project)
-        .bind(data.to_string())
+        .bind(data)
         .execute(tx)
         .await?;
+    Ok(())
+}
+
+/// Makes events take their ids in the order their transactions commit, so a follower reading
+/// `id > last` never passes over one that commits later with a smaller id. SQLite has one writer
+/// at a time already; on Postgres the lock is held until the transaction ends.
+async fn in_commit_order(tx: &mut Tx) -> Result<(), Error> {
+    if tx.kind() == DatabaseKind::Postgres {
+        query("SELECT pg_advisory_xact_lock(7412)").execute(tx).await?;
+    }
     Ok(())
 }
 
 impl Store {
     /// Events after `after` (oldest first), of one project when given, at most `limit`.
     pub async fn events(&self, after: i64, project: Option<&str>, limit: i64) -> Result<Vec<EventRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT id, at, kind, project, data FROM events
              WHERE id > $1 AND ($2 IS NULL OR project = $2) ORDER BY id LIMIT $3",
         )
         .bind(after)
         .bind(project)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// An endpoint's changes (what it serves, its deletion), oldest first.
     pub async fn endpoint_events(&self, endpoint: &str) -> Result<Vec<EventRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT id, at, kind, project, data FROM events
-             WHERE kind IN ('endpoint_updated', 'endpoint_deleted') AND json_extract(data, '$.endpoint') = $1
+             WHERE kind IN ('endpoint_updated', 'endpoint_deleted') AND data ->> 'endpoint' = $1
              ORDER BY id",
         )
         .bind(endpoint)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// The newest event's id (0 with none): where a follower that wants only what comes next starts.
     pub async fn last_event(&self) -> Result<i64, Error> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?)
+        query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.db).await
     }
 
     /// Notified after a change of this process that appended an event commits (other processes'
@@ -121,3 +133,4 @@ impl Store {
         self.appended.notify_waiters();
     }
 }
+crate::db::text_enum!(EventKind);

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
+use sqlx::types::Json;
 
+use crate::db::{query, query_as};
 use crate::{Error, SecondaryStatus, Store, TrainingJobStatus, now_ms};
 
 /// A training job as DescribeTrainingJob would show it.
@@ -19,9 +21,9 @@ pub struct TrainingJobRecord {
     /// Why the job failed (the first 1024 characters of `/opt/ml/output/failure`).
     pub failure_reason: Option<String>,
     /// Hyperparameters as a JSON object of strings.
-    pub hyperparameters: String,
+    pub hyperparameters: Json<serde_json::Value>,
     /// Final metric values as a JSON object.
-    pub metrics: String,
+    pub metrics: Json<serde_json::Value>,
     /// Where `model.tar.gz` was stored.
     pub model_uri: Option<String>,
     /// Its sha256.
@@ -41,7 +43,8 @@ impl Store {
         algorithm: &str,
         hyperparameters: &str,
     ) -> Result<(), Error> {
-        sqlx::query(
+        let hyperparameters: serde_json::Value = serde_json::from_str(hyperparameters)?;
+        query(
             "INSERT INTO training_jobs (name, run_id, algorithm, status, secondary_status, hyperparameters, created_at)
              VALUES ($1, $2, $3, 'InProgress', 'Starting', $4, $5)
              ON CONFLICT (name) DO UPDATE SET run_id = $2, algorithm = $3, status = 'InProgress',
@@ -53,7 +56,7 @@ impl Store {
         .bind(algorithm)
         .bind(hyperparameters)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -67,7 +70,7 @@ impl Store {
         failure_reason: Option<&str>,
     ) -> Result<(), Error> {
         let finished = status.is_finished().then(now_ms);
-        sqlx::query(
+        query(
             "UPDATE training_jobs SET status = $2, secondary_status = $3,
                  failure_reason = COALESCE($4, failure_reason), finished_at = COALESCE($5, finished_at)
              WHERE name = $1",
@@ -77,7 +80,7 @@ impl Store {
         .bind(secondary_status)
         .bind(failure_reason)
         .bind(finished)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await?;
         Ok(())
     }
@@ -90,37 +93,37 @@ impl Store {
         model_uri: Option<&str>,
         model_sha256: Option<&str>,
     ) -> Result<(), Error> {
-        sqlx::query("UPDATE training_jobs SET metrics = $2, model_uri = $3, model_sha256 = $4 WHERE name = $1")
+        query("UPDATE training_jobs SET metrics = $2, model_uri = $3, model_sha256 = $4 WHERE name = $1")
             .bind(name)
-            .bind(metrics.to_string())
+            .bind(metrics)
             .bind(model_uri)
             .bind(model_sha256)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
         Ok(())
     }
 
     /// The jobs a run started, oldest first.
     pub async fn training_jobs_of(&self, run_id: i64) -> Result<Vec<TrainingJobRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT name, run_id, algorithm, status, secondary_status, failure_reason, hyperparameters,
                     metrics, model_uri, model_sha256, created_at, finished_at
              FROM training_jobs WHERE run_id = $1 ORDER BY created_at",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// A job by name.
     pub async fn training_job(&self, name: &str) -> Result<TrainingJobRecord, Error> {
-        sqlx::query_as(
+        query_as(
             "SELECT name, run_id, algorithm, status, secondary_status, failure_reason, hyperparameters,
                     metrics, model_uri, model_sha256, created_at, finished_at
              FROM training_jobs WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await?
         .ok_or_else(|| Error::NotFound(format!("training job `{name}`")))
     }

@@ -1,14 +1,15 @@
-//! Durable state (SQLite through sqlx) and artifacts (object_store), the only crate that speaks SQL or touches stored files.
+//! Durable state (SQLite or Postgres through sqlx) and artifacts (object_store), the only crate that speaks SQL or touches stored files.
 //!
-//! [`Store`] holds runs, stages, training jobs, model versions and endpoints in one
-//! SQLite file opened in WAL mode, so a server and several CLI processes can share a
-//! home directory. [`Artifacts`] stores `model.tar.gz` files with their sha256;
+//! [`Store`] holds runs, stages, training jobs, model versions and endpoints: by default in one
+//! SQLite file opened in WAL mode, so a server and several CLI processes can share a home
+//! directory; or in a Postgres database that several servers share. [`Artifacts`] stores `model.tar.gz` files with their sha256;
 //! writes go to a temporary file that is renamed into place, so a crash never
 //! leaves a half-written artifact visible.
 
 mod approvals;
 mod artifacts;
 mod auth;
+mod db;
 mod deliveries;
 mod endpoints;
 mod events;
@@ -22,13 +23,14 @@ mod status;
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
 pub use artifacts::{Artifacts, Location, StoredArtifact, download, sha256_file};
 pub use auth::{AuditFilter, AuditRecord, Role, TokenRecord};
+pub use db::DatabaseKind;
 pub use deliveries::NotifyFailure;
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
 pub use events::{EventKind, EventRecord};
 pub use jobs::TrainingJobRecord;
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
-pub use runs::{NewRun, RunQuery, RunRecord, StageRecord, Trigger};
+pub use runs::{LEASE_MS, NewRun, RunQuery, RunRecord, StageRecord, Trigger};
 pub use status::{ModelApprovalStatus, RunStatus, SecondaryStatus, StageStatus, TrainingJobStatus, TriggerKind};
 
 use std::path::Path;
@@ -36,7 +38,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::db::{Db, query_scalar};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +80,10 @@ pub enum Error {
 /// The state database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// A file of [`RESERVE_BYTES`] beside the database, deleted when the disk fills so that the
-    /// failure can still be recorded.
-    reserve: std::sync::Arc<std::path::PathBuf>,
+    db: Db,
+    /// A file of [`RESERVE_BYTES`] beside a SQLite database, deleted when the disk fills so that
+    /// the failure can still be recorded. (A Postgres server's disk is its own.)
+    reserve: Option<std::sync::Arc<std::path::PathBuf>>,
     /// Woken after a change that appended an event commits.
     appended: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -90,11 +95,11 @@ impl Error {
     /// Whether the error is the disk (or the database's quota) being full.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            // SQLITE_FULL, and the primary code in extended codes.
+            // SQLITE_FULL (the primary code in extended codes too), or Postgres's disk_full.
             Error::Database(e) => e
                 .as_database_error()
                 .and_then(|d| d.code())
-                .is_some_and(|c| c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
+                .is_some_and(|c| c == "53100" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13)),
             Error::Io { source, .. } => source.raw_os_error() == Some(28),
             _ => false,
         }
@@ -120,24 +125,55 @@ impl Store {
             .connect_with(options)
             .await?;
         use_wal(&pool).await?;
-        migrate(&pool).await?;
+        migrate_sqlite(&pool).await?;
         // Only its owner reads the state; SQLite gives its -wal and -shm files the same mode.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         let reserve = path.with_extension("reserve");
         keep_reserve(&reserve);
-        Ok(Store { pool, reserve: std::sync::Arc::new(reserve), appended: Default::default() })
+        Ok(Store { db: Db::Sqlite(pool), reserve: Some(std::sync::Arc::new(reserve)), appended: Default::default() })
+    }
+
+    /// Connects to the Postgres database at `url` (`postgres://user:pass@host/db`) and applies
+    /// migrations; servers on several machines may share it.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrate_postgres(&pool).await?;
+        Ok(Store { db: Db::Postgres(pool), reserve: None, appended: Default::default() })
+    }
+
+    /// Opens the database `at`.
+    pub async fn open_at(at: &Database) -> Result<Store, Error> {
+        match at {
+            Database::Sqlite(path) => Store::open(path).await,
+            Database::Postgres(url) => Store::connect(url).await,
+        }
+    }
+
+    /// Which database this store is on.
+    pub fn kind(&self) -> DatabaseKind {
+        self.db.kind()
     }
 
     /// How many schema migrations the database has, and how many this build knows.
     pub async fn schema_version(&self) -> Result<(i64, usize), Error> {
-        let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&self.pool).await?;
+        let applied: i64 = match &self.db {
+            Db::Sqlite(_) => query_scalar("PRAGMA user_version").fetch_one(&self.db).await?,
+            Db::Postgres(_) => {
+                query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetch_one(&self.db).await?
+            }
+        };
         Ok((applied, MIGRATIONS.len()))
     }
 
     /// Deletes the reserve file to make room on a full disk; true if there was one to delete.
     pub fn release_reserve(&self) -> bool {
-        std::fs::remove_file(self.reserve.as_path()).is_ok()
+        self.reserve.as_ref().is_some_and(|reserve| std::fs::remove_file(reserve.as_path()).is_ok())
     }
 }
 
@@ -183,7 +219,52 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+/// Where the state lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (the home's `state.db` by default).
+    Sqlite(std::path::PathBuf),
+    /// A Postgres server's database, `postgres://user:password@host:port/name`.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `--database` value: a `postgres://` (or `postgresql://`) URL, or the path of a SQLite file.
+    pub fn parse(value: &str) -> Database {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Database::Postgres(value.to_owned())
+        } else {
+            Database::Sqlite(value.strip_prefix("sqlite://").unwrap_or(value).into())
+        }
+    }
+}
+
+/// Shown without the password a URL may hold: this is what logs and `doctor` print.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.split_once('@') {
+                    Some((user, host)) => {
+                        let user = user.split_once(':').map_or(user, |(name, _)| name);
+                        write!(f, "{scheme}://{user}:***@{host}")
+                    }
+                    None => write!(f, "{url}"),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+/// Schema migrations of SQLite, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_endpoint_instances.sql"),
@@ -205,15 +286,50 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_notifications.sql"),
     include_str!("../migrations/0019_retention.sql"),
     include_str!("../migrations/0020_training_jobs_by_run.sql"),
+    include_str!("../migrations/0021_shared_state.sql"),
 ];
 
-async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
+/// Postgres's migrations, by the SQLite schema version each brings it to. Postgres came with
+/// schema 20, so its first migration is that whole schema; later ones go in step with SQLite's.
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (20, include_str!("../migrations/postgres/0020_schema.sql")),
+    (21, include_str!("../migrations/postgres/0021_shared_state.sql")),
+];
+
+async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), Error> {
     // IMMEDIATE takes the write lock up front: a deferred read-then-write fails at once (SQLITE_BUSY) when another process wrote in between.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let applied: i64 = sqlx::query_scalar("PRAGMA user_version").fetch_one(&mut *tx).await?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {}", index + 1))).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn migrate_postgres(pool: &PgPool) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    // Servers starting together on one database migrate it one at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(7411)").execute(&mut *tx).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetch_one(&mut *tx).await?;
+    if applied > MIGRATIONS.len() as i64 {
+        return Err(Error::Invalid(format!(
+            "the database has schema {applied}, newer than this sagebrush knows ({}): upgrade sagebrush",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in POSTGRES_MIGRATIONS.iter().filter(|(version, _)| *version > applied) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)")
+            .bind(version)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())

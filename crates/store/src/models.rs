@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::db::{query, query_as, query_scalar};
 use crate::events::{EventKind, event};
 use crate::{Error, ModelApprovalStatus, Store, now_ms};
 
@@ -54,27 +55,32 @@ const COLUMNS: &str =
 impl Store {
     /// Registers a new version, numbered after the group's latest (counting versions retention removed).
     pub async fn register_model(&self, new: NewModelVersion<'_>) -> Result<ModelVersionRecord, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let version: i64 = sqlx::query_scalar(
+        let mut tx = self.db.begin().await?;
+        // The group's counter row stays locked until commit: concurrent registrations take turns.
+        let version: i64 = query_scalar(
+            "INSERT INTO version_floor (model_group, version) VALUES ($1, 1)
+             ON CONFLICT (model_group) DO UPDATE SET version = version_floor.version + 1 RETURNING version",
+        )
+        .bind(new.model_group)
+        .fetch_one(&mut tx)
+        .await?;
+        query(
             "INSERT INTO model_versions (model_group, version, run_id, algorithm, artifact_uri, artifact_sha256, lineage, approval_status, created_at)
-             VALUES ($1, (SELECT MAX(v) + 1 FROM (SELECT COALESCE(MAX(version), 0) AS v FROM model_versions WHERE model_group = $1
-                         UNION ALL SELECT version FROM version_floor WHERE model_group = $1)), $2, $3, $4, $5, $6, $7, $8)
-             RETURNING version",
+             VALUES ($1, $9, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new.model_group)
         .bind(new.run_id)
         .bind(new.algorithm)
         .bind(new.artifact_uri)
         .bind(new.artifact_sha256)
-        .bind(new.lineage.to_string())
+        .bind(new.lineage)
         .bind(new.approval_status)
         .bind(now_ms())
-        .fetch_one(&mut *tx)
+        .bind(version)
+        .execute(&mut tx)
         .await?;
-        let project: Option<String> = sqlx::query_scalar("SELECT project FROM runs WHERE id = $1")
-            .bind(new.run_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let project: Option<String> =
+            query_scalar("SELECT project FROM runs WHERE id = $1").bind(new.run_id).fetch_optional(&mut tx).await?;
         let data = serde_json::json!({ "model_group": new.model_group, "version": version, "run_id": new.run_id });
         event(&mut tx, EventKind::ModelRegistered, project.as_deref(), data).await?;
         tx.commit().await?;
@@ -84,24 +90,22 @@ impl Store {
 
     /// One version of a group.
     pub async fn model_version(&self, group: &str, version: i64) -> Result<ModelVersionRecord, Error> {
-        sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM model_versions WHERE model_group = $1 AND version = $2"
-        )))
-        .bind(group)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("model {group} version {version}")))
+        query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM model_versions WHERE model_group = $1 AND version = $2")))
+            .bind(group)
+            .bind(version)
+            .fetch_optional(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("model {group} version {version}")))
     }
 
     /// Versions, newest first, optionally of one group.
     pub async fn model_versions(&self, group: Option<&str>) -> Result<Vec<ModelVersionRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM model_versions WHERE ($1 IS NULL OR model_group = $1)
              ORDER BY model_group, version DESC"
         )))
         .bind(group)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 }

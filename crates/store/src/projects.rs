@@ -3,6 +3,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::db::{query, query_as};
 use crate::{Error, Store, now_ms};
 
 /// A project the server may run.
@@ -36,11 +37,11 @@ impl Store {
         path: &str,
         git: Option<(&str, &str)>,
     ) -> Result<ProjectRecord, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let existing: Option<ProjectRecord> =
-            sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
+            query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
                 .bind(name)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut tx)
                 .await?;
         let record = match existing {
             Some(existing) if existing.path == path && existing.repo.as_deref() == git.map(|g| g.0) => existing,
@@ -58,13 +59,13 @@ impl Store {
                     repo: git.map(|g| g.0.to_owned()),
                     branch: git.map(|g| g.1.to_owned()),
                 };
-                sqlx::query("INSERT INTO projects (name, path, added_at, repo, branch) VALUES ($1, $2, $3, $4, $5)")
+                query("INSERT INTO projects (name, path, added_at, repo, branch) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&record.name)
                     .bind(&record.path)
                     .bind(record.added_at)
                     .bind(&record.repo)
                     .bind(&record.branch)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
                 record
             }
@@ -75,23 +76,21 @@ impl Store {
 
     /// A project by name.
     pub async fn project(&self, name: &str) -> Result<ProjectRecord, Error> {
-        sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
+        query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects WHERE name = $1")))
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound(format!("project {name}")))
     }
 
     /// Every project, by name.
     pub async fn projects(&self) -> Result<Vec<ProjectRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects ORDER BY name")))
-            .fetch_all(&self.pool)
-            .await?)
+        query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM projects ORDER BY name"))).fetch_all(&self.db).await
     }
 
     /// Forgets a project (its runs stay); whether it was there.
     pub async fn remove_project(&self, name: &str) -> Result<bool, Error> {
-        let done = sqlx::query("DELETE FROM projects WHERE name = $1").bind(name).execute(&self.pool).await?;
-        Ok(done.rows_affected() == 1)
+        let done = query("DELETE FROM projects WHERE name = $1").bind(name).execute(&self.db).await?;
+        Ok(done == 1)
     }
 }

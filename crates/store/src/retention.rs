@@ -8,51 +8,51 @@ use std::collections::BTreeMap;
 
 use sqlx::AssertSqlSafe;
 
+use crate::db::{id_list, query, query_as, query_scalar};
 use crate::{Error, RunRecord, Store};
 
 impl Store {
     /// A project's ended runs past its newest `keep` ended ones, newest first.
     pub async fn runs_past(&self, project: &str, keep: i64) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {} FROM runs WHERE project = $1 AND finished_at IS NOT NULL ORDER BY number DESC LIMIT -1 OFFSET $2",
+        query_as(AssertSqlSafe(format!(
+            "SELECT {} FROM runs WHERE project = $1 AND finished_at IS NOT NULL ORDER BY number DESC LIMIT $3 OFFSET $2",
             crate::runs::RUN_COLUMNS
         )))
         .bind(project)
         .bind(keep.max(0))
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(i64::MAX)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// The projects that have runs.
     pub async fn projects_with_runs(&self) -> Result<Vec<String>, Error> {
-        Ok(sqlx::query_scalar("SELECT DISTINCT project FROM runs ORDER BY project").fetch_all(&self.pool).await?)
+        query_scalar("SELECT DISTINCT project FROM runs ORDER BY project").fetch_all(&self.db).await
     }
 
     /// Why each run that something still uses must stay, by run id.
     pub async fn runs_in_use(&self) -> Result<BTreeMap<i64, String>, Error> {
         let mut uses = BTreeMap::new();
-        let deployed: Vec<(i64, String)> =
-            sqlx::query_as("SELECT run_id, name FROM endpoints").fetch_all(&self.pool).await?;
+        let deployed: Vec<(i64, String)> = query_as("SELECT run_id, name FROM endpoints").fetch_all(&self.db).await?;
         for (run, endpoint) in deployed {
             uses.entry(run).or_insert(format!("it deployed endpoint {endpoint}"));
         }
-        let served: Vec<(i64, String, i64, String)> = sqlx::query_as(
+        let served: Vec<(i64, String, i64, String)> = query_as(
             "SELECT m.run_id, m.model_group, m.version, v.endpoint FROM model_versions m
                JOIN endpoint_variants v ON v.model_group = m.model_group AND v.model_version = m.version
              UNION
              SELECT m.run_id, m.model_group, m.version, e.name FROM model_versions m
                JOIN endpoints e ON e.model_group = m.model_group AND e.model_version = m.version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await?;
         for (run, group, version, endpoint) in served {
             uses.entry(run).or_insert(format!("{endpoint} serves {group} v{version}"));
         }
-        let approved: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT run_id, model_group, version FROM model_versions WHERE approval_status = 'Approved'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let approved: Vec<(i64, String, i64)> =
+            query_as("SELECT run_id, model_group, version FROM model_versions WHERE approval_status = 'Approved'")
+                .fetch_all(&self.db)
+                .await?;
         for (run, group, version) in approved {
             uses.entry(run).or_insert(format!("{group} v{version} is approved"));
         }
@@ -63,36 +63,26 @@ impl Store {
     /// that has not ended, or that something uses now, is left as it is; the ids removed.
     pub async fn remove_runs(&self, ids: &[i64]) -> Result<Vec<i64>, Error> {
         let in_use = self.runs_in_use().await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let mut removed = Vec::new();
         for &id in ids {
             if in_use.contains_key(&id) {
                 continue;
             }
-            let ended: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM runs WHERE id = $1 AND finished_at IS NOT NULL")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let ended: Option<i64> = query_scalar("SELECT id FROM runs WHERE id = $1 AND finished_at IS NOT NULL")
+                .bind(id)
+                .fetch_optional(&mut tx)
+                .await?;
             if ended.is_none() {
                 continue;
             }
-            // Numbering goes on after the highest version a group ever had.
-            sqlx::query(
-                "INSERT INTO version_floor (model_group, version)
-                 SELECT model_group, MAX(version) FROM model_versions WHERE run_id = $1 GROUP BY model_group
-                 ON CONFLICT (model_group) DO UPDATE SET version = MAX(version, excluded.version)",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
             for table in ["approvals", "training_jobs", "model_versions", "stages"] {
-                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE run_id = $1")))
+                query(AssertSqlSafe(format!("DELETE FROM {table} WHERE run_id = $1")))
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?;
             }
-            sqlx::query("DELETE FROM runs WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            query("DELETE FROM runs WHERE id = $1").bind(id).execute(&mut tx).await?;
             removed.push(id);
         }
         tx.commit().await?;
@@ -104,14 +94,11 @@ impl Store {
     /// The image digests that build stages of runs other than `except` recorded: an image a kept
     /// run still names must stay in the registry even when a removed run pushed the same one.
     pub async fn image_digests_except(&self, except: &[i64]) -> Result<std::collections::HashSet<String>, Error> {
-        let except = format!("[{}]", except.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
-        let digests: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT json_extract(outputs, '$.digest') FROM stages
-             WHERE json_extract(outputs, '$.digest') IS NOT NULL
-               AND run_id NOT IN (SELECT value FROM json_each($1))",
-        )
-        .bind(except)
-        .fetch_all(&self.pool)
+        let except = if except.is_empty() { String::new() } else { format!("AND run_id NOT IN {}", id_list(except)) };
+        let digests: Vec<String> = query_scalar(AssertSqlSafe(format!(
+            "SELECT DISTINCT outputs ->> 'digest' FROM stages WHERE outputs ->> 'digest' IS NOT NULL {except}"
+        )))
+        .fetch_all(&self.db)
         .await?;
         Ok(digests.into_iter().collect())
     }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, FromRow};
 
+use crate::db::{Tx, id_list, query, query_as, query_scalar};
 use crate::events::{EventKind, run_event};
 use crate::{Error, RunStatus, StageStatus, Store, TriggerKind, now_ms};
 
@@ -53,7 +54,13 @@ pub struct RunRecord {
     pub started_at: Option<i64>,
     /// When the run ended (ms).
     pub finished_at: Option<i64>,
+    /// Until when the server running it holds it (ms): it renews this while it runs, and
+    /// another server that finds it past fails the run.
+    pub lease_until: Option<i64>,
 }
+
+/// How long a running run stays its server's without a renewal. Servers renew every third of it.
+pub const LEASE_MS: i64 = 30_000;
 
 /// One step of a run.
 #[derive(Clone, Debug, FromRow, Serialize, Deserialize, utoipa::ToSchema)]
@@ -133,24 +140,34 @@ pub struct NewRun<'a> {
 }
 
 pub(crate) const RUN_COLUMNS: &str = "id, project, number, project_path, status, reason, parameters, secrets, trigger, \
-     trigger_detail, triggered_by, commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at";
+     trigger_detail, triggered_by, commit_sha, owner, cancel_requested, retry_of, retry_from, requested_commit, created_at, started_at, finished_at, lease_until";
 
 impl Store {
     /// Creates a run with the next number for its project, and its pending stages, in one transaction.
     pub async fn create_run(&self, new: NewRun<'_>) -> Result<RunRecord, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let parameters: serde_json::Value = serde_json::from_str(new.parameters)?;
+        let secrets: serde_json::Value = serde_json::from_str(new.secrets)?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        let id: i64 = sqlx::query_scalar(
+        // The counter row is locked until commit, so concurrent creators of one project's runs
+        // (on any server) take turns for the next number.
+        let number: i64 = query_scalar(
+            "INSERT INTO run_numbers (project, last) VALUES ($1, 1)
+             ON CONFLICT (project) DO UPDATE SET last = run_numbers.last + 1 RETURNING last",
+        )
+        .bind(new.project)
+        .fetch_one(&mut tx)
+        .await?;
+        let id: i64 = query_scalar(
             "INSERT INTO runs (project, number, project_path, status, parameters, trigger, owner, retry_of, retry_from,
-                               requested_commit, created_at, started_at, secrets, trigger_detail, triggered_by)
-             VALUES ($1, (SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE project = $1), $2, $3, $4, $5, $6, $7, $8,
-                     $9, $10, $11, $12, $13, $14)
+                               requested_commit, created_at, started_at, secrets, trigger_detail, triggered_by, lease_until)
+             VALUES ($1, $15, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
              RETURNING id",
         )
         .bind(new.project)
         .bind(new.project_path)
         .bind(new.status)
-        .bind(new.parameters)
+        .bind(parameters)
         .bind(new.trigger.kind)
         .bind(new.owner)
         .bind(new.retry_of)
@@ -158,18 +175,20 @@ impl Store {
         .bind(new.requested_commit)
         .bind(now)
         .bind((new.status == RunStatus::Running).then_some(now))
-        .bind(new.secrets)
+        .bind(secrets)
         .bind(&new.trigger.detail)
         .bind(&new.trigger.by)
-        .fetch_one(&mut *tx)
+        .bind(number)
+        .bind((new.status == RunStatus::Running).then(|| now + LEASE_MS))
+        .fetch_one(&mut tx)
         .await?;
         for (position, (name, kind)) in new.stages.iter().enumerate() {
-            sqlx::query("INSERT INTO stages (run_id, position, name, kind, status) VALUES ($1, $2, $3, $4, 'pending')")
+            query("INSERT INTO stages (run_id, position, name, kind, status) VALUES ($1, $2, $3, $4, 'pending')")
                 .bind(id)
                 .bind(position as i64)
                 .bind(name)
                 .bind(kind)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         let kind = if new.status == RunStatus::Queued { EventKind::RunQueued } else { EventKind::RunStarted };
@@ -181,9 +200,9 @@ impl Store {
 
     /// A run by database id.
     pub async fn run_by_id(&self, id: i64) -> Result<RunRecord, Error> {
-        sqlx::query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1")))
+        query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1")))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?
             .ok_or_else(|| Error::NotFound(format!("run id {id}")))
     }
@@ -192,20 +211,18 @@ impl Store {
     pub async fn run(&self, project: &str, number: Option<i64>) -> Result<RunRecord, Error> {
         let found: Option<RunRecord> = match number {
             Some(n) => {
-                sqlx::query_as(AssertSqlSafe(format!(
-                    "SELECT {RUN_COLUMNS} FROM runs WHERE project = $1 AND number = $2"
-                )))
-                .bind(project)
-                .bind(n)
-                .fetch_optional(&self.pool)
-                .await?
+                query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE project = $1 AND number = $2")))
+                    .bind(project)
+                    .bind(n)
+                    .fetch_optional(&self.db)
+                    .await?
             }
             None => {
-                sqlx::query_as(AssertSqlSafe(format!(
+                query_as(AssertSqlSafe(format!(
                     "SELECT {RUN_COLUMNS} FROM runs WHERE project = $1 ORDER BY number DESC LIMIT 1"
                 )))
                 .bind(project)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await?
             }
         };
@@ -217,25 +234,25 @@ impl Store {
 
     /// Recent runs, newest first, optionally of one project.
     pub async fn runs(&self, project: Option<&str>, limit: i64) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE ($1 IS NULL OR project = $1) ORDER BY id DESC LIMIT $2"
         )))
         .bind(project)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// The oldest queued run of each project, oldest first: the only ones that may start next
     /// (a project's runs start in order), read from an index whatever the backlog.
     pub async fn queue_heads(&self) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE id IN
                  (SELECT MIN(id) FROM runs WHERE status = 'queued' GROUP BY project)
              ORDER BY id"
         )))
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// A queued run of `project` for the same commit and parameters, if there is one.
@@ -245,29 +262,32 @@ impl Store {
         commit: &str,
         parameters: &str,
     ) -> Result<Option<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        let parameters: serde_json::Value = serde_json::from_str(parameters)?;
+        query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'queued' AND project = $1 AND requested_commit = $2
              AND parameters = $3 ORDER BY id LIMIT 1"
         )))
         .bind(project)
         .bind(commit)
         .bind(parameters)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&self.db)
+        .await
     }
 
     /// Takes a queued run for the process `owner`: true if it was still queued (no one else took it).
     pub async fn claim_run(&self, run_id: i64, owner: &str) -> Result<bool, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'running', owner = $2, started_at = $3 WHERE id = $1 AND status = 'queued'",
+        let mut tx = self.db.begin().await?;
+        let done = query(
+            "UPDATE runs SET status = 'running', owner = $2, started_at = $3, lease_until = $4
+             WHERE id = $1 AND status = 'queued'",
         )
         .bind(run_id)
         .bind(owner)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .bind(now_ms() + LEASE_MS)
+        .execute(&mut tx)
         .await?;
-        let claimed = done.rows_affected() == 1;
+        let claimed = done == 1;
         if claimed {
             run_event(&mut tx, EventKind::RunStarted, run_id, None).await?;
         }
@@ -276,9 +296,28 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Renews the lease of every running run `owner` holds; how many it holds.
+    pub async fn renew_leases(&self, owner: &str) -> Result<u64, Error> {
+        query("UPDATE runs SET lease_until = $2 WHERE owner = $1 AND status = 'running'")
+            .bind(owner)
+            .bind(now_ms() + LEASE_MS)
+            .execute(&self.db)
+            .await
+    }
+
+    /// Running runs whose lease ran out before `now`: the server that held them stopped renewing.
+    pub async fn lapsed_runs(&self, now: i64) -> Result<Vec<RunRecord>, Error> {
+        query_as(AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' AND lease_until < $1 ORDER BY id"
+        )))
+        .bind(now)
+        .fetch_all(&self.db)
+        .await
+    }
+
     /// A page of runs, newest first, filtered as `query` says.
     pub async fn runs_page(&self, query: &RunQuery<'_>) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
+        query_as(AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs
              WHERE ($1 IS NULL OR project = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR trigger = $3)
                AND ($4 IS NULL OR id < $4)
@@ -289,49 +328,42 @@ impl Store {
         .bind(query.trigger)
         .bind(query.before_id)
         .bind(query.limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// Runs still marked running, whatever process owns them.
     pub async fn unfinished_runs(&self) -> Result<Vec<RunRecord>, Error> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id"
-        )))
-        .fetch_all(&self.pool)
-        .await?)
+        query_as(AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id")))
+            .fetch_all(&self.db)
+            .await
     }
 
     /// The stages of a run, in order.
     pub async fn stages(&self, run_id: i64) -> Result<Vec<StageRecord>, Error> {
-        Ok(sqlx::query_as(
+        query_as(
             "SELECT run_id, position, name, kind, status, reason, attempts, outputs, started_at, finished_at
              FROM stages WHERE run_id = $1 ORDER BY position",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&self.db)
+        .await
     }
 
     /// The stages of several runs (a page of them), in order within each run.
     pub async fn stages_of(&self, run_ids: &[i64]) -> Result<Vec<StageRecord>, Error> {
-        let ids = serde_json::to_string(run_ids).unwrap_or_else(|_| "[]".to_owned());
-        Ok(sqlx::query_as(
+        query_as(AssertSqlSafe(format!(
             "SELECT run_id, position, name, kind, status, reason, attempts, outputs, started_at, finished_at
-             FROM stages WHERE run_id IN (SELECT value FROM json_each($1)) ORDER BY run_id, position",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?)
+             FROM stages WHERE run_id IN {} ORDER BY run_id, position",
+            id_list(run_ids)
+        )))
+        .fetch_all(&self.db)
+        .await
     }
 
     /// Records the commit a run checked out.
     pub async fn set_run_commit(&self, run_id: i64, commit: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE runs SET commit_sha = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(commit)
-            .execute(&self.pool)
-            .await?;
+        query("UPDATE runs SET commit_sha = $2 WHERE id = $1").bind(run_id).bind(commit).execute(&self.db).await?;
         Ok(())
     }
 
@@ -339,19 +371,19 @@ impl Store {
     /// reason) or pending (skipped). Only a run still queued or running changes, so a late writer
     /// cannot overwrite a recovery.
     pub async fn finish_run(&self, run_id: i64, status: RunStatus, reason: Option<&str>) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        let ended = sqlx::query(
+        let ended = query(
             "UPDATE runs SET status = $2, reason = $3, finished_at = $4 WHERE id = $1 AND status IN ('queued', 'running')",
         )
         .bind(run_id)
         .bind(status)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if ended.rows_affected() == 1 && status != RunStatus::Succeeded {
-            sqlx::query(
+        if ended == 1 && status != RunStatus::Succeeded {
+            query(
                 "UPDATE stages SET status = $2, reason = COALESCE(reason, $3), finished_at = $4
                  WHERE run_id = $1 AND status = 'running'",
             )
@@ -359,11 +391,11 @@ impl Store {
             .bind(if status == RunStatus::Cancelled { StageStatus::Cancelled } else { StageStatus::Failed })
             .bind(reason)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             skip_pending(&mut tx, run_id).await?;
         }
-        if ended.rows_affected() == 1 {
+        if ended == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
         }
         tx.commit().await?;
@@ -373,9 +405,9 @@ impl Store {
 
     /// Cancels a run no process runs: true if it was queued or waiting for an approval.
     pub async fn cancel_queued(&self, run_id: i64) -> Result<bool, Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        let done = sqlx::query(
+        let done = query(
             "UPDATE runs SET status = 'cancelled',
                  reason = CASE status WHEN 'waiting' THEN 'cancelled while it waited for an approval'
                      ELSE 'cancelled before it started' END,
@@ -384,63 +416,61 @@ impl Store {
         )
         .bind(run_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE stages SET status = 'cancelled', finished_at = $2 WHERE run_id = $1 AND status = 'waiting'",
-            )
-            .bind(run_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+        if done == 1 {
+            query("UPDATE stages SET status = 'cancelled', finished_at = $2 WHERE run_id = $1 AND status = 'waiting'")
+                .bind(run_id)
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
+            query(
                 "UPDATE approvals SET status = 'rejected', decided_by = 'cancel', decided_at = $2,
                      reason = 'the run was cancelled' WHERE run_id = $1 AND status = 'pending'",
             )
             .bind(run_id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         skip_pending(&mut tx, run_id).await?;
-        if done.rows_affected() == 1 {
+        if done == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
         }
         tx.commit().await?;
         self.appended();
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Asks the process executing a run to stop. Returns false if the run already ended.
     pub async fn request_cancel(&self, run_id: i64) -> Result<bool, Error> {
-        let done = sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND status = 'running'")
+        let done = query("UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = 'running'")
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Whether `cancel` was asked for this run.
     pub async fn cancel_requested(&self, run_id: i64) -> Result<bool, Error> {
-        let flag: Option<bool> = sqlx::query_scalar("SELECT cancel_requested FROM runs WHERE id = $1")
+        let flag: Option<bool> = query_scalar("SELECT cancel_requested FROM runs WHERE id = $1")
             .bind(run_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.db)
             .await?;
         Ok(flag.unwrap_or(false))
     }
 
     /// Marks a stage running and counts the attempt.
     pub async fn start_stage(&self, run_id: i64, position: i64) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        query(
             "UPDATE stages SET status = 'running', reason = NULL, attempts = attempts + 1,
              started_at = COALESCE(started_at, $3) WHERE run_id = $1 AND position = $2",
         )
         .bind(run_id)
         .bind(position)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         run_event(&mut tx, EventKind::StageStarted, run_id, Some(position)).await?;
         tx.commit().await?;
@@ -457,8 +487,8 @@ impl Store {
         reason: Option<&str>,
         outputs: &serde_json::Value,
     ) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
+        let mut tx = self.db.begin().await?;
+        query(
             "UPDATE stages SET status = $3, reason = $4, outputs = $5, finished_at = $6
              WHERE run_id = $1 AND position = $2",
         )
@@ -466,9 +496,9 @@ impl Store {
         .bind(position)
         .bind(status)
         .bind(reason)
-        .bind(outputs.to_string())
+        .bind(outputs)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         run_event(&mut tx, EventKind::StageFinished, run_id, Some(position)).await?;
         tx.commit().await?;
@@ -478,34 +508,34 @@ impl Store {
 
     /// Marks a run that no live process owns as failed, with its running stages and jobs.
     pub async fn fail_interrupted(&self, run_id: i64, reason: &str) -> Result<(), Error> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.db.begin().await?;
         let now = now_ms();
-        let failed = sqlx::query(
+        let failed = query(
             "UPDATE runs SET status = 'failed', reason = $2, finished_at = $3 WHERE id = $1 AND status = 'running'",
         )
         .bind(run_id)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if failed.rows_affected() == 1 {
+        if failed == 1 {
             run_event(&mut tx, EventKind::RunFinished, run_id, None).await?;
         }
-        sqlx::query("UPDATE stages SET status = 'failed', reason = $2, finished_at = $3 WHERE run_id = $1 AND status = 'running'")
+        query("UPDATE stages SET status = 'failed', reason = $2, finished_at = $3 WHERE run_id = $1 AND status = 'running'")
             .bind(run_id)
             .bind(reason)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         skip_pending(&mut tx, run_id).await?;
-        sqlx::query(
+        query(
             "UPDATE training_jobs SET status = 'Failed', secondary_status = 'Failed', failure_reason = $2, finished_at = $3
              WHERE run_id = $1 AND status IN ('InProgress', 'Stopping')",
         )
         .bind(run_id)
         .bind(reason)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         self.appended();
@@ -514,8 +544,8 @@ impl Store {
 }
 
 /// Marks the stages of a run that never started as skipped (a run ending early).
-pub(crate) async fn skip_pending(tx: &mut sqlx::SqliteConnection, run_id: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
+pub(crate) async fn skip_pending(tx: &mut Tx, run_id: i64) -> Result<(), Error> {
+    query("UPDATE stages SET status = 'skipped' WHERE run_id = $1 AND status = 'pending'")
         .bind(run_id)
         .execute(tx)
         .await?;

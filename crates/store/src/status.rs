@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a run is: `Queued -> Running -> (Waiting) -> Succeeded | Failed | Cancelled`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Queued,
@@ -34,8 +33,7 @@ impl RunStatus {
 }
 
 /// Where a stage of a run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StageStatus {
     Pending,
@@ -82,7 +80,7 @@ impl std::fmt::Display for StageStatus {
 }
 
 /// A training job's status, SageMaker's `TrainingJobStatus`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum TrainingJobStatus {
     InProgress,
     Completed,
@@ -99,7 +97,7 @@ impl TrainingJobStatus {
 }
 
 /// What a training job is doing, SageMaker's `SecondaryStatus`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum SecondaryStatus {
     Starting,
     Downloading,
@@ -125,8 +123,7 @@ impl std::fmt::Display for SecondaryStatus {
 }
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TriggerKind {
     /// A person, through the CLI or the API.
@@ -166,7 +163,7 @@ impl std::fmt::Display for TriggerKind {
 }
 
 /// Whether a model version may be promoted, SageMaker's `ModelApprovalStatus`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum ModelApprovalStatus {
     PendingManualApproval,
     Approved,
@@ -178,3 +175,5 @@ impl std::fmt::Display for ModelApprovalStatus {
         f.pad(&format!("{self:?}"))
     }
 }
+
+crate::db::text_enum!(RunStatus, StageStatus, TrainingJobStatus, SecondaryStatus, TriggerKind, ModelApprovalStatus);

@@ -23,6 +23,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(location) = &cli.artifacts {
         home = home.with_artifacts(store::Location::parse(location)?);
     }
+    if let Some(database) = &cli.database {
+        home = home.with_database(store::Database::parse(database));
+    }
     crate::client::configure(cli.server, cli.token);
     match cli.command {
         Command::Up(args) => run::up(&home, args).await,

@@ -226,7 +226,8 @@ fn outputs(detail: &RunDetail, jobs: &[TrainingJobRecord]) -> Markup {
 }
 
 fn training_job(job: &TrainingJobRecord) -> Markup {
-    let metrics: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&job.metrics).unwrap_or_default();
+    let no_metrics = serde_json::Map::new();
+    let metrics = job.metrics.as_object().unwrap_or(&no_metrics);
     html! {
         section.card.job {
             h2 { "Training job " span.mono { (job.name) } " " (badge(&name_of(job.status))) }
@@ -234,7 +235,7 @@ fn training_job(job: &TrainingJobRecord) -> Markup {
                 dt { "Status" } dd { (name_of(job.status)) " / " (name_of(job.secondary_status)) }
                 dt { "Algorithm" } dd.mono { (job.algorithm) }
                 @if let Some(reason) = &job.failure_reason { dt { "Failure reason" } dd.why { (reason) } }
-                @for (metric, value) in &metrics { dt { (metric) } dd.mono { (value) } }
+                @for (metric, value) in metrics { dt { (metric) } dd.mono { (value) } }
                 @if let Some(uri) = &job.model_uri { dt { "Artifact" } dd.mono { (uri) } }
                 @if let Some(sha) = &job.model_sha256 { dt { "sha256" } dd.mono { (sha) } }
             }
