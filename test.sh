@@ -17,6 +17,8 @@ command -v strip >/dev/null || need_apt+=(binutils)
 # The dashboard tests drive Debian's headless Chromium through its chromedriver.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The store and multi-server tests start their own Postgres servers (Debian's) on loopback.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi

@@ -104,7 +104,11 @@ fn database_failed(at: &store::Database, e: &store::Error) -> Check {
             "check that the server is up and the URL's host, port, user, password and database name (psql \"$SAGEBRUSH_DATABASE\" -c 'select 1')"
         }
     };
-    Check::not("database", CheckStatus::Fail, format!("{at}: {e}"), fix)
+    let why = match e {
+        store::Error::Unreachable { source, .. } => format!("{at}: {source}"),
+        e => format!("{at}: {e}"),
+    };
+    Check::not("database", CheckStatus::Fail, why, fix)
 }
 
 async fn artifacts(home: &Home) -> Check {

@@ -63,6 +63,16 @@ pub enum Error {
     /// A JSON column held something unexpected.
     #[error("state database holds invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to the state database {database}: {source}; check that it is up and the URL's user, password and database name"
+    )]
+    Unreachable {
+        /// The database, without its password.
+        database: String,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
     /// A named thing does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -137,7 +147,15 @@ impl Store {
     /// Connects to the Postgres database at `url` (`postgres://user:pass@host/db`) and applies
     /// migrations; servers on several machines may share it.
     pub async fn connect(url: &str) -> Result<Store, Error> {
-        let options = PgConnectOptions::from_str(url)?;
+        let shown = Database::Postgres(url.to_owned()).to_string();
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            Error::Invalid(format!("{shown} is not a Postgres URL ({e}): postgres://user:password@host:port/database"))
+        })?;
+        // One connection first: the pool alone would wait out its timeout and say only that.
+        let probe = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(|source| Error::Unreachable { database: shown, source })?;
+        sqlx::Connection::close(probe).await?;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))

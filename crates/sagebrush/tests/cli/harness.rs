@@ -9,13 +9,22 @@ use std::time::{Duration, Instant};
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub home: PathBuf,
+    /// The `--database` every command is given, when not the home's own SQLite file.
+    pub database: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         let home = dir.path().join("home");
-        Sandbox { dir, home }
+        Sandbox { dir, home, database: None }
+    }
+
+    /// A sandbox whose commands keep their state in `database` (`SAGEBRUSH_DATABASE`).
+    pub fn with_database(database: &str) -> Sandbox {
+        let mut sandbox = Sandbox::new();
+        sandbox.database = Some(database.to_owned());
+        sandbox
     }
 
     /// Copies `examples/<example>` to `<sandbox>/<as_name>`, renaming the pipeline when `as_name` differs.
@@ -36,8 +45,17 @@ impl Sandbox {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sagebrush"));
-        command.args(args).env("SAGEBRUSH_HOME", &self.home).env_remove("SAGEBRUSH_LISTEN").stdin(Stdio::null());
+        command.args(args);
+        self.environment(&mut command);
         command
+    }
+
+    fn environment(&self, command: &mut Command) {
+        command.env("SAGEBRUSH_HOME", &self.home).env_remove("SAGEBRUSH_LISTEN").stdin(Stdio::null());
+        match &self.database {
+            Some(database) => command.env("SAGEBRUSH_DATABASE", database),
+            None => command.env_remove("SAGEBRUSH_DATABASE"),
+        };
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -69,13 +87,8 @@ impl Sandbox {
             None => self.command(&all),
             Some((program, wrapper_args)) => {
                 let mut command = Command::new(program);
-                command
-                    .args(wrapper_args)
-                    .arg(env!("CARGO_BIN_EXE_sagebrush"))
-                    .args(&all)
-                    .env("SAGEBRUSH_HOME", &self.home)
-                    .env_remove("SAGEBRUSH_LISTEN")
-                    .stdin(Stdio::null());
+                command.args(wrapper_args).arg(env!("CARGO_BIN_EXE_sagebrush")).args(&all);
+                self.environment(&mut command);
                 command
             }
         };

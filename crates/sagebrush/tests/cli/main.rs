@@ -16,6 +16,7 @@ mod hooks;
 mod lifecycle;
 mod notify;
 mod pipeline_errors;
+mod postgres;
 mod process_runtime;
 mod projects;
 mod queue;
