@@ -2,8 +2,8 @@
 //! so a reader never sees a change without its event, nor an event without its change.
 
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::db::{DatabaseKind, Tx, query, query_as, query_scalar};
 use crate::{Error, Store, now_ms};
@@ -41,26 +41,20 @@ pub struct EventRecord {
 
 /// Appends an event of a run, its fields read from the run's row (and stage `position`, if any) in the same transaction.
 pub(crate) async fn run_event(tx: &mut Tx, kind: EventKind, run_id: i64, position: Option<i64>) -> Result<(), Error> {
-    let sql = match tx.kind() {
-        DatabaseKind::Sqlite => {
-            "INSERT INTO events (at, kind, project, data)
-             SELECT $1, $2, runs.project, json_object(
-                 'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
-                 'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
-             FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
-             WHERE runs.id = $3"
-        }
-        DatabaseKind::Postgres => {
-            "INSERT INTO events (at, kind, project, data)
-             SELECT $1, $2, runs.project, jsonb_build_object(
-                 'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
-                 'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
-             FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
-             WHERE runs.id = $3"
-        }
+    let object = match tx.kind() {
+        DatabaseKind::Sqlite => "json_object",
+        DatabaseKind::Postgres => "jsonb_build_object",
     };
+    let sql = format!(
+        "INSERT INTO events (at, kind, project, data)
+         SELECT $1, $2, runs.project, {object}(
+             'project', runs.project, 'number', runs.number, 'status', COALESCE(stages.status, runs.status),
+             'reason', COALESCE(stages.reason, runs.reason), 'stage', stages.name, 'trigger', runs.trigger)
+         FROM runs LEFT JOIN stages ON stages.run_id = runs.id AND stages.position = $4
+         WHERE runs.id = $3"
+    );
     in_commit_order(tx).await?;
-    query(sql).bind(now_ms()).bind(kind).bind(run_id).bind(position).execute(tx).await?;
+    query(AssertSqlSafe(sql)).bind(now_ms()).bind(kind).bind(run_id).bind(position).execute(tx).await?;
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::harness::{Sandbox, Served, client, payload, text, wait_until};
+use crate::harness::{Sandbox, Served, payload, text, wait_until};
+use crate::queue::{add_project, runs};
 
 #[path = "../../../store/tests/support/postgres.rs"]
 mod pg;
@@ -74,20 +75,10 @@ fn marking_project(sandbox: &Sandbox, name: &str, marker: &std::path::Path) -> s
     dir
 }
 
-fn add_project(served: &Served, dir: &std::path::Path) {
-    let response =
-        client().post(format!("{}/api/v1/projects", served.url)).json(&serde_json::json!({ "path": dir })).send();
-    assert_eq!(response.unwrap().status(), 201);
-}
-
+/// Queues a run through the API; it must be accepted.
 fn queue(served: &Served, project: &str, seconds: &str) {
-    let body = serde_json::json!({ "project": project, "parameters": [["seconds", seconds]] });
-    let response = client().post(format!("{}/api/v1/runs", served.url)).json(&body).send().unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().unwrap());
-}
-
-fn runs(sandbox: &Sandbox) -> Vec<serde_json::Value> {
-    sandbox.json(&["runs", "--limit", "100", "--json"]).as_array().unwrap().clone()
+    let (status, answer) = crate::queue::queue(served, project, seconds);
+    assert_eq!(status, 201, "{answer}");
 }
 
 fn owned_by(run: &serde_json::Value, served: &Served) -> bool {

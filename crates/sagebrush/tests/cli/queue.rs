@@ -21,19 +21,19 @@ fn sleepy_project(sandbox: &Sandbox, name: &str) -> std::path::PathBuf {
 }
 
 /// Queues a run through the API, as a webhook or a script would: `(status code, answer)`.
-fn queue(served: &Served, project: &str, seconds: &str) -> (u16, serde_json::Value) {
+pub(crate) fn queue(served: &Served, project: &str, seconds: &str) -> (u16, serde_json::Value) {
     let body = serde_json::json!({ "project": project, "parameters": [["seconds", seconds]] });
     let response = client().post(format!("{}/api/v1/runs", served.url)).json(&body).send().unwrap();
     (response.status().as_u16(), response.json().unwrap())
 }
 
-fn add_project(served: &Served, dir: &std::path::Path) {
+pub(crate) fn add_project(served: &Served, dir: &std::path::Path) {
     let response =
         client().post(format!("{}/api/v1/projects", served.url)).json(&serde_json::json!({ "path": dir })).send();
     assert_eq!(response.unwrap().status(), 201);
 }
 
-fn runs(sandbox: &Sandbox) -> Vec<serde_json::Value> {
+pub(crate) fn runs(sandbox: &Sandbox) -> Vec<serde_json::Value> {
     sandbox.json(&["runs", "--limit", "100", "--json"]).as_array().unwrap().clone()
 }
 
