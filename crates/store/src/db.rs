@@ -214,6 +214,10 @@ impl<T: Row> QueryAs<T> {
         self
     }
 
+    pub(crate) async fn fetch_one<'a>(self, conn: impl Into<Conn<'a>>) -> Result<T, Error> {
+        Ok(on_conn!(conn, query_as, self.sql, self.args, fetch_one)?)
+    }
+
     pub(crate) async fn fetch_all<'a>(self, conn: impl Into<Conn<'a>>) -> Result<Vec<T>, Error> {
         Ok(on_conn!(conn, query_as, self.sql, self.args, fetch_all)?)
     }
