@@ -142,10 +142,14 @@ impl Engine {
             return Ok(());
         }
         memory.scanned.insert(name.to_string(), Instant::now());
-        let folder = data_folder(project, data)?;
-        let digest = tokio::task::spawn_blocking(move || digest_files(&folder))
-            .await
-            .map_err(|e| Error::Invalid(e.to_string()))??;
+        let digest = if data.path.starts_with("s3://") {
+            store::s3_digest(&data.path).await?
+        } else {
+            let folder = data_folder(project, data)?;
+            tokio::task::spawn_blocking(move || digest_files(&folder))
+                .await
+                .map_err(|e| Error::Invalid(e.to_string()))??
+        };
         let store = self.store();
         let Some(seen) = store.trigger_state(name, "data").await? else {
             store.set_trigger_state(name, "data", &digest).await?;

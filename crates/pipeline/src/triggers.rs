@@ -93,7 +93,8 @@ impl CronTrigger {
 /// A folder whose files start a run when they change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataTrigger {
-    /// The folder (or file), relative to the project unless absolute.
+    /// The folder (or file), relative to the project unless absolute; or an `s3://bucket/prefix`
+    /// whose objects are watched by key, size and ETag.
     pub path: String,
     /// How long the files must stay the same after a change before the run starts.
     pub debounce: std::time::Duration,

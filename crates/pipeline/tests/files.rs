@@ -155,6 +155,9 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
     assert_eq!(triggers.poll.unwrap().interval, Duration::from_secs(120));
     assert_eq!(triggers.cron.unwrap().timezone, chrono_tz::America::New_York);
     assert_eq!(triggers.data.unwrap().debounce, Duration::from_secs(10));
+    let on_s3 = with("[triggers.data]\npath = \"s3://data/incoming/\"\n");
+    let watched = pipeline::parse(Path::new("sagebrush.toml"), on_s3).unwrap().triggers.data.unwrap();
+    assert_eq!(watched.path, "s3://data/incoming/", "an s3:// prefix is never a path outside the project");
     let drift = triggers.drift.unwrap();
     assert_eq!((drift.endpoint.as_str(), drift.window, drift.threshold), ("iris-prod", 500, 0.2));
     assert_eq!(drift.every, Duration::from_secs(60));
@@ -171,6 +174,7 @@ fn triggers_are_read_and_their_mistakes_point_at_their_value() {
         ),
         (with("[triggers.poll]\ninterval = \"fast\"\n"), "sagebrush.toml:8:12:", "not a duration"),
         (with("[triggers.data]\npath = \"../elsewhere\"\n"), "sagebrush.toml:8:8:", "outside the project"),
+        (with("[triggers.data]\npath = \"s3:///incoming\"\n"), "sagebrush.toml:8:8:", "names no bucket"),
         (with("[triggers.nightly]\n"), "sagebrush.toml:7:", "unknown key `nightly`"),
         (with("[triggers.drift]\nwindow = 100\n"), "sagebrush.toml:7:1:", "needs the `endpoint`"),
         (with("[triggers.drift]\nendpoint = \"a b\"\n"), "sagebrush.toml:8:12:", "`endpoint`"),

@@ -252,22 +252,16 @@ impl Artifacts {
 /// fills a channel: every object whose key starts with the prefix, at its path after the prefix's
 /// last `/`. Returns how many files were written; none is an error.
 pub async fn download(uri: &str, into: &Path) -> Result<usize, Error> {
-    use futures::TryStreamExt;
-    let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Invalid(format!("{uri} is not an s3:// URI")))?;
-    let (bucket, prefix) = bucket_and_key(rest);
-    let store = s3_bucket(bucket)?;
-    let folder = &prefix[..prefix.rfind('/').map_or(0, |i| i + 1)];
-    let listed = if folder.is_empty() { None } else { Some(ObjectPath::from(folder)) };
-    let objects: Vec<_> = store.list(listed.as_ref()).try_collect().await?;
+    let listing = S3Listing::of(uri).await?;
     let mut written = 0;
-    for object in objects.iter().filter(|o| o.location.as_ref().starts_with(prefix)) {
-        let relative = Path::new(&object.location.as_ref()[folder.len()..]);
+    for object in &listing.objects {
+        let relative = Path::new(&object.location.as_ref()[listing.folder.len()..]);
         // A key is any string: only plain names may become a path under the channel.
         if !relative.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
             return Err(Error::Invalid(format!("{uri}: the key {} is not a plain relative path", object.location)));
         }
         let target = into.join(relative);
-        let bytes = store.get(&object.location).await?.bytes().await?;
+        let bytes = listing.store.get(&object.location).await?.bytes().await?;
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -282,6 +276,45 @@ pub async fn download(uri: &str, into: &Path) -> Result<usize, Error> {
         return Err(Error::NotFound(format!("any object under {uri}")));
     }
     Ok(written)
+}
+
+/// The objects an `s3://bucket/key-or-prefix` URI names: those whose key starts with it.
+struct S3Listing {
+    store: std::sync::Arc<dyn ObjectStore>,
+    /// The key up to the prefix's last `/`: what a channel's file paths are relative to.
+    folder: String,
+    objects: Vec<object_store::ObjectMeta>,
+}
+
+impl S3Listing {
+    async fn of(uri: &str) -> Result<S3Listing, Error> {
+        use futures::TryStreamExt;
+        let rest = uri.strip_prefix("s3://").ok_or_else(|| Error::Invalid(format!("{uri} is not an s3:// URI")))?;
+        let (bucket, prefix) = bucket_and_key(rest);
+        let store = s3_bucket(bucket)?;
+        let folder = prefix[..prefix.rfind('/').map_or(0, |i| i + 1)].to_owned();
+        let listed = if folder.is_empty() { None } else { Some(ObjectPath::from(folder.as_str())) };
+        let mut objects: Vec<_> = store.list(listed.as_ref()).try_collect().await?;
+        objects.retain(|o| o.location.as_ref().starts_with(prefix));
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(S3Listing { store, folder, objects })
+    }
+}
+
+/// One digest of what is under an `s3://` URI now: each object's key, size and ETag. It changes
+/// when an object is added, removed or rewritten with other bytes, and costs one listing, not a
+/// download. Nothing under it is a digest too (of nothing), as a missing folder is.
+pub async fn s3_digest(uri: &str) -> Result<String, Error> {
+    let listing = S3Listing::of(uri).await?;
+    let mut digest = Sha256::new();
+    for object in &listing.objects {
+        digest.update(object.location.as_ref().as_bytes());
+        digest.update([0]);
+        digest.update(object.size.to_le_bytes());
+        digest.update(object.e_tag.as_deref().unwrap_or_default().as_bytes());
+        digest.update([0]);
+    }
+    Ok(hex::encode(digest.finalize()))
 }
 
 /// Hex sha256 of a file, for lineage (data checksums).

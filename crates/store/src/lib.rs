@@ -21,7 +21,7 @@ mod runs;
 mod status;
 
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
-pub use artifacts::{Artifacts, Location, StoredArtifact, download, sha256_file};
+pub use artifacts::{Artifacts, Location, StoredArtifact, download, s3_digest, sha256_file};
 pub use auth::{AuditFilter, AuditRecord, Role, TokenRecord};
 pub use db::DatabaseKind;
 pub use deliveries::NotifyFailure;

@@ -97,7 +97,12 @@ pub(super) fn triggers(cx: &Cx<'_>, table: &DeTable<'_>) -> Result<Triggers, Err
                 return Err(cx.error(&item.span(), "[triggers.data] needs the `path` it watches", hint));
             };
             let text = literal(cx, "path", path)?;
-            if !cx.paths_anywhere && !super::inside_project(&text) {
+            let bucket = text.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or_default());
+            if bucket == Some("") {
+                let hint = Some("e.g. path = \"s3://bucket/incoming/\" (everything under the prefix)".to_owned());
+                return Err(cx.error(&path.span(), format!("`path` = \"{text}\" names no bucket"), hint));
+            }
+            if bucket.is_none() && !cx.paths_anywhere && !super::inside_project(&text) {
                 let hint = Some("set [pipeline] allow_absolute_paths = true to watch a folder elsewhere".to_owned());
                 return Err(cx.error(&path.span(), format!("`path` = \"{text}\" is outside the project"), hint));
             }

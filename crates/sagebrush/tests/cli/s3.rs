@@ -165,3 +165,52 @@ fn an_s3_channel_is_downloaded_for_a_local_job_and_its_checksum_is_in_the_lineag
     let reason = shown["run"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("channel `training`") && reason.contains("s3://data/iris/v2/"), "{shown:#}");
 }
+
+#[test]
+fn new_objects_under_a_watched_s3_prefix_start_one_run() {
+    let moto = Moto::start();
+    moto.bucket("data");
+    let sandbox = Sandbox::new();
+    let project = sandbox.dir.path().join("watched");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        "[pipeline]\nname = \"watched\"\n[triggers.data]\npath = \"s3://data/incoming/\"\ndebounce = \"1s\"\n\
+         [[stage]]\nname = \"show\"\nkind = \"shell\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let csv = sandbox.dir.path().join("a.csv");
+    std::fs::write(&csv, "5.1,3.5,1.4,0.2\n").unwrap();
+    moto.aws(&["s3", "cp", csv.to_str().unwrap(), "s3://data/incoming/a.csv"]);
+    let mut serve = vec!["env", "SAGEBRUSH_LOG=info"];
+    let settings = [
+        format!("AWS_ENDPOINT_URL={}", moto.url),
+        "AWS_ACCESS_KEY_ID=testing".to_owned(),
+        "AWS_SECRET_ACCESS_KEY=testing".to_owned(),
+        "AWS_REGION=us-east-1".to_owned(),
+    ];
+    serve.extend(settings.iter().map(String::as_str));
+    let served = sandbox.serve_under(&serve, &["server"]);
+    let added = sandbox.run(&["project", "add", project.to_str().unwrap()]);
+    assert!(added.status.success(), "{}", text(&added));
+    wait_until(Duration::from_secs(30), "the trigger to watch the prefix", || {
+        served.output().contains("watched: [triggers.data] watches s3://data/incoming/").then_some(())
+    });
+    let runs = || sandbox.json(&["runs", "watched", "--json"]).as_array().unwrap().clone();
+
+    // The same bytes again: the same ETag and size, no change. An object beside the prefix neither.
+    moto.aws(&["s3", "cp", csv.to_str().unwrap(), "s3://data/incoming/a.csv"]);
+    moto.aws(&["s3", "cp", csv.to_str().unwrap(), "s3://data/elsewhere/a.csv"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(runs().is_empty(), "{}", served.output());
+
+    moto.aws(&["s3", "cp", csv.to_str().unwrap(), "s3://data/incoming/b.csv"]);
+    let started = wait_until(Duration::from_secs(60), "a run for the new object", || {
+        let runs = runs();
+        runs.first().filter(|r| r["finished_at"].is_i64()).cloned()
+    });
+    assert_eq!((started["trigger"].as_str(), started["status"].as_str()), (Some("data"), Some("succeeded")));
+    assert_eq!(started["trigger_detail"], "files changed under s3://data/incoming/");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(runs().len(), 1, "one change, one run");
+}
