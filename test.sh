@@ -19,6 +19,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # The store and multi-server tests start their own Postgres servers (Debian's) on loopback.
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi

@@ -151,6 +151,16 @@ impl Store {
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             Error::Invalid(format!("{shown} is not a Postgres URL ({e}): postgres://user:password@host:port/database"))
         })?;
+        let needs_tls = !matches!(
+            options.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::Disable | sqlx::postgres::PgSslMode::Allow | sqlx::postgres::PgSslMode::Prefer
+        );
+        if needs_tls && !cfg!(feature = "aws") {
+            return Err(Error::Invalid(format!(
+                "{shown} asks for TLS (sslmode), which this sagebrush was built without; \
+                 build it with `cargo build --release --features aws`"
+            )));
+        }
         // One connection first: the pool alone would wait out its timeout and say only that.
         let probe = sqlx::ConnectOptions::connect(&options)
             .await

@@ -166,3 +166,29 @@ fn a_hung_server_loses_its_running_run_when_its_lease_lapses() {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
 }
+
+#[cfg(feature = "aws")]
+#[test]
+fn a_database_that_takes_only_tls_is_reached_over_tls() {
+    let (server, cert) = pg::Postgres::start_tls_only();
+    let url = server.database("sagebrush");
+    let sandbox = Sandbox::with_database(&format!("{url}?sslmode=verify-full&sslrootcert={}", cert.display()));
+    let doctor = sandbox.run(&["doctor"]);
+    assert!(text(&doctor).contains("ok   database   Postgres"), "{}", text(&doctor));
+    let project = sandbox.dir.path().join("tls");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        "[pipeline]\nname = \"tls\"\n[[stage]]\nname = \"hello\"\nkind = \"shell\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert_eq!(sandbox.json(&["runs", "tls", "--json"])[0]["status"], "succeeded");
+
+    // The server refuses a connection without TLS: the one above was encrypted.
+    let plain = Sandbox::with_database(&format!("{url}?sslmode=disable"));
+    let refused = plain.run(&["runs"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("no encryption"), "{}", text(&refused));
+}
