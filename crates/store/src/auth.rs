@@ -1,9 +1,9 @@
 //! API tokens (by name, with a role; only their hash is kept) and the audit of every change.
 
 use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::db::{query, query_as};
+use crate::db::{DatabaseKind, query, query_as};
 use crate::{Error, Store, now_ms};
 
 /// What a token may do. Each role may do everything the ones before it may.
@@ -127,11 +127,16 @@ impl Store {
 
     /// The newest audit records first, older than `before_id` when given.
     pub async fn audit(&self, filter: &AuditFilter<'_>, limit: i64) -> Result<Vec<AuditRecord>, Error> {
-        query_as(
+        // A plain substring, not a LIKE pattern: `_` and `%` in what is looked for are themselves.
+        let contains = match self.db.kind() {
+            DatabaseKind::Sqlite => "instr(action, $3) > 0",
+            DatabaseKind::Postgres => "strpos(action, $3) > 0",
+        };
+        query_as(AssertSqlSafe(format!(
             "SELECT id, at, actor, action, status FROM audit
-             WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR instr(action, $3) > 0)
-             ORDER BY id DESC LIMIT $4",
-        )
+             WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR {contains})
+             ORDER BY id DESC LIMIT $4"
+        )))
         .bind(filter.before_id)
         .bind(filter.actor)
         .bind(filter.action)

@@ -61,6 +61,7 @@ on_both!(
     endpoints_of_every_kind_round_trip,
     training_jobs_keep_their_json,
     approvals_are_decided_once,
+    tokens_the_audit_projects_and_deliveries_round_trip,
 );
 
 static MANUAL: store::Trigger = store::Trigger { kind: store::TriggerKind::Manual, detail: None, by: None };
@@ -337,4 +338,40 @@ async fn approvals_are_decided_once(backend: Backend) {
     assert_eq!(approvals[0].evidence.0["accuracy"], 0.9);
     let status = a.run_by_id(run.id).await.unwrap().status;
     assert!(matches!(status, store::RunStatus::Queued | store::RunStatus::Failed), "{status:?}");
+}
+
+async fn tokens_the_audit_projects_and_deliveries_round_trip(backend: Backend) {
+    let store = backend.open().await;
+    store.create_token("ci", store::Role::Operator, "hash-1").await.unwrap();
+    assert!(store.create_token("ci", store::Role::Viewer, "hash-2").await.unwrap_err().to_string().contains("exists"));
+    let tokens = store.token_hashes().await.unwrap();
+    assert_eq!((tokens[0].0.role, tokens[0].1.as_str()), (store::Role::Operator, "hash-1"));
+    store.revoke_token("ci").await.unwrap();
+    assert!(store.revoke_token("ci").await.is_err());
+
+    for action in ["POST /api/v1/runs", "POST /api/v1/runs/1/approve", "GET /api/v1/a_b%"] {
+        store.record_audit("ci", action, 201).await.unwrap();
+    }
+    let filter = |action| store::AuditFilter { action: Some(action), ..Default::default() };
+    assert_eq!(store.audit(&filter("approve"), 10).await.unwrap().len(), 1);
+    assert_eq!(store.audit(&filter("/runs"), 10).await.unwrap().len(), 2);
+    assert_eq!(store.audit(&filter("a_b%"), 10).await.unwrap().len(), 1, "a substring, not a pattern");
+    assert_eq!(store.audit(&filter("a%b"), 10).await.unwrap().len(), 0);
+    let all = store.audit(&store::AuditFilter::default(), 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let older = store::AuditFilter { before_id: Some(all[0].id), ..Default::default() };
+    assert_eq!(store.audit(&older, 10).await.unwrap().len(), 2);
+
+    store.add_project("iris", "/srv/iris").await.unwrap();
+    assert_eq!(store.project("iris").await.unwrap().path, "/srv/iris");
+    assert_eq!(store.projects().await.unwrap().len(), 1);
+    assert!(store.remove_project("iris").await.unwrap());
+
+    assert!(store.record_delivery("github", "d-1", "iris").await.unwrap());
+    assert!(!store.record_delivery("github", "d-1", "iris").await.unwrap(), "a redelivery is seen");
+    store.set_trigger_state("iris", "data", "abc").await.unwrap();
+    store.set_trigger_state("iris", "data", "def").await.unwrap();
+    assert_eq!(store.trigger_state("iris", "data").await.unwrap().as_deref(), Some("def"));
+    store.record_notify_failure("iris", "https://x", 7, "run_finished", 3, "timed out").await.unwrap();
+    assert_eq!(store.notify_failures(10).await.unwrap()[0].event_id, 7);
 }
