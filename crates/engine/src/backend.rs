@@ -112,6 +112,8 @@ pub struct Backends {
     pub image_serving: Arc<dyn Serving>,
     pub images: Arc<dyn Images>,
     pub containers: Arc<dyn Containers>,
+    /// Trains `backend = "sagemaker"` stages; `None` in a build without SageMaker.
+    pub sagemaker_training: Option<Arc<dyn crate::ManagedTraining>>,
 }
 
 impl Backends {
@@ -124,6 +126,7 @@ impl Backends {
             image_serving: Arc::new(DockerServing),
             images: Arc::new(DockerImages),
             containers: Arc::new(DockerContainers),
+            sagemaker_training: None,
         }
     }
 
@@ -367,6 +370,7 @@ pub(crate) mod fake {
             image_serving: Arc::new(NoServing),
             images: Arc::new(NoImages),
             containers: Arc::new(NoContainers),
+            sagemaker_training: None,
         }
     }
 

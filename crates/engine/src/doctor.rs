@@ -36,9 +36,23 @@ impl Check {
     }
 }
 
-/// Checks the home, its state database, the artifact store, the Docker Engine, the registry and git.
-pub async fn check(home: &Home) -> Vec<Check> {
+/// Checks the home, its state database, the artifact store, the AWS credentials (in a build with
+/// SageMaker), the Docker Engine, the registry and git.
+pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
     let mut checks = vec![database(home).await, artifacts(home).await];
+    if let Some(sagemaker) = &backends.sagemaker_training {
+        let fix = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role, and AWS_REGION";
+        checks.push(match sagemaker.identity().await {
+            crate::Identity::Accepted(who) => Check::ok("aws", who),
+            crate::Identity::Missing(why) => Check::not(
+                "aws",
+                CheckStatus::Warn,
+                why,
+                format!("{fix}; only backend = \"sagemaker\" stages and s3:// need them"),
+            ),
+            crate::Identity::Refused(why) => Check::not("aws", CheckStatus::Fail, why, fix),
+        });
+    }
     checks.push(match runtime::docker::check_engine().await {
         Ok(()) => Check::ok("docker", "the Docker Engine answers"),
         Err(e) => Check::not(

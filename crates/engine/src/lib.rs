@@ -15,6 +15,7 @@ mod drift;
 mod error;
 mod home;
 mod live;
+mod managed;
 mod notify;
 mod owner;
 mod projects;
@@ -34,10 +35,12 @@ pub use drift::{Baseline, DriftReport, FeatureBaseline, FeatureDrift};
 pub use error::Error;
 pub use home::Home;
 pub use live::RunEnd;
+pub use managed::{Identity, ManagedError, ManagedJob, ManagedOutcome, ManagedTraining, Progress};
 pub use projects::PIPELINE_FILE;
 pub use queue::default_limit as default_queue_limit;
 pub use retention::{GcKept, GcReport, GcRun};
 pub use run::Submitted;
+pub use runtime::training::End as TrainingEnd;
 pub use stages::outputs::{
     AbTestOutput, ApprovalOutput, ChampionOutput, CheckoutOutput, DeployOutput, GateOutput, ImageOutput,
     RegisterOutput, ShellOutput, SmokeTestOutput, StageOutput, TrainOutput,

@@ -209,3 +209,37 @@ async fn a_rejected_or_expired_approval_fails_the_run_before_the_stages_after_it
     let reason = run.reason.unwrap_or_default();
     assert!(reason.contains("rejected by timeout: nobody decided within"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_sagemaker_stage_this_engine_cannot_run_is_refused_before_anything_is_recorded() {
+    let f = fixture(&[]).await;
+    let dir = f.dir.path().join("byo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |instance_type: &str| {
+        let file = format!(
+            "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"byo\"\n[[stage]]\nkind = \"train\"\n\
+             channels = {{ training = \"s3://data/train.csv\" }}\nbackend = \"sagemaker\"\n\
+             role = \"arn:aws:iam::123456789012:role/SageMakerRole\"\ninstance_type = \"{instance_type}\"\n"
+        );
+        std::fs::write(dir.join("sagebrush.toml"), file).unwrap();
+    };
+    let refusal = |engine: Engine| {
+        let dir = dir.clone();
+        async move { engine.submit(&dir, &[], &store::Trigger::manual("local")).await.unwrap_err().to_string() }
+    };
+    write("ml.m5.large");
+    let without = refusal(f.engine.clone()).await;
+    assert!(without.contains("--features aws"), "a build without SageMaker names the flag: {without}");
+
+    let mut backends = fake::backends(FakeTraining::new(&[]));
+    backends.sagemaker_training = Some(Arc::new(crate::managed::fake::FakeManaged));
+    let home = Home::new(f.dir.path().join("home"));
+    let with = Engine::open_with(home, router::Router::new(), String::new(), backends).await.unwrap();
+    write("ml.m5.huge");
+    let unknown = refusal(with.clone()).await;
+    assert!(unknown.contains("stage `train`: SageMaker has no training instance type `ml.m5.huge`"), "{unknown}");
+    write("ml.m5.xlarge");
+    let local = refusal(with.clone()).await;
+    assert!(local.contains("--artifacts s3://bucket/prefix"), "SageMaker writes models to S3: {local}");
+    assert!(with.store().runs(None, 10).await.unwrap().is_empty(), "no run was recorded");
+}

@@ -12,7 +12,7 @@ pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, SecretSource, Value, parse_override};
 pub use spec::{
     Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MetricDefinition, MultiModel, Pipeline,
-    Resolved, Stage, StageKind, Threshold, Traffic,
+    Resolved, SageMakerTraining, Stage, StageKind, Threshold, Traffic, TrainingBackend,
 };
 /// The newest ended runs of a project kept when `[pipeline] keep_runs` does not say.
 pub const DEFAULT_KEEP_RUNS: usize = 50;

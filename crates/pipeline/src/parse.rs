@@ -9,13 +9,14 @@ use names::Name;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod train;
 mod triggers;
 
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
 use crate::spec::{
-    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MetricDefinition, MultiModel, Pipeline, Stage,
-    StageKind, Threshold, Traffic,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MultiModel, Pipeline, Stage, StageKind,
+    Threshold, Traffic,
 };
 use crate::triggers::Triggers;
 
@@ -663,8 +664,19 @@ const KINDS: &[KindSpec] = &[
     KindSpec { name: "checkout", keys: &["repo", "rev"], read: checkout },
     KindSpec {
         name: "train",
-        keys: &["channels", "hyperparameters", "max_runtime", "metrics", "instance_type"],
-        read: train_stage,
+        keys: &[
+            "channels",
+            "hyperparameters",
+            "max_runtime",
+            "metrics",
+            "instance_type",
+            "backend",
+            "role",
+            "instance_count",
+            "volume_size_gb",
+            "region",
+        ],
+        read: train::train_stage,
     },
     KindSpec { name: "build", keys: &["context", "registry"], read: build },
     KindSpec { name: "register", keys: &["model_group"], read: register },
@@ -801,22 +813,6 @@ fn stage(cx: &Cx<'_>, pipeline: &Pipeline, number: usize, item: &Item<'_>, earli
 fn checkout(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
     let optional_string = |key: &str| s.optional_string(key);
     Ok(StageKind::Checkout { repo: optional_string("repo")?, rev: optional_string("rev")? })
-}
-
-fn train_stage(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
-    let StageItem { cx, pipeline, table, kind_item, .. } = *s;
-    let required = |key: &str, example: &str| s.required(key, example);
-    if pipeline.algorithm.is_none() {
-        return Err(cx.error(
-            &kind_item.span(),
-            "a train stage needs an [algorithm]",
-            Some(
-                "add [algorithm] with builtin = \"decision-tree\" or process = \"<folder with train and serve>\""
-                    .to_owned(),
-            ),
-        ));
-    }
-    train(cx, table, required("channels", "{ training = \"data/train.csv\" }")?)
 }
 
 fn build(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
@@ -1072,102 +1068,6 @@ fn shell(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
     let StageItem { cx, .. } = *s;
     let required = |key: &str, example: &str| s.required(key, example);
     Ok(StageKind::Shell { command: cx.string_with("command", required("command", "\"make check\"")?, true)? })
-}
-
-fn train(cx: &Cx<'_>, table: &DeTable<'_>, channels_item: &Item<'_>) -> Result<StageKind, Error> {
-    let mut channels = BTreeMap::new();
-    for (key, item) in cx.table("channels", channels_item)?.iter() {
-        let name = key.get_ref().to_string();
-        // SageMaker's rule, less a leading `.`: the name is a folder under /opt/ml/input/data.
-        let valid = name.len() <= 64
-            && !name.starts_with('.')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !valid {
-            return Err(cx.error(
-                &key.span(),
-                format!(
-                    "channel name `{}` may use only letters, digits, `.`, `_` and `-`, not starting with `.`",
-                    names::excerpt(&name, 64)
-                ),
-                None,
-            ));
-        }
-        channels.insert(name, cx.channel(item)?);
-    }
-    if channels.is_empty() {
-        return Err(cx.error(
-            &channels_item.span(),
-            "`channels` is empty",
-            Some("add training = \"data/train.csv\"".to_owned()),
-        ));
-    }
-    let mut hyperparameters = BTreeMap::new();
-    if let Some(item) = get(table, "hyperparameters") {
-        for (key, value) in cx.table("hyperparameters", item)?.iter() {
-            // SageMaker passes every hyperparameter as a string.
-            let text = match value.get_ref() {
-                DeValue::String(_) => cx.string(key.get_ref(), value)?,
-                DeValue::Integer(i) => i.as_str().to_owned(),
-                DeValue::Float(f) => f.as_str().to_owned(),
-                DeValue::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(cx.error(
-                        &value.span(),
-                        format!(
-                            "hyperparameter `{}` must be a string or number, not {}",
-                            key.get_ref(),
-                            type_name(other)
-                        ),
-                        None,
-                    ));
-                }
-            };
-            hyperparameters.insert(key.get_ref().to_string(), text);
-        }
-    }
-    let max_runtime =
-        get(table, "max_runtime").map(|t| cx.duration("max_runtime", t)).transpose()?.unwrap_or(DEFAULT_MAX_RUNTIME);
-    if max_runtime.is_zero() {
-        return Err(cx.error(&(0..0), "max_runtime must be more than zero", None));
-    }
-    let mut metrics = Vec::new();
-    if let Some(item) = get(table, "metrics") {
-        for definition in cx.array("metrics", item)? {
-            let fields = cx.table("metrics", definition)?;
-            cx.allow(fields, "a metric definition", &["name", "regex"])?;
-            let need = |key: &str| {
-                get(fields, key).ok_or_else(|| {
-                    cx.error(
-                        &definition.span(),
-                        format!("a metric definition needs `{key}`"),
-                        Some(
-                            "write { name = \"validation:accuracy\", regex = \"validation_accuracy=([0-9.]+)\" }"
-                                .to_owned(),
-                        ),
-                    )
-                })
-            };
-            let name = cx.string("name", need("name")?)?;
-            let regex_item = need("regex")?;
-            let regex = cx.string("regex", regex_item)?;
-            match regex::Regex::new(&regex) {
-                Ok(compiled) if compiled.captures_len() >= 2 => {}
-                Ok(_) => {
-                    return Err(cx.error(
-                        &regex_item.span(),
-                        format!("metric regex {regex:?} has no capture group"),
-                        Some("put ( ) around the number, e.g. \"accuracy=([0-9.]+)\"".to_owned()),
-                    ));
-                }
-                Err(e) => {
-                    return Err(cx.error(&regex_item.span(), format!("metric regex is invalid: {e}"), None));
-                }
-            }
-            metrics.push(MetricDefinition { name, regex });
-        }
-    }
-    let instance_type = get(table, "instance_type").map(|i| cx.string("instance_type", i)).transpose()?;
-    Ok(StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type })
 }
 
 fn thresholds(cx: &Cx<'_>, item: &Item<'_>) -> Result<Vec<Threshold>, Error> {

@@ -112,8 +112,10 @@ pub enum StageKind {
         hyperparameters: BTreeMap<String, String>,
         max_runtime: Duration,
         metrics: Vec<MetricDefinition>,
-        /// A SageMaker instance type, for a container job's CPU and memory.
+        /// A SageMaker instance type: a local container job's CPU and memory, or what SageMaker runs it on.
         instance_type: Option<String>,
+        /// Where the job runs.
+        backend: TrainingBackend,
     },
     /// Build the algorithm's image from a folder with a Dockerfile, tag it `<registry>/<image>:<run>`, push it.
     Build {
@@ -195,6 +197,30 @@ impl StageKind {
             StageKind::Shell { .. } => "shell",
         }
     }
+}
+
+/// Where a training job runs (`backend = "local"` or `"sagemaker"`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TrainingBackend {
+    /// This machine: a child process, or a container of the Docker Engine for an image.
+    #[default]
+    Local,
+    /// An Amazon SageMaker training job: the image from a registry SageMaker can pull (ECR), the
+    /// channels and the model on S3.
+    SageMaker(SageMakerTraining),
+}
+
+/// A SageMaker training job's settings besides the stage's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SageMakerTraining {
+    /// The IAM role SageMaker assumes for the job (`RoleArn`).
+    pub role: String,
+    /// How many instances train (`InstanceCount`).
+    pub instance_count: u32,
+    /// The storage volume of each instance, in GB (`VolumeSizeInGB`).
+    pub volume_size_gb: u32,
+    /// The region; otherwise the AWS chain's (`AWS_REGION`, the profile).
+    pub region: Option<String>,
 }
 
 /// What a champion gate compares.

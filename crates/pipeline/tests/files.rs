@@ -228,3 +228,48 @@ fn a_channel_is_a_path_in_the_project_or_an_s3_uri_with_a_bucket() {
         (file("../train.csv"), "sagebrush.toml:7:25:", "outside the project"),
     ]);
 }
+
+#[test]
+fn a_train_stage_chooses_sagemaker_and_what_sagemaker_would_refuse_points_at_its_value() {
+    let file = |algorithm: &str, extra: &str| {
+        format!(
+            "[pipeline]\nname = \"m\"\n[algorithm]\n{algorithm}\n[[stage]]\nkind = \"train\"\nchannels = {{ training = \"s3://d/train.csv\" }}\n{extra}"
+        )
+    };
+    let image = "image = \"iris-byo\"";
+    let role = "role = \"arn:aws:iam::123456789012:role/SageMakerRole\"\n";
+    let text =
+        file(image, &format!("backend = \"sagemaker\"\n{role}instance_type = \"ml.m5.xlarge\"\ninstance_count = 2\n"));
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), text).unwrap();
+    let StageKind::Train { backend, instance_type, .. } = &pipeline.resolve(&[]).unwrap().stages[0].kind else {
+        panic!()
+    };
+    let pipeline::TrainingBackend::SageMaker(settings) = backend else { panic!("{backend:?}") };
+    assert_eq!(settings.role, "arn:aws:iam::123456789012:role/SageMakerRole");
+    assert_eq!((settings.instance_count, settings.volume_size_gb, settings.region.as_deref()), (2, 30, None));
+    assert_eq!(instance_type.as_deref(), Some("ml.m5.xlarge"));
+
+    let local = pipeline::parse(Path::new("sagebrush.toml"), file(image, "")).unwrap();
+    let StageKind::Train { backend, .. } = &local.resolve(&[]).unwrap().stages[0].kind else { panic!() };
+    assert_eq!(*backend, pipeline::TrainingBackend::Local, "local unless the file says otherwise");
+
+    let sagemaker = |extra: &str| file(image, &format!("backend = \"sagemaker\"\n{extra}"));
+    expect_errors(&[
+        (file(image, "backend = \"lambda\"\n"), "sagebrush.toml:8:11:", "unknown backend \"lambda\""),
+        (file(image, role), "sagebrush.toml:8:8:", "`role` is a setting of SageMaker training jobs"),
+        (
+            file("builtin = \"random-forest\"", &format!("backend = \"sagemaker\"\n{role}")),
+            "sagebrush.toml:8:11:",
+            "SageMaker trains container images",
+        ),
+        (sagemaker(""), "sagebrush.toml:5:1:", "needs `role`"),
+        (sagemaker("role = \"SageMakerRole\"\n"), "sagebrush.toml:9:8:", "is not an IAM role ARN"),
+        (
+            sagemaker(&format!("{role}instance_type = \"m5.large\"\n")),
+            "sagebrush.toml:10:17:",
+            "is not a SageMaker instance type",
+        ),
+        (sagemaker(&format!("{role}instance_count = 0\n")), "sagebrush.toml:10:18:", "out of range"),
+        (sagemaker(&format!("{role}max_runtime = \"29d\"\n")), "sagebrush.toml:10:15:", "at most 28 days"),
+    ]);
+}

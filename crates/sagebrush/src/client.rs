@@ -137,7 +137,7 @@ impl Client {
         }
         if let serde_json::Value::Object(mut fields) = answer {
             fields.remove("error");
-            error_out.extra = fields;
+            error_out.extra = Box::new(fields);
         }
         Err(error_out.into())
     }

@@ -12,7 +12,12 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SAGEBRUSH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            // The AWS SDK warns of each place of the chain it found nothing in (IMDS off a cloud
+            // machine): what matters reaches the user as the error of the call that needed it.
+            tracing_subscriber::EnvFilter::try_from_env("SAGEBRUSH_LOG")
+                .unwrap_or_else(|_| "warn,aws_config=error,aws_smithy_runtime=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {

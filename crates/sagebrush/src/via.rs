@@ -42,7 +42,8 @@ impl Via {
         Ok(match crate::client::connect(home).await? {
             Some(client) => Via::Server(client),
             None => Via::Local(Service::new(
-                engine::Engine::open(home.clone(), router::Router::new(), String::new()).await?,
+                engine::Engine::open_with(home.clone(), router::Router::new(), String::new(), server::backends())
+                    .await?,
             )),
         })
     }

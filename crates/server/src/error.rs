@@ -37,13 +37,14 @@ pub struct ServiceError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub hint: Option<String>,
-    /// Fields sent next to `error` (a failed deploy's events).
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Fields sent next to `error` (a failed deploy's events); boxed, as errors are returned
+    /// everywhere and the map is large when serde_json keeps insertion order (the `aws` build).
+    pub extra: Box<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ServiceError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ServiceError {
-        ServiceError { status, code: code.into(), message: message.into(), hint: None, extra: serde_json::Map::new() }
+        ServiceError { status, code: code.into(), message: message.into(), hint: None, extra: Box::default() }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> ServiceError {
@@ -82,7 +83,7 @@ impl std::error::Error for ServiceError {}
 
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
-        let mut body = self.extra;
+        let mut body = *self.extra;
         body.insert(
             "error".to_owned(),
             serde_json::json!({ "code": self.code, "message": self.message, "hint": self.hint }),

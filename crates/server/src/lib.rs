@@ -33,6 +33,18 @@ pub use api::{Logs, StageLog, openapi, routes as api_routes};
 pub use error::{Error, ServiceError};
 pub use service::Service;
 
+/// What runs a server's work: this machine, and SageMaker for `backend = "sagemaker"` stages in a
+/// build with `aws` (otherwise such a stage is refused with the flag to build with).
+pub fn backends() -> engine::Backends {
+    #[allow(unused_mut)]
+    let mut backends = engine::Backends::local();
+    #[cfg(feature = "aws")]
+    {
+        backends.sagemaker_training = Some(Arc::new(sagemaker::SageMaker::new()));
+    }
+    backends
+}
+
 /// How a server listens and what it is given.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -119,7 +131,7 @@ impl Server {
         let url = format!("http://{address}");
         let body_timeout = args.body_timeout;
         let router = Router::with_body_timeout(body_timeout);
-        let engine = Engine::open(home.clone(), router.clone(), url.clone()).await?;
+        let engine = Engine::open_with(home.clone(), router.clone(), url.clone(), backends()).await?;
         let service = Service::for_server(engine.clone(), tokens_required, args.public_endpoints.clone()).await?;
         if tokens_required && service.access().tokens.is_empty() {
             return Err(Error::Refused(format!(

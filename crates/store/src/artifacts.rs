@@ -162,7 +162,7 @@ impl Artifacts {
 
     /// Stores `bytes` under `key` (e.g. `iris-3/sbom.json`).
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<StoredArtifact, Error> {
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = sha256_bytes(&bytes);
         let size = bytes.len() as u64;
         let backend = &self.backends[0];
         let path = ObjectPath::from(key);
@@ -202,7 +202,7 @@ impl Artifacts {
         };
         let carried = result.attributes.get(&Attribute::Metadata(SHA256_METADATA.into())).map(|v| v.to_string());
         let bytes = result.bytes().await?;
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let actual = sha256_bytes(&bytes);
         for (what, recorded) in [("recorded", expected_sha256.map(str::to_owned)), ("carried", carried)] {
             if let Some(recorded) = recorded
                 && recorded != actual
@@ -320,7 +320,12 @@ pub async fn s3_digest(uri: &str) -> Result<String, Error> {
 /// Hex sha256 of a file, for lineage (data checksums).
 pub fn sha256_file(path: &Path) -> Result<String, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    Ok(sha256_bytes(&bytes))
+}
+
+/// Hex sha256 of bytes, as artifacts are recorded.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

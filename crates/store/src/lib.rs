@@ -21,7 +21,7 @@ mod runs;
 mod status;
 
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
-pub use artifacts::{Artifacts, Location, StoredArtifact, download, s3_digest, sha256_file};
+pub use artifacts::{Artifacts, Location, StoredArtifact, download, s3_digest, sha256_bytes, sha256_file};
 pub use auth::{AuditFilter, AuditRecord, Role, TokenRecord};
 pub use db::DatabaseKind;
 pub use deliveries::NotifyFailure;
@@ -43,6 +43,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::{Db, query_scalar};
 
+/// What to do when the object store refused the credentials.
+fn refused_hint(error: &object_store::Error) -> &'static str {
+    match error {
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            "; check the AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that \
+             they may use the bucket"
+        }
+        _ => "",
+    }
+}
+
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,7 +61,7 @@ pub enum Error {
     #[error("state database: {0}")]
     Database(#[from] sqlx::Error),
     /// An artifact could not be written or read.
-    #[error("artifact store: {0}")]
+    #[error("artifact store: {0}{hint}", hint = refused_hint(.0))]
     ObjectStore(#[from] object_store::Error),
     /// A local file could not be read or written.
     #[error("{path}: {source}")]

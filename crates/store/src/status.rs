@@ -108,6 +108,15 @@ pub enum SecondaryStatus {
     Stopping,
     Stopped,
     MaxRuntimeExceeded,
+    // The rest only SageMaker itself reports.
+    Pending,
+    LaunchingMLInstances,
+    PreparingTrainingStack,
+    DownloadingTrainingImage,
+    Interrupted,
+    MaxWaitTimeExceeded,
+    Updating,
+    Restarting,
 }
 
 impl std::fmt::Display for TrainingJobStatus {

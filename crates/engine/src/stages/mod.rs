@@ -12,6 +12,7 @@ mod register;
 mod shell;
 mod smoke_test;
 mod train;
+pub(crate) mod train_managed;
 
 use pipeline::{Stage, StageKind};
 use tokio::io::AsyncWriteExt;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pipeline::{Algorithm as AlgorithmSpec, Channel, Stage, StageKind};
+use pipeline::{Algorithm as AlgorithmSpec, Channel, Stage, StageKind, TrainingBackend};
 use regex::Regex;
 use runtime::training::{self, End, TrainingJob};
 use runtime::{Algorithm, instance};
@@ -15,7 +15,8 @@ use store::{SecondaryStatus, TrainingJobStatus};
 use crate::run::RunContext;
 
 pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<TrainOutput, StageFailure> {
-    let StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type } = &stage.kind else {
+    let StageKind::Train { channels, hyperparameters, max_runtime, metrics, instance_type, backend } = &stage.kind
+    else {
         return Err(StageFailure::failed("not a train stage"));
     };
     let job_name = format!("{}-{}", context.run.project, context.run.number);
@@ -47,6 +48,12 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         }
         None => return Err(StageFailure::failed("the pipeline has no [algorithm] to train")),
     };
+    if let TrainingBackend::SageMaker(settings) = backend {
+        let Algorithm::Image(image) = algorithm else {
+            return Err(StageFailure::failed("SageMaker trains container images; [algorithm] names none"));
+        };
+        return super::train_managed::run(context, stage, settings, image, log).await;
+    }
     let channels = channel_paths(context, &job_name, channels, log).await?;
     let mut data_checksums = BTreeMap::new();
     for (name, path) in &channels {
@@ -235,7 +242,7 @@ async fn channel_paths(
 
 /// What drift checks compare an endpoint's requests with: the `training` channel's features.
 /// Training data that is not a CSV of numbers has none, which only drift checks miss.
-async fn drift_baseline(channel: Option<PathBuf>, log: &mut Log) -> Option<Box<crate::Baseline>> {
+pub(super) async fn drift_baseline(channel: Option<PathBuf>, log: &mut Log) -> Option<Box<crate::Baseline>> {
     let channel = channel?;
     let taken = tokio::task::spawn_blocking(move || crate::Baseline::of_channel(&channel)).await;
     match taken {
@@ -254,7 +261,7 @@ async fn drift_baseline(channel: Option<PathBuf>, log: &mut Log) -> Option<Box<c
 }
 
 /// sha256 of a channel's file, or of each file in its folder, for lineage.
-fn checksum(channel: &str, path: &std::path::Path) -> Result<serde_json::Value, StageFailure> {
+pub(super) fn checksum(channel: &str, path: &std::path::Path) -> Result<serde_json::Value, StageFailure> {
     let missing = || {
         StageFailure::failed(format!(
             "channel `{channel}`: {} does not exist; check the path in sagebrush.toml (paths are relative to the project)",
@@ -289,7 +296,7 @@ fn with_builtin_name(
 }
 
 /// SageMaker's status pair for how a job ended.
-fn statuses(end: End) -> (TrainingJobStatus, SecondaryStatus) {
+pub(super) fn statuses(end: End) -> (TrainingJobStatus, SecondaryStatus) {
     match end {
         End::Completed => (TrainingJobStatus::Completed, SecondaryStatus::Completed),
         End::Failed => (TrainingJobStatus::Failed, SecondaryStatus::Failed),

@@ -9,7 +9,7 @@ use super::print_json;
 use crate::cli::JsonArgs;
 
 pub async fn doctor(home: &Home, args: JsonArgs) -> anyhow::Result<ExitCode> {
-    let checks = engine::doctor::check(home).await;
+    let checks = engine::doctor::check(home, &server::backends()).await;
     let failed = checks.iter().any(|c| c.status == CheckStatus::Fail);
     if args.json {
         print_json(&checks)?;

@@ -237,7 +237,9 @@ fn the_builtin_algorithm_runs_in_its_scratch_image() {
     let layers = docker(&["image", "inspect", "--format", "{{len .RootFS.Layers}}", image]);
     assert_eq!(layers, "1", "{image} has one layer");
     let size: u64 = docker(&["image", "inspect", "--format", "{{.Size}}", image]).parse().unwrap();
-    assert!(size < 64 * 1024 * 1024, "{image} is {size} bytes");
+    // The `aws` build's binary carries the SageMaker client (about 30 MiB stripped).
+    let limit_mib = if cfg!(feature = "aws") { 96 } else { 64 };
+    assert!(size < limit_mib * 1024 * 1024, "{image} is {size} bytes");
 }
 
 /// Answers every request with `impostor`, on port 8080.

@@ -24,6 +24,8 @@ mod recovery;
 mod retention;
 #[cfg(feature = "aws")]
 mod s3;
+#[cfg(feature = "aws")]
+mod sagemaker;
 mod secrets;
 mod security;
 mod serving;

@@ -52,6 +52,8 @@ impl Moto {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
+            // The AWS CLI reads only this one.
+            .env("AWS_DEFAULT_REGION", "us-east-1")
     }
 }
 

@@ -1,0 +1,156 @@
+//! Training on SageMaker through the official SDK, against moto's server on loopback: the job is
+//! created with the pipeline's settings, followed to its end, and its model registered from S3.
+//! moto runs no container and completes every job at once, so each test puts in the bucket the
+//! `model.tar.gz` that SageMaker's container would have written; the paths moto cannot show
+//! (a failed or stopped job, refused credentials) are the `sagemaker` crate's tests, on the SDK's mocks.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Sandbox, client, text, wait_until};
+use crate::s3::Moto;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/SageMakerRole";
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-byo:1";
+
+/// The iris project with a pipeline that trains on SageMaker and registers the model.
+fn project(sandbox: &Sandbox) -> std::path::PathBuf {
+    let project = sandbox.project("iris", "byo");
+    let pipeline = format!(
+        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"{IMAGE}\"\n\
+         [[stage]]\nkind = \"train\"\nbackend = \"sagemaker\"\nrole = \"{ROLE}\"\ninstance_type = \"ml.m5.xlarge\"\n\
+         channels = {{ training = \"data/train.csv\", validation = \"s3://data/iris/validation.csv\" }}\n\
+         hyperparameters = {{ max_leaf_nodes = 5 }}\nmax_runtime = \"1h\"\n\
+         [[stage]]\nkind = \"register\"\n"
+    );
+    std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+    project
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_stage_trains_on_sagemaker_and_registers_the_model_it_wrote() {
+    let moto = Moto::start();
+    moto.bucket("models");
+    moto.bucket("data");
+    let sandbox = Sandbox::new();
+    let project = project(&sandbox);
+    let validation = project.join("data/validation.csv");
+    moto.aws(&["s3", "cp", validation.to_str().unwrap(), "s3://data/iris/validation.csv"]);
+    // What the job's container would write.
+    let model = sandbox.dir.path().join("model.tar.gz");
+    std::fs::write(&model, b"a model SageMaker trained").unwrap();
+    moto.aws(&["s3", "cp", model.to_str().unwrap(), "s3://models/team/byo-1/output/model.tar.gz"]);
+
+    let mut run = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
+    let run = moto.env(&mut run).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+
+    // SageMaker got the pipeline's job: image, role, instance, channels (the project's file uploaded
+    // first), hyperparameters as strings, the output path and the stopping condition.
+    let described: serde_json::Value =
+        serde_json::from_str(&moto.aws(&["sagemaker", "describe-training-job", "--training-job-name", "byo-1"]))
+            .unwrap();
+    assert_eq!(described["TrainingJobStatus"], "Completed", "{described:#}");
+    assert_eq!(described["AlgorithmSpecification"]["TrainingImage"], IMAGE);
+    assert_eq!(described["RoleArn"], ROLE);
+    assert_eq!(described["ResourceConfig"]["InstanceType"], "ml.m5.xlarge");
+    assert_eq!(described["ResourceConfig"]["InstanceCount"], 1);
+    assert_eq!(described["HyperParameters"]["max_leaf_nodes"], "5");
+    assert_eq!(described["StoppingCondition"]["MaxRuntimeInSeconds"], 3600);
+    assert_eq!(described["OutputDataConfig"]["S3OutputPath"], "s3://models/team");
+    let channels = described["InputDataConfig"].as_array().unwrap();
+    let uri = |name: &str| {
+        channels.iter().find(|c| c["ChannelName"] == name).unwrap()["DataSource"]["S3DataSource"]["S3Uri"].clone()
+    };
+    assert_eq!(uri("training"), "s3://models/team/byo-1/input/data/training/");
+    assert_eq!(uri("validation"), "s3://data/iris/validation.csv");
+    let uploaded = moto.aws(&["s3", "ls", "s3://models/team/byo-1/input/data/training/"]);
+    assert!(uploaded.contains("train.csv"), "{uploaded}");
+
+    let logs = text(&sandbox.run(&["logs", "byo", "1", "--stage", "train"]));
+    assert!(logs.contains("training job byo-1 on SageMaker (ml.m5.xlarge, 1 instance(s))"), "{logs}");
+    assert!(logs.contains("created arn:aws:sagemaker:us-east-1:123456789012:training-job/byo-1"), "{logs}");
+    assert!(logs.contains("training job byo-1: Starting"), "SageMaker's transitions are logged: {logs}");
+
+    // The model is registered where SageMaker wrote it, with the sha256 of its bytes then.
+    let models = sandbox.json(&["models", "--json"]);
+    let version = &models.as_array().unwrap()[0];
+    assert_eq!(version["artifact_uri"], "s3://models/team/byo-1/output/model.tar.gz", "{version:#}");
+    assert_eq!(version["artifact_sha256"], sha256(&std::fs::read(&model).unwrap()).as_str());
+    let shown = sandbox.json(&["show", "byo", "1", "--json"]);
+    let train = &shown["stages"][0]["outputs"];
+    assert_eq!((train["status"].as_str(), train["job"].as_str()), (Some("Completed"), Some("byo-1")), "{shown:#}");
+    let lineage = &version["lineage"]["data"];
+    assert_eq!(lineage["training"], sha256(&std::fs::read(project.join("data/train.csv")).unwrap()).as_str());
+    assert_eq!(lineage["validation"]["s3"], "s3://data/iris/validation.csv", "{lineage:#}");
+
+    // A job SageMaker calls completed whose model is not there fails the run, saying so.
+    let mut second = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
+    let second = moto.env(&mut second).output().unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let shown = sandbox.json(&["show", "byo", "2", "--json"]);
+    let reason = shown["run"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("reading the model SageMaker wrote") && reason.contains("byo-2/output/model.tar.gz"),
+        "{reason}"
+    );
+    assert_eq!(sandbox.json(&["models", "--json"]).as_array().unwrap().len(), 1, "nothing more registered");
+}
+
+#[test]
+fn doctor_says_whose_credentials_these_are_and_refused_ones_fail_the_run_clearly() {
+    let moto = Moto::start();
+    let sandbox = Sandbox::new();
+    let mut doctor = sandbox.command(&["doctor"]);
+    let doctor = moto.env(&mut doctor).output().unwrap();
+    assert!(
+        text(&doctor)
+            .contains("ok   aws        account 123456789012 as arn:aws:sts::123456789012:user/moto, region us-east-1"),
+        "{}",
+        text(&doctor)
+    );
+
+    // moto checking every request's key, as AWS does.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut checking = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_until(Duration::from_secs(30), "moto_server to answer", || {
+        client().get(format!("{url}/moto-api/")).send().ok()
+    });
+    let wrong = |command: &mut Command| {
+        command
+            .env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+            .env("AWS_SECRET_ACCESS_KEY", "wrong-secret-do-not-print")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let refused = wrong(&mut sandbox.command(&["doctor"]));
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL aws") && out.contains("InvalidClientTokenId"), "{out}");
+    let project = project(&sandbox);
+    let run = wrong(&mut sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]));
+    let out = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    assert!(!out.contains("wrong-secret-do-not-print"), "no secret in what is printed: {out}");
+    let shown = sandbox.json(&["show", "byo", "1", "--json"]);
+    let reason = shown["run"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("InvalidAccessKeyId") && reason.contains("check the AWS credentials"), "{reason}");
+
+    assert!(sandbox.json(&["models", "--json"]).as_array().unwrap().is_empty(), "nothing registered");
+    let _ = checking.kill();
+    let _ = checking.wait();
+}
