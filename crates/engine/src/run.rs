@@ -135,6 +135,7 @@ impl Engine {
         };
         let resolved = pipeline.resolve(overrides)?;
         crate::stages::train_managed::check(self, &resolved)?;
+        crate::stages::deploy::check(&resolved)?;
         // A git project's files are checked out when the run starts; its paths are checked then.
         if folder {
             check_path_parameters(&pipeline, &resolved, &project_dir)?;

@@ -241,5 +241,11 @@ async fn a_sagemaker_stage_this_engine_cannot_run_is_refused_before_anything_is_
     write("ml.m5.xlarge");
     let local = refusal(with.clone()).await;
     assert!(local.contains("--artifacts s3://bucket/prefix"), "SageMaker writes models to S3: {local}");
+
+    let deploy = "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"byo\"\n[[stage]]\nkind = \"deploy\"\n\
+                  endpoint = \"byo\"\nbackend = \"sagemaker\"\nrole = \"arn:aws:iam::123456789012:role/SageMakerRole\"\n";
+    std::fs::write(dir.join("sagebrush.toml"), deploy).unwrap();
+    let hosting = refusal(with.clone()).await;
+    assert!(hosting.contains("stage `deploy`: this sagebrush cannot host endpoints on SageMaker yet"), "{hosting}");
     assert!(with.store().runs(None, 10).await.unwrap().is_empty(), "no run was recorded");
 }

@@ -11,8 +11,8 @@ use std::path::Path;
 pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, SecretSource, Value, parse_override};
 pub use spec::{
-    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MetricDefinition, MultiModel, Pipeline,
-    Resolved, SageMakerTraining, Stage, StageKind, Threshold, Traffic, TrainingBackend,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, HostingBackend, MetricDefinition, MultiModel,
+    Pipeline, Resolved, SageMakerHosting, SageMakerTraining, Stage, StageKind, Threshold, Traffic, TrainingBackend,
 };
 /// The newest ended runs of a project kept when `[pipeline] keep_runs` does not say.
 pub const DEFAULT_KEEP_RUNS: usize = 50;

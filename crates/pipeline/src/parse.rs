@@ -9,15 +9,14 @@ use names::Name;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+mod deploy;
+mod sagemaker;
 mod train;
 mod triggers;
 
 use crate::error::{Error, Location, did_you_mean};
 use crate::parameters::{Parameter, ParameterType, SecretSource, Value};
-use crate::spec::{
-    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, MultiModel, Pipeline, Stage, StageKind,
-    Threshold, Traffic,
-};
+use crate::spec::{Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, Pipeline, Stage, StageKind, Threshold};
 use crate::triggers::Triggers;
 
 type Item<'i> = Spanned<DeValue<'i>>;
@@ -584,60 +583,6 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     }
 }
 
-fn deploy_policy(cx: &Cx<'_>, table: &DeTable<'_>, stage: &Item<'_>) -> Result<DeployPolicy, Error> {
-    let percent = match get(table, "traffic_percent") {
-        None => None,
-        Some(item) => {
-            let percent = cx.float("traffic_percent", item)?;
-            if !(percent > 0.0 && percent < 100.0) {
-                let hint = "the share the new model gets first (canary) or per step (linear), e.g. 10".to_owned();
-                return Err(cx.error(
-                    &item.span(),
-                    format!("traffic_percent = {percent} must be between 0 and 100"),
-                    Some(hint),
-                ));
-            }
-            Some(percent)
-        }
-    };
-    let traffic = match get(table, "traffic") {
-        None if percent.is_some() => {
-            let hint = "add traffic = \"canary\" or traffic = \"linear\"".to_owned();
-            return Err(cx.error(&stage.span(), "traffic_percent needs a canary or linear `traffic`", Some(hint)));
-        }
-        None => Traffic::AllAtOnce,
-        Some(item) => match cx.string("traffic", item)?.as_str() {
-            "all-at-once" => Traffic::AllAtOnce,
-            "canary" => Traffic::Canary { percent: percent.unwrap_or(10.0) },
-            "linear" => Traffic::Linear { percent: percent.unwrap_or(20.0) },
-            other => {
-                let known = ["all-at-once", "canary", "linear"];
-                let hint = did_you_mean(other, known).map_or_else(
-                    || format!("traffic is one of {}", known.join(", ")),
-                    |c| format!("did you mean \"{c}\"?"),
-                );
-                return Err(cx.error(&item.span(), format!("unknown traffic \"{other}\""), Some(hint)));
-            }
-        },
-    };
-    let bake = get(table, "bake").map(|b| cx.duration("bake", b)).transpose()?.unwrap_or(Duration::ZERO);
-    let max_error_rate = match get(table, "max_error_rate") {
-        None => None,
-        Some(item) => {
-            let rate = cx.float("max_error_rate", item)?;
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(cx.error(&item.span(), format!("max_error_rate = {rate} must be between 0 and 1"), None));
-            }
-            Some(rate)
-        }
-    };
-    let max_p99_ms = get(table, "max_p99_ms").map(|i| cx.float("max_p99_ms", i)).transpose()?;
-    Ok(DeployPolicy { traffic, bake, max_error_rate, max_p99_ms })
-}
-
-/// More instances than this on one machine is a mistake, not a plan.
-const MAX_INSTANCES: u32 = 16;
-
 /// Builds every stage with `values` substituted for `${name}`.
 pub(crate) fn stages(pipeline: &Pipeline, text: &str, values: &BTreeMap<String, Value>) -> Result<Vec<Stage>, Error> {
     let cx = Cx { file: &pipeline.path, text, values, paths_anywhere: pipeline.allow_absolute_paths };
@@ -700,8 +645,12 @@ const KINDS: &[KindSpec] = &[
             "memory_budget_mb",
             "chain",
             "capture_percent",
+            "backend",
+            "role",
+            "region",
+            "alarms",
         ],
-        read: deploy,
+        read: deploy::deploy_stage,
     },
     KindSpec { name: "smoke-test", keys: &["endpoint", "data", "min_accuracy"], read: smoke_test },
     KindSpec { name: "gate", keys: &["require", "deny_packages"], read: gate },
@@ -845,115 +794,6 @@ fn register(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
             .map(|g| cx.name("model_group", g))
             .transpose()?
             .unwrap_or_else(|| pipeline.name.clone()),
-    })
-}
-
-fn deploy(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
-    let StageItem { cx, pipeline, table, item, kind_item, .. } = *s;
-    let required = |key: &str, example: &str| s.required(key, example);
-    let optional_string = |key: &str| s.optional_string(key);
-    Ok(StageKind::Deploy {
-        endpoint: cx.name("endpoint", required("endpoint", "\"my-model-test\"")?)?,
-        startup_timeout: get(table, "startup_timeout").map(|t| cx.duration("startup_timeout", t)).transpose()?,
-        instances: match get(table, "instances") {
-            None => 1,
-            Some(item) => {
-                let count = cx.int("instances", item)?;
-                u32::try_from(count).ok().filter(|c| (1..=MAX_INSTANCES).contains(c)).ok_or_else(|| {
-                    cx.error(
-                        &item.span(),
-                        format!("instances = {count} is out of range"),
-                        Some(format!("an endpoint has 1 to {MAX_INSTANCES} instances")),
-                    )
-                })?
-            }
-        },
-        instance_type: optional_string("instance_type")?,
-        policy: deploy_policy(cx, table, item)?,
-        variant: get(table, "variant").map(|v| cx.name("variant", v)).transpose()?,
-        weight: match get(table, "weight") {
-            None => None,
-            Some(item) => {
-                let weight = cx.float("weight", item)?;
-                if !(weight >= 0.0 && weight.is_finite()) {
-                    let message = format!("weight = {weight} must be a number from 0 up");
-                    return Err(cx.error(
-                        &item.span(),
-                        message,
-                        Some("weights are relative, e.g. 0.9 and 0.1".to_owned()),
-                    ));
-                }
-                Some(weight)
-            }
-        },
-        delete_after_run: match get(table, "delete_after_run") {
-            None => false,
-            Some(item) => match item.get_ref() {
-                DeValue::Boolean(b) => *b,
-                other => {
-                    let message = format!("`delete_after_run` must be true or false, not {}", type_name(other));
-                    return Err(cx.error(&item.span(), message, None));
-                }
-            },
-        },
-        ttl: get(table, "ttl").map(|t| cx.duration("ttl", t)).transpose()?,
-        multi_model: match get(table, "multi_model").map(|d| cx.path("multi_model", d)).transpose()? {
-            None => None,
-            Some(dir) => {
-                if !matches!(pipeline.algorithm, Some(Algorithm::Builtin(_) | Algorithm::Image { .. })) {
-                    let hint = "set [algorithm] builtin (models served in-process) or image (a container with \
-                                SageMaker's multi-model API)"
-                        .to_owned();
-                    let message = "multi_model needs a built-in or image [algorithm]";
-                    return Err(cx.error(&kind_item.span(), message, Some(hint)));
-                }
-                let budget_mb = match get(table, "memory_budget_mb") {
-                    None => 1024.0,
-                    Some(item) => {
-                        let mb = cx.float("memory_budget_mb", item)?;
-                        if !(mb > 0.0 && mb.is_finite()) {
-                            return Err(cx.error(
-                                &item.span(),
-                                format!("memory_budget_mb = {mb} must be above 0"),
-                                None,
-                            ));
-                        }
-                        mb
-                    }
-                };
-                Some(MultiModel { dir, memory_budget_bytes: (budget_mb * 1024.0 * 1024.0) as u64 })
-            }
-        },
-        chain: match get(table, "chain") {
-            None => Vec::new(),
-            Some(item) => {
-                let steps: Vec<Name> =
-                    cx.array("chain", item)?.iter().map(|s| cx.name("chain", s)).collect::<Result<_, _>>()?;
-                if steps.len() < 2 {
-                    let hint = "list the endpoints a request goes through, e.g. [\"prep\", \"model\", \"post\"]";
-                    return Err(cx.error(
-                        &item.span(),
-                        "an inference pipeline needs at least two steps",
-                        Some(hint.to_owned()),
-                    ));
-                }
-                steps
-            }
-        },
-        capture_percent: match get(table, "capture_percent") {
-            None => None,
-            Some(item) => {
-                let percent = cx.float("capture_percent", item)?;
-                if !(0.0..=100.0).contains(&percent) {
-                    return Err(cx.error(
-                        &item.span(),
-                        format!("capture_percent = {percent} must be between 0 and 100"),
-                        None,
-                    ));
-                }
-                Some(percent)
-            }
-        },
     })
 }
 

@@ -150,6 +150,8 @@ pub enum StageKind {
         chain: Vec<Name>,
         /// The percentage of requests written with their answers to `<home>/capture/<endpoint>/`.
         capture_percent: Option<f64>,
+        /// Where the endpoint is hosted.
+        backend: HostingBackend,
     },
     /// Send labelled rows to an endpoint and check the answers.
     SmokeTest { endpoint: Name, data: String, min_accuracy: Option<f64> },
@@ -221,6 +223,27 @@ pub struct SageMakerTraining {
     pub volume_size_gb: u32,
     /// The region; otherwise the AWS chain's (`AWS_REGION`, the profile).
     pub region: Option<String>,
+}
+
+/// Where an endpoint is hosted (`backend = "local"` or `"sagemaker"`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum HostingBackend {
+    /// This machine's router, in front of child processes or containers.
+    #[default]
+    Local,
+    /// An Amazon SageMaker endpoint: the image from a registry SageMaker can pull (ECR), the model on S3.
+    SageMaker(SageMakerHosting),
+}
+
+/// A SageMaker endpoint's settings besides the stage's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SageMakerHosting {
+    /// The IAM role SageMaker assumes to pull the image and read the model (`ExecutionRoleArn`).
+    pub role: String,
+    /// The region; otherwise the AWS chain's.
+    pub region: Option<String>,
+    /// CloudWatch alarms that roll an update back (`AutoRollbackConfiguration`).
+    pub alarms: Vec<String>,
 }
 
 /// What a champion gate compares.

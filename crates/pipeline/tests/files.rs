@@ -260,7 +260,7 @@ fn a_train_stage_chooses_sagemaker_and_what_sagemaker_would_refuse_points_at_its
         (
             file("builtin = \"random-forest\"", &format!("backend = \"sagemaker\"\n{role}")),
             "sagebrush.toml:8:11:",
-            "SageMaker trains container images",
+            "SageMaker runs container images",
         ),
         (sagemaker(""), "sagebrush.toml:5:1:", "needs `role`"),
         (sagemaker("role = \"SageMakerRole\"\n"), "sagebrush.toml:9:8:", "is not an IAM role ARN"),
@@ -271,5 +271,51 @@ fn a_train_stage_chooses_sagemaker_and_what_sagemaker_would_refuse_points_at_its
         ),
         (sagemaker(&format!("{role}instance_count = 0\n")), "sagebrush.toml:10:18:", "out of range"),
         (sagemaker(&format!("{role}max_runtime = \"29d\"\n")), "sagebrush.toml:10:15:", "at most 28 days"),
+    ]);
+}
+
+#[test]
+fn a_deploy_stage_chooses_sagemaker_and_what_its_endpoints_do_not_take_points_at_its_value() {
+    let file = |algorithm: &str, extra: &str| {
+        format!(
+            "[pipeline]\nname = \"m\"\n[algorithm]\n{algorithm}\n[[stage]]\nkind = \"deploy\"\nendpoint = \"m-test\"\n{extra}"
+        )
+    };
+    let image = "image = \"iris-byo\"";
+    let role = "role = \"arn:aws:iam::123456789012:role/SageMakerRole\"\n";
+    let sagemaker = |extra: &str| file(image, &format!("backend = \"sagemaker\"\n{role}{extra}"));
+    let text = sagemaker("region = \"eu-west-1\"\nalarms = [\"m-5xx\"]\ninstances = 20\ntraffic = \"canary\"\n");
+    let pipeline = pipeline::parse(Path::new("sagebrush.toml"), text).unwrap();
+    let StageKind::Deploy { backend, instances, .. } = &pipeline.resolve(&[]).unwrap().stages[0].kind else { panic!() };
+    let pipeline::HostingBackend::SageMaker(settings) = backend else { panic!("{backend:?}") };
+    assert_eq!(settings.role, "arn:aws:iam::123456789012:role/SageMakerRole");
+    assert_eq!(
+        (settings.region.as_deref(), settings.alarms.as_slice()),
+        (Some("eu-west-1"), &["m-5xx".to_owned()][..])
+    );
+    assert_eq!(*instances, 20, "SageMaker is not held to one machine's 16 instances");
+
+    let local = pipeline::parse(Path::new("sagebrush.toml"), file(image, "")).unwrap();
+    let StageKind::Deploy { backend, .. } = &local.resolve(&[]).unwrap().stages[0].kind else { panic!() };
+    assert_eq!(*backend, pipeline::HostingBackend::Local, "local unless the file says otherwise");
+
+    expect_errors(&[
+        (file(image, "backend = \"ecs\"\n"), "sagebrush.toml:8:11:", "unknown backend \"ecs\""),
+        (file(image, "alarms = []\n"), "sagebrush.toml:8:10:", "`alarms` is a setting of SageMaker endpoints"),
+        (
+            file("builtin = \"random-forest\"", &format!("backend = \"sagemaker\"\n{role}")),
+            "sagebrush.toml:8:11:",
+            "SageMaker runs container images",
+        ),
+        (file(image, "backend = \"sagemaker\"\n"), "sagebrush.toml:5:1:", "needs `role`"),
+        (sagemaker("instance_type = \"large\"\n"), "sagebrush.toml:10:17:", "is not a SageMaker instance type"),
+        (sagemaker("capture_percent = 5\n"), "sagebrush.toml:10:19:", "served by this machine's router"),
+        (sagemaker("ttl = \"1h\"\n"), "sagebrush.toml:10:7:", "served by this machine's router"),
+        (
+            sagemaker("traffic = \"linear\"\nweight = 0.5\n"),
+            "sagebrush.toml:11:10:",
+            "only on an endpoint with one variant",
+        ),
+        (file(image, "instances = 20\n"), "sagebrush.toml:8:13:", "out of range"),
     ]);
 }

@@ -5,7 +5,7 @@ mod approval;
 mod build;
 mod champion;
 mod checkout;
-mod deploy;
+pub(crate) mod deploy;
 mod gate;
 pub(crate) mod outputs;
 mod register;

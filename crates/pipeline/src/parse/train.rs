@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use super::{Cx, DEFAULT_MAX_RUNTIME, Item, StageItem, get, type_name};
+use super::{Cx, DEFAULT_MAX_RUNTIME, Item, StageItem, get, sagemaker, type_name};
 use crate::Error;
-use crate::spec::{Algorithm, MetricDefinition, SageMakerTraining, StageKind, TrainingBackend};
+use crate::spec::{MetricDefinition, SageMakerTraining, StageKind, TrainingBackend};
 
 /// The keys only a SageMaker job takes.
 const SAGEMAKER_KEYS: [&str; 4] = ["role", "instance_count", "volume_size_gb", "region"];
@@ -17,67 +17,32 @@ const SAGEMAKER_MAX_RUNTIME: Duration = Duration::from_secs(28 * 24 * 3600);
 
 /// Where the stage's job runs: `backend = "local"` (the default) or `"sagemaker"` with its settings.
 fn backend(s: &StageItem<'_, '_>) -> Result<TrainingBackend, Error> {
-    let StageItem { cx, pipeline, table, item, .. } = *s;
-    let backend_item = get(table, "backend");
-    let name = backend_item.map(|b| cx.string("backend", b)).transpose()?;
-    match name.as_deref() {
-        None | Some("local") => {
-            if let Some(key) = SAGEMAKER_KEYS.iter().find(|k| get(table, k).is_some()) {
-                let span = get(table, key).map_or_else(|| item.span(), |i| i.span());
-                return Err(cx.error(
-                    &span,
-                    format!("`{key}` is a setting of SageMaker training jobs, but this stage trains locally"),
-                    Some("add backend = \"sagemaker\" to train on SageMaker, or remove it".to_owned()),
-                ));
-            }
-            Ok(TrainingBackend::Local)
-        }
-        Some("sagemaker") => {
-            let backend_span = backend_item.map_or_else(|| item.span(), |b| b.span());
-            if !matches!(pipeline.algorithm, Some(Algorithm::Image { .. })) {
-                return Err(cx.error(
-                    &backend_span,
-                    "SageMaker trains container images, but [algorithm] names no image",
-                    Some("add [algorithm] image = \"my-algorithm\" and a build stage that pushes it to ECR".to_owned()),
-                ));
-            }
-            let role_item = s.required("role", "\"arn:aws:iam::123456789012:role/SageMakerRole\"")?;
-            let role = cx.string("role", role_item)?;
-            if !is_role_arn(&role) {
-                return Err(cx.error(
-                    &role_item.span(),
-                    format!("`role` = \"{}\" is not an IAM role ARN", names::excerpt(&role, 80)),
-                    Some(
-                        "write the role SageMaker assumes, e.g. \"arn:aws:iam::123456789012:role/SageMakerRole\""
-                            .to_owned(),
-                    ),
-                ));
-            }
-            let count = |key: &str, default: u32, max: u32| -> Result<u32, Error> {
-                let Some(item) = get(table, key) else { return Ok(default) };
-                let value = cx.int(key, item)?;
-                u32::try_from(value).ok().filter(|v| (1..=max).contains(v)).ok_or_else(|| {
-                    cx.error(
-                        &item.span(),
-                        format!("`{key}` = {value} is out of range"),
-                        Some(format!("give 1 to {max}")),
-                    )
-                })
-            };
-            Ok(TrainingBackend::SageMaker(SageMakerTraining {
-                role,
-                instance_count: count("instance_count", 1, 100)?,
-                // SageMaker's estimators' default volume.
-                volume_size_gb: count("volume_size_gb", 30, 16384)?,
-                region: s.optional_string("region")?,
-            }))
-        }
-        Some(other) => Err(cx.error(
-            &backend_item.map_or_else(|| item.span(), |b| b.span()),
-            format!("unknown backend \"{}\"", names::excerpt(other, 40)),
-            Some("write backend = \"local\" (this machine) or \"sagemaker\"".to_owned()),
-        )),
+    let StageItem { cx, table, .. } = *s;
+    if !sagemaker::chosen(s)? {
+        sagemaker::refuse(
+            s,
+            &SAGEMAKER_KEYS,
+            "is a setting of SageMaker training jobs, but this stage runs locally",
+            "add backend = \"sagemaker\" to train on SageMaker, or remove it",
+        )?;
+        return Ok(TrainingBackend::Local);
     }
+    sagemaker::image_algorithm(s, "train")?;
+    let role = sagemaker::role(s)?;
+    let count = |key: &str, default: u32, max: u32| -> Result<u32, Error> {
+        let Some(item) = get(table, key) else { return Ok(default) };
+        let value = cx.int(key, item)?;
+        u32::try_from(value).ok().filter(|v| (1..=max).contains(v)).ok_or_else(|| {
+            cx.error(&item.span(), format!("`{key}` = {value} is out of range"), Some(format!("give 1 to {max}")))
+        })
+    };
+    Ok(TrainingBackend::SageMaker(SageMakerTraining {
+        role,
+        instance_count: count("instance_count", 1, 100)?,
+        // SageMaker's estimators' default volume.
+        volume_size_gb: count("volume_size_gb", 30, 16384)?,
+        region: s.optional_string("region")?,
+    }))
 }
 
 /// What SageMaker itself would refuse, refused here with the file's line and column.
@@ -91,38 +56,7 @@ fn sagemaker_limits(s: &StageItem<'_, '_>, max_runtime: Duration, instance_type:
             Some("give max_runtime = \"28d\" or less".to_owned()),
         ));
     }
-    if let Some(instance_type) = instance_type
-        && !is_ml_instance_type(instance_type)
-    {
-        let span = get(table, "instance_type").map_or_else(|| item.span(), |i| i.span());
-        return Err(cx.error(
-            &span,
-            format!("`instance_type` = \"{}\" is not a SageMaker instance type", names::excerpt(instance_type, 40)),
-            Some("SageMaker's types are ml.<family>.<size>, e.g. \"ml.m5.large\"".to_owned()),
-        ));
-    }
-    Ok(())
-}
-
-/// SageMaker's `RoleArn` pattern: `arn:aws[-partition]:iam::<12 digits>:role/<path and name>`.
-fn is_role_arn(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix("arn:aws") else { return false };
-    let Some((partition, rest)) = rest.split_once(":iam::") else { return false };
-    let Some((account, name)) = rest.split_once(":role/") else { return false };
-    partition.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-        && account.len() == 12
-        && account.chars().all(|c| c.is_ascii_digit())
-        && !name.is_empty()
-        && name.len() <= 2048
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_/".contains(c))
-}
-
-/// `ml.<family>.<size>`; which ones exist the backend that runs the job says.
-fn is_ml_instance_type(text: &str) -> bool {
-    let mut parts = text.split('.');
-    let word =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    parts.next() == Some("ml") && word(parts.next()) && word(parts.next()) && parts.next().is_none()
+    sagemaker::instance_type(s, instance_type)
 }
 
 pub(super) fn train_stage(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {

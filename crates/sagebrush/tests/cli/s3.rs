@@ -129,7 +129,7 @@ fn doctor_writes_to_the_bucket_and_names_the_fix_when_it_cannot() {
     assert!(out.contains("FAIL artifacts") && out.contains("check that bucket no-such-bucket exists"), "{out}");
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

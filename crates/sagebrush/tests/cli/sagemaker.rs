@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{Sandbox, client, text, wait_until};
-use crate::s3::Moto;
+use crate::s3::{Moto, hex_sha256};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/SageMakerRole";
 const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-byo:1";
@@ -25,11 +25,6 @@ fn project(sandbox: &Sandbox) -> std::path::PathBuf {
     );
     std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
     project
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -81,12 +76,12 @@ fn a_stage_trains_on_sagemaker_and_registers_the_model_it_wrote() {
     let models = sandbox.json(&["models", "--json"]);
     let version = &models.as_array().unwrap()[0];
     assert_eq!(version["artifact_uri"], "s3://models/team/byo-1/output/model.tar.gz", "{version:#}");
-    assert_eq!(version["artifact_sha256"], sha256(&std::fs::read(&model).unwrap()).as_str());
+    assert_eq!(version["artifact_sha256"], hex_sha256(&std::fs::read(&model).unwrap()).as_str());
     let shown = sandbox.json(&["show", "byo", "1", "--json"]);
     let train = &shown["stages"][0]["outputs"];
     assert_eq!((train["status"].as_str(), train["job"].as_str()), (Some("Completed"), Some("byo-1")), "{shown:#}");
     let lineage = &version["lineage"]["data"];
-    assert_eq!(lineage["training"], sha256(&std::fs::read(project.join("data/train.csv")).unwrap()).as_str());
+    assert_eq!(lineage["training"], hex_sha256(&std::fs::read(project.join("data/train.csv")).unwrap()).as_str());
     assert_eq!(lineage["validation"]["s3"], "s3://data/iris/validation.csv", "{lineage:#}");
 
     // A job SageMaker calls completed whose model is not there fails the run, saying so.
