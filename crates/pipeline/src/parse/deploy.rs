@@ -42,15 +42,6 @@ fn backend(s: &StageItem<'_, '_>) -> Result<HostingBackend, Error> {
         "is served by this machine's router, not by SageMaker endpoints",
         "remove it; for rollback on errors or latency, give `alarms` (CloudWatch alarm names)",
     )?;
-    let stepped =
-        get(table, "traffic").map(|t| cx.string("traffic", t)).transpose()?.is_some_and(|t| t != "all-at-once");
-    if stepped && let Some(weight) = get(table, "weight") {
-        return Err(cx.error(
-            &weight.span(),
-            "SageMaker shifts traffic in steps only on an endpoint with one variant",
-            Some("remove `weight` for a canary or linear update, or `traffic` for an A/B variant".to_owned()),
-        ));
-    }
     let role = sagemaker::role(s)?;
     let alarms = match get(table, "alarms") {
         None => Vec::new(),
@@ -117,6 +108,16 @@ pub(super) fn deploy_stage(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
         HostingBackend::Local => MAX_INSTANCES,
         HostingBackend::SageMaker(_) => MAX_SAGEMAKER_INSTANCES,
     };
+    let policy = deploy_policy(cx, table, item)?;
+    if let (HostingBackend::SageMaker(_), Some(weight)) = (&backend, get(table, "weight"))
+        && policy.traffic != Traffic::AllAtOnce
+    {
+        return Err(cx.error(
+            &weight.span(),
+            "SageMaker shifts traffic in steps only on an endpoint with one variant",
+            Some("remove `weight` for a canary or linear update, or `traffic` for an A/B variant".to_owned()),
+        ));
+    }
     let required = |key: &str, example: &str| s.required(key, example);
     let optional_string = |key: &str| s.optional_string(key);
     Ok(StageKind::Deploy {
@@ -142,7 +143,7 @@ pub(super) fn deploy_stage(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
             }
             instance_type
         },
-        policy: deploy_policy(cx, table, item)?,
+        policy,
         variant: get(table, "variant").map(|v| cx.name("variant", v)).transpose()?,
         weight: match get(table, "weight") {
             None => None,
