@@ -114,6 +114,8 @@ pub struct Backends {
     pub containers: Arc<dyn Containers>,
     /// Trains `backend = "sagemaker"` stages; `None` in a build without SageMaker.
     pub sagemaker_training: Option<Arc<dyn crate::ManagedTraining>>,
+    /// Hosts `backend = "sagemaker"` deploy stages; `None` in a build without SageMaker.
+    pub sagemaker_hosting: Option<Arc<dyn crate::ManagedHosting>>,
 }
 
 impl Backends {
@@ -127,6 +129,7 @@ impl Backends {
             images: Arc::new(DockerImages),
             containers: Arc::new(DockerContainers),
             sagemaker_training: None,
+            sagemaker_hosting: None,
         }
     }
 
@@ -371,6 +374,7 @@ pub(crate) mod fake {
             images: Arc::new(NoImages),
             containers: Arc::new(NoContainers),
             sagemaker_training: None,
+            sagemaker_hosting: None,
         }
     }
 

@@ -35,7 +35,10 @@ pub use drift::{Baseline, DriftReport, FeatureBaseline, FeatureDrift};
 pub use error::Error;
 pub use home::Home;
 pub use live::RunEnd;
-pub use managed::{Identity, ManagedError, ManagedJob, ManagedOutcome, ManagedTraining, Progress};
+pub use managed::{
+    Hosted, Identity, ManagedEndpoint, ManagedError, ManagedHosting, ManagedJob, ManagedOutcome, ManagedTraining,
+    Progress,
+};
 pub use projects::PIPELINE_FILE;
 pub use queue::default_limit as default_queue_limit;
 pub use retention::{GcKept, GcReport, GcRun};

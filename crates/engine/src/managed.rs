@@ -1,13 +1,14 @@
-//! Training on a managed service (Amazon SageMaker, chosen per stage with `backend = "sagemaker"`):
-//! the job's image comes from a registry the service pulls from, its channels and its model live
-//! on S3, and the service runs it. The engine describes the job and follows it; the service's
-//! client lives in another crate, so the engine knows no AWS.
+//! Training and hosting on a managed service (Amazon SageMaker, chosen per stage with
+//! `backend = "sagemaker"`): the image comes from a registry the service pulls from, channels and
+//! models live on S3, and the service runs the job or serves the endpoint. The engine describes
+//! what it wants and follows it; the service's client lives in another crate, so the engine knows
+//! no AWS.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use pipeline::{MetricDefinition, SageMakerTraining};
+use pipeline::{MetricDefinition, SageMakerHosting, SageMakerTraining, Traffic};
 use runtime::training::End;
 use store::{SecondaryStatus, TrainingJobStatus};
 use tokio::io::AsyncWrite;
@@ -89,6 +90,73 @@ pub trait ManagedTraining: Send + Sync {
     ) -> BoxFuture<'a, Result<ManagedOutcome, ManagedError>>;
 }
 
+/// An endpoint for a managed service: SageMaker's `CreateModel`, `CreateEndpointConfig` and
+/// `CreateEndpoint` (or `UpdateEndpoint`) in the engine's terms.
+#[derive(Clone, Debug)]
+pub struct ManagedEndpoint {
+    pub endpoint: String,
+    /// `<group>-v<version>`: one service model per model version, which endpoints share.
+    pub model: String,
+    /// The image URI the service pulls.
+    pub image: String,
+    /// The version's `model.tar.gz`, an `s3://` URI.
+    pub model_uri: String,
+    /// Role, region and rollback alarms, as the pipeline file gives them.
+    pub settings: SageMakerHosting,
+    pub instance_type: String,
+    pub instances: u32,
+    pub variant: String,
+    /// An A/B deploy: this variant gets this weight and the endpoint's other variants stay.
+    pub weight: Option<f64>,
+    /// How traffic moves to the new model when the endpoint already serves one, each step watched for `bake`.
+    pub traffic: Traffic,
+    pub bake: Duration,
+    /// How long the endpoint may take to be in service.
+    pub deadline: Duration,
+}
+
+/// How a managed deploy ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hosted {
+    /// The endpoint serves the new configuration.
+    InService { arn: String, config: String },
+    /// The service rolled the update back (a rollback alarm fired): the endpoint serves `config`, the one it had.
+    RolledBack { arn: String, config: String, reason: String },
+}
+
+/// Serves endpoints on a managed service.
+pub trait ManagedHosting: Send + Sync {
+    /// Refuses, before anything is recorded, an instance type the service cannot host on.
+    fn check_instance_type(&self, instance_type: &str) -> Result<(), String>;
+
+    /// Makes the endpoint serve the model (creating what it needs) and waits until it does, or
+    /// until the deadline; what happens is written to `log`.
+    fn deploy<'a>(
+        &'a self,
+        endpoint: &'a ManagedEndpoint,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<Hosted, ManagedError>>;
+
+    /// Sends one request to the endpoint and returns its answer.
+    fn invoke<'a>(
+        &'a self,
+        endpoint: &'a str,
+        region: Option<&'a str>,
+        content_type: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Vec<u8>, ManagedError>>;
+
+    /// The configuration the endpoint serves, or `None` when there is no such endpoint.
+    fn serves<'a>(
+        &'a self,
+        endpoint: &'a str,
+        region: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<String>, ManagedError>>;
+
+    /// Deletes the endpoint, then the configurations and models no endpoint uses any more.
+    fn delete<'a>(&'a self, endpoint: &'a str, region: Option<&'a str>) -> BoxFuture<'a, Result<(), ManagedError>>;
+}
+
 #[cfg(test)]
 pub(crate) mod fake {
     //! A managed service that knows two instance types and runs nothing.
@@ -96,6 +164,38 @@ pub(crate) mod fake {
     use super::*;
 
     pub struct FakeManaged;
+
+    impl ManagedHosting for FakeManaged {
+        fn check_instance_type(&self, instance_type: &str) -> Result<(), String> {
+            ManagedTraining::check_instance_type(self, instance_type)
+        }
+
+        fn deploy<'a>(
+            &'a self,
+            _: &'a ManagedEndpoint,
+            _: &'a mut (dyn AsyncWrite + Unpin + Send),
+        ) -> BoxFuture<'a, Result<Hosted, ManagedError>> {
+            Box::pin(async { Err("the fake hosts nothing".into()) })
+        }
+
+        fn invoke<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+            _: &'a str,
+            _: Vec<u8>,
+        ) -> BoxFuture<'a, Result<Vec<u8>, ManagedError>> {
+            Box::pin(async { Err("the fake hosts nothing".into()) })
+        }
+
+        fn serves<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<Option<String>, ManagedError>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn delete<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> BoxFuture<'a, Result<(), ManagedError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
 
     impl ManagedTraining for FakeManaged {
         fn check_instance_type(&self, instance_type: &str) -> Result<(), String> {

@@ -135,7 +135,7 @@ impl Engine {
         };
         let resolved = pipeline.resolve(overrides)?;
         crate::stages::train_managed::check(self, &resolved)?;
-        crate::stages::deploy::check(&resolved)?;
+        crate::stages::deploy_managed::check(self, &pipeline, &resolved)?;
         // A git project's files are checked out when the run starts; its paths are checked then.
         if folder {
             check_path_parameters(&pipeline, &resolved, &project_dir)?;
@@ -415,7 +415,11 @@ impl Engine {
         };
         let result = self.execute_stages(&mut context, earlier).await;
         for endpoint in std::mem::take(&mut context.temporary_endpoints) {
-            if let Err(e) = self.delete_endpoint(&endpoint).await {
+            let deleted = match crate::stages::deploy_managed::hosted_on(&context.resolved, &endpoint) {
+                Some(settings) => crate::stages::deploy_managed::delete(self, &endpoint, settings).await,
+                None => self.delete_endpoint(&endpoint).await.map(drop).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = deleted {
                 tracing::warn!("deleting the run's endpoint {endpoint}: {e}");
             }
         }

@@ -233,6 +233,7 @@ async fn a_sagemaker_stage_this_engine_cannot_run_is_refused_before_anything_is_
 
     let mut backends = fake::backends(FakeTraining::new(&[]));
     backends.sagemaker_training = Some(Arc::new(crate::managed::fake::FakeManaged));
+    backends.sagemaker_hosting = Some(Arc::new(crate::managed::fake::FakeManaged));
     let home = Home::new(f.dir.path().join("home"));
     let with = Engine::open_with(home, router::Router::new(), String::new(), backends).await.unwrap();
     write("ml.m5.huge");
@@ -242,10 +243,22 @@ async fn a_sagemaker_stage_this_engine_cannot_run_is_refused_before_anything_is_
     let local = refusal(with.clone()).await;
     assert!(local.contains("--artifacts s3://bucket/prefix"), "SageMaker writes models to S3: {local}");
 
-    let deploy = "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"byo\"\n[[stage]]\nkind = \"deploy\"\n\
-                  endpoint = \"byo\"\nbackend = \"sagemaker\"\nrole = \"arn:aws:iam::123456789012:role/SageMakerRole\"\n";
-    std::fs::write(dir.join("sagebrush.toml"), deploy).unwrap();
-    let hosting = refusal(with.clone()).await;
-    assert!(hosting.contains("stage `deploy`: this sagebrush cannot host endpoints on SageMaker yet"), "{hosting}");
+    let deploy = |instance_type: &str| {
+        let file = format!(
+            "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"byo\"\n[[stage]]\nkind = \"deploy\"\n\
+             endpoint = \"byo\"\nbackend = \"sagemaker\"\nrole = \"arn:aws:iam::123456789012:role/SageMakerRole\"\n\
+             instance_type = \"{instance_type}\"\n"
+        );
+        std::fs::write(dir.join("sagebrush.toml"), file).unwrap();
+    };
+    deploy("ml.m5.large");
+    let hosting = refusal(f.engine.clone()).await;
+    assert!(hosting.contains("stage `deploy`: backend = \"sagemaker\" needs"), "{hosting}");
+    deploy("ml.m5.huge");
+    let unknown = refusal(with.clone()).await;
+    assert!(unknown.contains("stage `deploy`: SageMaker has no training instance type `ml.m5.huge`"), "{unknown}");
+    deploy("ml.m5.large");
+    let local = refusal(with.clone()).await;
+    assert!(local.contains("stage `deploy`: SageMaker keeps models on S3"), "{local}");
     assert!(with.store().runs(None, 10).await.unwrap().is_empty(), "no run was recorded");
 }

@@ -1,12 +1,13 @@
 //! Amazon SageMaker as the engine's backends, through the official AWS SDK: a stage with
-//! `backend = "sagemaker"` trains as a SageMaker training job ([`SageMaker`] is the engine's
-//! [`engine::ManagedTraining`]).
+//! `backend = "sagemaker"` trains as a SageMaker training job or deploys to a SageMaker endpoint
+//! ([`SageMaker`] is the engine's [`engine::ManagedTraining`] and [`engine::ManagedHosting`]).
 //!
 //! Credentials and the region come from the standard AWS chain (environment, profile, instance
 //! role), the region also from the stage; `AWS_ENDPOINT_URL` points every call elsewhere (an
 //! emulator, a VPC endpoint). Nothing of the credentials is ever logged: errors carry SageMaker's
 //! code and message only.
 
+mod hosting;
 mod identity;
 mod training;
 
@@ -37,6 +38,9 @@ pub enum Error {
     /// Neither the chain nor the stage names a region.
     #[error("no AWS region: set AWS_REGION, a region in the AWS profile, or region = \"...\" in the stage")]
     NoRegion,
+    /// An endpoint did not come into service.
+    #[error("endpoint {endpoint} {why}")]
+    Endpoint { endpoint: String, why: String },
     /// SageMaker's answer lacked what it always carries.
     #[error("SageMaker {operation} answered without {what}")]
     Incomplete { operation: &'static str, what: &'static str },
@@ -87,6 +91,19 @@ pub(crate) fn code_and_message(
             (format!("HTTP {}", raw.status().as_u16()), body.trim().to_owned())
         }
     }
+}
+
+/// Refuses an instance type SageMaker does not have for `what` (training, hosting), naming the
+/// ones of the same family.
+pub(crate) fn known(values: &[&str], instance_type: &str, what: &str) -> Result<(), String> {
+    if values.contains(&instance_type) {
+        return Ok(());
+    }
+    let family = instance_type.rsplit_once('.').map_or(instance_type, |(family, _)| family);
+    let alike: Vec<&str> = values.iter().copied().filter(|t| t.starts_with(family)).take(8).collect();
+    let hint =
+        if alike.is_empty() { "e.g. ml.m5.large, ml.c5.xlarge or ml.g5.xlarge".to_owned() } else { alike.join(", ") };
+    Err(format!("SageMaker has no {what} instance type `{instance_type}`; it has {hint}"))
 }
 
 /// How often a job is described: the first wait, growing by half each time up to the longest,

@@ -15,22 +15,11 @@ use store::{SecondaryStatus, TrainingJobStatus};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use crate::{Error, Polling, SageMaker};
+use crate::{Error, Polling, SageMaker, known};
 
 impl ManagedTraining for SageMaker {
     fn check_instance_type(&self, instance_type: &str) -> Result<(), String> {
-        if !TrainingInstanceType::values().contains(&instance_type) {
-            let family = instance_type.rsplit_once('.').map_or(instance_type, |(family, _)| family);
-            let alike: Vec<&str> =
-                TrainingInstanceType::values().iter().copied().filter(|t| t.starts_with(family)).take(8).collect();
-            let hint = if alike.is_empty() {
-                "e.g. ml.m5.large, ml.c5.xlarge or ml.g5.xlarge".to_owned()
-            } else {
-                alike.join(", ")
-            };
-            return Err(format!("SageMaker has no training instance type `{instance_type}`; it has {hint}"));
-        }
-        Ok(())
+        known(TrainingInstanceType::values(), instance_type, "training")
     }
 
     fn identity(&self) -> BoxFuture<'_, engine::Identity> {
@@ -203,7 +192,7 @@ fn secondary_status(status: Option<&sm::SecondaryStatus>) -> SecondaryStatus {
     }
 }
 
-async fn write(log: &mut (dyn AsyncWrite + Unpin + Send), line: &str) {
+pub(crate) async fn write(log: &mut (dyn AsyncWrite + Unpin + Send), line: &str) {
     let _ = log.write_all(format!("{line}\n").as_bytes()).await;
 }
 

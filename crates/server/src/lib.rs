@@ -33,14 +33,16 @@ pub use api::{Logs, StageLog, openapi, routes as api_routes};
 pub use error::{Error, ServiceError};
 pub use service::Service;
 
-/// What runs a server's work: this machine, and SageMaker for `backend = "sagemaker"` stages in a
-/// build with `aws` (otherwise such a stage is refused with the flag to build with).
+/// What runs a server's work: this machine, and SageMaker for `backend = "sagemaker"` stages (training
+/// and endpoints) in a build with `aws` (otherwise such a stage is refused with the flag to build with).
 pub fn backends() -> engine::Backends {
     #[allow(unused_mut)]
     let mut backends = engine::Backends::local();
     #[cfg(feature = "aws")]
     {
-        backends.sagemaker_training = Some(Arc::new(sagemaker::SageMaker::new()));
+        let sagemaker = Arc::new(sagemaker::SageMaker::new());
+        backends.sagemaker_training = Some(sagemaker.clone());
+        backends.sagemaker_hosting = Some(sagemaker);
     }
     backends
 }

@@ -25,13 +25,20 @@ pub(crate) async fn run(
     let candidate_score = score(&ask(context, candidate, data, log).await?)?;
     let name = metric.as_str();
     line(log, &format!("candidate {candidate}: {name} {candidate_score:.4}")).await;
-    let Some(served) = context.engine.router().get(champion) else {
-        if context.engine.store().endpoint(champion).await.map_err(StageFailure::store)?.is_some() {
-            return Err(StageFailure::failed(format!(
-                "{champion} is recorded but not served by this process, so it cannot answer as the champion; \
-                 run through `sagebrush server`"
-            )));
-        }
+    let served = match super::deploy_managed::hosted_on(&context.resolved, champion) {
+        Some(settings) => super::deploy_managed::serves(context, champion, settings).await?,
+        None => match context.engine.router().get(champion) {
+            Some(served) => Some(served.variants.iter().map(|(v, _)| v.model.clone()).collect::<Vec<_>>().join(", ")),
+            None if context.engine.store().endpoint(champion).await.map_err(StageFailure::store)?.is_some() => {
+                return Err(StageFailure::failed(format!(
+                    "{champion} is recorded but not served by this process, so it cannot answer as the champion; \
+                     run through `sagebrush server`"
+                )));
+            }
+            None => None,
+        },
+    };
+    let Some(champion_model) = served else {
         let verdict = format!("no champion: {champion} serves nothing yet, so the candidate passes");
         line(log, &verdict).await;
         let output = ChampionOutput {
@@ -44,10 +51,8 @@ pub(crate) async fn run(
         };
         return Ok(output);
     };
-    let champion_model: Vec<String> = served.variants.iter().map(|(v, _)| v.model.clone()).collect();
-    drop(served);
     let champion_score = score(&ask(context, champion, data, log).await?)?;
-    line(log, &format!("champion {champion} ({}): {name} {champion_score:.4}", champion_model.join(", "))).await;
+    line(log, &format!("champion {champion} ({champion_model}): {name} {champion_score:.4}")).await;
     let holds = match metric {
         ChampionMetric::Accuracy => candidate_score >= champion_score - margin,
         ChampionMetric::Rmse => candidate_score <= champion_score + margin,
@@ -66,7 +71,7 @@ pub(crate) async fn run(
         metric: name.to_owned(),
         candidate: candidate_score,
         champion: Some(champion_score),
-        champion_model: Some(champion_model.join(", ")),
+        champion_model: Some(champion_model),
         margin,
         verdict: verdict.clone(),
     };

@@ -2,27 +2,11 @@
 //! a multi-model endpoint, or a serial inference pipeline.
 
 use names::Name;
-use pipeline::{HostingBackend, Resolved, Stage, StageKind};
+use pipeline::{HostingBackend, Stage, StageKind};
 
 use super::outputs::{DeployOutput, StageOutput};
 use super::{Log, StageFailure, line, register};
-use crate::Error;
 use crate::run::RunContext;
-
-/// Refuses, before a run is recorded, a deploy stage this engine cannot run: the pipeline file
-/// already reads SageMaker endpoints, but hosting them is not built yet.
-pub(crate) fn check(resolved: &Resolved) -> Result<(), Error> {
-    for stage in &resolved.stages {
-        if let StageKind::Deploy { backend: HostingBackend::SageMaker(_), .. } = &stage.kind {
-            return Err(Error::Invalid(format!(
-                "stage `{}`: this sagebrush cannot host endpoints on SageMaker yet (only train stages run there); \
-                 remove backend = \"sagemaker\" to serve the endpoint on this machine",
-                stage.name
-            )));
-        }
-    }
-    Ok(())
-}
 
 pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) -> Result<DeployOutput, StageFailure> {
     let StageKind::Deploy {
@@ -38,11 +22,14 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         multi_model,
         chain,
         capture_percent: _,
-        backend: _,
+        backend,
     } = &stage.kind
     else {
         return Err(StageFailure::failed("not a deploy stage"));
     };
+    if let HostingBackend::SageMaker(settings) = backend {
+        return super::deploy_managed::run(context, stage, settings, log).await;
+    }
     if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
         // Noted before deploying, so a deploy that fails half-way is cleaned up too.
         context.temporary_endpoints.push(endpoint.clone());

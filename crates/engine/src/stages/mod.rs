@@ -6,6 +6,7 @@ mod build;
 mod champion;
 mod checkout;
 pub(crate) mod deploy;
+pub(crate) mod deploy_managed;
 mod gate;
 pub(crate) mod outputs;
 mod register;
@@ -68,7 +69,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
         }
         StageKind::Deploy { endpoint, capture_percent, .. } => {
             let output = deploy::run(context, stage, log).await?;
-            context.engine.set_capture(endpoint, *capture_percent).await?;
+            // Capture is this machine's router's; a SageMaker endpoint captures nothing here.
+            if !matches!(output, outputs::DeployOutput::SageMaker { .. }) {
+                context.engine.set_capture(endpoint, *capture_percent).await?;
+            }
             Ok(StageOutput::Deploy(output))
         }
         StageKind::SmokeTest { endpoint, data, min_accuracy } => {

@@ -95,6 +95,17 @@ pub enum DeployOutput {
     Chain { endpoint: String, url: String, chain: Vec<String> },
     /// A multi-model endpoint.
     MultiModel { endpoint: String, url: String, multi_model: PathBuf, memory_budget_bytes: u64 },
+    /// A registered model version on a SageMaker endpoint: its ARN, the endpoint configuration
+    /// it serves and the SageMaker model (`<group>-v<version>`).
+    SageMaker {
+        endpoint: String,
+        arn: String,
+        config: String,
+        model: String,
+        model_group: String,
+        model_version: i64,
+        instances: u32,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -187,9 +198,10 @@ impl StageOutput {
     pub fn registered(&self) -> Option<(&str, i64)> {
         match self {
             StageOutput::Register(r) => Some((&r.model_group, r.model_version)),
-            StageOutput::Deploy(DeployOutput::Version { model_group, model_version, .. }) => {
-                Some((model_group, *model_version))
-            }
+            StageOutput::Deploy(
+                DeployOutput::Version { model_group, model_version, .. }
+                | DeployOutput::SageMaker { model_group, model_version, .. },
+            ) => Some((model_group, *model_version)),
             _ => None,
         }
     }
@@ -241,5 +253,12 @@ mod tests {
             "endpoint": "e", "url": "u", "model_group": "iris", "model_version": 3, "instances": 1, "events": []
         });
         assert_eq!(StageOutput::parse("deploy", version).unwrap().registered(), Some(("iris", 3)));
+        let sagemaker = serde_json::json!({
+            "endpoint": "e", "arn": "arn:aws:sagemaker:us-east-1:1:endpoint/e", "config": "e-1", "model": "iris-v4",
+            "model_group": "iris", "model_version": 4, "instances": 1
+        });
+        let parsed = StageOutput::parse("deploy", sagemaker).unwrap();
+        assert!(matches!(parsed, StageOutput::Deploy(DeployOutput::SageMaker { .. })));
+        assert_eq!(parsed.registered(), Some(("iris", 4)));
     }
 }

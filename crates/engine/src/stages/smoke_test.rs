@@ -69,14 +69,37 @@ pub(crate) async fn ask(
     if rows.is_empty() {
         return Err(StageFailure::failed(format!("{} has no rows to test with", path.display())));
     }
+    let request = rows.join("\n") + "\n";
+    let body = match super::deploy_managed::hosted_on(&context.resolved, endpoint) {
+        Some(settings) => {
+            line(log, &format!("InvokeEndpoint {endpoint} on SageMaker with {} rows (text/csv)", rows.len())).await;
+            let answer =
+                super::deploy_managed::invoke(context, endpoint, settings, "text/csv", request.into_bytes()).await?;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+        None => post(context, endpoint, request, log).await?,
+    };
+    let predictions: Vec<String> = body.lines().map(str::to_owned).collect();
+    if predictions.len() != rows.len() {
+        return Err(StageFailure::failed(format!(
+            "endpoint {endpoint} answered {} predictions for {} rows",
+            predictions.len(),
+            rows.len()
+        )));
+    }
+    Ok(Answers { labels: labels.into_iter().map(str::to_owned).collect(), predictions })
+}
+
+/// Sends rows to an endpoint this process serves; its answer, unless it is not a success.
+async fn post(context: &RunContext, endpoint: &str, rows: String, log: &mut Log) -> Result<String, StageFailure> {
     let url = format!("{}/endpoints/{endpoint}/invocations", context.engine.router_url());
-    line(log, &format!("POST {url} with {} rows (text/csv)", rows.len())).await;
+    line(log, &format!("POST {url} with {} rows (text/csv)", rows.lines().count())).await;
     let client = reqwest::Client::builder().no_proxy().build().map_err(|e| StageFailure::failed(e.to_string()))?;
     let response = client
         .post(&url)
         .header("content-type", "text/csv")
         .header("accept", "text/csv")
-        .body(rows.join("\n") + "\n")
+        .body(rows)
         .send()
         .await
         .map_err(|e| StageFailure::failed(format!("calling endpoint {endpoint}: {e}")))?;
@@ -89,15 +112,7 @@ pub(crate) async fn ask(
             output: serde_json::json!({ "status": status.as_u16() }),
         });
     }
-    let predictions: Vec<String> = body.lines().map(str::to_owned).collect();
-    if predictions.len() != rows.len() {
-        return Err(StageFailure::failed(format!(
-            "endpoint {endpoint} answered {} predictions for {} rows",
-            predictions.len(),
-            rows.len()
-        )));
-    }
-    Ok(Answers { labels: labels.into_iter().map(str::to_owned).collect(), predictions })
+    Ok(body)
 }
 
 /// Splits `label,f1,f2,...` lines into labels and feature rows, skipping blank lines.

@@ -37,18 +37,19 @@ pub(crate) fn check(engine: &Engine, resolved: &Resolved) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why a build without SageMaker refuses a `backend = "sagemaker"` stage.
+pub(crate) const WITHOUT_AWS: &str =
+    "backend = \"sagemaker\" needs a sagebrush built with SageMaker: `cargo build --release --features aws`";
+
 fn backend(engine: &Engine) -> Result<Arc<dyn ManagedTraining>, String> {
-    engine.inner.backends.sagemaker_training.clone().ok_or_else(|| {
-        "backend = \"sagemaker\" needs a sagebrush built with SageMaker: `cargo build --release --features aws`"
-            .to_owned()
-    })
+    engine.inner.backends.sagemaker_training.clone().ok_or_else(|| WITHOUT_AWS.to_owned())
 }
 
 /// `s3://bucket/prefix`, where SageMaker writes the model.
-fn output_path(engine: &Engine) -> Result<String, String> {
+pub(crate) fn output_path(engine: &Engine) -> Result<String, String> {
     match engine.home().artifact_location() {
         location @ Location::S3 { .. } => Ok(location.to_string()),
-        Location::Local(_) => Err("SageMaker writes its models to S3, but artifacts are kept on this machine; \
+        Location::Local(_) => Err("SageMaker keeps models on S3, but artifacts are kept on this machine; \
              start sagebrush with --artifacts s3://bucket/prefix"
             .to_owned()),
     }

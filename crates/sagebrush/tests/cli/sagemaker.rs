@@ -149,3 +149,106 @@ fn doctor_says_whose_credentials_these_are_and_refused_ones_fail_the_run_clearly
     let _ = checking.kill();
     let _ = checking.wait();
 }
+
+/// What `sagemaker-runtime invoke-endpoint` answers next on moto, which runs no model: answers are queued.
+fn answer_next(moto: &Moto, body: &str) {
+    let results = serde_json::json!({ "results": [{ "Body": body, "ContentType": "text/csv" }] });
+    let url = format!("{}/moto-api/static/sagemaker/endpoint-results", moto.url);
+    assert!(client().post(url).json(&results).send().unwrap().status().is_success());
+}
+
+#[test]
+fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_deletes_the_test_endpoint() {
+    let moto = Moto::start();
+    moto.bucket("models");
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "byo");
+    let deploy = |name: &str, endpoint: &str, rest: &str| {
+        format!(
+            "[[stage]]\nname = \"{name}\"\nkind = \"deploy\"\nendpoint = \"{endpoint}\"\nbackend = \"sagemaker\"\n\
+             role = \"{ROLE}\"\ninstance_type = \"ml.c5.large\"\n{rest}"
+        )
+    };
+    let pipeline = format!(
+        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"{IMAGE}\"\n\
+         [[stage]]\nkind = \"train\"\nbackend = \"sagemaker\"\nrole = \"{ROLE}\"\n\
+         channels = {{ training = \"data/train.csv\" }}\n\
+         [[stage]]\nkind = \"register\"\n{}\
+         [[stage]]\nkind = \"smoke-test\"\nendpoint = \"byo-test\"\ndata = \"data/test.csv\"\nmin_accuracy = 0.9\n{}",
+        deploy("deploy-test", "byo-test", "delete_after_run = true\n"),
+        deploy("deploy-prod", "byo-prod", "instances = 2\n"),
+    );
+    std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+    let test_rows = std::fs::read_to_string(project.join("data/test.csv")).unwrap();
+    let labels: Vec<&str> = test_rows.lines().filter_map(|l| l.split(',').next()).collect();
+    let run = |sandbox: &Sandbox, number: u32| {
+        let model = sandbox.dir.path().join("model.tar.gz");
+        std::fs::write(&model, format!("model {number}")).unwrap();
+        let key = format!("s3://models/team/byo-{number}/output/model.tar.gz");
+        moto.aws(&["s3", "cp", model.to_str().unwrap(), &key]);
+        let mut command = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
+        moto.env(&mut command).output().unwrap()
+    };
+    answer_next(&moto, &labels.join("\n"));
+    let first = run(&sandbox, 1);
+    assert!(first.status.success(), "{}", text(&first));
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&moto.aws(args)).unwrap() };
+
+    // Production serves version 1 as the SageMaker model byo-v1: the image, the model SageMaker
+    // wrote, the role, the stage's instances.
+    let endpoints = json(&["sagemaker", "list-endpoints"]);
+    let names: Vec<&str> =
+        endpoints["Endpoints"].as_array().unwrap().iter().filter_map(|e| e["EndpointName"].as_str()).collect();
+    assert_eq!(names, ["byo-prod"], "the test endpoint was deleted when the run ended");
+    let prod = json(&["sagemaker", "describe-endpoint", "--endpoint-name", "byo-prod"]);
+    assert_eq!(prod["EndpointStatus"], "InService");
+    let config_name = prod["EndpointConfigName"].as_str().unwrap();
+    assert!(config_name.starts_with("byo-prod-"), "{config_name}");
+    let config = json(&["sagemaker", "describe-endpoint-config", "--endpoint-config-name", config_name]);
+    let variant = &config["ProductionVariants"][0];
+    assert_eq!(variant["ModelName"], "byo-v1", "{config:#}");
+    assert_eq!(
+        (variant["VariantName"].as_str(), variant["InstanceType"].as_str()),
+        (Some("AllTraffic"), Some("ml.c5.large"))
+    );
+    assert_eq!(variant["InitialInstanceCount"], 2);
+    let model = json(&["sagemaker", "describe-model", "--model-name", "byo-v1"]);
+    assert_eq!(model["PrimaryContainer"]["Image"], IMAGE, "{model:#}");
+    assert_eq!(model["PrimaryContainer"]["ModelDataUrl"], "s3://models/team/byo-1/output/model.tar.gz");
+    assert_eq!(model["ExecutionRoleArn"], ROLE);
+    // Nothing of the test endpoint is left: only production's configuration.
+    let configs = json(&["sagemaker", "list-endpoint-configs"]);
+    let configs: Vec<&str> = configs["EndpointConfigs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["EndpointConfigName"].as_str())
+        .collect();
+    assert_eq!(configs, [config_name]);
+
+    let logs = text(&sandbox.run(&["logs", "byo", "1"]));
+    assert!(logs.contains("InvokeEndpoint byo-test on SageMaker with 3 rows (text/csv)"), "{logs}");
+    assert!(logs.contains("3 rows answered; accuracy 1.0000"), "{logs}");
+    assert!(logs.contains("endpoint byo-prod serves byo v1 on SageMaker"), "{logs}");
+    let shown = sandbox.json(&["show", "byo", "1", "--json"]);
+    let deployed = &shown["stages"][4]["outputs"];
+    assert_eq!((deployed["model"].as_str(), deployed["config"].as_str()), (Some("byo-v1"), Some(config_name)));
+
+    // A model whose answers are wrong stops at the smoke test: production is not touched, and
+    // the test endpoint is deleted all the same.
+    std::fs::write(project.join("data/test.csv"), test_rows.lines().take(2).collect::<Vec<_>>().join("\n")).unwrap();
+    answer_next(&moto, "virginica\nvirginica");
+    let second = run(&sandbox, 2);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let shown = sandbox.json(&["show", "byo", "2", "--json"]);
+    let reason = shown["run"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("accuracy 0.0000 on data/test.csv is below the required 0.9"), "{reason}");
+    let endpoints = json(&["sagemaker", "list-endpoints"]);
+    assert_eq!(endpoints["Endpoints"].as_array().unwrap().len(), 1, "{endpoints:#}");
+    let prod = json(&["sagemaker", "describe-endpoint", "--endpoint-name", "byo-prod"]);
+    assert_eq!(prod["EndpointConfigName"], config_name, "production still serves version 1");
+    let models = json(&["sagemaker", "list-models"]);
+    let models: Vec<&str> =
+        models["Models"].as_array().unwrap().iter().filter_map(|m| m["ModelName"].as_str()).collect();
+    assert_eq!(models, ["byo-v1"], "version 2's model went with the test endpoint");
+}
