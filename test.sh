@@ -20,6 +20,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # The store and multi-server tests start their own Postgres servers (Debian's) on loopback.
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The ECR test's registry takes a login, as ECR's does, from an htpasswd file.
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
 if ((${#need_apt[@]})); then
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi

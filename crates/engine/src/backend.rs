@@ -72,11 +72,12 @@ pub trait Images: Send + Sync {
         tag: &'a str,
         log: &'a mut (dyn AsyncWrite + Unpin + Send),
     ) -> BoxFuture<'a, Result<(), runtime::Error>>;
-    /// Pushes `repository:tag`.
+    /// Pushes `repository:tag`, logged in to the registry with `login` when there is one.
     fn push<'a>(
         &'a self,
         repository: &'a str,
         tag: &'a str,
+        login: Option<&'a crate::RegistryLogin>,
         log: &'a mut (dyn AsyncWrite + Unpin + Send),
     ) -> BoxFuture<'a, Result<(), runtime::Error>>;
     /// An image's size in bytes and its repository digests.
@@ -116,6 +117,8 @@ pub struct Backends {
     pub sagemaker_training: Option<Arc<dyn crate::ManagedTraining>>,
     /// Hosts `backend = "sagemaker"` deploy stages; `None` in a build without SageMaker.
     pub sagemaker_hosting: Option<Arc<dyn crate::ManagedHosting>>,
+    /// Takes the images of `registry = "ecr"` build stages; `None` in a build without AWS.
+    pub ecr: Option<Arc<dyn crate::ManagedRegistry>>,
 }
 
 impl Backends {
@@ -130,6 +133,7 @@ impl Backends {
             containers: Arc::new(DockerContainers),
             sagemaker_training: None,
             sagemaker_hosting: None,
+            ecr: None,
         }
     }
 
@@ -258,9 +262,11 @@ impl Images for DockerImages {
         &'a self,
         repository: &'a str,
         tag: &'a str,
+        login: Option<&'a crate::RegistryLogin>,
         log: &'a mut (dyn AsyncWrite + Unpin + Send),
     ) -> BoxFuture<'a, Result<(), runtime::Error>> {
-        Box::pin(async move { docker::push(repository, tag, &mut { log }).await })
+        let login = login.map(|l| docker::Login { server: &l.push_to, username: &l.username, password: &l.password });
+        Box::pin(async move { docker::push(repository, tag, login, &mut { log }).await })
     }
 
     fn inspect<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(u64, Vec<String>), runtime::Error>> {
@@ -375,6 +381,7 @@ pub(crate) mod fake {
             containers: Arc::new(NoContainers),
             sagemaker_training: None,
             sagemaker_hosting: None,
+            ecr: None,
         }
     }
 
@@ -413,6 +420,7 @@ pub(crate) mod fake {
             &'a self,
             _: &'a str,
             _: &'a str,
+            _: Option<&'a crate::RegistryLogin>,
             _: &'a mut (dyn AsyncWrite + Unpin + Send),
         ) -> BoxFuture<'a, Result<(), runtime::Error>> {
             refused("images")

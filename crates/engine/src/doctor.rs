@@ -36,8 +36,8 @@ impl Check {
     }
 }
 
-/// Checks the home, its state database, the artifact store, the AWS credentials (in a build with
-/// SageMaker), the Docker Engine, the registry and git.
+/// Checks the home, its state database, the artifact store, the AWS credentials and ECR (in a
+/// build with AWS), the Docker Engine, the registry and git.
 pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
     let mut checks = vec![database(home).await, artifacts(home).await];
     if let Some(sagemaker) = &backends.sagemaker_training {
@@ -51,6 +51,19 @@ pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
                 format!("{fix}; only backend = \"sagemaker\" stages and s3:// need them"),
             ),
             crate::Identity::Refused(why) => Check::not("aws", CheckStatus::Fail, why, fix),
+        });
+    }
+    if let Some(ecr) = &backends.ecr {
+        let fix = "let the credentials call ecr:GetAuthorizationToken, ecr:CreateRepository and the push actions";
+        checks.push(match ecr.reachable().await {
+            crate::Identity::Accepted(registry) => Check::ok("ecr", registry),
+            crate::Identity::Missing(why) => Check::not(
+                "ecr",
+                CheckStatus::Warn,
+                why,
+                "set the AWS credentials and region as for `aws`; only registry = \"ecr\" build stages need ECR",
+            ),
+            crate::Identity::Refused(why) => Check::not("ecr", CheckStatus::Fail, why, fix),
         });
     }
     checks.push(match runtime::docker::check_engine().await {

@@ -36,8 +36,8 @@ pub use error::Error;
 pub use home::Home;
 pub use live::RunEnd;
 pub use managed::{
-    Hosted, Identity, ManagedEndpoint, ManagedError, ManagedHosting, ManagedJob, ManagedOutcome, ManagedTraining,
-    Progress,
+    Hosted, Identity, ManagedEndpoint, ManagedError, ManagedHosting, ManagedJob, ManagedOutcome, ManagedRegistry,
+    ManagedTraining, Progress, RegistryLogin,
 };
 pub use projects::PIPELINE_FILE;
 pub use queue::default_limit as default_queue_limit;

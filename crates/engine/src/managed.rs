@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use pipeline::{MetricDefinition, SageMakerHosting, SageMakerTraining, Traffic};
+use pipeline::{Ecr, MetricDefinition, SageMakerHosting, SageMakerTraining, Traffic};
 use runtime::training::End;
 use store::{SecondaryStatus, TrainingJobStatus};
 use tokio::io::AsyncWrite;
@@ -155,6 +155,41 @@ pub trait ManagedHosting: Send + Sync {
 
     /// Deletes the endpoint, then the configurations and models no endpoint uses any more.
     fn delete<'a>(&'a self, endpoint: &'a str, region: Option<&'a str>) -> BoxFuture<'a, Result<(), ManagedError>>;
+}
+
+/// What a push to a managed registry needs, for one push: kept no longer than the push, never logged.
+pub struct RegistryLogin {
+    /// The host the service pulls from, in the image references recorded (`<account>.dkr.ecr.<region>.amazonaws.com`).
+    pub registry: String,
+    /// The host the image is pushed to: the registry itself, or what stands in for it (a mirror, an emulator's).
+    pub push_to: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLogin")
+            .field("registry", &self.registry)
+            .field("push_to", &self.push_to)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A managed image registry (Amazon ECR) that build stages push to for the service to pull.
+pub trait ManagedRegistry: Send + Sync {
+    /// Logs in and makes sure `repository` exists (created, scanned on push, when it does not);
+    /// what it did is written to `log`.
+    fn prepare<'a>(
+        &'a self,
+        registry: &'a Ecr,
+        repository: &'a str,
+        log: &'a mut (dyn AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<RegistryLogin, ManagedError>>;
+
+    /// Whether this process may log in to its account's registry, for `sagebrush doctor`.
+    fn reachable(&self) -> BoxFuture<'_, Identity>;
 }
 
 #[cfg(test)]

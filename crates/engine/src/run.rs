@@ -134,6 +134,7 @@ impl Engine {
             }
         };
         let resolved = pipeline.resolve(overrides)?;
+        crate::stages::build::check(self, &resolved)?;
         crate::stages::train_managed::check(self, &resolved)?;
         crate::stages::deploy_managed::check(self, &pipeline, &resolved)?;
         // A git project's files are checked out when the run starts; its paths are checked then.

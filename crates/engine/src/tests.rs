@@ -260,5 +260,12 @@ async fn a_sagemaker_stage_this_engine_cannot_run_is_refused_before_anything_is_
     deploy("ml.m5.large");
     let local = refusal(with.clone()).await;
     assert!(local.contains("stage `deploy`: SageMaker keeps models on S3"), "{local}");
+
+    let build =
+        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"byo\"\n[[stage]]\nkind = \"build\"\nregistry = \"ecr\"\n";
+    std::fs::write(dir.join("sagebrush.toml"), build).unwrap();
+    let ecr = refusal(f.engine.clone()).await;
+    assert!(ecr.contains("stage `build`: registry = \"ecr\" needs a sagebrush built with AWS"), "{ecr}");
     assert!(with.store().runs(None, 10).await.unwrap().is_empty(), "no run was recorded");
+    assert!(f.engine.store().runs(None, 10).await.unwrap().is_empty(), "no run was recorded");
 }

@@ -11,8 +11,9 @@ use std::path::Path;
 pub use error::{Error, Location};
 pub use parameters::{Parameter, ParameterType, SecretSource, Value, parse_override};
 pub use spec::{
-    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, HostingBackend, MetricDefinition, MultiModel,
-    Pipeline, Resolved, SageMakerHosting, SageMakerTraining, Stage, StageKind, Threshold, Traffic, TrainingBackend,
+    Algorithm, BuiltinAlgorithm, ChampionMetric, Channel, DeployPolicy, Ecr, HostingBackend, MetricDefinition,
+    MultiModel, Pipeline, Registry, Resolved, SageMakerHosting, SageMakerTraining, Stage, StageKind, Threshold,
+    Traffic, TrainingBackend,
 };
 /// The newest ended runs of a project kept when `[pipeline] keep_runs` does not say.
 pub const DEFAULT_KEEP_RUNS: usize = 50;

@@ -766,7 +766,6 @@ fn checkout(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
 
 fn build(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
     let StageItem { cx, pipeline, table, kind_item, .. } = *s;
-    let optional_string = |key: &str| s.optional_string(key);
     if !matches!(pipeline.algorithm, Some(Algorithm::Image { .. })) {
         return Err(cx.error(
             &kind_item.span(),
@@ -776,7 +775,7 @@ fn build(s: &StageItem<'_, '_>) -> Result<StageKind, Error> {
     }
     Ok(StageKind::Build {
         context: get(table, "context").map(|c| cx.path("context", c)).transpose()?.unwrap_or_else(|| ".".to_owned()),
-        registry: optional_string("registry")?,
+        registry: get(table, "registry").map(|r| sagemaker::registry(cx, r)).transpose()?.unwrap_or_default(),
     })
 }
 

@@ -118,11 +118,7 @@ pub enum StageKind {
         backend: TrainingBackend,
     },
     /// Build the algorithm's image from a folder with a Dockerfile, tag it `<registry>/<image>:<run>`, push it.
-    Build {
-        context: String,
-        /// Registry host:port; sagebrush's own local registry when absent.
-        registry: Option<String>,
-    },
+    Build { context: String, registry: Registry },
     /// Make the trained model a version in a model group.
     Register { model_group: Name },
     /// Serve the registered model on an endpoint, replacing what it served.
@@ -199,6 +195,27 @@ impl StageKind {
             StageKind::Shell { .. } => "shell",
         }
     }
+}
+
+/// Where a build stage pushes its image (`registry = ...`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Registry {
+    /// sagebrush's own registry on loopback, started when first needed.
+    #[default]
+    Local,
+    /// A registry's `host[:port]`, pushed to with no login of sagebrush's.
+    Host(String),
+    /// Amazon ECR, logged in to with the AWS chain's credentials, the repository created when missing.
+    Ecr(Ecr),
+}
+
+/// An ECR registry: `"ecr"` is the AWS chain's account and region, `<account>.dkr.ecr.<region>.amazonaws.com` one named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ecr {
+    /// The 12-digit account (`registryId`); the chain's own when absent.
+    pub account: Option<String>,
+    /// The chain's region when absent.
+    pub region: Option<String>,
 }
 
 /// Where a training job runs (`backend = "local"` or `"sagemaker"`).

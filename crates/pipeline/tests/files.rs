@@ -319,3 +319,32 @@ fn a_deploy_stage_chooses_sagemaker_and_what_its_endpoints_do_not_take_points_at
         (file(image, "instances = 20\n"), "sagebrush.toml:8:13:", "out of range"),
     ]);
 }
+
+#[test]
+fn a_build_stage_pushes_to_ecr_by_name_or_host_and_a_malformed_registry_points_at_its_value() {
+    let file = |registry: &str| {
+        format!(
+            "[pipeline]\nname = \"m\"\n[algorithm]\nimage = \"iris-byo\"\n[[stage]]\nkind = \"build\"\nregistry = \"{registry}\"\n"
+        )
+    };
+    let registry = |text: String| {
+        let pipeline = pipeline::parse(Path::new("sagebrush.toml"), text).unwrap();
+        let StageKind::Build { registry, .. } = &pipeline.resolve(&[]).unwrap().stages[0].kind else { panic!() };
+        registry.clone()
+    };
+    use pipeline::{Ecr, Registry};
+    assert_eq!(registry(file("ecr")), Registry::Ecr(Ecr { account: None, region: None }));
+    assert_eq!(
+        registry(file("123456789012.dkr.ecr.eu-west-1.amazonaws.com")),
+        Registry::Ecr(Ecr { account: Some("123456789012".to_owned()), region: Some("eu-west-1".to_owned()) })
+    );
+    assert_eq!(registry(file("registry.example.com:5000")), Registry::Host("registry.example.com:5000".to_owned()));
+    let local = "[pipeline]\nname = \"m\"\n[algorithm]\nimage = \"i\"\n[[stage]]\nkind = \"build\"\n";
+    assert_eq!(registry(local.to_owned()), Registry::Local, "sagebrush's own registry unless the file says otherwise");
+
+    expect_errors(&[
+        (file("12345.dkr.ecr.eu-west-1.amazonaws.com"), "sagebrush.toml:7:12:", "is not an ECR registry"),
+        (file("registry.example.com/team/iris"), "sagebrush.toml:7:12:", "is not a registry host"),
+        (file(""), "sagebrush.toml:7:12:", "is not a registry host"),
+    ]);
+}

@@ -144,11 +144,29 @@ pub async fn build(context_dir: &Path, tag: &str, log: &mut (impl AsyncWrite + U
     Ok(())
 }
 
-/// Pushes `repository:tag`, writing progress to `log`.
-pub async fn push(repository: &str, tag: &str, log: &mut (impl AsyncWrite + Unpin)) -> Result<(), Error> {
+/// A registry's login for one push.
+pub struct Login<'a> {
+    pub server: &'a str,
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// Pushes `repository:tag`, logged in when `login` says so, writing progress to `log`.
+pub async fn push(
+    repository: &str,
+    tag: &str,
+    login: Option<Login<'_>>,
+    log: &mut (impl AsyncWrite + Unpin),
+) -> Result<(), Error> {
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     // The Engine wants an auth header even for a registry without auth.
-    let mut stream = client()?.push_image(repository, Some(options), Some(DockerCredentials::default()));
+    let credentials = login.map_or_else(DockerCredentials::default, |login| DockerCredentials {
+        username: Some(login.username.to_owned()),
+        password: Some(login.password.to_owned()),
+        serveraddress: Some(login.server.to_owned()),
+        ..Default::default()
+    });
+    let mut stream = client()?.push_image(repository, Some(options), Some(credentials));
     while let Some(item) = stream.next().await {
         let info = item.map_err(api_error(&format!("pushing {repository}:{tag}")))?;
         if let Some(detail) = info.error_detail {

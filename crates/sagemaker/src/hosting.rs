@@ -281,6 +281,7 @@ async fn ensure_model(
             let holds = model.primary_container().and_then(|c| c.model_data_url());
             if holds != Some(wanted.model_uri.as_str()) {
                 return Err(Error::Service {
+                    api: crate::Api::SageMaker,
                     operation: "CreateModel",
                     code: "ModelExists".into(),
                     message: format!(

@@ -1,14 +1,18 @@
-//! Amazon SageMaker as the engine's backends, through the official AWS SDK: a stage with
-//! `backend = "sagemaker"` trains as a SageMaker training job or deploys to a SageMaker endpoint
-//! ([`SageMaker`] is the engine's [`engine::ManagedTraining`] and [`engine::ManagedHosting`]).
+//! Amazon SageMaker and ECR as the engine's backends, through the official AWS SDK: a stage with
+//! `backend = "sagemaker"` trains as a SageMaker training job or deploys to a SageMaker endpoint,
+//! and a build stage with `registry = "ecr"` pushes to ECR ([`SageMaker`] is the engine's
+//! [`engine::ManagedTraining`], [`engine::ManagedHosting`] and [`engine::ManagedRegistry`]).
 //!
 //! Credentials and the region come from the standard AWS chain (environment, profile, instance
 //! role), the region also from the stage; `AWS_ENDPOINT_URL` points every call elsewhere (an
-//! emulator, a VPC endpoint). Nothing of the credentials is ever logged: errors carry SageMaker's
-//! code and message only.
+//! emulator, a VPC endpoint), and `SAGEBRUSH_ECR_PUSH_REGISTRY` sends the image's bytes to another
+//! registry than ECR's own (a mirror; a registry on loopback in tests). Nothing of the credentials
+//! is ever logged: errors carry the service's code and message only.
 
+mod ecr;
 mod hosting;
 mod identity;
+mod logs;
 mod training;
 
 use std::collections::HashMap;
@@ -17,33 +21,62 @@ use std::time::Duration;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-/// What a call to SageMaker failed with.
+/// Which AWS API a call went to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    SageMaker,
+    Ecr,
+    Logs,
+}
+
+impl Api {
+    /// The prefix of its IAM actions.
+    fn iam(self) -> &'static str {
+        match self {
+            Api::SageMaker => "sagemaker",
+            Api::Ecr => "ecr",
+            Api::Logs => "logs",
+        }
+    }
+}
+
+impl std::fmt::Display for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Api::SageMaker => "SageMaker",
+            Api::Ecr => "ECR",
+            Api::Logs => "CloudWatch Logs",
+        })
+    }
+}
+
+/// What a call to SageMaker or ECR failed with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// SageMaker did not accept the credentials: wrong, expired, or without the permission.
+    /// The service did not accept the credentials: wrong, expired, or without the permission.
     #[error(
-        "SageMaker {operation} refused the AWS credentials ({code}: {message}); check AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY, or the profile in AWS_PROFILE, and that they may call sagemaker:{operation}"
+        "{api} {operation} refused the AWS credentials ({code}: {message}); check AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, or the profile in AWS_PROFILE, and that they may call {}:{operation}", api.iam()
     )]
-    Credentials { operation: &'static str, code: String, message: String },
-    /// SageMaker refused the request.
-    #[error("SageMaker {operation}: {code}: {message}")]
-    Service { operation: &'static str, code: String, message: String },
+    Credentials { api: Api, operation: &'static str, code: String, message: String },
+    /// The service refused the request.
+    #[error("{api} {operation}: {code}: {message}")]
+    Service { api: Api, operation: &'static str, code: String, message: String },
     /// The request was not answered: no credentials found, no network, a timeout.
     #[error(
-        "SageMaker {operation} could not be sent: {detail}; check that AWS credentials are set (environment, \
+        "{api} {operation} could not be sent: {detail}; check that AWS credentials are set (environment, \
          ~/.aws, an instance role) and, for an endpoint other than AWS's, AWS_ENDPOINT_URL"
     )]
-    Request { operation: &'static str, detail: String },
+    Request { api: Api, operation: &'static str, detail: String },
     /// Neither the chain nor the stage names a region.
     #[error("no AWS region: set AWS_REGION, a region in the AWS profile, or region = \"...\" in the stage")]
     NoRegion,
     /// An endpoint did not come into service.
     #[error("endpoint {endpoint} {why}")]
     Endpoint { endpoint: String, why: String },
-    /// SageMaker's answer lacked what it always carries.
-    #[error("SageMaker {operation} answered without {what}")]
-    Incomplete { operation: &'static str, what: &'static str },
+    /// The service's answer lacked what it always carries.
+    #[error("{api} {operation} answered without {what}")]
+    Incomplete { api: Api, operation: &'static str, what: &'static str },
 }
 
 /// The error codes that mean the credentials, not the request, are wrong.
@@ -58,7 +91,16 @@ const CREDENTIAL_CODES: &[&str] = &[
 ];
 
 impl Error {
+    /// A SageMaker call's error.
     fn of<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        operation: &'static str,
+        error: SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
+    ) -> Error {
+        Error::sdk(Api::SageMaker, operation, error)
+    }
+
+    fn sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        api: Api,
         operation: &'static str,
         error: SdkError<E, aws_sdk_sagemaker::config::http::HttpResponse>,
     ) -> Error {
@@ -67,12 +109,12 @@ impl Error {
                 let (code, message) = code_and_message(service.err(), service.raw());
                 // moto (and a proxy in front of AWS) refuses a key with a 403 of no JSON code.
                 if CREDENTIAL_CODES.contains(&code.as_str()) || service.raw().status().as_u16() == 403 {
-                    Error::Credentials { operation, code, message }
+                    Error::Credentials { api, operation, code, message }
                 } else {
-                    Error::Service { operation, code, message }
+                    Error::Service { api, operation, code, message }
                 }
             }
-            _ => Error::Request { operation, detail: DisplayErrorContext(&error).to_string() },
+            _ => Error::Request { api, operation, detail: DisplayErrorContext(&error).to_string() },
         }
     }
 }
@@ -149,6 +191,15 @@ impl SageMaker {
     /// One client for every call (a test's, with canned answers), described as often as `polling` says.
     pub fn with_client(client: Client, polling: Polling) -> SageMaker {
         SageMaker { polling, configs: Default::default(), fixed: Some(client) }
+    }
+
+    /// What reads a job's CloudWatch logs; none for a test's client, whose answers are all canned.
+    async fn job_logs(&self, region: Option<&str>, job: &str) -> Result<Option<logs::JobLogs>, Error> {
+        if self.fixed.is_some() {
+            return Ok(None);
+        }
+        let client = aws_sdk_cloudwatchlogs::Client::new(&self.config(region).await?);
+        Ok(Some(logs::JobLogs::new(client, job)))
     }
 
     async fn client(&self, region: Option<&str>) -> Result<Client, Error> {

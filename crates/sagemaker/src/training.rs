@@ -82,6 +82,7 @@ impl SageMaker {
             .map_err(|e| Error::of("CreateTrainingJob", e))?;
         let arn = created.training_job_arn().unwrap_or(&job.name);
         write(log, &format!("created {arn}")).await;
+        let mut job_logs = self.job_logs(job.settings.region.as_deref(), &job.name).await?;
 
         let mut reported = 0;
         let mut wait = self.polling.first;
@@ -103,6 +104,9 @@ impl SageMaker {
                 let _ = progress.send(Progress { status, secondary, message });
             }
             reported = reported.max(transitions.len());
+            if let Some(job_logs) = &mut job_logs {
+                job_logs.follow(log).await;
+            }
             if status.is_finished() {
                 return outcome(&described, status);
             }
@@ -153,7 +157,8 @@ fn outcome(described: &DescribeTrainingJobOutput, status: TrainingJobStatus) -> 
         .collect();
     let model_uri = described.model_artifacts().and_then(|a| a.s3_model_artifacts()).map(str::to_owned);
     if end == End::Completed && model_uri.is_none() {
-        return Err(Error::Incomplete { operation: "DescribeTrainingJob", what: "ModelArtifacts for a completed job" });
+        let what = "ModelArtifacts for a completed job";
+        return Err(Error::Incomplete { api: crate::Api::SageMaker, operation: "DescribeTrainingJob", what });
     }
     Ok(ManagedOutcome { end, failure_reason: described.failure_reason().map(str::to_owned), metrics, model_uri })
 }

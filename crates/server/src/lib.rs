@@ -34,7 +34,8 @@ pub use error::{Error, ServiceError};
 pub use service::Service;
 
 /// What runs a server's work: this machine, and SageMaker for `backend = "sagemaker"` stages (training
-/// and endpoints) in a build with `aws` (otherwise such a stage is refused with the flag to build with).
+/// and endpoints) and ECR for `registry = "ecr"` in a build with `aws` (otherwise such a stage is
+/// refused with the flag to build with).
 pub fn backends() -> engine::Backends {
     #[allow(unused_mut)]
     let mut backends = engine::Backends::local();
@@ -42,7 +43,8 @@ pub fn backends() -> engine::Backends {
     {
         let sagemaker = Arc::new(sagemaker::SageMaker::new());
         backends.sagemaker_training = Some(sagemaker.clone());
-        backends.sagemaker_hosting = Some(sagemaker);
+        backends.sagemaker_hosting = Some(sagemaker.clone());
+        backends.ecr = Some(sagemaker);
     }
     backends
 }

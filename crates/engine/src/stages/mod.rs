@@ -2,7 +2,7 @@
 
 mod ab_test;
 mod approval;
-mod build;
+pub(crate) mod build;
 mod champion;
 mod checkout;
 pub(crate) mod deploy;
@@ -61,7 +61,7 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
                 Some(pipeline::Algorithm::Image { image }) => image.clone(),
                 _ => return Err(StageFailure::failed("a build stage needs [algorithm] image = \"<name>\"")),
             };
-            build::run(context, &image, build_context, registry.as_deref(), log).await.map(StageOutput::Build)
+            build::run(context, &image, build_context, registry, log).await.map(StageOutput::Build)
         }
         StageKind::Train { .. } => train::run(context, stage, log).await.map(StageOutput::Train),
         StageKind::Register { model_group } => {

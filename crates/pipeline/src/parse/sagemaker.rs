@@ -1,9 +1,9 @@
 //! What train and deploy stages share when they run on SageMaker: the choice of backend, the role
 //! SageMaker assumes, and SageMaker's shape of instance type.
 
-use super::{StageItem, get};
+use super::{Cx, Item, StageItem, get};
 use crate::Error;
-use crate::spec::Algorithm;
+use crate::spec::{Algorithm, Ecr, Registry};
 
 /// Whether the stage's `backend` is `"sagemaker"` (`"local"`, the default, is this machine).
 pub(super) fn chosen(s: &StageItem<'_, '_>) -> Result<bool, Error> {
@@ -68,6 +68,46 @@ pub(super) fn instance_type(s: &StageItem<'_, '_>, instance_type: Option<&str>) 
         }
         _ => Ok(()),
     }
+}
+
+/// A build stage's `registry`: `"ecr"`, an ECR host (`<account>.dkr.ecr.<region>.amazonaws.com`), or any other `host[:port]`.
+pub(super) fn registry(cx: &Cx<'_>, item: &Item<'_>) -> Result<Registry, Error> {
+    let text = cx.string("registry", item)?;
+    if text == "ecr" {
+        return Ok(Registry::Ecr(Ecr { account: None, region: None }));
+    }
+    let host = text.split_once('/').map_or(text.as_str(), |(host, _)| host);
+    if host != text || host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(cx.error(
+            &item.span(),
+            format!("`registry` = \"{}\" is not a registry host", names::excerpt(&text, 80)),
+            Some(
+                "write host[:port] (the image's name comes from [algorithm] image), or \"ecr\" for Amazon ECR"
+                    .to_owned(),
+            ),
+        ));
+    }
+    match ecr_host(host) {
+        Some(ecr) => Ok(Registry::Ecr(ecr)),
+        None if host.contains(".amazonaws.com") => Err(cx.error(
+            &item.span(),
+            format!("`registry` = \"{}\" is not an ECR registry", names::excerpt(&text, 80)),
+            Some(
+                "ECR's are <12-digit account>.dkr.ecr.<region>.amazonaws.com, or write \"ecr\" for the AWS chain's"
+                    .to_owned(),
+            ),
+        )),
+        None => Ok(Registry::Host(text)),
+    }
+}
+
+/// `<account>.dkr.ecr.<region>.amazonaws.com[.cn]` read as the account and region.
+fn ecr_host(host: &str) -> Option<Ecr> {
+    let rest = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let (account, rest) = rest.split_once(".dkr.ecr.")?;
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    let region_ok = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    (account_ok && region_ok).then(|| Ecr { account: Some(account.to_owned()), region: Some(rest.to_owned()) })
 }
 
 /// SageMaker's `RoleArn` pattern: `arn:aws[-partition]:iam::<12 digits>:role/<path and name>`.

@@ -9,15 +9,17 @@ fn doctor_checks_the_home_and_what_pipelines_need_and_fails_on_an_unwritable_sto
     let names: Vec<&str> = fresh.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
     let mut expected = vec!["database", "artifacts", "docker", "registry", "git"];
     if cfg!(feature = "aws") {
-        // A build with SageMaker checks the AWS credentials, which this test has none of.
-        expected.insert(2, "aws");
-        let aws = &fresh[2];
-        assert_eq!(aws["status"], "warn", "{fresh:#}");
-        assert!(aws["fix"].as_str().unwrap().contains("AWS_ACCESS_KEY_ID"), "{fresh:#}");
+        // A build with AWS checks the credentials and ECR, which this test has none of.
+        expected.splice(2..2, ["aws", "ecr"]);
+        for (i, fix) in [(2, "AWS_ACCESS_KEY_ID"), (3, "only registry = \"ecr\" build stages need ECR")] {
+            assert_eq!(fresh[i]["status"], "warn", "{fresh:#}");
+            assert!(fresh[i]["fix"].as_str().unwrap().contains(fix), "{fresh:#}");
+        }
     }
     assert_eq!(names, expected, "{fresh:#}");
     // The test script installs and starts all of these.
-    assert!(fresh.as_array().unwrap().iter().all(|c| c["status"] == "ok" || c["name"] == "aws"), "{fresh:#}");
+    let aws = |c: &serde_json::Value| c["name"] == "aws" || c["name"] == "ecr";
+    assert!(fresh.as_array().unwrap().iter().all(|c| c["status"] == "ok" || aws(c)), "{fresh:#}");
     assert!(fresh[0]["detail"].as_str().unwrap().contains("created by the first command"), "{fresh:#}");
 
     let run = sandbox.run(&["run", sandbox.project("iris", "iris").to_str().unwrap()]);

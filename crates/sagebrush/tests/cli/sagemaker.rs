@@ -40,6 +40,25 @@ fn a_stage_trains_on_sagemaker_and_registers_the_model_it_wrote() {
     let model = sandbox.dir.path().join("model.tar.gz");
     std::fs::write(&model, b"a model SageMaker trained").unwrap();
     moto.aws(&["s3", "cp", model.to_str().unwrap(), "s3://models/team/byo-1/output/model.tar.gz"]);
+    // What the job's instance would print, where SageMaker puts it.
+    let group = "/aws/sagemaker/TrainingJobs";
+    moto.aws(&["logs", "create-log-group", "--log-group-name", group]);
+    let stream = "byo-1/algo-1-1764547200";
+    moto.aws(&["logs", "create-log-stream", "--log-group-name", group, "--log-stream-name", stream]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let events = format!(
+        "[{{\"timestamp\":{now},\"message\":\"loading 150 rows\"}},{{\"timestamp\":{now},\"message\":\"train_accuracy=0.97\"}}]"
+    );
+    moto.aws(&[
+        "logs",
+        "put-log-events",
+        "--log-group-name",
+        group,
+        "--log-stream-name",
+        stream,
+        "--log-events",
+        &events,
+    ]);
 
     let mut run = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
     let run = moto.env(&mut run).output().unwrap();
@@ -71,6 +90,10 @@ fn a_stage_trains_on_sagemaker_and_registers_the_model_it_wrote() {
     assert!(logs.contains("training job byo-1 on SageMaker (ml.m5.xlarge, 1 instance(s))"), "{logs}");
     assert!(logs.contains("created arn:aws:sagemaker:us-east-1:123456789012:training-job/byo-1"), "{logs}");
     assert!(logs.contains("training job byo-1: Starting"), "SageMaker's transitions are logged: {logs}");
+    assert!(
+        logs.contains("[algo-1] loading 150 rows\n[algo-1] train_accuracy=0.97\n"),
+        "and the job's own lines: {logs}"
+    );
 
     // The model is registered where SageMaker wrote it, with the sha256 of its bytes then.
     let models = sandbox.json(&["models", "--json"]);
@@ -109,6 +132,11 @@ fn doctor_says_whose_credentials_these_are_and_refused_ones_fail_the_run_clearly
         "{}",
         text(&doctor)
     );
+    assert!(
+        text(&doctor).contains("ok   ecr        logged in to 123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        "{}",
+        text(&doctor)
+    );
 
     // moto checking every request's key, as AWS does.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -136,6 +164,7 @@ fn doctor_says_whose_credentials_these_are_and_refused_ones_fail_the_run_clearly
     let out = text(&refused);
     assert_eq!(refused.status.code(), Some(1), "{out}");
     assert!(out.contains("FAIL aws") && out.contains("InvalidClientTokenId"), "{out}");
+    assert!(out.contains("FAIL ecr") && out.contains("ecr:GetAuthorizationToken"), "{out}");
     let project = project(&sandbox);
     let run = wrong(&mut sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]));
     let out = text(&run);
@@ -251,4 +280,138 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
     let models: Vec<&str> =
         models["Models"].as_array().unwrap().iter().filter_map(|m| m["ModelName"].as_str()).collect();
     assert_eq!(models, ["byo-v1"], "version 2's model went with the test endpoint");
+}
+
+/// A registry on loopback that takes only ECR's login, standing in for the ECR host moto names
+/// (moto answers ECR's API but has no registry to push to); stopped when dropped.
+struct LoginRegistry {
+    child: std::process::Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The password in moto's authorization token for the account (`AWS:<account>-auth-token`).
+const ECR_PASSWORD: &str = "123456789012-auth-token";
+
+impl LoginRegistry {
+    fn start() -> LoginRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        let htpasswd = Command::new("htpasswd")
+            .args(["-Bbn", "AWS", ECR_PASSWORD])
+            .output()
+            .expect("run htpasswd: install apache2-utils (the test script does)");
+        assert!(htpasswd.status.success(), "{}", text(&htpasswd));
+        std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n\
+             http:\n  addr: {address}\nauth:\n  htpasswd:\n    realm: ecr\n    path: {root}/htpasswd\n",
+            root = dir.path().display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry: install Debian's docker-registry (the test script does)");
+        let registry = LoginRegistry { child, address, _dir: dir };
+        wait_until(Duration::from_secs(30), "the registry to answer", || {
+            client().get(format!("http://{}/v2/", registry.address)).send().ok().filter(|r| r.status() == 401)
+        });
+        registry
+    }
+
+    /// The digest the registry holds for `repository:tag`, asked with the login.
+    fn digest(&self, repository: &str, tag: &str) -> String {
+        let answer = client()
+            .get(format!("http://{}/v2/{repository}/manifests/{tag}", self.address))
+            .basic_auth("AWS", Some(ECR_PASSWORD))
+            .header(
+                "Accept",
+                "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .send()
+            .unwrap();
+        assert!(answer.status().is_success(), "{repository}:{tag}: {}", answer.status());
+        answer.headers()["Docker-Content-Digest"].to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for LoginRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_build_pushes_to_ecr_with_its_login_and_sagemaker_trains_the_image_by_its_digest() {
+    let moto = Moto::start();
+    moto.bucket("models");
+    let registry = LoginRegistry::start();
+    let sandbox = Sandbox::new();
+    let project = sandbox.project("iris", "byo");
+    std::fs::write(project.join("Dockerfile"), "FROM scratch\nCOPY sagebrush.toml /opt/program/\n").unwrap();
+    let pipeline = format!(
+        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"iris-byo\"\n\
+         [[stage]]\nkind = \"build\"\nregistry = \"ecr\"\n\
+         [[stage]]\nkind = \"train\"\nbackend = \"sagemaker\"\nrole = \"{ROLE}\"\ninstance_type = \"ml.m5.large\"\n\
+         channels = {{ training = \"data/train.csv\" }}\n"
+    );
+    std::fs::write(project.join("sagebrush.toml"), pipeline).unwrap();
+    // What the jobs' containers would write (moto runs none).
+    let model = sandbox.dir.path().join("model.tar.gz");
+    std::fs::write(&model, b"a model SageMaker trained").unwrap();
+    for job in ["byo-1", "byo-2"] {
+        moto.aws(&["s3", "cp", model.to_str().unwrap(), &format!("s3://models/team/{job}/output/model.tar.gz")]);
+    }
+    let run = || {
+        let mut command = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
+        moto.env(&mut command).env("SAGEBRUSH_ECR_PUSH_REGISTRY", &registry.address).output().unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first));
+
+    // The repository was made, scanned on push; the image is in the registry under the login, and
+    // SageMaker was given it by ECR's name and the digest the push returned.
+    let repositories: serde_json::Value =
+        serde_json::from_str(&moto.aws(&["ecr", "describe-repositories", "--repository-names", "iris-byo"])).unwrap();
+    let repository = &repositories["repositories"][0];
+    assert_eq!(repository["imageScanningConfiguration"]["scanOnPush"], true, "{repositories:#}");
+    let digest = registry.digest("iris-byo", "1");
+    let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+    let described: serde_json::Value =
+        serde_json::from_str(&moto.aws(&["sagemaker", "describe-training-job", "--training-job-name", "byo-1"]))
+            .unwrap();
+    assert_eq!(described["AlgorithmSpecification"]["TrainingImage"], format!("{ecr}/iris-byo@{digest}"));
+    let shown = sandbox.json(&["show", "byo", "1", "--json"]);
+    let built = &shown["stages"][0]["outputs"];
+    assert_eq!(built["digest"], digest.as_str(), "{built:#}");
+    assert_eq!(built["registry"], ecr, "{built:#}");
+
+    let logs = text(&sandbox.run(&["logs", "byo", "1", "--stage", "build"]));
+    assert!(logs.contains(&format!("created ECR repository iris-byo (scan on push); logged in to {ecr}")), "{logs}");
+    assert!(!logs.contains(ECR_PASSWORD), "the login is never logged: {logs}");
+
+    // The next run finds the repository and pushes its own tag.
+    let second = run();
+    assert!(second.status.success(), "{}", text(&second));
+    let logs = text(&sandbox.run(&["logs", "byo", "2", "--stage", "build"]));
+    assert!(logs.contains("ECR repository iris-byo exists"), "{logs}");
+    registry.digest("iris-byo", "2");
+
+    // A registry that cannot be reached fails the build with where it pushed, and nothing is trained.
+    let mut wrong = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
+    let refused = moto.env(&mut wrong).env("SAGEBRUSH_ECR_PUSH_REGISTRY", "127.0.0.1:9").output().unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let shown = sandbox.json(&["show", "byo", "3", "--json"]);
+    assert!(shown["run"]["reason"].as_str().unwrap().contains("could not be pushed to 127.0.0.1:9"), "{shown:#}");
+    let jobs: serde_json::Value = serde_json::from_str(&moto.aws(&["sagemaker", "list-training-jobs"])).unwrap();
+    assert_eq!(jobs["TrainingJobSummaries"].as_array().unwrap().len(), 2, "{jobs:#}");
+
+    for tag in ["1", "2"] {
+        let _ = Command::new("docker").args(["rmi", &format!("{}/iris-byo:{tag}", registry.address)]).output();
+    }
 }
