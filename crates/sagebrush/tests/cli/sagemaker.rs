@@ -1,8 +1,12 @@
-//! Training on SageMaker through the official SDK, against moto's server on loopback: the job is
-//! created with the pipeline's settings, followed to its end, and its model registered from S3.
-//! moto runs no container and completes every job at once, so each test puts in the bucket the
-//! `model.tar.gz` that SageMaker's container would have written; the paths moto cannot show
-//! (a failed or stopped job, refused credentials) are the `sagemaker` crate's tests, on the SDK's mocks.
+//! SageMaker and ECR through the official SDK, against moto's server on loopback: images pushed
+//! to ECR, training jobs created with the pipeline's settings and followed to their end (their
+//! CloudWatch lines in the stage log), models registered from S3, endpoints hosted, invoked
+//! through the runtime and deleted. moto runs no container and completes every job at once, so
+//! each test puts in the bucket the `model.tar.gz` that SageMaker's container would have written,
+//! and queues what the runtime answers; it has no registry, so a registry on loopback taking
+//! ECR's login stands in for ECR's host. The paths moto cannot show (a failed or stopped job, an
+//! update, a rollback, an endpoint stuck in Creating) are the `sagemaker` crate's tests, on the
+//! SDK's mocks.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -187,11 +191,13 @@ fn answer_next(moto: &Moto, body: &str) {
 }
 
 #[test]
-fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_deletes_the_test_endpoint() {
+fn a_run_pushes_to_ecr_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_deletes_the_test_endpoint() {
     let moto = Moto::start();
     moto.bucket("models");
+    let registry = LoginRegistry::start();
     let sandbox = Sandbox::new();
     let project = sandbox.project("iris", "byo");
+    std::fs::write(project.join("Dockerfile"), "FROM scratch\nCOPY sagebrush.toml /opt/program/\n").unwrap();
     let deploy = |name: &str, endpoint: &str, rest: &str| {
         format!(
             "[[stage]]\nname = \"{name}\"\nkind = \"deploy\"\nendpoint = \"{endpoint}\"\nbackend = \"sagemaker\"\n\
@@ -199,7 +205,8 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
         )
     };
     let pipeline = format!(
-        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"{IMAGE}\"\n\
+        "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"iris-byo\"\n\
+         [[stage]]\nkind = \"build\"\nregistry = \"ecr\"\n\
          [[stage]]\nkind = \"train\"\nbackend = \"sagemaker\"\nrole = \"{ROLE}\"\n\
          channels = {{ training = \"data/train.csv\" }}\n\
          [[stage]]\nkind = \"register\"\n{}\
@@ -216,15 +223,15 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
         let key = format!("s3://models/team/byo-{number}/output/model.tar.gz");
         moto.aws(&["s3", "cp", model.to_str().unwrap(), &key]);
         let mut command = sandbox.command(&["--artifacts", "s3://models/team", "run", project.to_str().unwrap()]);
-        moto.env(&mut command).output().unwrap()
+        moto.env(&mut command).env("SAGEBRUSH_ECR_PUSH_REGISTRY", &registry.address).output().unwrap()
     };
     answer_next(&moto, &labels.join("\n"));
     let first = run(&sandbox, 1);
     assert!(first.status.success(), "{}", text(&first));
     let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&moto.aws(args)).unwrap() };
 
-    // Production serves version 1 as the SageMaker model byo-v1: the image, the model SageMaker
-    // wrote, the role, the stage's instances.
+    // Production serves version 1 as the SageMaker model byo-v1: the image the run pushed to
+    // ECR, the model SageMaker wrote, the role, the stage's instances.
     let endpoints = json(&["sagemaker", "list-endpoints"]);
     let names: Vec<&str> =
         endpoints["Endpoints"].as_array().unwrap().iter().filter_map(|e| e["EndpointName"].as_str()).collect();
@@ -242,7 +249,8 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
     );
     assert_eq!(variant["InitialInstanceCount"], 2);
     let model = json(&["sagemaker", "describe-model", "--model-name", "byo-v1"]);
-    assert_eq!(model["PrimaryContainer"]["Image"], IMAGE, "{model:#}");
+    let pushed = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-byo@{}", registry.digest("iris-byo", "1"));
+    assert_eq!(model["PrimaryContainer"]["Image"], pushed.as_str(), "{model:#}");
     assert_eq!(model["PrimaryContainer"]["ModelDataUrl"], "s3://models/team/byo-1/output/model.tar.gz");
     assert_eq!(model["ExecutionRoleArn"], ROLE);
     // Nothing of the test endpoint is left: only production's configuration.
@@ -260,7 +268,7 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
     assert!(logs.contains("3 rows answered; accuracy 1.0000"), "{logs}");
     assert!(logs.contains("endpoint byo-prod serves byo v1 on SageMaker"), "{logs}");
     let shown = sandbox.json(&["show", "byo", "1", "--json"]);
-    let deployed = &shown["stages"][4]["outputs"];
+    let deployed = &shown["stages"][5]["outputs"];
     assert_eq!((deployed["model"].as_str(), deployed["config"].as_str()), (Some("byo-v1"), Some(config_name)));
 
     // A model whose answers are wrong stops at the smoke test: production is not touched, and
@@ -280,6 +288,14 @@ fn a_run_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_runtime_and_del
     let models: Vec<&str> =
         models["Models"].as_array().unwrap().iter().filter_map(|m| m["ModelName"].as_str()).collect();
     assert_eq!(models, ["byo-v1"], "version 2's model went with the test endpoint");
+    remove_images(&registry, &["1", "2"]);
+}
+
+/// The tags a test's runs built in the Docker Engine.
+fn remove_images(registry: &LoginRegistry, tags: &[&str]) {
+    for tag in tags {
+        let _ = Command::new("docker").args(["rmi", &format!("{}/iris-byo:{tag}", registry.address)]).output();
+    }
 }
 
 /// A registry on loopback that takes only ECR's login, standing in for the ECR host moto names
@@ -411,7 +427,5 @@ fn a_build_pushes_to_ecr_with_its_login_and_sagemaker_trains_the_image_by_its_di
     let jobs: serde_json::Value = serde_json::from_str(&moto.aws(&["sagemaker", "list-training-jobs"])).unwrap();
     assert_eq!(jobs["TrainingJobSummaries"].as_array().unwrap().len(), 2, "{jobs:#}");
 
-    for tag in ["1", "2"] {
-        let _ = Command::new("docker").args(["rmi", &format!("{}/iris-byo:{tag}", registry.address)]).output();
-    }
+    remove_images(&registry, &["1", "2", "3"]);
 }
