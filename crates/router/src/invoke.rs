@@ -63,8 +63,9 @@ async fn invoke_endpoint(
     body: Body,
 ) -> Response {
     let Some(endpoint) = router.get(&name) else {
+        // SageMaker's answer for an unknown endpoint: a 400, which boto3 raises as ValidationError.
         return error(
-            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
             "ValidationError",
             &format!("Endpoint {name} not found. List endpoints with `sagebrush endpoints`."),
         );
@@ -92,7 +93,7 @@ async fn invoke_endpoint(
     let remember = endpoint.variants.len() > 1;
     let started = Instant::now();
     let mut response = invoke(&router, variant, &headers, bytes, 0).await;
-    variant.stats.record(response.status().as_u16(), started.elapsed());
+    variant.stats.record(counted_status(&response), started.elapsed());
     response.headers_mut().insert(INVOKED_VARIANT, variant.header.clone());
     response.headers_mut().insert(INFERENCE_ID, inference_id);
     if capture.is_none() && !(remember && response.status().is_success()) {
@@ -239,7 +240,7 @@ async fn invoke(router: &Router, variant: &Variant, headers: &HeaderMap, body: B
     let mut last_error = None;
     for instance in variant.turn() {
         match instance.as_ref() {
-            Instance::Builtin(model) => return predict_builtin(model, headers, &body),
+            Instance::Builtin(model) => return relay(predict_builtin(model, headers, &body)).await,
             Instance::MultiModel(cache) => return predict_target_model(cache, headers, &body).await,
             Instance::Chain(steps) => return Box::pin(invoke_chain(router, steps, headers, body, depth)).await,
             Instance::MultiModelServer { upstream, cache, .. } => {
@@ -301,7 +302,7 @@ async fn invoke_chain(router: &Router, steps: &[Name], headers: &HeaderMap, body
 async fn predict_target_model(cache: &ModelCache, headers: &HeaderMap, body: &[u8]) -> Response {
     let Some(name) = target_model(headers) else { return missing_target_model() };
     match cache.get(name).await {
-        Ok(model) => predict_builtin(&model, headers, body),
+        Ok(model) => relay(predict_builtin(&model, headers, body)).await,
         Err(e) => load_error(e),
     }
 }
@@ -332,15 +333,25 @@ fn missing_target_model() -> Response {
     error(StatusCode::BAD_REQUEST, "ValidationError", message)
 }
 
+/// A target model that cannot be loaded is the request's fault, as SageMaker answers it.
 fn load_error(e: LoadError) -> Response {
     match e {
-        LoadError::NotFound(what) => error(StatusCode::NOT_FOUND, "ValidationError", &what),
-        LoadError::Invalid(why) => error(StatusCode::BAD_REQUEST, "ValidationError", &why),
+        LoadError::NotFound(why) | LoadError::Invalid(why) => error(StatusCode::BAD_REQUEST, "ValidationError", &why),
+        LoadError::NotReady(why) => error(StatusCode::TOO_MANY_REQUESTS, "ModelNotReadyException", &why),
     }
 }
 
 fn unreachable_model(failure: &Failure) -> Response {
-    model_error(0, &format!("the model server did not answer: {failure}"))
+    match failure {
+        Failure::TimedOut => model_error(
+            0,
+            &format!(
+                "Your invocation timed out while waiting for a response from container primary ({failure}). \
+                 Review the endpoint's log (sagebrush logs), resolve the issue, and try again."
+            ),
+        ),
+        Failure::Failed(why) => model_error(0, &format!("the model server did not answer: {why}")),
+    }
 }
 
 async fn relay(answer: Response) -> Response {
@@ -349,10 +360,11 @@ async fn relay(answer: Response) -> Response {
         Ok(body) => body,
         Err(e) => return model_error(parts.status.as_u16(), &format!("reading the model server's answer: {e}")),
     };
-    if parts.status.is_server_error() {
+    // Any answer but a 2xx is the model's error, a 415 for a content type it does not take as much
+    // as a 500: SageMaker answers it as ModelError with the model's status and words.
+    if !parts.status.is_success() {
         return model_error(parts.status.as_u16(), &String::from_utf8_lossy(&body));
     }
-    // 2xx and the model's own 4xx (415 for a content type it does not take, 400 for a bad row) pass through as they are.
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = parts.status;
     for name in [header::CONTENT_TYPE, header::HeaderName::from_static(CUSTOM_ATTRIBUTES)] {
@@ -363,14 +375,33 @@ async fn relay(answer: Response) -> Response {
     response
 }
 
+/// The status a model answered with (0: none, it timed out or was not reached), carried by a
+/// ModelError so that the endpoint's counts say whose error it was.
+#[derive(Clone, Copy)]
+struct ModelStatus(u16);
+
+/// SageMaker's ModelError (424): `Received client error (415) from primary with message "..."`.
 fn model_error(original_status: u16, message: &str) -> Response {
+    let side = if (400..500).contains(&original_status) { "client" } else { "server" };
     let body = serde_json::json!({
         "code": "ModelError",
-        "message": format!("Received error ({original_status}) from model with message \"{}\"", message.trim()),
+        "message": format!("Received {side} error ({original_status}) from primary with message \"{}\".", message.trim()),
         "OriginalStatusCode": original_status,
         "OriginalMessage": message,
     });
-    json_error(StatusCode::FAILED_DEPENDENCY, "ModelError", body)
+    let mut response = json_error(StatusCode::FAILED_DEPENDENCY, "ModelError", body);
+    response.extensions_mut().insert(ModelStatus(original_status));
+    response
+}
+
+/// What an invocation counts as: a model's 4xx with the 4xx, its 5xx, a timeout or no answer
+/// with the 5xx, whatever SageMaker's status for it (424).
+fn counted_status(response: &Response) -> u16 {
+    match response.extensions().get::<ModelStatus>() {
+        Some(ModelStatus(status @ 400..=499)) => *status,
+        Some(_) => 500,
+        None => response.status().as_u16(),
+    }
 }
 
 /// A SageMaker-shaped error: botocore reads the code from `x-amzn-errortype` and the text from `message`.
@@ -384,4 +415,33 @@ fn json_error(status: StatusCode, code: &str, body: serde_json::Value) -> Respon
         response.headers_mut().insert("x-amzn-errortype", value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_answer_but_a_2xx_is_a_model_error_counted_by_the_models_own_status() {
+        let answer = |status: u16, body: &'static str| {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            response
+        };
+        for (status, side, counted) in [(415, "client", 415), (400, "client", 400), (503, "server", 500)] {
+            let relayed = relay(answer(status, "no\n")).await;
+            assert_eq!(relayed.status(), StatusCode::FAILED_DEPENDENCY);
+            assert_eq!(relayed.headers()["x-amzn-errortype"], "ModelError");
+            assert_eq!(counted_status(&relayed), counted, "a {status} counts as the model's {counted}");
+            let body = axum::body::to_bytes(relayed.into_body(), usize::MAX).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["OriginalStatusCode"], status);
+            assert_eq!(body["OriginalMessage"], "no\n");
+            assert_eq!(body["message"], format!("Received {side} error ({status}) from primary with message \"no\"."));
+        }
+        let timed_out = unreachable_model(&Failure::TimedOut);
+        assert_eq!(counted_status(&timed_out), 500, "a timeout is the model's failure");
+        let ok = relay(answer(200, "setosa\n")).await;
+        assert_eq!((ok.status(), counted_status(&ok)), (StatusCode::OK, 200));
+    }
 }

@@ -4,21 +4,32 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde::Serialize;
 
 use crate::Stats;
 
 /// Why a target model could not be loaded.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum LoadError {
-    /// No model of that name (a 404 for the caller).
+    /// No model of that name.
     NotFound(String),
-    /// The name or the model is not acceptable (a 400).
+    /// The name or the model is not acceptable.
     Invalid(String),
+    /// It is still loading after the cache's patience (SageMaker's ModelNotReadyException): the
+    /// load goes on, and a later request gets the model.
+    NotReady(String),
 }
+
+/// How long a request waits for its model to load before it is told to come back, as SageMaker's
+/// multi-model endpoints do after 60 s.
+pub const LOAD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// A load under way, which every request for the model waits on.
+type Pending<T> = Shared<BoxFuture<'static, Result<(Arc<T>, u64, Duration), LoadError>>>;
 
 /// Loads a model by its name, e.g. `customer-7.tar.gz`: what is kept, and how many bytes it counts for.
 pub type Loader<T> = dyn Fn(String) -> BoxFuture<'static, Result<(T, u64), LoadError>> + Send + Sync;
@@ -30,6 +41,7 @@ pub struct ModelCache<T = builtin::Model> {
     loader: Box<Loader<T>>,
     unloader: Option<Box<Unloader>>,
     budget_bytes: u64,
+    patience: Duration,
     state: Mutex<CacheState<T>>,
     /// Each load's latency, read as a histogram (`/metrics` and the API).
     pub loads: Stats,
@@ -40,6 +52,7 @@ struct CacheState<T> {
     used_bytes: u64,
     evictions: u64,
     models: HashMap<String, Cached<T>>,
+    loading: HashMap<String, Pending<T>>,
 }
 
 struct Cached<T> {
@@ -72,19 +85,63 @@ impl<T: Send + Sync + 'static> ModelCache<T> {
     /// A cache that keeps at most `budget_bytes` of models (as the loader counts them), loads with
     /// `loader`, and tells `unloader` which models it evicted.
     pub fn new(budget_bytes: u64, loader: Box<Loader<T>>, unloader: Option<Box<Unloader>>) -> ModelCache<T> {
-        let state = CacheState { tick: 0, used_bytes: 0, evictions: 0, models: HashMap::new() };
-        ModelCache { loader, unloader, budget_bytes, state: Mutex::new(state), loads: Stats::default() }
+        let state =
+            CacheState { tick: 0, used_bytes: 0, evictions: 0, models: HashMap::new(), loading: HashMap::new() };
+        let patience = LOAD_PATIENCE;
+        ModelCache { loader, unloader, budget_bytes, patience, state: Mutex::new(state), loads: Stats::default() }
     }
 
-    /// The model of that name, loading it (and evicting the least recently used) if it is not loaded.
+    /// The same cache, with requests waiting at most `patience` for a load.
+    pub fn with_patience(self, patience: Duration) -> ModelCache<T> {
+        ModelCache { patience, ..self }
+    }
+
+    /// The model of that name, loading it (and evicting the least recently used) if it is not
+    /// loaded. Requests for a model that is loading wait on the same load, each for at most the
+    /// cache's patience.
     pub async fn get(&self, name: &str) -> Result<Arc<T>, LoadError> {
         if let Some(model) = self.touch(name) {
             return Ok(model);
         }
+        let pending = self.pending(name);
+        let Ok(loaded) = tokio::time::timeout(self.patience, pending.clone()).await else {
+            return Err(LoadError::NotReady(format!(
+                "model {name} is still loading after {} s; try again",
+                self.patience.as_secs_f64()
+            )));
+        };
+        // The first request to see the load end records it; the others find the model in place.
+        let first = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.loading.remove(name).is_some()
+        };
+        let (model, bytes, took) = loaded?;
+        if first {
+            self.loads.record(200, took);
+        }
+        Ok(self.insert(name, model, bytes))
+    }
+
+    /// The load of `name` under way, started now if none is; it runs on its own task, so it goes
+    /// on when the requests waiting for it give up.
+    fn pending(&self, name: &str) -> Pending<T> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pending) = state.loading.get(name) {
+            return pending.clone();
+        }
+        let load = (self.loader)(name.to_owned());
         let started = Instant::now();
-        let (model, bytes) = (self.loader)(name.to_owned()).await?;
-        self.loads.record(200, started.elapsed());
-        Ok(self.insert(name, Arc::new(model), bytes))
+        let task = tokio::spawn(async move {
+            let (model, bytes) = load.await?;
+            Ok((Arc::new(model), bytes, started.elapsed()))
+        });
+        let pending = async move {
+            task.await.unwrap_or_else(|e| Err(LoadError::Invalid(format!("loading the model failed: {e}"))))
+        }
+        .boxed()
+        .shared();
+        state.loading.insert(name.to_owned(), pending.clone());
+        pending
     }
 
     fn touch(&self, name: &str) -> Option<Arc<T>> {
@@ -175,5 +232,33 @@ mod tests {
         cache.get("b").await.unwrap();
         assert_eq!(cache.view().loads, 5, "b had been evicted");
         assert!(matches!(cache.get("missing").await, Err(LoadError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn a_slow_load_says_not_ready_goes_on_and_is_shared_by_every_request_for_it() {
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = started.clone();
+        let cache: Arc<ModelCache<String>> = Arc::new(
+            ModelCache::new(
+                100,
+                Box::new(move |name| {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Box::pin(async move {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Ok((name, 10))
+                    })
+                }),
+                None,
+            )
+            .with_patience(Duration::from_millis(50)),
+        );
+        let (a, b) = tokio::join!(cache.get("slow"), cache.get("slow"));
+        assert!(matches!(a, Err(LoadError::NotReady(_))) && matches!(b, Err(LoadError::NotReady(_))));
+        assert_eq!(started.load(std::sync::atomic::Ordering::SeqCst), 1, "one load for both requests");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let asked = Instant::now();
+        assert_eq!(*cache.get("slow").await.unwrap(), "slow");
+        assert!(asked.elapsed() < Duration::from_millis(50), "the load went on while nobody waited");
+        assert_eq!((cache.view().loads, started.load(std::sync::atomic::Ordering::SeqCst)), (1, 1));
     }
 }

@@ -40,9 +40,8 @@ impl Stats {
     pub fn record(&self, status: u16, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.invocations.fetch_add(1, Ordering::Relaxed);
-        // 424 is SageMaker's ModelError: the model failed, not the request, so it counts with the 5xx.
         match status {
-            424 | 500..=599 => self.errors_5xx.fetch_add(1, Ordering::Relaxed),
+            500..=599 => self.errors_5xx.fetch_add(1, Ordering::Relaxed),
             400..=499 => self.errors_4xx.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
@@ -73,7 +72,7 @@ fn now_ms() -> u64 {
 }
 
 impl Snapshot {
-    /// Share of invocations that failed on the model's side (5xx or 424 ModelError), 0 with no traffic.
+    /// Share of invocations that failed on the model's side (its 5xx, timeouts, no answer), 0 with no traffic.
     pub fn error_rate(&self) -> f64 {
         if self.invocations == 0 { 0.0 } else { self.errors_5xx as f64 / self.invocations as f64 }
     }

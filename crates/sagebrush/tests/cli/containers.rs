@@ -105,8 +105,10 @@ fn scikit_byo_goes_from_dockerfile_to_prod_and_survives_a_killed_server() {
     let body = response.text().unwrap();
     assert_eq!(body.lines().count(), 29, "{body}");
     assert!(body.lines().all(|l| ["setosa", "versicolor", "virginica"].contains(&l)), "{body}");
-    // The workshop container's own 415 passes through the router.
-    assert_eq!(served.invoke("scikit-byo-prod", "application/json", "{}").status(), 415);
+    // The workshop container's own 415 comes back as SageMaker's ModelError, with the container's status.
+    let refused = served.invoke("scikit-byo-prod", "application/json", "{}");
+    assert_eq!(refused.status(), 424);
+    assert_eq!(refused.json::<serde_json::Value>().unwrap()["OriginalStatusCode"], 415);
     let models = sandbox.json(&["models", "scikit-byo", "--json"]);
     let algorithm = models[0]["lineage"]["algorithm"].as_str().unwrap_or_else(|| panic!("{models:#}")).to_owned();
     assert!(algorithm.starts_with("image:127.0.0.1:") && algorithm.contains("/scikit-byo@sha256:"), "{models:#}");
@@ -473,7 +475,7 @@ fn a_multi_model_container_loads_and_unloads_models_through_the_sagemaker_api() 
             assert_eq!(invoke(&format!("m{i}.tar.gz")), (200, format!("mm-{i}\nmm-{i}\n")), "round {round}");
         }
     }
-    assert_eq!(invoke("m99.tar.gz").0, 404);
+    assert_eq!(invoke("m99.tar.gz").0, 400, "SageMaker's ValidationError for a model it cannot load");
     // What the router counts as loaded is what the container holds: evictions were unloaded there.
     let view = endpoint(&sandbox, "mme")["variants"][0]["models"].clone();
     let loaded = view["loaded"].as_u64().unwrap();

@@ -54,21 +54,35 @@ fn bad_requests_get_sagemaker_errors() {
     let served = sandbox.serve(&["up", project.to_str().unwrap()]);
     assert_eq!(sandbox.wait_for_run("iris", 1)["run"]["status"], "succeeded");
 
-    let response = served.invoke("iris-prod", "application/json", "{}");
-    assert_eq!(response.status(), 415);
-    assert!(response.text().unwrap().contains("text/csv"));
-
-    let response = served.invoke("iris-prod", "text/csv", "5.1,3.5,1.4,0.2\n5.1,oops,1.4,0.2\n");
-    assert_eq!(response.status(), 400);
-    let message = response.text().unwrap();
+    // What the model refuses is SageMaker's ModelError (424), with the model's status and words.
+    let model_error = |response: reqwest::blocking::Response| {
+        assert_eq!(response.status(), 424);
+        assert_eq!(response.headers()["x-amzn-errortype"], "ModelError");
+        response.json::<serde_json::Value>().unwrap()
+    };
+    let refused = model_error(served.invoke("iris-prod", "application/json", "{}"));
+    assert_eq!(refused["OriginalStatusCode"], 415, "{refused:#}");
+    assert!(refused["OriginalMessage"].as_str().unwrap().contains("text/csv"), "{refused:#}");
+    assert!(
+        refused["message"].as_str().unwrap().starts_with("Received client error (415) from primary"),
+        "{refused:#}"
+    );
+    let refused = model_error(served.invoke("iris-prod", "text/csv", "5.1,3.5,1.4,0.2\n5.1,oops,1.4,0.2\n"));
+    assert_eq!(refused["OriginalStatusCode"], 400, "{refused:#}");
+    let message = refused["OriginalMessage"].as_str().unwrap();
     assert!(message.contains("row 2, column 2") && message.contains("oops"), "{message}");
 
     let response = served.invoke("iris-prod", "text/csv", vec![b'1'; 7 * 1024 * 1024]);
     assert_eq!(response.status(), 413);
 
     let response = served.invoke("nope", "text/csv", "5.1,3.5,1.4,0.2\n");
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 400, "SageMaker's answer for an unknown endpoint");
     assert_eq!(response.headers()["x-amzn-errortype"], "ValidationError");
+
+    // boto3 (from PyPI, with moto) raises each as the exception class its users catch.
+    let script = crate::harness::repo_root().join("tests/runtime/boto3_errors.py");
+    let checked = std::process::Command::new("python3").arg(script).args([&served.url, "iris-prod"]).output().unwrap();
+    assert!(checked.status.success() && text(&checked).contains("ok"), "{}", text(&checked));
 }
 
 #[test]

@@ -19,8 +19,10 @@ fn the_python_algorithm_goes_to_prod_and_is_updated_in_place() {
     let body = response.text().unwrap();
     assert_eq!(body.lines().count(), 29, "{body}");
     assert!(body.lines().all(|l| ["setosa", "versicolor", "virginica"].contains(&l)), "{body}");
-    // The container's own 415 passes through.
-    assert_eq!(served.invoke("iris-python-prod", "application/json", "{}").status(), 415);
+    // The container's own 415 comes back as SageMaker's ModelError, with the container's status.
+    let refused = served.invoke("iris-python-prod", "application/json", "{}");
+    assert_eq!(refused.status(), 424);
+    assert_eq!(refused.json::<serde_json::Value>().unwrap()["OriginalStatusCode"], 415);
 
     // The new `serve` takes traffic only once it answers /ping; the old one drains: no request fails.
     let load = SteadyLoad::start(&served, "iris-python-prod");

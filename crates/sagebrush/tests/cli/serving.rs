@@ -253,7 +253,8 @@ fn test_endpoints_go_with_their_run_ttls_expire_and_idle_endpoints_are_listed() 
     let shown = sandbox.json(&["show", "life", "1", "--json"]);
     assert_eq!(shown["run"]["status"], "succeeded");
     assert!(endpoint(&sandbox, "life-test").is_null(), "the test endpoint outlived its run");
-    assert_eq!(served.invoke("life-test", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 404);
+    // SageMaker answers an unknown endpoint with a 400 ValidationError.
+    assert_eq!(served.invoke("life-test", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 400);
     assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 200);
 
     // Idle listing: prod just answered, so it is not idle for a minute; it is idle for zero seconds.
@@ -268,7 +269,7 @@ fn test_endpoints_go_with_their_run_ttls_expire_and_idle_endpoints_are_listed() 
     let run = sandbox.run(&["run", project.to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run));
     crate::harness::wait_until(std::time::Duration::from_secs(30), "the TTL to delete life-prod", || {
-        (served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status() == 404).then_some(())
+        (served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status() == 400).then_some(())
     });
     assert!(endpoint(&sandbox, "life-prod").is_null());
 
@@ -277,7 +278,7 @@ fn test_endpoints_go_with_their_run_ttls_expire_and_idle_endpoints_are_listed() 
     assert!(sandbox.run(&["run", project.to_str().unwrap()]).status.success());
     let deleted = sandbox.run(&["delete-endpoint", "life-prod"]);
     assert!(deleted.status.success(), "{}", text(&deleted));
-    assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 404);
+    assert_eq!(served.invoke("life-prod", "text/csv", "5.1,3.5,1.4,0.2\n").status(), 400);
     assert_eq!(sandbox.run(&["delete-endpoint", "life-prod"]).status.code(), Some(1));
 }
 
@@ -349,7 +350,7 @@ fn a_thousand_models_share_one_endpoint_under_a_budget_that_fits_a_hundred() {
     assert_eq!(invoke("model-0000.tar.gz"), (200, "model-0000\n".to_owned()));
     assert_eq!(cache(&sandbox)["loads"], 1001);
 
-    assert_eq!(invoke("model-5000.tar.gz").0, 404);
+    assert_eq!(invoke("model-5000.tar.gz").0, 400, "SageMaker's ValidationError for a model it cannot load");
     assert_eq!(invoke("../many/models/model-0001.tar.gz").0, 400);
     let bare = client.post(&url).header("content-type", "text/csv").body("1,2,3,4\n").send().unwrap();
     assert_eq!(bare.status(), 400);
