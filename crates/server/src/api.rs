@@ -58,6 +58,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/hooks/{provider}/{project}", post(push_hook))
         .route("/api/v1/notifications/failures", get(notify_failures))
         .route("/api/v1/gc", post(collect_garbage))
+        .merge(crate::control_plane::routes())
         .fallback(|| async {
             ServiceError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
                 .hint("the API is under /api/v1; its document is /api/v1/openapi.json")
@@ -181,7 +182,14 @@ struct ErrorDetail {
 /// in the audit with the caller and the answer's status.
 async fn authorize(State(service): State<Service>, mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let Some(needed) = auth::required_role(&method, request.uri().path()) else {
+    // SageMaker's operations all POST to `/`: what one needs is in its X-Amz-Target.
+    let sagemaker = (request.uri().path() == "/")
+        .then(|| crate::control_plane::operation(request.headers()).map(str::to_owned))
+        .flatten();
+    let sagemaker_read = sagemaker.as_deref().is_some_and(crate::control_plane::reads);
+    let needed =
+        if sagemaker_read { Some(store::Role::Viewer) } else { auth::required_role(&method, request.uri().path()) };
+    let Some(needed) = needed else {
         return next.run(request).await;
     };
     let caller = match service.access().caller(request.headers()) {
@@ -190,12 +198,15 @@ async fn authorize(State(service): State<Service>, mut request: Request, next: N
     };
     let allowed = caller.role >= needed;
     request.extensions_mut().insert(caller.clone());
-    if !auth::is_change(&method) {
+    if !auth::is_change(&method) || sagemaker_read {
         return if allowed { next.run(request).await } else { forbidden(&caller, needed) };
     }
     // A known caller's change is audited, refused or not. (One with no known token is not:
     // that would let anyone write to the server's disk.)
-    let action = format!("{method} {}", request.uri().path());
+    let action = match &sagemaker {
+        Some(operation) => format!("{method} / SageMaker.{operation}"),
+        None => format!("{method} {}", request.uri().path()),
+    };
     let response = if allowed { next.run(request).await } else { forbidden(&caller, needed) };
     service.record(&caller, &action, response.status()).await;
     response

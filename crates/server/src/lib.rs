@@ -10,6 +10,7 @@
 mod api;
 pub mod auth;
 pub mod charts;
+pub mod control_plane;
 mod dashboard;
 mod error;
 mod guard;

@@ -6,6 +6,7 @@ mod auth;
 mod browser;
 mod champion;
 mod containers;
+mod control_plane;
 mod dashboard;
 mod doctor;
 mod drift;

@@ -196,8 +196,7 @@ fn a_run_pushes_to_ecr_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_r
     moto.bucket("models");
     let registry = LoginRegistry::start();
     let sandbox = Sandbox::new();
-    let project = sandbox.project("iris", "byo");
-    std::fs::write(project.join("Dockerfile"), "FROM scratch\nCOPY sagebrush.toml /opt/program/\n").unwrap();
+    let project = image_project(&sandbox);
     let deploy = |name: &str, endpoint: &str, rest: &str| {
         format!(
             "[[stage]]\nname = \"{name}\"\nkind = \"deploy\"\nendpoint = \"{endpoint}\"\nbackend = \"sagemaker\"\n\
@@ -291,6 +290,13 @@ fn a_run_pushes_to_ecr_hosts_its_model_on_sagemaker_smoke_tests_it_through_the_r
     remove_images(&registry, &["1", "2"]);
 }
 
+/// The iris project with an image to build: a tiny one, as moto runs none.
+fn image_project(sandbox: &Sandbox) -> std::path::PathBuf {
+    let project = sandbox.project("iris", "byo");
+    std::fs::write(project.join("Dockerfile"), "FROM scratch\nCOPY sagebrush.toml /opt/program/\n").unwrap();
+    project
+}
+
 /// The tags a test's runs built in the Docker Engine.
 fn remove_images(registry: &LoginRegistry, tags: &[&str]) {
     for tag in tags {
@@ -368,8 +374,7 @@ fn a_build_pushes_to_ecr_with_its_login_and_sagemaker_trains_the_image_by_its_di
     moto.bucket("models");
     let registry = LoginRegistry::start();
     let sandbox = Sandbox::new();
-    let project = sandbox.project("iris", "byo");
-    std::fs::write(project.join("Dockerfile"), "FROM scratch\nCOPY sagebrush.toml /opt/program/\n").unwrap();
+    let project = image_project(&sandbox);
     let pipeline = format!(
         "[pipeline]\nname = \"byo\"\n[algorithm]\nimage = \"iris-byo\"\n\
          [[stage]]\nkind = \"build\"\nregistry = \"ecr\"\n\
