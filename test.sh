@@ -48,9 +48,11 @@ docker version --format 'Docker Engine {{.Server.Version}}' || { echo "test.sh: 
 examples/scikit-byo/base/offline-base.sh
 
 cargo fmt --all --check
-# Both builds: the everyday one, and with `aws` (S3 artifacts and channels) that the tests run.
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --workspace --all-targets --locked --features sagebrush/aws -- -D warnings
+# Both builds: with `aws` (S3, SageMaker, ECR), which the tests run, then the everyday one of the
+# crates that have the feature (the others were checked as they are). In release, so that build
+# scripts (aws-lc's C build the longest) are shared with the test build below.
+cargo clippy --release --workspace --all-targets --locked --features sagebrush/aws -- -D warnings
+cargo clippy --release -p store -p engine -p server -p sagebrush --all-targets --locked -- -D warnings
 # Release, so the tree benchmarks' code paths and the serving hot path are tested as shipped.
 cargo nextest run --workspace --release --locked --no-fail-fast --features sagebrush/aws
 bash tests/python-algorithm-check.sh
