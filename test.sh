@@ -48,11 +48,14 @@ docker version --format 'Docker Engine {{.Server.Version}}' || { echo "test.sh: 
 examples/scikit-byo/base/offline-base.sh
 
 cargo fmt --all --check
-# Both builds: with `aws` (S3, SageMaker, ECR), which the tests run, then the everyday one of the
-# crates that have the feature (the others were checked as they are). In release, so that build
-# scripts (aws-lc's C build the longest) are shared with the test build below.
-cargo clippy --release --workspace --all-targets --locked --features sagebrush/aws -- -D warnings
-cargo clippy --release -p store -p engine -p server -p sagebrush --all-targets --locked -- -D warnings
-# Release, so the tree benchmarks' code paths and the serving hot path are tested as shipped.
+# Clippy lints our crates while they are built for the tests (clippy-driver is rustc with clippy's
+# lints, as `cargo clippy` runs it), instead of in a check build of its own: every dependency, the
+# AWS SDK clients the longest, is compiled once. `-D warnings` fails the build on any warning of
+# ours, rustc's or clippy's; cargo caps the dependencies' lints as always.
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+export RUSTC_WORKSPACE_WRAPPER RUSTFLAGS="-D warnings"
+cargo build --release --locked --workspace --examples --features sagebrush/aws
+# The `aws` build, a superset of the everyday one. Release, so the tree benchmarks' code paths and
+# the serving hot path are tested as shipped.
 cargo nextest run --workspace --release --locked --no-fail-fast --features sagebrush/aws
 bash tests/python-algorithm-check.sh
