@@ -3,6 +3,11 @@
 # Usage: ./test.sh
 set -euo pipefail
 cd "$(dirname "$0")"
+# Each phase's time goes to the log, so a slow CI run says where its time went.
+phase() { echo "test.sh: ${SECONDS}s: $*" >&2; }
+# No machine this runs on is an EC2 instance: the AWS SDK, CLI and boto3 in the tests must not
+# wait on a metadata service that may never answer where its address is dropped, not refused.
+export AWS_EC2_METADATA_DISABLED=true
 
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
@@ -43,9 +48,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+phase "packages in place"
 # The container tests need the Docker Engine (they fail without it) and an offline-built base image.
 docker version --format 'Docker Engine {{.Server.Version}}' || { echo "test.sh: the Docker Engine is not running" >&2; exit 1; }
 examples/scikit-byo/base/offline-base.sh
+phase "base image in place"
 
 cargo fmt --all --check
 # Clippy lints our crates while they are built for the tests (clippy-driver is rustc with clippy's
@@ -60,4 +67,6 @@ export RUSTC_WORKSPACE_WRAPPER RUSTFLAGS="-D warnings"
 # The `aws` build, a superset of the everyday one. Release, so the tree benchmarks' code paths and
 # the serving hot path are tested as shipped.
 cargo nextest run --workspace --release --locked --no-fail-fast --features sagebrush/aws
+phase "tests passed"
 bash tests/python-algorithm-check.sh
+phase "done"

@@ -42,29 +42,16 @@ pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
     let mut checks = vec![database(home).await, artifacts(home).await];
     if let Some(sagemaker) = &backends.sagemaker_training {
         let fix = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role, and AWS_REGION";
-        checks.push(match sagemaker.identity().await {
-            crate::Identity::Accepted(who) => Check::ok("aws", who),
-            crate::Identity::Missing(why) => Check::not(
-                "aws",
-                CheckStatus::Warn,
-                why,
-                format!("{fix}; only backend = \"sagemaker\" stages and s3:// need them"),
-            ),
-            crate::Identity::Refused(why) => Check::not("aws", CheckStatus::Fail, why, fix),
-        });
+        let missing = format!("{fix}; only backend = \"sagemaker\" stages and s3:// need them");
+        checks.push(identity_check("aws", sagemaker.identity().await, &missing, fix));
     }
     if let Some(ecr) = &backends.ecr {
-        let fix = "let the credentials call ecr:GetAuthorizationToken, ecr:CreateRepository and the push actions";
-        checks.push(match ecr.reachable().await {
-            crate::Identity::Accepted(registry) => Check::ok("ecr", registry),
-            crate::Identity::Missing(why) => Check::not(
-                "ecr",
-                CheckStatus::Warn,
-                why,
-                "set the AWS credentials and region as for `aws`; only registry = \"ecr\" build stages need ECR",
-            ),
-            crate::Identity::Refused(why) => Check::not("ecr", CheckStatus::Fail, why, fix),
-        });
+        checks.push(identity_check(
+            "ecr",
+            ecr.reachable().await,
+            "set the AWS credentials and region as for `aws`; only registry = \"ecr\" build stages need ECR",
+            "let the credentials call ecr:GetAuthorizationToken, ecr:CreateRepository and the push actions",
+        ));
     }
     checks.push(match runtime::docker::check_engine().await {
         Ok(()) => Check::ok("docker", "the Docker Engine answers"),
@@ -154,5 +141,15 @@ async fn artifacts(home: &Home) -> Check {
     match probed {
         Ok(()) => Check::ok("artifacts", format!("{location} is writable")),
         Err(e) => Check::not("artifacts", CheckStatus::Fail, format!("{location}: {e}"), fix),
+    }
+}
+
+/// An AWS service's line: ok with who or what answered, a warning without credentials (most
+/// pipelines need none), a failure when they are refused.
+fn identity_check(name: &'static str, identity: crate::Identity, missing: &str, refused: &str) -> Check {
+    match identity {
+        crate::Identity::Accepted(who) => Check::ok(name, who),
+        crate::Identity::Missing(why) => Check::not(name, CheckStatus::Warn, why, missing),
+        crate::Identity::Refused(why) => Check::not(name, CheckStatus::Fail, why, refused),
     }
 }

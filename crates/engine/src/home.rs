@@ -61,6 +61,17 @@ impl Home {
         self.root.join("artifacts")
     }
 
+    /// Where `s3://<bucket>/<key>` is, as `<bucket>/<key>`, for SageMaker requests to a server
+    /// whose artifacts are local.
+    pub fn s3_folder(&self) -> PathBuf {
+        self.root.join("s3")
+    }
+
+    /// The projects SageMaker's CreateTrainingJob made, one folder per job.
+    pub fn sagemaker_jobs(&self) -> PathBuf {
+        self.root.join("sagemaker").join("training-jobs")
+    }
+
     /// A stage's log file.
     pub fn stage_log(&self, project: &Name, number: i64, stage: &Name) -> PathBuf {
         self.run_logs(project, number).join(format!("{stage}.log"))

@@ -404,7 +404,7 @@ async fn submit_run(State(service): State<Service>, caller: Option<Extension<aut
 }
 
 /// Who calls, as `authorize` found; `local` where no token is asked for.
-fn caller_of(caller: Option<Extension<auth::Caller>>) -> auth::Caller {
+pub(crate) fn caller_of(caller: Option<Extension<auth::Caller>>) -> auth::Caller {
     caller.map_or_else(auth::Caller::local, |Extension(caller)| caller)
 }
 

@@ -19,6 +19,12 @@ use utoipa::ToSchema;
 use crate::ServiceError;
 use crate::auth::{self, Access, Caller, Tokens};
 
+mod hosting;
+mod training_jobs;
+
+pub use hosting::{EndpointConfigResource, EndpointResource, EndpointStatus, ModelResource, ModelSpec, VariantSpec};
+pub use training_jobs::{TrainingJobSpec, TrainingJobView};
+
 type Result<T> = std::result::Result<T, ServiceError>;
 
 /// A run with its stages.
@@ -523,8 +529,10 @@ impl Service {
         }
     }
 
+    /// Deletes an endpoint, with what SageMaker's API kept of it.
     pub async fn delete_endpoint(&self, endpoint: &Name) -> Result<()> {
-        if self.engine.delete_endpoint(endpoint).await? { Ok(()) } else { Err(no_endpoint(endpoint)) }
+        let forgotten = self.forget_endpoint_resource(endpoint).await?;
+        if self.engine.delete_endpoint(endpoint).await? || forgotten { Ok(()) } else { Err(no_endpoint(endpoint)) }
     }
 
     /// Deploys a registered version to an endpoint of this server, shifting traffic as asked.

@@ -18,6 +18,7 @@ mod models;
 mod projects;
 mod retention;
 mod runs;
+mod sagemaker;
 mod status;
 
 pub use approvals::{ApprovalRecord, ApprovalStatus, NewApproval};
@@ -27,10 +28,11 @@ pub use db::DatabaseKind;
 pub use deliveries::NotifyFailure;
 pub use endpoints::{EndpointKind, EndpointRecord, VariantRecord};
 pub use events::{EventKind, EventRecord};
-pub use jobs::TrainingJobRecord;
+pub use jobs::{TrainingJobRecord, Transition};
 pub use models::{ModelVersionRecord, NewModelVersion};
 pub use projects::ProjectRecord;
 pub use runs::{LEASE_MS, NewRun, RunQuery, RunRecord, StageRecord, Trigger};
+pub use sagemaker::{ResourceKind, ResourceRecord};
 pub use status::{ModelApprovalStatus, RunStatus, SecondaryStatus, StageStatus, TrainingJobStatus, TriggerKind};
 
 use std::path::Path;
@@ -326,6 +328,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_retention.sql"),
     include_str!("../migrations/0020_training_jobs_by_run.sql"),
     include_str!("../migrations/0021_shared_state.sql"),
+    include_str!("../migrations/0022_sagemaker.sql"),
 ];
 
 /// Postgres's migrations, by the SQLite schema version each brings it to. Postgres came with
@@ -333,6 +336,7 @@ const MIGRATIONS: &[&str] = &[
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (20, include_str!("../migrations/postgres/0020_schema.sql")),
     (21, include_str!("../migrations/postgres/0021_shared_state.sql")),
+    (22, include_str!("../migrations/postgres/0022_sagemaker.sql")),
 ];
 
 async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), Error> {

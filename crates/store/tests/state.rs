@@ -5,7 +5,7 @@
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use store::{Artifacts, NewModelVersion, NewRun, Store};
+use store::{Artifacts, NewModelVersion, NewRun, ResourceKind, SecondaryStatus, Store, TrainingJobStatus};
 
 /// Where a test's state lives; [`Backend::open`] may be called again to reopen it.
 enum Backend {
@@ -59,6 +59,7 @@ on_both!(
     leases_are_renewed_by_their_owner_and_lapse_without_it,
     events_follow_changes_in_order,
     endpoints_of_every_kind_round_trip,
+    sagemaker_resources_are_made_once_and_kept_as_json,
     training_jobs_keep_their_json,
     approvals_are_decided_once,
     tokens_the_audit_projects_and_deliveries_round_trip,
@@ -311,6 +312,43 @@ async fn training_jobs_keep_their_json(backend: Backend) {
     assert_eq!(job.hyperparameters.0["max_depth"], "3");
     assert_eq!(job.metrics.0["accuracy"], 0.97);
     assert!(store.training_job("none").await.is_err());
+    assert_eq!(store.training_job_by_model("file:///m").await.unwrap().map(|j| j.name), Some("t-1".to_owned()));
+    assert!(store.training_job_by_model("file:///other").await.unwrap().is_none());
+
+    // Each secondary status is a transition once, in order, from the Starting the job began in.
+    for (status, secondary) in [
+        (TrainingJobStatus::InProgress, SecondaryStatus::Training),
+        (TrainingJobStatus::InProgress, SecondaryStatus::Training),
+        (TrainingJobStatus::Completed, SecondaryStatus::Completed),
+    ] {
+        store.set_training_job_status("t-1", status, secondary, None).await.unwrap();
+    }
+    let job = store.training_job("t-1").await.unwrap();
+    let seen: Vec<SecondaryStatus> = job.transitions.0.iter().map(|t| t.status).collect();
+    assert_eq!(seen, [SecondaryStatus::Starting, SecondaryStatus::Training, SecondaryStatus::Completed]);
+    assert!(job.transitions.0.windows(2).all(|w| w[0].start_ms <= w[1].start_ms));
+    assert!(job.finished_at.is_some());
+}
+
+async fn sagemaker_resources_are_made_once_and_kept_as_json(backend: Backend) {
+    let store = backend.open().await;
+    let body = serde_json::json!({"variants": [{"variant": "AllTraffic"}]});
+    assert!(store.create_resource(ResourceKind::EndpointConfig, "c", &body).await.unwrap());
+    assert!(!store.create_resource(ResourceKind::EndpointConfig, "c", &serde_json::json!({})).await.unwrap());
+    // The same name is free in another kind.
+    assert!(
+        store.create_resource(ResourceKind::Endpoint, "c", &serde_json::json!({"status": "Creating"})).await.unwrap()
+    );
+    assert_eq!(store.resource(ResourceKind::EndpointConfig, "c").await.unwrap().unwrap().body.0, body);
+    assert!(
+        store.update_resource(ResourceKind::Endpoint, "c", &serde_json::json!({"status": "InService"})).await.unwrap()
+    );
+    assert!(!store.update_resource(ResourceKind::Model, "c", &serde_json::json!({})).await.unwrap());
+    let endpoints = store.resources(ResourceKind::Endpoint).await.unwrap();
+    assert_eq!(endpoints.iter().map(|r| r.body.0["status"].clone()).collect::<Vec<_>>(), ["InService"]);
+    assert!(store.delete_resource(ResourceKind::EndpointConfig, "c").await.unwrap());
+    assert!(!store.delete_resource(ResourceKind::EndpointConfig, "c").await.unwrap());
+    assert!(store.resource(ResourceKind::EndpointConfig, "c").await.unwrap().is_none());
 }
 
 async fn approvals_are_decided_once(backend: Backend) {

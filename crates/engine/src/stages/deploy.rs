@@ -27,12 +27,22 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
     else {
         return Err(StageFailure::failed("not a deploy stage"));
     };
-    if let HostingBackend::SageMaker(settings) = backend {
-        return super::deploy_managed::run(context, stage, settings, log).await;
-    }
     if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
         // Noted before deploying, so a deploy that fails half-way is cleaned up too.
         context.temporary_endpoints.push(endpoint.clone());
+    }
+    if let HostingBackend::SageMaker(settings) = backend {
+        let wanted = super::deploy_managed::Wanted {
+            endpoint,
+            startup_timeout: *startup_timeout,
+            instances: *instances,
+            instance_type: instance_type.as_deref(),
+            policy,
+            variant: variant.as_ref(),
+            weight: *weight,
+            settings,
+        };
+        return super::deploy_managed::run(context, wanted, log).await;
     }
     if !chain.is_empty() {
         context.engine.deploy_chain(endpoint, chain, context.run.id, *ttl).await?;

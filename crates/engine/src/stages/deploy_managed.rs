@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use names::Name;
-use pipeline::{Algorithm, HostingBackend, Pipeline, Resolved, SageMakerHosting, Stage, StageKind};
+use pipeline::{Algorithm, DeployPolicy, HostingBackend, Pipeline, Resolved, SageMakerHosting, StageKind};
 use runtime::instance::DEFAULT_INSTANCE_TYPE;
 
 use super::outputs::{DeployOutput, StageOutput};
@@ -90,31 +90,25 @@ pub(crate) async fn delete(engine: &Engine, endpoint: &str, settings: &SageMaker
     backend.delete(endpoint, settings.region.as_deref()).await.map_err(|e| e.to_string())
 }
 
+/// What a deploy stage with `backend = "sagemaker"` asks for, as deploy.rs read it.
+pub(crate) struct Wanted<'a> {
+    pub endpoint: &'a Name,
+    pub startup_timeout: Option<Duration>,
+    pub instances: u32,
+    pub instance_type: Option<&'a str>,
+    pub policy: &'a DeployPolicy,
+    pub variant: Option<&'a Name>,
+    pub weight: Option<f64>,
+    pub settings: &'a SageMakerHosting,
+}
+
 pub(crate) async fn run(
     context: &mut RunContext,
-    stage: &Stage,
-    settings: &SageMakerHosting,
+    wanted: Wanted<'_>,
     log: &mut Log,
 ) -> Result<DeployOutput, StageFailure> {
-    let StageKind::Deploy {
-        endpoint,
-        startup_timeout,
-        instances,
-        instance_type,
-        policy,
-        variant,
-        weight,
-        delete_after_run,
-        ..
-    } = &stage.kind
-    else {
-        return Err(StageFailure::failed("not a deploy stage"));
-    };
+    let Wanted { endpoint, startup_timeout, instances, instance_type, policy, variant, weight, settings } = wanted;
     let backend = backend(&context.engine).map_err(StageFailure::failed)?;
-    if *delete_after_run && !context.temporary_endpoints.contains(endpoint) {
-        // Noted before deploying, so a deploy that fails half-way is cleaned up too.
-        context.temporary_endpoints.push(endpoint.clone());
-    }
     let version = register::latest_or_register(context, log).await?;
     let (group, number) = (version.model_group.clone(), version.version);
     if !version.artifact_uri.starts_with("s3://") {
@@ -135,10 +129,10 @@ pub(crate) async fn run(
         image,
         model_uri: version.artifact_uri.clone(),
         settings: settings.clone(),
-        instance_type: instance_type.clone().unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_owned()),
-        instances: *instances,
-        variant: variant.clone().unwrap_or_else(Name::all_traffic).to_string(),
-        weight: *weight,
+        instance_type: instance_type.unwrap_or(DEFAULT_INSTANCE_TYPE).to_owned(),
+        instances,
+        variant: variant.cloned().unwrap_or_else(Name::all_traffic).to_string(),
+        weight,
         traffic: policy.traffic,
         bake: policy.bake,
         deadline: startup_timeout.unwrap_or(DEFAULT_DEADLINE),
@@ -161,7 +155,7 @@ pub(crate) async fn run(
                 model: wanted.model,
                 model_group: group,
                 model_version: number,
-                instances: *instances,
+                instances,
             })
         }
         Hosted::RolledBack { arn, config, reason } => {

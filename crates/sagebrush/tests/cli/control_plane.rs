@@ -1,10 +1,12 @@
 //! SageMaker's control-plane API on `sagebrush up`'s listener, driven by the AWS CLI (PyPI
 //! `awscli`) with `--endpoint-url`, as a workshop script drives SageMaker: list, describe, wait,
-//! invoke through sagemaker-runtime, shift weights, delete, and SageMaker's errors for mistakes.
+//! invoke through sagemaker-runtime, shift weights, delete, and SageMaker's errors for mistakes;
+//! training jobs made, waited for, described, listed and stopped, their data at `s3://` URIs.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::harness::{Sandbox, Served, client, repo_root, text};
+use crate::harness::{Sandbox, Served, client, repo_root, text, wait_until};
 
 /// `aws <args> --endpoint-url <server>` with made-up credentials (the server is on loopback).
 fn aws(served: &Served, args: &[&str]) -> std::process::Output {
@@ -67,18 +69,13 @@ fn the_aws_cli_lists_describes_waits_for_invokes_reweights_and_deletes_an_endpoi
     assert_eq!(invoked["InvokedProductionVariant"], "AllTraffic", "{invoked:#}");
     assert_eq!(std::fs::read_to_string(&answer).unwrap().lines().count(), 29);
 
-    let weights = "VariantName=AllTraffic,DesiredWeight=0.5";
-    let updated = json(
-        &served,
-        &[
-            "sagemaker",
-            "update-endpoint-weights-and-capacities",
-            "--endpoint-name",
-            "iris-prod",
-            "--desired-weights-and-capacities",
-            weights,
-        ],
-    );
+    let reweigh = |weights: &str| {
+        let args = ["--endpoint-name", "iris-prod", "--desired-weights-and-capacities", weights];
+        aws(&served, &[&["sagemaker", "update-endpoint-weights-and-capacities"][..], &args].concat())
+    };
+    let updated = reweigh("VariantName=AllTraffic,DesiredWeight=0.5");
+    assert!(updated.status.success(), "{}", text(&updated));
+    let updated: serde_json::Value = serde_json::from_slice(&updated.stdout).unwrap();
     assert_eq!(updated["EndpointArn"], "arn:aws:sagemaker:eu-west-1:000000000000:endpoint/iris-prod");
     let described = json(&served, &["sagemaker", "describe-endpoint", "--endpoint-name", "iris-prod"]);
     assert_eq!(described["ProductionVariants"][0]["CurrentWeight"], 0.5, "{described:#}");
@@ -94,18 +91,7 @@ fn the_aws_cli_lists_describes_waits_for_invokes_reweights_and_deletes_an_endpoi
         "{}",
         text(&wrong)
     );
-    let capacity = "VariantName=AllTraffic,DesiredInstanceCount=3";
-    let refused = aws(
-        &served,
-        &[
-            "sagemaker",
-            "update-endpoint-weights-and-capacities",
-            "--endpoint-name",
-            "iris-prod",
-            "--desired-weights-and-capacities",
-            capacity,
-        ],
-    );
+    let refused = reweigh("VariantName=AllTraffic,DesiredInstanceCount=3");
     assert!(
         text(&refused).contains("(ValidationException)") && text(&refused).contains("instances"),
         "{}",
@@ -139,4 +125,244 @@ fn the_aws_cli_lists_describes_waits_for_invokes_reweights_and_deletes_an_endpoi
     let audit = sandbox.json(&["audit", "--json"]);
     let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(actions.contains(&"POST / SageMaker.DeleteEndpoint"), "{audit:#}");
+}
+
+/// A CreateTrainingJob request as a workshop script writes it (`--cli-input-json`), training
+/// sagebrush's built-in decision tree on the file at `data`.
+fn training_job(name: &str, data: &str) -> String {
+    serde_json::json!({
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": "builtin:decision-tree",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{ "Name": "train:accuracy", "Regex": "train_accuracy=([0-9.]+)" }],
+        },
+        "RoleArn": "arn:aws:iam::000000000000:role/SageMakerRole",
+        "InputDataConfig": [{
+            "ChannelName": "training",
+            "DataSource": { "S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": data, "S3DataDistributionType": "FullyReplicated" } },
+            "ContentType": "text/csv",
+        }],
+        "OutputDataConfig": { "S3OutputPath": "s3://workshop/output" },
+        "ResourceConfig": { "InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5 },
+        "StoppingCondition": { "MaxRuntimeInSeconds": 600 },
+        "HyperParameters": { "max_leaf_nodes": "5" },
+    })
+    .to_string()
+}
+
+/// DescribeTrainingJob until the job is no longer in progress.
+fn ended(served: &Served, name: &str) -> serde_json::Value {
+    wait_until(Duration::from_secs(60), &format!("training job {name} to end"), || {
+        let described = json(served, &["sagemaker", "describe-training-job", "--training-job-name", name]);
+        (described["TrainingJobStatus"] != "InProgress").then_some(described)
+    })
+}
+
+#[test]
+fn the_aws_cli_trains_on_s3_data_waits_describes_lists_and_sees_a_failed_jobs_reason() {
+    let sandbox = Sandbox::new();
+    let served = sandbox.serve(&["server"]);
+    // With local artifacts, s3://<bucket>/<key> is <home>/s3/<bucket>/<key>.
+    let bucket = sandbox.home.join("s3/workshop/iris");
+    std::fs::create_dir_all(&bucket).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    std::fs::write(bucket.join("garbage.csv"), "this,is,not\na,number,row\n").unwrap();
+    let request = sandbox.dir.path().join("job.json");
+    let create = |name: &str, data: &str| {
+        std::fs::write(&request, training_job(name, data)).unwrap();
+        let input = format!("file://{}", request.display());
+        aws(&served, &["sagemaker", "create-training-job", "--cli-input-json", &input])
+    };
+
+    let created = create("iris-api", "s3://workshop/iris/train.csv");
+    assert!(created.status.success(), "{}", text(&created));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(created["TrainingJobArn"], "arn:aws:sagemaker:eu-west-1:000000000000:training-job/iris-api");
+    let described = ended(&served, "iris-api");
+    let waited =
+        aws(&served, &["sagemaker", "wait", "training-job-completed-or-stopped", "--training-job-name", "iris-api"]);
+    assert!(waited.status.success(), "{}", text(&waited));
+    assert_eq!(
+        (&described["TrainingJobStatus"], &described["SecondaryStatus"]),
+        (&"Completed".into(), &"Completed".into())
+    );
+    let transitions: Vec<&str> = described["SecondaryStatusTransitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["Status"].as_str())
+        .collect();
+    assert_eq!(transitions.first(), Some(&"Starting"), "{described:#}");
+    assert_eq!(transitions.last(), Some(&"Completed"), "{described:#}");
+    assert!(transitions.contains(&"Training"), "{described:#}");
+    let first = &described["SecondaryStatusTransitions"][0];
+    assert!(first["EndTime"].as_f64() >= first["StartTime"].as_f64(), "{described:#}");
+    let model = described["ModelArtifacts"]["S3ModelArtifacts"].as_str().unwrap();
+    assert!(model.ends_with("model.tar.gz"), "{described:#}");
+    assert_eq!(described["HyperParameters"]["max_leaf_nodes"], "5");
+    assert_eq!(described["ResourceConfig"]["InstanceType"], "ml.m5.large");
+    assert_eq!(described["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"], "s3://workshop/iris/train.csv");
+    let accuracy = &described["FinalMetricDataList"][0];
+    assert_eq!(accuracy["MetricName"], "train:accuracy", "{described:#}");
+    assert!(accuracy["Value"].as_f64().unwrap() > 0.9, "{described:#}");
+    // The job is a run of its own project, as any other.
+    assert_eq!(sandbox.wait_for_run("iris-api", 1)["run"]["status"], "succeeded");
+
+    // A job whose data the algorithm cannot read fails, and says why.
+    assert!(create("iris-garbage", "s3://workshop/iris/garbage.csv").status.success());
+    let failed = ended(&served, "iris-garbage");
+    assert_eq!((&failed["TrainingJobStatus"], &failed["SecondaryStatus"]), (&"Failed".into(), &"Failed".into()));
+    let reason = aws(
+        &served,
+        &["sagemaker", "describe-training-job", "--training-job-name", "iris-garbage", "--query", "FailureReason"],
+    );
+    assert!(String::from_utf8_lossy(&reason.stdout).len() > 4, "a reason: {}", text(&reason));
+    let waited = aws(
+        &served,
+        &["sagemaker", "wait", "training-job-completed-or-stopped", "--training-job-name", "iris-garbage"],
+    );
+    assert!(!waited.status.success() && text(&waited).contains("terminal failure state"), "{}", text(&waited));
+
+    let listed = json(&served, &["sagemaker", "list-training-jobs", "--status-equals", "Completed"]);
+    let names: Vec<&str> = listed["TrainingJobSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["TrainingJobName"].as_str())
+        .collect();
+    assert_eq!(names, ["iris-api"], "{listed:#}");
+    assert!(aws(&served, &["sagemaker", "stop-training-job", "--training-job-name", "iris-api"]).status.success());
+    assert_eq!(ended(&served, "iris-api")["TrainingJobStatus"], "Completed", "an ended job stays as it ended");
+
+    // Mistakes get SageMaker's errors, and make nothing.
+    let again = create("iris-api", "s3://workshop/iris/train.csv");
+    assert!(text(&again).contains("(ResourceInUse)"), "{}", text(&again));
+    let nowhere = create("iris-nowhere", "s3://workshop/iris/missing.csv");
+    assert!(text(&nowhere).contains("(ValidationException)"), "{}", text(&nowhere));
+    assert!(text(&nowhere).contains(&sandbox.home.join("s3/workshop/iris/missing.csv").display().to_string()));
+    let escape = create("iris-escape", "s3://workshop/../../etc/passwd");
+    assert!(text(&escape).contains("(ValidationException)"), "{}", text(&escape));
+    let missing = aws(&served, &["sagemaker", "describe-training-job", "--training-job-name", "iris-nowhere"]);
+    assert!(
+        text(&missing).contains("(ValidationException)") && text(&missing).contains("Requested resource not found")
+    );
+    let projects = sandbox.json(&["project", "list", "--json"]);
+    assert_eq!(projects.as_array().unwrap().len(), 2, "only the two jobs made projects: {projects:#}");
+}
+
+/// A finished training job's model, trained with `leaves` leaves on the workshop's iris data.
+fn trained(sandbox: &Sandbox, served: &Served, name: &str, leaves: &str) -> String {
+    let bucket = sandbox.home.join("s3/workshop/iris");
+    std::fs::create_dir_all(&bucket).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    let mut request: serde_json::Value =
+        serde_json::from_str(&training_job(name, "s3://workshop/iris/train.csv")).unwrap();
+    request["HyperParameters"]["max_leaf_nodes"] = leaves.into();
+    let file = sandbox.dir.path().join(format!("{name}.json"));
+    std::fs::write(&file, request.to_string()).unwrap();
+    json(served, &["sagemaker", "create-training-job", "--cli-input-json", &format!("file://{}", file.display())]);
+    let described = ended(served, name);
+    assert_eq!(described["TrainingJobStatus"], "Completed", "{described:#}");
+    described["ModelArtifacts"]["S3ModelArtifacts"].as_str().unwrap().to_owned()
+}
+
+/// DescribeEndpoint until the endpoint is in service on `config`.
+fn in_service(served: &Served, endpoint: &str, config: &str) -> serde_json::Value {
+    wait_until(Duration::from_secs(60), &format!("{endpoint} in service on {config}"), || {
+        let described = json(served, &["sagemaker", "describe-endpoint", "--endpoint-name", endpoint]);
+        assert_ne!(described["EndpointStatus"], "Failed", "{described:#}");
+        (described["EndpointStatus"] == "InService" && described["EndpointConfigName"] == config).then_some(described)
+    })
+}
+
+#[test]
+fn the_aws_cli_hosts_trained_models_and_updates_the_endpoint_to_another_without_a_failed_request() {
+    let sandbox = Sandbox::new();
+    let served = sandbox.serve(&["server"]);
+    let first = trained(&sandbox, &served, "iris-train-a", "5");
+    let second = trained(&sandbox, &served, "iris-train-b", "3");
+    let role = "arn:aws:iam::000000000000:role/SageMakerRole";
+    for (model, artifact) in [("iris-a", &first), ("iris-b", &second)] {
+        let container = format!("Image=builtin:decision-tree,ModelDataUrl={artifact}");
+        let args = ["--model-name", model, "--primary-container", &container, "--execution-role-arn", role];
+        let created = json(&served, &[&["sagemaker", "create-model"][..], &args].concat());
+        assert_eq!(created["ModelArn"], format!("arn:aws:sagemaker:eu-west-1:000000000000:model/{model}"));
+        let variants =
+            format!("VariantName=AllTraffic,ModelName={model},InitialInstanceCount=1,InstanceType=ml.m5.large");
+        let config = format!("{model}-config");
+        let args = ["--endpoint-config-name", &config, "--production-variants", &variants];
+        json(&served, &[&["sagemaker", "create-endpoint-config"][..], &args].concat());
+    }
+    let described = json(&served, &["sagemaker", "describe-model", "--model-name", "iris-a"]);
+    assert_eq!(described["PrimaryContainer"]["ModelDataUrl"], first.as_str(), "{described:#}");
+    let config = json(&served, &["sagemaker", "describe-endpoint-config", "--endpoint-config-name", "iris-b-config"]);
+    assert_eq!(config["ProductionVariants"][0]["ModelName"], "iris-b", "{config:#}");
+    let models = json(&served, &["sagemaker", "list-models"]);
+    assert_eq!(models["Models"].as_array().unwrap().len(), 2, "{models:#}");
+
+    let created = json(
+        &served,
+        &["sagemaker", "create-endpoint", "--endpoint-name", "iris-prod", "--endpoint-config-name", "iris-a-config"],
+    );
+    assert_eq!(created["EndpointArn"], "arn:aws:sagemaker:eu-west-1:000000000000:endpoint/iris-prod");
+    in_service(&served, "iris-prod", "iris-a-config");
+    let waited = aws(&served, &["sagemaker", "wait", "endpoint-in-service", "--endpoint-name", "iris-prod"]);
+    assert!(waited.status.success(), "{}", text(&waited));
+    let answer = sandbox.dir.path().join("answer.csv");
+    let payload = format!("fileb://{}", repo_root().join("examples/iris/data/payload.csv").display());
+    let invoke = ["--endpoint-name", "iris-prod", "--content-type", "text/csv", "--body", &payload];
+    json(&served, &[&["sagemaker-runtime", "invoke-endpoint"][..], &invoke, &[answer.to_str().unwrap()]].concat());
+    assert_eq!(std::fs::read_to_string(&answer).unwrap().lines().count(), 29);
+    // The endpoint is sagebrush's own, as one a pipeline deployed: it serves iris-b v1's group's model.
+    assert_eq!(crate::harness::endpoint(&sandbox, "iris-prod")["model_group"], "iris-a");
+
+    let load = crate::harness::SteadyLoad::start(&served, "iris-prod");
+    json(
+        &served,
+        &["sagemaker", "update-endpoint", "--endpoint-name", "iris-prod", "--endpoint-config-name", "iris-b-config"],
+    );
+    in_service(&served, "iris-prod", "iris-b-config");
+    let (ok, failed) = load.finish();
+    assert_eq!(failed, 0, "no request failed during the update ({ok} answered)");
+    assert!(ok > 0);
+    assert_eq!(crate::harness::endpoint(&sandbox, "iris-prod")["model_group"], "iris-b");
+
+    // Mistakes get SageMaker's errors, and change nothing.
+    let container = "Image=builtin:decision-tree,ModelDataUrl=s3://workshop/nothing/model.tar.gz";
+    let stray =
+        aws(&served, &["sagemaker", "create-model", "--model-name", "iris-c", "--primary-container", container]);
+    assert!(
+        text(&stray).contains("(ValidationException)") && text(&stray).contains("S3ModelArtifacts"),
+        "{}",
+        text(&stray)
+    );
+    let container = format!("Image=builtin:decision-tree,ModelDataUrl={first}");
+    let again =
+        aws(&served, &["sagemaker", "create-model", "--model-name", "iris-a", "--primary-container", &container]);
+    assert!(text(&again).contains("Cannot create already existing model"), "{}", text(&again));
+    let nowhere = aws(
+        &served,
+        &["sagemaker", "create-endpoint", "--endpoint-name", "iris-x", "--endpoint-config-name", "iris-z"],
+    );
+    assert!(text(&nowhere).contains("Could not find endpoint configuration"), "{}", text(&nowhere));
+    let twice = aws(
+        &served,
+        &["sagemaker", "create-endpoint", "--endpoint-name", "iris-prod", "--endpoint-config-name", "iris-a-config"],
+    );
+    assert!(text(&twice).contains("Cannot create already existing endpoint"), "{}", text(&twice));
+    assert_eq!(json(&served, &["sagemaker", "list-endpoints"])["Endpoints"].as_array().unwrap().len(), 1);
+
+    assert!(aws(&served, &["sagemaker", "delete-endpoint", "--endpoint-name", "iris-prod"]).status.success());
+    assert!(aws(&served, &["sagemaker", "wait", "endpoint-deleted", "--endpoint-name", "iris-prod"]).status.success());
+    for config in ["iris-a-config", "iris-b-config"] {
+        assert!(
+            aws(&served, &["sagemaker", "delete-endpoint-config", "--endpoint-config-name", config]).status.success()
+        );
+    }
+    assert!(aws(&served, &["sagemaker", "delete-model", "--model-name", "iris-a"]).status.success());
+    let gone = aws(&served, &["sagemaker", "describe-model", "--model-name", "iris-a"]);
+    assert!(text(&gone).contains("Could not find model"), "{}", text(&gone));
+    assert_eq!(json(&served, &["sagemaker", "list-endpoint-configs"])["EndpointConfigs"], serde_json::json!([]));
 }

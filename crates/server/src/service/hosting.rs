@@ -1,0 +1,322 @@
+//! SageMaker's hosting resources as sagebrush has them: a model is a registered version of the
+//! model a training job made (its group is the model's name), an endpoint configuration is a
+//! list of production variants, and an endpoint made from one is an ordinary endpoint, deployed
+//! variant by variant, whose SageMaker status (Creating, Updating, InService, Failed) is kept
+//! beside it. The control plane's model, configuration and endpoint operations call these.
+
+use axum::http::StatusCode;
+use names::Name;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{ModelApprovalStatus, ModelVersionRecord, NewModelVersion, ResourceKind, ResourceRecord};
+
+use super::{DeployRequest, Result, Service, WeightsRequest};
+use crate::ServiceError;
+
+/// What CreateModel asks for.
+#[derive(Clone, Debug)]
+pub struct ModelSpec {
+    pub name: Name,
+    /// `Image`: as a training job's `TrainingImage`.
+    pub image: String,
+    /// `ModelDataUrl`: a training job's `ModelArtifacts.S3ModelArtifacts`.
+    pub model_data_url: String,
+    /// The request as sent, echoed by DescribeModel.
+    pub request: serde_json::Value,
+}
+
+/// A model: the registered version its name stands for, and the request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelResource {
+    pub model_group: String,
+    pub model_version: i64,
+    pub request: serde_json::Value,
+}
+
+/// One production variant of an endpoint configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VariantSpec {
+    pub variant: Name,
+    pub model: Name,
+    pub instances: u32,
+    pub instance_type: Option<String>,
+    pub weight: f64,
+}
+
+/// An endpoint configuration: its variants, and the request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndpointConfigResource {
+    pub variants: Vec<VariantSpec>,
+    pub request: serde_json::Value,
+}
+
+/// An endpoint's status as SageMaker names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndpointStatus {
+    Creating,
+    Updating,
+    InService,
+    Failed,
+}
+
+/// What is kept of an endpoint made through the control plane.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndpointResource {
+    /// The configuration it serves, or is being moved to while `Updating`.
+    pub config: String,
+    pub status: EndpointStatus,
+    /// Why the last create or update failed (an update that fails leaves the endpoint serving
+    /// its configuration before, in service, as SageMaker does).
+    pub failure_reason: Option<String>,
+}
+
+/// A resource's body, read back.
+fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
+    serde_json::from_value(record.body.0.clone()).map_err(|e| {
+        ServiceError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt_state",
+            format!("{} cannot be read: {e}", record.name),
+        )
+    })
+}
+
+fn to_body<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+fn invalid(message: String) -> ServiceError {
+    ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+fn in_use(message: String) -> ServiceError {
+    ServiceError::new(StatusCode::CONFLICT, "resource_in_use", message)
+}
+
+fn not_found(what: &str, name: &Name) -> ServiceError {
+    ServiceError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {name}"))
+}
+
+impl Service {
+    /// Registers the model a training job made as version 1 (or the next) of the group named
+    /// after the model, served by `Image`.
+    pub async fn create_model(&self, spec: &ModelSpec) -> Result<ModelVersionRecord> {
+        let store = self.engine.store();
+        if store.resource(ResourceKind::Model, &spec.name).await?.is_some() {
+            return Err(in_use(format!("a model named {} exists already", spec.name)));
+        }
+        let job = store.training_job_by_model(&spec.model_data_url).await?.ok_or_else(|| {
+            invalid(format!(
+                "ModelDataUrl {} is no model a training job here made: give a training job's \
+                 ModelArtifacts.S3ModelArtifacts",
+                names::excerpt(&spec.model_data_url, 200)
+            ))
+        })?;
+        let algorithm = match spec.image.strip_prefix("builtin:") {
+            Some(_) => spec.image.clone(),
+            None => format!("image:{}", self.local_image(&spec.image).await?),
+        };
+        let lineage = json!({ "sagemaker_model": spec.name, "training_job": job.name, "image": spec.image });
+        let version = store
+            .register_model(NewModelVersion {
+                model_group: &spec.name,
+                run_id: job.run_id,
+                algorithm: &algorithm,
+                artifact_uri: &spec.model_data_url,
+                artifact_sha256: job.model_sha256.as_deref().unwrap_or_default(),
+                lineage: &lineage,
+                approval_status: ModelApprovalStatus::Approved,
+            })
+            .await?;
+        let resource = ModelResource {
+            model_group: version.model_group.clone(),
+            model_version: version.version,
+            request: spec.request.clone(),
+        };
+        if !store.create_resource(ResourceKind::Model, &spec.name, &to_body(&resource)).await? {
+            return Err(in_use(format!("a model named {} exists already", spec.name)));
+        }
+        Ok(version)
+    }
+
+    pub async fn sagemaker_model(&self, name: &Name) -> Result<(ResourceRecord, ModelResource)> {
+        let record =
+            self.engine.store().resource(ResourceKind::Model, name).await?.ok_or_else(|| not_found("model", name))?;
+        let model = body(&record)?;
+        Ok((record, model))
+    }
+
+    pub async fn sagemaker_models(&self) -> Result<Vec<(ResourceRecord, ModelResource)>> {
+        let records = self.engine.store().resources(ResourceKind::Model).await?;
+        records.into_iter().map(|r| body(&r).map(|m| (r, m))).collect()
+    }
+
+    /// Forgets the model's name; its registered version stays, with what serves it.
+    pub async fn delete_sagemaker_model(&self, name: &Name) -> Result<()> {
+        if self.engine.store().delete_resource(ResourceKind::Model, name).await? {
+            Ok(())
+        } else {
+            Err(not_found("model", name))
+        }
+    }
+
+    /// Records an endpoint configuration whose models exist and whose instance types are known.
+    pub async fn create_endpoint_config(&self, name: &Name, config: &EndpointConfigResource) -> Result<()> {
+        if config.variants.is_empty() || config.variants.len() > 10 {
+            return Err(invalid("an endpoint configuration has 1 to 10 production variants".to_owned()));
+        }
+        for (i, variant) in config.variants.iter().enumerate() {
+            if config.variants[..i].iter().any(|v| v.variant == variant.variant) {
+                return Err(invalid(format!("variant {} is named twice", variant.variant)));
+            }
+            if !(1..=16).contains(&variant.instances) {
+                return Err(invalid(format!("variant {}: InitialInstanceCount is 1 to 16 here", variant.variant)));
+            }
+            if !(variant.weight >= 0.0 && variant.weight.is_finite()) {
+                return Err(invalid(format!("variant {}: InitialVariantWeight is 0 or more", variant.variant)));
+            }
+            runtime::instance::limits(variant.instance_type.as_deref()).map_err(engine::Error::from)?;
+            if self.engine.store().resource(ResourceKind::Model, &variant.model).await?.is_none() {
+                return Err(invalid(format!("Could not find model \"{}\".", variant.model)));
+            }
+        }
+        if !self.engine.store().create_resource(ResourceKind::EndpointConfig, name, &to_body(config)).await? {
+            return Err(in_use(format!("an endpoint configuration named {name} exists already")));
+        }
+        Ok(())
+    }
+
+    pub async fn endpoint_config(&self, name: &Name) -> Result<(ResourceRecord, EndpointConfigResource)> {
+        let record = self
+            .engine
+            .store()
+            .resource(ResourceKind::EndpointConfig, name)
+            .await?
+            .ok_or_else(|| not_found("endpoint configuration", name))?;
+        let config = body(&record)?;
+        Ok((record, config))
+    }
+
+    pub async fn endpoint_configs(&self) -> Result<Vec<(ResourceRecord, EndpointConfigResource)>> {
+        let records = self.engine.store().resources(ResourceKind::EndpointConfig).await?;
+        records.into_iter().map(|r| body(&r).map(|c| (r, c))).collect()
+    }
+
+    pub async fn delete_endpoint_config(&self, name: &Name) -> Result<()> {
+        if self.engine.store().delete_resource(ResourceKind::EndpointConfig, name).await? {
+            Ok(())
+        } else {
+            Err(not_found("endpoint configuration", name))
+        }
+    }
+
+    /// The SageMaker status kept of an endpoint the control plane made, if it made it.
+    pub async fn endpoint_resource(&self, name: &Name) -> Result<Option<(ResourceRecord, EndpointResource)>> {
+        match self.engine.store().resource(ResourceKind::Endpoint, name).await? {
+            Some(record) => {
+                let endpoint = body(&record)?;
+                Ok(Some((record, endpoint)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every endpoint the control plane made, with its SageMaker status.
+    pub async fn endpoint_resources(&self) -> Result<Vec<(ResourceRecord, EndpointResource)>> {
+        let records = self.engine.store().resources(ResourceKind::Endpoint).await?;
+        records.into_iter().map(|r| body(&r).map(|e| (r, e))).collect()
+    }
+
+    /// Starts deploying the configuration's variants to a new endpoint: `Creating` until they
+    /// all serve, then `InService`, or `Failed` with the reason.
+    pub async fn create_endpoint(&self, name: &Name, config: &Name) -> Result<()> {
+        let (_, wanted) = self.endpoint_config(config).await?;
+        if self.engine.store().endpoint(name).await?.is_some() {
+            return Err(in_use(format!("an endpoint named {name} exists already")));
+        }
+        let resource =
+            EndpointResource { config: config.to_string(), status: EndpointStatus::Creating, failure_reason: None };
+        if !self.engine.store().create_resource(ResourceKind::Endpoint, name, &to_body(&resource)).await? {
+            return Err(in_use(format!("an endpoint named {name} exists already")));
+        }
+        self.spawn_deploy(name.clone(), config.clone(), wanted, None);
+        Ok(())
+    }
+
+    /// Starts moving an endpoint to another configuration: `Updating`, then `InService` on the
+    /// new one, or on the old one with the reason when a variant cannot be deployed.
+    pub async fn update_endpoint(&self, name: &Name, config: &Name) -> Result<()> {
+        let (_, wanted) = self.endpoint_config(config).await?;
+        let Some((_, current)) = self.endpoint_resource(name).await? else {
+            return Err(not_found("endpoint made through SageMaker's API", name));
+        };
+        if matches!(current.status, EndpointStatus::Creating | EndpointStatus::Updating) {
+            return Err(ServiceError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("endpoint {name} is {:?}: update it once it is in service", current.status),
+            ));
+        }
+        let updating = EndpointResource { status: EndpointStatus::Updating, ..current.clone() };
+        self.engine.store().update_resource(ResourceKind::Endpoint, name, &to_body(&updating)).await?;
+        self.spawn_deploy(name.clone(), config.clone(), wanted, Some(current.config));
+        Ok(())
+    }
+
+    /// Forgets an endpoint's SageMaker status (the endpoint itself is deleted apart).
+    pub(crate) async fn forget_endpoint_resource(&self, name: &Name) -> Result<bool> {
+        Ok(self.engine.store().delete_resource(ResourceKind::Endpoint, name).await?)
+    }
+
+    fn spawn_deploy(&self, name: Name, config: Name, wanted: EndpointConfigResource, before: Option<String>) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let deployed = service.deploy_variants(&name, &wanted).await;
+            let resource = match (deployed, before) {
+                (Ok(()), _) => EndpointResource {
+                    config: config.to_string(),
+                    status: EndpointStatus::InService,
+                    failure_reason: None,
+                },
+                (Err(e), None) => EndpointResource {
+                    config: config.to_string(),
+                    status: EndpointStatus::Failed,
+                    failure_reason: Some(e.message),
+                },
+                (Err(e), Some(before)) => EndpointResource {
+                    config: before,
+                    status: EndpointStatus::InService,
+                    failure_reason: Some(e.message),
+                },
+            };
+            if let Err(e) =
+                service.engine.store().update_resource(ResourceKind::Endpoint, &name, &to_body(&resource)).await
+            {
+                tracing::warn!("endpoint {name}: its status could not be recorded: {e}");
+            }
+        });
+    }
+
+    /// Deploys each variant in turn: the first replaces what the endpoint served (new instances
+    /// answer before old ones stop), the others join it, then the weights are the configuration's.
+    async fn deploy_variants(&self, endpoint: &Name, config: &EndpointConfigResource) -> Result<()> {
+        for (i, variant) in config.variants.iter().enumerate() {
+            let (_, model) = self.sagemaker_model(&variant.model).await?;
+            let request = DeployRequest {
+                model_group: model.model_group,
+                model_version: Some(model.model_version),
+                variant: Some(variant.variant.to_string()),
+                weight: (i > 0).then_some(variant.weight),
+                instances: Some(variant.instances),
+                instance_type: variant.instance_type.clone(),
+                ..DeployRequest::default()
+            };
+            self.deploy(endpoint, &request).await?;
+        }
+        if config.variants.len() > 1 {
+            let weights = config.variants.iter().map(|v| (v.variant.to_string(), v.weight)).collect();
+            self.set_weights(endpoint, &WeightsRequest { weights }).await?;
+        }
+        Ok(())
+    }
+}
