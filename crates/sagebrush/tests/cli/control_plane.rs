@@ -366,3 +366,20 @@ fn the_aws_cli_hosts_trained_models_and_updates_the_endpoint_to_another_without_
     assert!(text(&gone).contains("Could not find model"), "{}", text(&gone));
     assert_eq!(json(&served, &["sagemaker", "list-endpoint-configs"])["EndpointConfigs"], serde_json::json!([]));
 }
+
+#[test]
+fn boto3_trains_hosts_updates_and_deletes_and_catches_each_mistake_as_its_class() {
+    let sandbox = Sandbox::new();
+    let served = sandbox.serve(&["server"]);
+    let bucket = sandbox.home.join("s3/workshop/iris");
+    std::fs::create_dir_all(&bucket).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    let script = repo_root().join("tests/runtime/boto3_control_plane.py");
+    let checked = Command::new("python3")
+        .arg(script)
+        .args([&served.url, "s3://workshop/iris/train.csv"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("run python3 with boto3 (the test script installs it)");
+    assert!(checked.status.success() && text(&checked).contains("ok"), "{}\n{}", text(&checked), served.output());
+}
