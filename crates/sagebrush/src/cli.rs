@@ -85,6 +85,10 @@ pub enum Command {
     /// Check what this configuration needs (state database, artifact store, Docker Engine,
     /// registry, git), each failure with what to do; exits 1 if one fails.
     Doctor(JsonArgs),
+    /// Print the address of the server's local image registry, which stands in for ECR (started if
+    /// needed): `docker push <address>/<repository>:<tag>`, then name the image
+    /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` in SageMaker requests.
+    Registry(JsonArgs),
     /// Send a request to an endpoint and print the answer.
     Invoke(InvokeArgs),
     /// Add, list and remove the projects the server may run.

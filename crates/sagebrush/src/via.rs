@@ -266,6 +266,20 @@ impl Via {
         }
     }
 
+    /// The server's local registry; one this process started would stop as it exits.
+    pub async fn registry(&self) -> anyhow::Result<server::service::Registry> {
+        match self {
+            Via::Server(client) => client.get("/registry").await,
+            Via::Local(_) => Err(ServiceError::new(
+                StatusCode::BAD_REQUEST,
+                "no_server",
+                "the local registry runs as long as the process that started it, and no server runs",
+            )
+            .hint("start `sagebrush server` (or `sagebrush up`) and ask again")
+            .into()),
+        }
+    }
+
     /// Whether a server carries the operations out.
     pub fn is_server(&self) -> bool {
         matches!(self, Via::Server(_))

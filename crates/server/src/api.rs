@@ -57,6 +57,7 @@ pub fn routes(service: Service, body_timeout: Duration) -> axum::Router {
         .route("/api/v1/events", get(list_events))
         .route("/hooks/{provider}/{project}", post(push_hook))
         .route("/api/v1/notifications/failures", get(notify_failures))
+        .route("/api/v1/registry", get(registry))
         .route("/api/v1/gc", post(collect_garbage))
         .merge(crate::control_plane::routes())
         .fallback(|| async {
@@ -113,6 +114,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         list_audit,
         list_events,
         notify_failures,
+        registry,
         collect_garbage,
         push_hook
     ),
@@ -192,14 +194,19 @@ async fn authorize(State(service): State<Service>, mut request: Request, next: N
     let Some(needed) = needed else {
         return next.run(request).await;
     };
+    // SageMaker's callers are told no in SageMaker's shape, which boto3 raises as its classes.
+    let refuse = |refusal: ServiceError| match &sagemaker {
+        Some(_) => crate::control_plane::refused(refusal),
+        None => refusal.into_response(),
+    };
     let caller = match service.access().caller(request.headers()) {
         Ok(caller) => caller,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return refuse(refusal),
     };
     let allowed = caller.role >= needed;
     request.extensions_mut().insert(caller.clone());
     if !auth::is_change(&method) || sagemaker_read {
-        return if allowed { next.run(request).await } else { forbidden(&caller, needed) };
+        return if allowed { next.run(request).await } else { refuse(forbidden(&caller, needed)) };
     }
     // A known caller's change is audited, refused or not. (One with no known token is not:
     // that would let anyone write to the server's disk.)
@@ -207,12 +214,12 @@ async fn authorize(State(service): State<Service>, mut request: Request, next: N
         Some(operation) => format!("{method} / SageMaker.{operation}"),
         None => format!("{method} {}", request.uri().path()),
     };
-    let response = if allowed { next.run(request).await } else { forbidden(&caller, needed) };
+    let response = if allowed { next.run(request).await } else { refuse(forbidden(&caller, needed)) };
     service.record(&caller, &action, response.status()).await;
     response
 }
 
-fn forbidden(caller: &auth::Caller, needed: store::Role) -> Response {
+fn forbidden(caller: &auth::Caller, needed: store::Role) -> ServiceError {
     let (name, role, needed) = (&caller.name, caller.role.as_str(), needed.as_str());
     ServiceError::new(
         StatusCode::FORBIDDEN,
@@ -220,7 +227,6 @@ fn forbidden(caller: &auth::Caller, needed: store::Role) -> Response {
         format!("token {name} is a {role}; this needs the {needed} role"),
     )
     .hint(format!("ask an admin for a token made with `--role {needed}`"))
-    .into_response()
 }
 
 /// Reads a request's whole body before its route runs: at most [`BODY_LIMIT`], within `timeout`.
@@ -663,6 +669,14 @@ async fn endpoint_drift(
 #[utoipa::path(get, path = "/api/v1/notifications/failures", responses((status = 200, body = Vec<store::NotifyFailure>)))]
 async fn notify_failures(State(service): State<Service>) -> ApiResult {
     Ok(Json(service.notify_failures().await?).into_response())
+}
+
+/// Where the local image registry listens (it stands in for ECR), started on first ask; it runs
+/// as long as the server.
+#[utoipa::path(get, path = "/api/v1/registry", responses((status = 200, body = service::Registry),
+    (status = 400, body = ErrorBody)))]
+async fn registry(State(service): State<Service>) -> ApiResult {
+    Ok(Json(service.registry().await?).into_response())
 }
 
 /// Retention: removes each project's runs past its `[pipeline] keep_runs` that nothing uses

@@ -108,7 +108,24 @@ pub struct Access {
 impl Access {
     /// Who sent a request, or why it is refused: a token that is not known is always refused, and
     /// none at all when one is required.
+    ///
+    /// The AWS CLI and SDKs sign with SigV4: the access key id of the `Credential=` is taken as
+    /// the token (the signature is not checked, as the server keeps no secret to check it with,
+    /// only the token's hash). A key id that is no token is `local` where none is required, so
+    /// made-up credentials work on loopback.
     pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ServiceError> {
+        if let Some(key) = sigv4_key(headers) {
+            return match self.tokens.verify(key) {
+                Some(caller) => Ok(caller),
+                None if !self.required => Ok(Caller::local()),
+                None => Err(ServiceError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the access key id is not a token this server knows",
+                )
+                .hint("set AWS_ACCESS_KEY_ID to a token from `sagebrush token create NAME --role operator` (any secret key)")),
+            };
+        }
         match bearer(headers) {
             Some(token) => self.tokens.verify(token).ok_or_else(|| {
                 ServiceError::new(StatusCode::UNAUTHORIZED, "invalid_token", "this token is not known to the server")
@@ -141,6 +158,13 @@ impl Access {
         }
         self.caller(headers).err()
     }
+}
+
+/// The access key id of a SigV4 `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<scope>, ...` header.
+fn sigv4_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = value.strip_prefix("AWS4-HMAC-SHA256 ")?.split("Credential=").nth(1)?;
+    credential.split('/').next().filter(|key| !key.is_empty())
 }
 
 /// The token of an `Authorization: Bearer` header.

@@ -124,6 +124,14 @@ pub struct Deployed {
     pub url: String,
 }
 
+/// Where the local image registry listens.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Registry {
+    /// `host:port` on loopback: push `<address>/<repository>:<tag>`, and name the image
+    /// `<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` in SageMaker's requests.
+    pub address: String,
+}
+
 /// The branch a git project builds unless told otherwise.
 pub const DEFAULT_BRANCH: &str = "main";
 
@@ -209,6 +217,7 @@ impl Service {
         let access = Access { required, tokens: Tokens::default(), public_endpoints: Arc::new(public_endpoints) };
         let service = Service { engine, access };
         service.reload_tokens().await?;
+        service.end_interrupted_endpoint_changes().await?;
         Ok(service)
     }
 
@@ -595,6 +604,12 @@ impl Service {
 }
 
 impl Service {
+    /// The local registry, which stands in for ECR, started if it is not running; it runs as
+    /// long as this process.
+    pub async fn registry(&self) -> Result<Registry> {
+        Ok(Registry { address: self.engine.local_registry().await? })
+    }
+
     /// The newest notifications given up on after their retries.
     pub async fn notify_failures(&self) -> Result<Vec<store::NotifyFailure>> {
         Ok(self.engine.store().notify_failures(100).await?)

@@ -219,3 +219,26 @@ async fn the_openapi_document_describes_every_route() {
     assert!(submit["responses"]["401"].is_object() && submit["responses"]["403"].is_object(), "{submit}");
     assert!(document["paths"]["/api/v1/health"]["get"]["responses"]["401"].is_null(), "health answers anyone");
 }
+
+/// A server that stopped mid-create or mid-update left its endpoints so: the next one ends them.
+#[tokio::test]
+async fn endpoint_changes_a_stopped_server_left_unfinished_are_ended_with_their_reason() {
+    let home = tempfile::tempdir().unwrap();
+    let engine =
+        engine::Engine::open(engine::Home::new(home.path().join("home")), router::Router::new(), String::new())
+            .await
+            .unwrap();
+    let kept = |status: &str| serde_json::json!({"config": "c1", "status": status, "failure_reason": null});
+    for (name, status) in [("made", "Creating"), ("moved", "Updating"), ("fine", "InService")] {
+        engine.store().create_resource(store::ResourceKind::Endpoint, name, &kept(status)).await.unwrap();
+    }
+    let service = server::Service::for_server(engine, false, Vec::new()).await.unwrap();
+    let ended: std::collections::BTreeMap<String, server::service::EndpointResource> =
+        service.endpoint_resources().await.unwrap().into_iter().map(|(r, e)| (r.name, e)).collect();
+    use server::service::EndpointStatus::{Failed, InService};
+    assert_eq!(ended["made"].status, Failed);
+    assert!(ended["made"].failure_reason.as_deref().unwrap().contains("create it again"));
+    assert_eq!((ended["moved"].status, ended["moved"].config.as_str()), (InService, "c1"));
+    assert!(ended["moved"].failure_reason.as_deref().unwrap().contains("update it again"));
+    assert_eq!((ended["fine"].status, &ended["fine"].failure_reason), (InService, &None));
+}

@@ -1,4 +1,5 @@
-//! `sagebrush doctor`: one line per check, and what to do about each that is not ok.
+//! `sagebrush doctor`: one line per check, and what to do about each that is not ok; and
+//! `sagebrush registry`, where images are pushed.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ use engine::doctor::CheckStatus;
 
 use super::print_json;
 use crate::cli::JsonArgs;
+use crate::via::Via;
 
 pub async fn doctor(home: &Home, args: JsonArgs) -> anyhow::Result<ExitCode> {
     let checks = engine::doctor::check(home, &server::backends()).await;
@@ -27,4 +29,14 @@ pub async fn doctor(home: &Home, args: JsonArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+pub async fn registry(home: &Home, args: JsonArgs) -> anyhow::Result<ExitCode> {
+    let registry = Via::open(home).await?.registry().await?;
+    if args.json {
+        print_json(&registry)?;
+    } else {
+        println!("{}", registry.address);
+    }
+    Ok(ExitCode::SUCCESS)
 }

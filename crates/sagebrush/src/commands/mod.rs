@@ -45,6 +45,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Drift(args) => drift::drift(&home, args).await,
         Command::Gc(args) => list::gc(&home, args).await,
         Command::Doctor(args) => doctor::doctor(&home, args).await,
+        Command::Registry(args) => doctor::registry(&home, args).await,
         Command::Models(args) => list::models(&home, args).await,
         Command::Logs(args) => logs::logs(&home, args).await,
         Command::Invoke(args) => invoke::invoke(&home, args).await,

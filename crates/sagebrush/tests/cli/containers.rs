@@ -25,7 +25,7 @@ fn ensure_base_image() {
 }
 
 /// Builds `tag` from the workshop-style container, with `extra` files added over it.
-fn build_image(sandbox: &Sandbox, tag: &str, extra: &[(&str, &str)]) {
+pub(crate) fn build_image(sandbox: &Sandbox, tag: &str, extra: &[(&str, &str)]) {
     ensure_base_image();
     let context = sandbox.dir.path().join(format!("image-{}", tag.replace(['/', ':'], "-")));
     std::fs::create_dir_all(&context).unwrap();

@@ -10,10 +10,15 @@ use crate::harness::{Sandbox, Served, client, repo_root, text, wait_until};
 
 /// `aws <args> --endpoint-url <server>` with made-up credentials (the server is on loopback).
 fn aws(served: &Served, args: &[&str]) -> std::process::Output {
+    aws_as(served, "sagebrush", args)
+}
+
+/// `aws <args>` with `key` as the access key id: a token, for a server that needs one.
+fn aws_as(served: &Served, key: &str, args: &[&str]) -> std::process::Output {
     Command::new("aws")
         .args(args)
         .args(["--endpoint-url", &served.url, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", "sagebrush")
+        .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", "not-checked-on-loopback")
         .env("AWS_DEFAULT_REGION", "eu-west-1")
         .env_remove("AWS_ENDPOINT_URL")
@@ -152,6 +157,15 @@ fn training_job(name: &str, data: &str) -> String {
     .to_string()
 }
 
+/// The workshop's iris training data at s3://workshop/iris/train.csv: with local artifacts,
+/// s3://<bucket>/<key> is <home>/s3/<bucket>/<key>. Returns that folder.
+fn workshop_data(sandbox: &Sandbox) -> std::path::PathBuf {
+    let bucket = sandbox.home.join("s3/workshop/iris");
+    std::fs::create_dir_all(&bucket).unwrap();
+    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    bucket
+}
+
 /// DescribeTrainingJob until the job is no longer in progress.
 fn ended(served: &Served, name: &str) -> serde_json::Value {
     wait_until(Duration::from_secs(60), &format!("training job {name} to end"), || {
@@ -164,10 +178,7 @@ fn ended(served: &Served, name: &str) -> serde_json::Value {
 fn the_aws_cli_trains_on_s3_data_waits_describes_lists_and_sees_a_failed_jobs_reason() {
     let sandbox = Sandbox::new();
     let served = sandbox.serve(&["server"]);
-    // With local artifacts, s3://<bucket>/<key> is <home>/s3/<bucket>/<key>.
-    let bucket = sandbox.home.join("s3/workshop/iris");
-    std::fs::create_dir_all(&bucket).unwrap();
-    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    let bucket = workshop_data(&sandbox);
     std::fs::write(bucket.join("garbage.csv"), "this,is,not\na,number,row\n").unwrap();
     let request = sandbox.dir.path().join("job.json");
     let create = |name: &str, data: &str| {
@@ -254,9 +265,7 @@ fn the_aws_cli_trains_on_s3_data_waits_describes_lists_and_sees_a_failed_jobs_re
 
 /// A finished training job's model, trained with `leaves` leaves on the workshop's iris data.
 fn trained(sandbox: &Sandbox, served: &Served, name: &str, leaves: &str) -> String {
-    let bucket = sandbox.home.join("s3/workshop/iris");
-    std::fs::create_dir_all(&bucket).unwrap();
-    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    workshop_data(sandbox);
     let mut request: serde_json::Value =
         serde_json::from_str(&training_job(name, "s3://workshop/iris/train.csv")).unwrap();
     request["HyperParameters"]["max_leaf_nodes"] = leaves.into();
@@ -371,9 +380,7 @@ fn the_aws_cli_hosts_trained_models_and_updates_the_endpoint_to_another_without_
 fn boto3_trains_hosts_updates_and_deletes_and_catches_each_mistake_as_its_class() {
     let sandbox = Sandbox::new();
     let served = sandbox.serve(&["server"]);
-    let bucket = sandbox.home.join("s3/workshop/iris");
-    std::fs::create_dir_all(&bucket).unwrap();
-    std::fs::copy(repo_root().join("examples/iris/data/train.csv"), bucket.join("train.csv")).unwrap();
+    workshop_data(&sandbox);
     let script = repo_root().join("tests/runtime/boto3_control_plane.py");
     let checked = Command::new("python3")
         .arg(script)
@@ -382,4 +389,84 @@ fn boto3_trains_hosts_updates_and_deletes_and_catches_each_mistake_as_its_class(
         .output()
         .expect("run python3 with boto3 (the test script installs it)");
     assert!(checked.status.success() && text(&checked).contains("ok"), "{}\n{}", text(&checked), served.output());
+}
+
+#[test]
+fn the_workshop_script_pushes_a_byo_image_trains_hosts_updates_in_place_and_shows_a_failed_jobs_reason() {
+    let sandbox = Sandbox::new();
+    let tag = format!("sagebrush-test/cli-byo:{}", std::process::id());
+    crate::containers::build_image(&sandbox, &tag, &[]);
+    let served = sandbox.serve(&["server"]);
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sagebrush"));
+    let path = format!("{}:{}", binary.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let mut script = Command::new("bash");
+    script.arg(repo_root().join("examples/scikit-byo/sagemaker-cli.sh")).args([&served.url, &tag, "t"]);
+    sandbox.environment(&mut script);
+    let output = script.env("PATH", path).env_remove("AWS_ENDPOINT_URL").output().unwrap();
+    let out = text(&output);
+    assert!(output.status.success(), "{out}\n{}", served.output());
+    for line in [
+        "byo-a-t: Completed: Starting>Downloading>Training>Uploading>Completed",
+        "invoke-endpoint: 29 predictions",
+        "byo-prod-t serves byo-b-t:",
+        " 0 failed",
+        "byo-broken-t: Failed: Exception during training: could not convert string to float",
+    ] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+    assert!(String::from_utf8_lossy(&output.stdout).trim_end().ends_with("  ok"), "{out}");
+    // The jobs ran in the image's containers, as runs of their own projects.
+    assert_eq!(sandbox.wait_for_run("byo-a-t", 1)["run"]["status"], "succeeded");
+    let registry = sandbox.run(&["registry"]);
+    let registry = String::from_utf8_lossy(&registry.stdout).trim().to_owned();
+    for image in [tag.clone(), format!("{registry}/scikit-byo:t")] {
+        let _ = Command::new("docker").args(["rmi", "--force", &image]).output();
+    }
+}
+
+#[test]
+fn off_loopback_the_access_key_id_is_the_token_and_refusals_are_sagemakers() {
+    let sandbox = Sandbox::new();
+    let token = |name: &str, role: &str| {
+        let created = sandbox.json(&["token", "create", name, "--role", role, "--json"]);
+        created["token"].as_str().unwrap().to_owned()
+    };
+    let (viewer, operator, admin) = (token("dashboard", "viewer"), token("ci", "operator"), token("root", "admin"));
+    let served = sandbox.serve(&["server", "--listen", "0.0.0.0:0"]);
+    let bucket = workshop_data(&sandbox);
+    let request = sandbox.dir.path().join("job.json");
+    std::fs::write(&request, training_job("iris-ci", "s3://workshop/iris/train.csv")).unwrap();
+    let input = format!("file://{}", request.display());
+    let create = ["sagemaker", "create-training-job", "--cli-input-json", &input];
+
+    let unknown = aws_as(&served, "sb_not-a-token", &["sagemaker", "list-training-jobs"]);
+    assert!(text(&unknown).contains("(UnrecognizedClientException)"), "{}", text(&unknown));
+    let listed = aws_as(&served, &viewer, &["sagemaker", "list-training-jobs"]);
+    assert!(listed.status.success(), "a viewer lists: {}", text(&listed));
+    let denied = aws_as(&served, &viewer, &create);
+    assert!(
+        text(&denied).contains("(AccessDeniedException)") && text(&denied).contains("operator"),
+        "{}",
+        text(&denied)
+    );
+    let created = aws_as(&served, &operator, &create);
+    assert!(created.status.success(), "an operator trains: {}", text(&created));
+    let describe =
+        ["sagemaker", "describe-training-job", "--training-job-name", "iris-ci", "--query", "TrainingJobStatus"];
+    wait_until(Duration::from_secs(60), "iris-ci to complete", || {
+        String::from_utf8_lossy(&aws_as(&served, &viewer, &describe).stdout).contains("Completed").then_some(())
+    });
+    let audit = sandbox.command(&["audit", "--json"]).env("SAGEBRUSH_TOKEN", &admin).output().unwrap();
+    assert!(audit.status.success(), "{}", text(&audit));
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let calls: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["actor"].as_str()?, e["action"].as_str()?)))
+        .filter(|(_, action)| action.contains("CreateTrainingJob"))
+        .collect();
+    assert!(calls.contains(&("ci", "POST / SageMaker.CreateTrainingJob")), "{audit:#}");
+    assert!(calls.contains(&("dashboard", "POST / SageMaker.CreateTrainingJob")), "refusals are audited: {audit:#}");
+    assert!(bucket.join("train.csv").exists());
 }

@@ -50,7 +50,7 @@ impl Sandbox {
         command
     }
 
-    fn environment(&self, command: &mut Command) {
+    pub fn environment(&self, command: &mut Command) {
         command.env("SAGEBRUSH_HOME", &self.home).env_remove("SAGEBRUSH_LISTEN").stdin(Stdio::null());
         match &self.database {
             Some(database) => command.env("SAGEBRUSH_DATABASE", database),

@@ -150,6 +150,18 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// A caller the API's authorization refused, in SageMaker's words: an unknown or missing token is
+/// an `UnrecognizedClientException`, a role short of the operation's an `AccessDeniedException`.
+pub(crate) fn refused(refusal: ServiceError) -> Response {
+    let code =
+        if refusal.status == StatusCode::FORBIDDEN { "AccessDeniedException" } else { "UnrecognizedClientException" };
+    let message = match &refusal.hint {
+        Some(hint) => format!("{}; {hint}", refusal.message),
+        None => refusal.message,
+    };
+    Fault::new(StatusCode::BAD_REQUEST, code, message).into_response()
+}
+
 /// One page of a List operation's results (at most 100), and the token of the next page.
 fn page<'a, T>(
     items: &'a [T],

@@ -263,6 +263,35 @@ impl Service {
         Ok(())
     }
 
+    /// Ends what a server that stopped left `Creating` or `Updating`: the task deploying it is
+    /// gone, so a create is `Failed` and an update back `InService`, each saying to try again.
+    /// Only on SQLite, where this is the home's one server: servers sharing Postgres may be
+    /// deploying what another sees unfinished.
+    pub(crate) async fn end_interrupted_endpoint_changes(&self) -> Result<()> {
+        if self.engine.store().kind() != store::DatabaseKind::Sqlite {
+            return Ok(());
+        }
+        for (record, resource) in self.endpoint_resources().await? {
+            let ended = match resource.status {
+                EndpointStatus::Creating => EndpointResource {
+                    status: EndpointStatus::Failed,
+                    failure_reason: Some(
+                        "the server stopped while creating it: delete it and create it again".to_owned(),
+                    ),
+                    ..resource
+                },
+                EndpointStatus::Updating => EndpointResource {
+                    status: EndpointStatus::InService,
+                    failure_reason: Some("the server stopped during the update: update it again".to_owned()),
+                    ..resource
+                },
+                EndpointStatus::InService | EndpointStatus::Failed => continue,
+            };
+            self.engine.store().update_resource(ResourceKind::Endpoint, &record.name, &to_body(&ended)).await?;
+        }
+        Ok(())
+    }
+
     /// Forgets an endpoint's SageMaker status (the endpoint itself is deleted apart).
     pub(crate) async fn forget_endpoint_resource(&self, name: &Name) -> Result<bool> {
         Ok(self.engine.store().delete_resource(ResourceKind::Endpoint, name).await?)
