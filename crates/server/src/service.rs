@@ -20,9 +20,11 @@ use crate::ServiceError;
 use crate::auth::{self, Access, Caller, Tokens};
 
 mod hosting;
+mod packages;
 mod training_jobs;
 
 pub use hosting::{EndpointConfigResource, EndpointResource, EndpointStatus, ModelResource, ModelSpec, VariantSpec};
+pub use packages::PackageGroup;
 pub use training_jobs::{TrainingJobSpec, TrainingJobView};
 
 type Result<T> = std::result::Result<T, ServiceError>;

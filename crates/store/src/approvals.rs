@@ -211,12 +211,42 @@ impl Store {
         .await
     }
 
+    /// The approval stage waiting on a model version, if one is.
+    pub async fn pending_approval_of(&self, group: &str, version: i64) -> Result<Option<ApprovalRecord>, Error> {
+        query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM approvals WHERE model_group = $1 AND model_version = $2 AND status = 'pending'"
+        )))
+        .bind(group)
+        .bind(version)
+        .fetch_optional(&self.db)
+        .await
+    }
+
     /// A run's approvals, by stage.
     pub async fn approvals(&self, run_id: i64) -> Result<Vec<ApprovalRecord>, Error> {
         query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM approvals WHERE run_id = $1 ORDER BY position")))
             .bind(run_id)
             .fetch_all(&self.db)
             .await
+    }
+}
+
+impl Store {
+    /// Sets a version's approval status outside an approval stage (SageMaker's
+    /// UpdateModelPackage); false when there is no such version.
+    pub async fn set_model_approval_status(
+        &self,
+        group: &str,
+        version: i64,
+        status: ModelApprovalStatus,
+    ) -> Result<bool, Error> {
+        let changed = query("UPDATE model_versions SET approval_status = $3 WHERE model_group = $1 AND version = $2")
+            .bind(group)
+            .bind(version)
+            .bind(status)
+            .execute(&self.db)
+            .await?;
+        Ok(changed == 1)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What SageMaker's control plane made that sagebrush has no concept of its own for: a model's
-//! name for a registered version, an endpoint configuration, an endpoint's SageMaker status. Each
-//! is a JSON document under its kind and name.
+//! name for a registered version, an endpoint configuration, an endpoint's SageMaker status, a
+//! model package group's description. Each is a JSON document under its kind and name.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -18,6 +18,8 @@ pub enum ResourceKind {
     EndpointConfig,
     /// CreateEndpoint and UpdateEndpoint: the configuration, status and failure reason.
     Endpoint,
+    /// CreateModelPackageGroup: a model group's description, before or beside its versions.
+    ModelPackageGroup,
 }
 
 impl ResourceKind {
@@ -26,6 +28,7 @@ impl ResourceKind {
             ResourceKind::Model => "model",
             ResourceKind::EndpointConfig => "endpoint-config",
             ResourceKind::Endpoint => "endpoint",
+            ResourceKind::ModelPackageGroup => "model-package-group",
         }
     }
 }

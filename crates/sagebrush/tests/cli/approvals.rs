@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::harness::{Sandbox, client, text, wait_until};
 
 /// The iris example with an approval between the smoke test and prod.
-fn approving_project(sandbox: &Sandbox) -> std::path::PathBuf {
+pub(crate) fn approving_project(sandbox: &Sandbox) -> std::path::PathBuf {
     let dir = sandbox.project("iris", "iris");
     let file = dir.join("sagebrush.toml");
     let pipeline = std::fs::read_to_string(&file).unwrap();

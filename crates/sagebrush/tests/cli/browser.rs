@@ -139,8 +139,17 @@ impl Browser {
                     self.client().find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{missing} at {css}: {e}"));
                 match act(element).await {
                     Ok(()) => return,
+                    // The page's live updates may replace or re-lay the node just found; a
+                    // person's pointer would wait for it to settle, so this tries again.
                     Err(fantoccini::error::CmdError::Standard(e))
-                        if e.error == fantoccini::error::ErrorStatus::StaleElementReference && attempt < 5 => {}
+                        if matches!(
+                            e.error,
+                            fantoccini::error::ErrorStatus::StaleElementReference
+                                | fantoccini::error::ErrorStatus::ElementNotInteractable
+                        ) && attempt < 10 =>
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
                     Err(e) => panic!("{css}: {e}"),
                 }
             }

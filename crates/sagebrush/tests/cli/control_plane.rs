@@ -470,3 +470,92 @@ fn off_loopback_the_access_key_id_is_the_token_and_refusals_are_sagemakers() {
     assert!(calls.contains(&("dashboard", "POST / SageMaker.CreateTrainingJob")), "refusals are audited: {audit:#}");
     assert!(bucket.join("train.csv").exists());
 }
+
+#[test]
+fn model_packages_are_the_registry_and_approving_one_lets_the_waiting_run_go_on() {
+    let sandbox = Sandbox::new();
+    let served = sandbox.serve(&["server"]);
+    let artifact = trained(&sandbox, &served, "iris-pkg", "5");
+    let described = json(
+        &served,
+        &[
+            "sagemaker",
+            "create-model-package-group",
+            "--model-package-group-name",
+            "iris-pkgs",
+            "--model-package-group-description",
+            "iris, by hand",
+        ],
+    );
+    assert_eq!(
+        described["ModelPackageGroupArn"],
+        "arn:aws:sagemaker:eu-west-1:000000000000:model-package-group/iris-pkgs"
+    );
+    let specification = serde_json::json!({
+        "Containers": [{ "Image": "builtin:decision-tree", "ModelDataUrl": artifact }],
+        "SupportedContentTypes": ["text/csv"],
+        "SupportedResponseMIMETypes": ["text/csv"],
+    })
+    .to_string();
+    for version in [1, 2] {
+        let args = ["--model-package-group-name", "iris-pkgs", "--inference-specification", &specification];
+        let created = json(&served, &[&["sagemaker", "create-model-package"][..], &args].concat());
+        let arn = format!("arn:aws:sagemaker:eu-west-1:000000000000:model-package/iris-pkgs/{version}");
+        assert_eq!(created["ModelPackageArn"], arn);
+    }
+    let pending = ["--model-package-group-name", "iris-pkgs", "--model-approval-status", "PendingManualApproval"];
+    let listed = json(&served, &[&["sagemaker", "list-model-packages"][..], &pending].concat());
+    assert_eq!(listed["ModelPackageSummaryList"].as_array().unwrap().len(), 2, "{listed:#}");
+    let first = "arn:aws:sagemaker:eu-west-1:000000000000:model-package/iris-pkgs/1";
+    let args = ["--model-package-arn", first, "--model-approval-status", "Approved", "--approval-description", "0.97"];
+    json(&served, &[&["sagemaker", "update-model-package"][..], &args].concat());
+    let described = json(&served, &["sagemaker", "describe-model-package", "--model-package-name", first]);
+    assert_eq!(described["ModelApprovalStatus"], "Approved", "{described:#}");
+    assert_eq!(described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], artifact.as_str());
+    // The same registry as `sagebrush models`.
+    let models = sandbox.json(&["models", "iris-pkgs", "--json"]);
+    let statuses: Vec<(i64, &str)> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| Some((m["version"].as_i64()?, m["approval_status"].as_str()?)))
+        .collect();
+    assert_eq!(statuses, [(2, "PendingManualApproval"), (1, "Approved")], "{models:#}");
+
+    // A pipeline's version waiting at its approval stage is a pending package; approving it
+    // through SageMaker's API lets the run go on to prod.
+    let project = crate::approvals::approving_project(&sandbox);
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(4), "waits for its approval: {}", text(&run));
+    let pending = ["--model-package-group-name", "iris", "--model-approval-status", "PendingManualApproval"];
+    let listed = json(&served, &[&["sagemaker", "list-model-packages"][..], &pending].concat());
+    let arn = listed["ModelPackageSummaryList"][0]["ModelPackageArn"].as_str().unwrap().to_owned();
+    assert!(arn.ends_with("model-package/iris/1"), "{listed:#}");
+    let args =
+        ["--model-package-arn", &arn, "--model-approval-status", "Approved", "--approval-description", "reviewed"];
+    json(&served, &[&["sagemaker", "update-model-package"][..], &args].concat());
+    assert_eq!(sandbox.wait_for_run("iris", 1)["run"]["status"], "succeeded");
+    assert_eq!(crate::harness::endpoint(&sandbox, "iris-prod")["model_version"], 1);
+    let groups = json(&served, &["sagemaker", "list-model-package-groups"]);
+    let names: Vec<&str> = groups["ModelPackageGroupSummaryList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["ModelPackageGroupName"].as_str())
+        .collect();
+    assert!(names.contains(&"iris") && names.contains(&"iris-pkgs"), "{groups:#}");
+
+    // Mistakes get SageMaker's errors, and change nothing.
+    let again = aws(&served, &["sagemaker", "create-model-package-group", "--model-package-group-name", "iris"]);
+    assert!(
+        text(&again).contains("(ValidationException)") && text(&again).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    let none = aws(&served, &["sagemaker", "describe-model-package-group", "--model-package-group-name", "iris-none"]);
+    assert!(text(&none).contains("does not exist"), "{}", text(&none));
+    let missing = "arn:aws:sagemaker:eu-west-1:000000000000:model-package/iris-pkgs/9";
+    let args = ["--model-package-arn", missing, "--model-approval-status", "Approved"];
+    let nine = aws(&served, &[&["sagemaker", "update-model-package"][..], &args].concat());
+    assert!(text(&nine).contains("does not exist"), "{}", text(&nine));
+}

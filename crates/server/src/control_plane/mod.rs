@@ -18,6 +18,7 @@ use crate::service::Service;
 
 mod endpoints;
 mod models;
+mod packages;
 mod training;
 
 /// The account in the ARNs sagebrush answers with: a machine of its own, not an AWS account.
@@ -45,6 +46,13 @@ pub const OPERATIONS: &[&str] = &[
     "UpdateEndpoint",
     "UpdateEndpointWeightsAndCapacities",
     "DeleteEndpoint",
+    "CreateModelPackageGroup",
+    "DescribeModelPackageGroup",
+    "ListModelPackageGroups",
+    "CreateModelPackage",
+    "DescribeModelPackage",
+    "ListModelPackages",
+    "UpdateModelPackage",
 ];
 
 /// Whether a request is for this API, which the authorization reads before the route does.
@@ -105,6 +113,13 @@ async fn answer(
         "DescribeEndpointConfig" => models::describe_config(service, region, input(body)?).await,
         "ListEndpointConfigs" => models::list_configs(service, region, input(body)?).await,
         "DeleteEndpointConfig" => models::delete_config(service, region, input(body)?).await,
+        "CreateModelPackageGroup" => packages::create_group(service, region, input(body)?).await,
+        "DescribeModelPackageGroup" => packages::describe_group(service, region, input(body)?).await,
+        "ListModelPackageGroups" => packages::list_groups(service, region, input(body)?).await,
+        "CreateModelPackage" => packages::create_package(service, region, input(body)?).await,
+        "DescribeModelPackage" => packages::describe_package(service, region, input(body)?).await,
+        "ListModelPackages" => packages::list_packages(service, region, input(body)?).await,
+        "UpdateModelPackage" => packages::update_package(service, caller, region, input(body)?).await,
         "CreateTrainingJob" => training::create(service, caller, region, input(body)?).await,
         "DescribeTrainingJob" => training::describe(service, region, input(body)?).await,
         "ListTrainingJobs" => training::list(service, region, input(body)?).await,

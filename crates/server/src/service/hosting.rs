@@ -71,7 +71,7 @@ pub struct EndpointResource {
 }
 
 /// A resource's body, read back.
-fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
+pub(super) fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
     serde_json::from_value(record.body.0.clone()).map_err(|e| {
         ServiceError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,19 +81,19 @@ fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
     })
 }
 
-fn to_body<T: Serialize>(value: &T) -> serde_json::Value {
+pub(super) fn to_body<T: Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
 }
 
-fn invalid(message: String) -> ServiceError {
+pub(super) fn invalid(message: String) -> ServiceError {
     ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-fn in_use(message: String) -> ServiceError {
+pub(super) fn in_use(message: String) -> ServiceError {
     ServiceError::new(StatusCode::CONFLICT, "resource_in_use", message)
 }
 
-fn not_found(what: &str, name: &Name) -> ServiceError {
+pub(super) fn not_found(what: &str, name: &Name) -> ServiceError {
     ServiceError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what} {name}"))
 }
 
@@ -105,28 +105,9 @@ impl Service {
         if store.resource(ResourceKind::Model, &spec.name).await?.is_some() {
             return Err(in_use(format!("a model named {} exists already", spec.name)));
         }
-        let job = store.training_job_by_model(&spec.model_data_url).await?.ok_or_else(|| {
-            invalid(format!(
-                "ModelDataUrl {} is no model a training job here made: give a training job's \
-                 ModelArtifacts.S3ModelArtifacts",
-                names::excerpt(&spec.model_data_url, 200)
-            ))
-        })?;
-        let algorithm = match spec.image.strip_prefix("builtin:") {
-            Some(_) => spec.image.clone(),
-            None => format!("image:{}", self.local_image(&spec.image).await?),
-        };
-        let lineage = json!({ "sagemaker_model": spec.name, "training_job": job.name, "image": spec.image });
-        let version = store
-            .register_model(NewModelVersion {
-                model_group: &spec.name,
-                run_id: job.run_id,
-                algorithm: &algorithm,
-                artifact_uri: &spec.model_data_url,
-                artifact_sha256: job.model_sha256.as_deref().unwrap_or_default(),
-                lineage: &lineage,
-                approval_status: ModelApprovalStatus::Approved,
-            })
+        let lineage = json!({ "sagemaker_model": spec.name });
+        let version = self
+            .register_trained(&spec.name, &spec.image, &spec.model_data_url, ModelApprovalStatus::Approved, lineage)
             .await?;
         let resource = ModelResource {
             model_group: version.model_group.clone(),
@@ -137,6 +118,43 @@ impl Service {
             return Err(in_use(format!("a model named {} exists already", spec.name)));
         }
         Ok(version)
+    }
+
+    /// Registers the model a training job made at `model_data_url` as the next version of
+    /// `group`, served by `image`, the job added to `lineage`.
+    pub(crate) async fn register_trained(
+        &self,
+        group: &str,
+        image: &str,
+        model_data_url: &str,
+        status: ModelApprovalStatus,
+        mut lineage: serde_json::Value,
+    ) -> Result<ModelVersionRecord> {
+        let store = self.engine.store();
+        let job = store.training_job_by_model(model_data_url).await?.ok_or_else(|| {
+            invalid(format!(
+                "ModelDataUrl {} is no model a training job here made: give a training job's \
+                 ModelArtifacts.S3ModelArtifacts",
+                names::excerpt(model_data_url, 200)
+            ))
+        })?;
+        let algorithm = match image.strip_prefix("builtin:") {
+            Some(_) => image.to_owned(),
+            None => format!("image:{}", self.local_image(image).await?),
+        };
+        lineage["training_job"] = job.name.clone().into();
+        lineage["image"] = image.into();
+        Ok(store
+            .register_model(NewModelVersion {
+                model_group: group,
+                run_id: job.run_id,
+                algorithm: &algorithm,
+                artifact_uri: model_data_url,
+                artifact_sha256: job.model_sha256.as_deref().unwrap_or_default(),
+                lineage: &lineage,
+                approval_status: status,
+            })
+            .await?)
     }
 
     pub async fn sagemaker_model(&self, name: &Name) -> Result<(ResourceRecord, ModelResource)> {

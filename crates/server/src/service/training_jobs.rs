@@ -11,6 +11,7 @@ use names::Name;
 use serde::Serialize;
 use store::{Location, RunRecord, TrainingJobRecord};
 
+use super::hosting::invalid;
 use super::{Result, Service};
 use crate::ServiceError;
 use crate::auth::Caller;
@@ -163,10 +164,6 @@ impl Service {
         }
         Ok(path.display().to_string())
     }
-}
-
-fn invalid(message: String) -> ServiceError {
-    ServiceError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 /// `<repository>[:tag|@digest]` of an ECR image URI, `<account>.dkr.ecr.<region>.amazonaws.com/...`.
