@@ -170,11 +170,7 @@ fn seconds(ms: i64) -> f64 {
 pub(crate) fn refused(refusal: ServiceError) -> Response {
     let code =
         if refusal.status == StatusCode::FORBIDDEN { "AccessDeniedException" } else { "UnrecognizedClientException" };
-    let message = match &refusal.hint {
-        Some(hint) => format!("{}; {hint}", refusal.message),
-        None => refusal.message,
-    };
-    Fault::new(StatusCode::BAD_REQUEST, code, message).into_response()
+    Fault::new(StatusCode::BAD_REQUEST, code, one_line(&refusal)).into_response()
 }
 
 /// One page of a List operation's results (at most 100), and the token of the next page.
@@ -204,6 +200,14 @@ fn constraint(text: &str, field: &str, e: &ServiceError) -> Fault {
     ))
 }
 
+/// A service error's message and hint as one SageMaker `message`.
+fn one_line(e: &ServiceError) -> String {
+    match &e.hint {
+        Some(hint) => format!("{}; {hint}", e.message),
+        None => e.message.clone(),
+    }
+}
+
 fn validation(message: impl Into<String>) -> Fault {
     Fault::new(StatusCode::BAD_REQUEST, "ValidationException", message)
 }
@@ -226,10 +230,7 @@ impl Fault {
 /// conflict a ConflictException, anything else SageMaker's InternalFailure.
 impl From<ServiceError> for Fault {
     fn from(e: ServiceError) -> Fault {
-        let message = match &e.hint {
-            Some(hint) => format!("{}; {hint}", e.message),
-            None => e.message.clone(),
-        };
+        let message = one_line(&e);
         let (status, code) = match e.status {
             _ if e.code == "resource_in_use" => (StatusCode::BAD_REQUEST, "ResourceInUse"),
             StatusCode::CONFLICT => (StatusCode::BAD_REQUEST, "ConflictException"),

@@ -17,20 +17,6 @@ use crate::service::{self, Service, TrainingJobSpec, TrainingJobView};
 /// SageMaker's default `MaxRuntimeInSeconds`: one day.
 const DEFAULT_MAX_RUNTIME: u64 = 86_400;
 
-/// The request fields DescribeTrainingJob gives back as they were sent.
-const ECHOED: &[&str] = &[
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "HyperParameters",
-    "Environment",
-    "EnableNetworkIsolation",
-    "VpcConfig",
-];
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct CreateInput {
@@ -336,10 +322,9 @@ fn description(view: &TrainingJobView, region: &str) -> Value {
         "CreationTime": seconds(view.run.created_at),
         "LastModifiedTime": seconds(last_modified(view)),
     });
-    for field in ECHOED {
-        if let Some(value) = view.request.get(*field) {
-            output[*field] = value.clone();
-        }
+    // The request as kept holds only the fields Describe gives back.
+    for (field, value) in view.request.as_object().into_iter().flatten() {
+        output[field.as_str()] = value.clone();
     }
     if let Some(reason) = failure {
         output["FailureReason"] = reason.into();

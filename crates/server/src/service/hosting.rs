@@ -71,7 +71,7 @@ pub struct EndpointResource {
 }
 
 /// A resource's body, read back.
-pub(super) fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
+fn body<T: for<'de> Deserialize<'de>>(record: &ResourceRecord) -> Result<T> {
     serde_json::from_value(record.body.0.clone()).map_err(|e| {
         ServiceError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -157,25 +157,46 @@ impl Service {
             .await?)
     }
 
+    /// A kept resource of `kind` and its body, if there is one.
+    async fn kept<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: ResourceKind,
+        name: &Name,
+    ) -> Result<Option<(ResourceRecord, T)>> {
+        match self.engine.store().resource(kind, name).await? {
+            Some(record) => {
+                let kept = body(&record)?;
+                Ok(Some((record, kept)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every kept resource of `kind`, the newest first, with its body.
+    pub(super) async fn all_kept<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: ResourceKind,
+    ) -> Result<Vec<(ResourceRecord, T)>> {
+        let records = self.engine.store().resources(kind).await?;
+        records.into_iter().map(|r| body(&r).map(|kept| (r, kept))).collect()
+    }
+
+    /// Removes a kept resource; `what` names it when there is none.
+    async fn forget(&self, kind: ResourceKind, name: &Name, what: &str) -> Result<()> {
+        if self.engine.store().delete_resource(kind, name).await? { Ok(()) } else { Err(not_found(what, name)) }
+    }
+
     pub async fn sagemaker_model(&self, name: &Name) -> Result<(ResourceRecord, ModelResource)> {
-        let record =
-            self.engine.store().resource(ResourceKind::Model, name).await?.ok_or_else(|| not_found("model", name))?;
-        let model = body(&record)?;
-        Ok((record, model))
+        self.kept(ResourceKind::Model, name).await?.ok_or_else(|| not_found("model", name))
     }
 
     pub async fn sagemaker_models(&self) -> Result<Vec<(ResourceRecord, ModelResource)>> {
-        let records = self.engine.store().resources(ResourceKind::Model).await?;
-        records.into_iter().map(|r| body(&r).map(|m| (r, m))).collect()
+        self.all_kept(ResourceKind::Model).await
     }
 
     /// Forgets the model's name; its registered version stays, with what serves it.
     pub async fn delete_sagemaker_model(&self, name: &Name) -> Result<()> {
-        if self.engine.store().delete_resource(ResourceKind::Model, name).await? {
-            Ok(())
-        } else {
-            Err(not_found("model", name))
-        }
+        self.forget(ResourceKind::Model, name, "model").await
     }
 
     /// Records an endpoint configuration whose models exist and whose instance types are known.
@@ -205,44 +226,26 @@ impl Service {
     }
 
     pub async fn endpoint_config(&self, name: &Name) -> Result<(ResourceRecord, EndpointConfigResource)> {
-        let record = self
-            .engine
-            .store()
-            .resource(ResourceKind::EndpointConfig, name)
-            .await?
-            .ok_or_else(|| not_found("endpoint configuration", name))?;
-        let config = body(&record)?;
-        Ok((record, config))
+        let what = "endpoint configuration";
+        self.kept(ResourceKind::EndpointConfig, name).await?.ok_or_else(|| not_found(what, name))
     }
 
     pub async fn endpoint_configs(&self) -> Result<Vec<(ResourceRecord, EndpointConfigResource)>> {
-        let records = self.engine.store().resources(ResourceKind::EndpointConfig).await?;
-        records.into_iter().map(|r| body(&r).map(|c| (r, c))).collect()
+        self.all_kept(ResourceKind::EndpointConfig).await
     }
 
     pub async fn delete_endpoint_config(&self, name: &Name) -> Result<()> {
-        if self.engine.store().delete_resource(ResourceKind::EndpointConfig, name).await? {
-            Ok(())
-        } else {
-            Err(not_found("endpoint configuration", name))
-        }
+        self.forget(ResourceKind::EndpointConfig, name, "endpoint configuration").await
     }
 
     /// The SageMaker status kept of an endpoint the control plane made, if it made it.
     pub async fn endpoint_resource(&self, name: &Name) -> Result<Option<(ResourceRecord, EndpointResource)>> {
-        match self.engine.store().resource(ResourceKind::Endpoint, name).await? {
-            Some(record) => {
-                let endpoint = body(&record)?;
-                Ok(Some((record, endpoint)))
-            }
-            None => Ok(None),
-        }
+        self.kept(ResourceKind::Endpoint, name).await
     }
 
     /// Every endpoint the control plane made, with its SageMaker status.
     pub async fn endpoint_resources(&self) -> Result<Vec<(ResourceRecord, EndpointResource)>> {
-        let records = self.engine.store().resources(ResourceKind::Endpoint).await?;
-        records.into_iter().map(|r| body(&r).map(|e| (r, e))).collect()
+        self.all_kept(ResourceKind::Endpoint).await
     }
 
     /// Starts deploying the configuration's variants to a new endpoint: `Creating` until they

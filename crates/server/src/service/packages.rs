@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use store::{ModelApprovalStatus, ModelVersionRecord, ResourceKind};
 
-use super::hosting::{body, in_use, invalid, not_found, to_body};
+use super::hosting::{in_use, invalid, not_found, to_body};
 use super::{Result, Service};
 use crate::auth::Caller;
 
@@ -43,15 +43,15 @@ impl Service {
     /// Every group: those CreateModelPackageGroup made, and those a version was registered in.
     pub async fn package_groups(&self) -> Result<Vec<PackageGroup>> {
         let store = self.engine.store();
-        let mut groups: Vec<PackageGroup> = Vec::new();
-        for record in store.resources(ResourceKind::ModelPackageGroup).await? {
-            let group: GroupBody = body(&record)?;
-            groups.push(PackageGroup {
+        let kept: Vec<(_, GroupBody)> = self.all_kept(ResourceKind::ModelPackageGroup).await?;
+        let mut groups: Vec<PackageGroup> = kept
+            .into_iter()
+            .map(|(record, group)| PackageGroup {
                 name: record.name,
                 description: group.description,
                 created_at: record.created_at,
-            });
-        }
+            })
+            .collect();
         for version in store.model_versions(None).await? {
             match groups.iter_mut().find(|g| g.name == version.model_group) {
                 Some(group) => group.created_at = group.created_at.min(version.created_at),

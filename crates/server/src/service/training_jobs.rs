@@ -59,7 +59,12 @@ impl Service {
         runtime::instance::limits(spec.instance_type.as_deref()).map_err(engine::Error::from)?;
         let name = &spec.name;
         let dir = self.engine.home().sagemaker_jobs().join(name);
-        if dir.exists() || self.engine.store().projects().await?.iter().any(|p| p.name == name.as_str()) {
+        let project = match self.engine.store().project(name).await {
+            Ok(_) => true,
+            Err(store::Error::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if dir.exists() || project {
             return Err(ServiceError::new(
                 StatusCode::CONFLICT,
                 "resource_in_use",
