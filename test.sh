@@ -27,12 +27,23 @@ compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgre
 command -v openssl >/dev/null || need_apt+=(openssl)
 # The ECR test's registry takes a login, as ECR's does, from an htpasswd file.
 command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+# The process runtime brings up each model server's loopback with iproute2's `ip`; the tests look
+# inside a server's network namespace with util-linux's nsenter.
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
+# The workshop's container files run without Docker too: this machine is their image (nginx here,
+# gunicorn and Flask from PyPI below).
+command -v nginx >/dev/null || need_apt+=(nginx-light)
 if ((${#need_apt[@]})); then
+  # Installed, not started: the tests start what they need themselves.
+  policy=/usr/sbin/policy-rc.d
+  [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && trap 'rm -f "$policy"' EXIT; }
   apt-get update -q && apt-get install -y -q "${need_apt[@]}"
 fi
-# The process-runtime example is Python + scikit-learn; the drift test checks PSI against numpy and pandas.
-if ! python3 -c 'import sklearn, pandas' 2>/dev/null; then
-  python3 -m pip install --quiet scikit-learn pandas
+# The process-runtime examples are Python + scikit-learn (the workshop's container serves through
+# gunicorn and Flask); the drift test checks PSI against numpy and pandas.
+if ! python3 -c 'import sklearn, pandas, flask' 2>/dev/null || ! command -v gunicorn >/dev/null; then
+  python3 -m pip install --quiet scikit-learn pandas flask gunicorn
 fi
 # The S3 tests run against moto's server on loopback, and use the AWS CLI as a user would.
 if ! python3 -c 'import moto.server, flask' 2>/dev/null || ! command -v moto_server >/dev/null || ! command -v aws >/dev/null; then

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use router::{AddressCheck, Upstream};
+use router::{AddressCheck, Dial, Upstream};
 use runtime::Algorithm;
 use runtime::docker;
 use runtime::hosting::{ContainerInstance, ProcessInstance};
@@ -47,6 +47,8 @@ pub struct ServeRequest<'a> {
     pub labels: &'a Labels,
     /// Names the container after the endpoint.
     pub name_hint: &'a str,
+    /// The sagebrush binary, which sets a process folder's sandbox up.
+    pub sagebrush_exe: &'a Path,
 }
 
 /// A started model server: where the router reaches it, and what keeps it running (dropped, it stops).
@@ -192,17 +194,31 @@ impl Training for DockerTraining {
     }
 }
 
-/// Process folders' `serve` as children in their own namespaces.
+/// Process folders' `serve` in their sandboxes, each reached in its own network namespace.
 struct ProcessServing;
 
 impl Serving for ProcessServing {
     fn start<'a>(&'a self, r: ServeRequest<'a>) -> BoxFuture<'a, Result<Served, runtime::Error>> {
         Box::pin(async move {
-            let Algorithm::Process(dir) = r.algorithm else {
+            let Algorithm::Process(program) = r.algorithm else {
                 return Err(runtime::Error::Docker(format!("{} is not a process folder", r.algorithm.reference())));
             };
-            let server = ProcessInstance::start(dir, r.opt_ml, r.log, r.startup_timeout).await?;
-            Ok(Served { upstream: Upstream::new(server.base_url.clone()), owner: Box::new(server) })
+            let server = ProcessInstance::start(
+                r.sagebrush_exe,
+                Path::new(&r.labels.home),
+                program,
+                r.opt_ml,
+                r.log,
+                r.startup_timeout,
+            )
+            .await?;
+            let dialer = server.dialer();
+            let dial: Dial = Arc::new(move || {
+                let dialer = dialer.clone();
+                Box::pin(async move { dialer.connect().await })
+            });
+            let upstream = Upstream::dialed(server.label.clone(), runtime::hosting::SERVE_PORT, dial);
+            Ok(Served { upstream, owner: Box::new(server) })
         })
     }
 }

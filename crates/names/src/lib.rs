@@ -1,5 +1,5 @@
 //! Names of projects, endpoints, model groups, variants and stages: validated once, and the only
-//! way a path under the home is built.
+//! way a path under the home is built; and ([`workdir`]) the paths a program may be given in its sandbox.
 //!
 //! A [`Name`] follows SageMaker's rule for endpoint, variant and model package group names,
 //! `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`: 1 to 63 ASCII letters, digits and `-`, starting and
@@ -8,6 +8,8 @@
 //! [`Name::parse`].
 
 use std::fmt;
+
+pub mod workdir;
 
 /// The longest name SageMaker accepts.
 pub const MAX_LEN: usize = 63;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use names::Name;
@@ -529,7 +529,7 @@ fn parameter(cx: &Cx<'_>, name: String, item: &Item<'_>) -> Result<Parameter, Er
 fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     let table = cx.table("algorithm", item)?;
     let keys = ["builtin", "process", "image"];
-    cx.allow(table, "[algorithm]", &["builtin", "process", "image", "container"])?;
+    cx.allow(table, "[algorithm]", &["builtin", "process", "image", "container", "workdir"])?;
     let container = match get(table, "container") {
         None => false,
         Some(flag) => match flag.get_ref() {
@@ -559,12 +559,31 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
             return Err(cx.error(&second.span(), "[algorithm] takes one of `builtin`, `process` or `image`", hint()));
         }
     };
+    if key != "process"
+        && let Some(workdir) = get(table, "workdir")
+    {
+        let hint = "a process folder runs at its workdir; an image has its own WORKDIR".to_owned();
+        return Err(cx.error(&workdir.span(), "`workdir` goes with `process`", Some(hint)));
+    }
     let text = cx.string(key, value)?;
     if text.trim().is_empty() || text.contains(char::is_whitespace) {
         return Err(cx.error(&value.span(), format!("`{key}` = \"{text}\" is empty or has spaces"), hint()));
     }
     match key {
-        "process" => Ok(Algorithm::Process { dir: text }),
+        "process" => {
+            let workdir = match get(table, "workdir") {
+                None => PathBuf::from(names::workdir::DEFAULT_WORKDIR),
+                Some(item) => {
+                    let workdir = PathBuf::from(cx.string("workdir", item)?);
+                    names::workdir::check_workdir(&workdir).map_err(|why| {
+                        let hint = "the folder's place in its container: the Dockerfile's WORKDIR, or where it COPYs the folder";
+                        cx.error(&item.span(), why, Some(hint.to_owned()))
+                    })?;
+                    workdir
+                }
+            };
+            Ok(Algorithm::Process { dir: text, workdir })
+        }
         "image" => Ok(Algorithm::Image { image: text }),
         _ => {
             let names = BuiltinAlgorithm::ALL.map(BuiltinAlgorithm::as_str);

@@ -38,8 +38,9 @@ pub enum Algorithm {
     Builtin(BuiltinAlgorithm),
     /// One of sagebrush's own algorithms in its `FROM scratch` container image (`container = true`).
     BuiltinImage(BuiltinAlgorithm),
-    /// A folder (relative to the project) with `train` and `serve` executables.
-    Process { dir: String },
+    /// A folder (relative to the project) with `train` and `serve` executables, run in a sandbox
+    /// with the folder at `workdir` (where its image would have it: `/opt/program` unless told).
+    Process { dir: String, workdir: PathBuf },
     /// A container image run as `<image> train` / `<image> serve`: the run's `build` stage makes it, or it already exists.
     Image { image: String },
 }

@@ -59,7 +59,7 @@ fn the_examples_load() {
     let names: Vec<&str> = resolved.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["checkout", "train", "gate", "register", "deploy-test", "smoke-test", "deploy-prod"]);
     let python = pipeline::load(&example("iris-python")).unwrap();
-    assert_eq!(python.algorithm, Some(Algorithm::Process { dir: "algorithm".into() }));
+    assert_eq!(python.algorithm, Some(Algorithm::Process { dir: "algorithm".into(), workdir: "/opt/program".into() }));
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub use invoke::{MAX_PAYLOAD_BYTES, routes, single_model_routes};
 pub use metrics::VariantView;
 pub use multi_model::{CacheView, LoadError, LoadedModel, Loader, ModelCache, Unloader};
 pub use stats::{BUCKETS_US, Snapshot, Stats};
-pub use upstream::{AddressCheck, Health, HealthStatus, InstanceView, Upstream};
+pub use upstream::{AddressCheck, Dial, Health, HealthStatus, InstanceView, Upstream};
 
 use std::any::Any;
 use std::collections::HashMap;

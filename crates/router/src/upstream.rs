@@ -3,7 +3,9 @@
 //! A container is reached on its bridge address when it has one: that skips Docker's userland proxy,
 //! a whole extra hop on every request. Docker hands a dead container's address to the next container it
 //! starts, so every new connection to that address is checked against the Engine before it carries a
-//! request; a connection, once made, cannot change ends.
+//! request; a connection, once made, cannot change ends. A process-runtime instance listens in a
+//! network namespace of its own, where no address of this machine reaches: each connection to it
+//! is made there and handed over ([`Dial`]).
 
 use std::error::Error as _;
 use std::future::Future;
@@ -18,8 +20,9 @@ use axum::http::{HeaderMap, Request, Response, Uri, header};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
 
 /// SageMaker's limit on how long a model may take to answer an invocation.
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -32,14 +35,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// If it does now, it did when the connection was made, so the connection reaches that instance.
 pub type AddressCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
+/// Makes a new connection to an instance that no address reaches (one in a network namespace of its own).
+pub type Dial = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>> + Send + Sync>;
+
 /// One HTTP instance as the router sees it.
 pub struct Upstream {
-    /// `http://127.0.0.1:<port>`: where people, tools and health checks reach the instance.
+    /// `http://127.0.0.1:<port>`: where people and tools reach the instance (or, for one in a
+    /// network namespace of its own, `netns:<pid>/127.0.0.1:8080`).
     pub base_url: String,
     /// Where invocations go: the base URL, or the instance's direct address.
     route: String,
     invocations: Uri,
-    client: Client<Checked, Full<Bytes>>,
+    client: Client<Connect, Full<Bytes>>,
     /// What the health check last saw.
     pub health: Health,
 }
@@ -127,22 +134,27 @@ impl Upstream {
     /// An instance reached at `base_url` (`http://<host>:<port>`) and nowhere else.
     pub fn new(base_url: impl Into<String>) -> Upstream {
         let base_url = base_url.into();
-        Upstream::build(base_url.clone(), base_url, None)
+        Upstream::build(base_url.clone(), base_url, Connect::Tcp { connector: tcp_connector(), check: None })
     }
 
     /// An instance at `base_url` whose invocations go to `address` (`<ip>:<port>`), over connections `check` confirms.
     pub fn direct(base_url: impl Into<String>, address: &str, check: AddressCheck) -> Upstream {
-        Upstream::build(base_url.into(), format!("http://{address}"), Some(check))
+        let connect = Connect::Tcp { connector: tcp_connector(), check: Some(check) };
+        Upstream::build(base_url.into(), format!("http://{address}"), connect)
     }
 
-    fn build(base_url: String, route: String, check: Option<AddressCheck>) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    /// An instance listening on `port` in a network namespace of its own, each connection made by `dial`;
+    /// `label` says where it is, for people.
+    pub fn dialed(label: impl Into<String>, port: u16, dial: Dial) -> Upstream {
+        // What the server sees as its Host: its own address, as in a container.
+        Upstream::build(label.into(), format!("http://127.0.0.1:{port}"), Connect::Dial(dial))
+    }
+
+    fn build(base_url: String, route: String, connect: Connect) -> Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .build(Checked { connector, check });
+            .build(connect);
         // A URL that does not parse fails each request with the reason, rather than the deploy.
         let invocations = format!("{route}/invocations").parse().unwrap_or_default();
         Upstream { base_url, route, invocations, client, health: Health::default() }
@@ -151,6 +163,16 @@ impl Upstream {
     /// Whether invocations skip the base URL for a direct address.
     pub fn is_direct(&self) -> bool {
         self.route != self.base_url
+    }
+
+    /// `GET /ping` over the router's own connections: whether it answered 200 within two seconds.
+    pub async fn ping(&self) -> bool {
+        let Ok(uri) = format!("{}/ping", self.route).parse::<Uri>() else { return false };
+        let Ok(request) = Request::get(uri).body(Full::new(Bytes::new())) else { return false };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.client.request(request)).await,
+            Ok(Ok(response)) if response.status().is_success()
+        )
     }
 
     /// `POST /invocations`.
@@ -201,34 +223,59 @@ fn with_causes(e: &hyper_util::client::legacy::Error) -> String {
     text
 }
 
-/// Connects as hyper's own connector does, then runs the instance's address check.
-#[derive(Clone)]
-struct Checked {
-    connector: HttpConnector,
-    check: Option<AddressCheck>,
+fn tcp_connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector
 }
 
-impl tower_service::Service<Uri> for Checked {
-    type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
+/// How new connections to one instance are made.
+#[derive(Clone)]
+enum Connect {
+    /// As hyper's own connector does, then the instance's address check, if it has one.
+    Tcp { connector: HttpConnector, check: Option<AddressCheck> },
+    /// By the instance's own dialer, within [`CONNECT_TIMEOUT`].
+    Dial(Dial),
+}
+
+impl tower_service::Service<Uri> for Connect {
+    type Response = TokioIo<TcpStream>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.connector.poll_ready(cx).map_err(Into::into)
+        match self {
+            Connect::Tcp { connector, .. } => connector.poll_ready(cx).map_err(Into::into),
+            Connect::Dial(_) => Poll::Ready(Ok(())),
+        }
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.connector.call(uri);
-        let check = self.check.clone();
-        Box::pin(async move {
-            let stream = connecting.await?;
-            if let Some(check) = check
-                && !check().await
-            {
-                return Err("the container no longer holds this address (it stopped); not sending to it".into());
+        match self {
+            Connect::Tcp { connector, check } => {
+                let connecting = connector.call(uri);
+                let check = check.clone();
+                Box::pin(async move {
+                    let stream = connecting.await?;
+                    if let Some(check) = check
+                        && !check().await
+                    {
+                        return Err("the container no longer holds this address (it stopped); not sending to it".into());
+                    }
+                    Ok(stream)
+                })
             }
-            Ok(stream)
-        })
+            Connect::Dial(dial) => {
+                let dialing = dial();
+                Box::pin(async move {
+                    match tokio::time::timeout(CONNECT_TIMEOUT, dialing).await {
+                        Ok(stream) => Ok(TokioIo::new(stream?)),
+                        Err(_) => Err("the instance's sandbox did not hand over a connection within 1 s".into()),
+                    }
+                })
+            }
+        }
     }
 }
 
@@ -280,6 +327,43 @@ mod tests {
         };
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dialed_instance_is_reached_and_pinged_over_the_connections_its_dial_makes() {
+        let (address, count) = counting_server().await;
+        let dials = Arc::new(AtomicUsize::new(0));
+        let dial: Dial = Arc::new({
+            let dials = dials.clone();
+            move || {
+                dials.fetch_add(1, Ordering::SeqCst);
+                let address = address.clone();
+                Box::pin(async move { TcpStream::connect(address).await })
+            }
+        });
+        let upstream = Upstream::dialed("netns:1/127.0.0.1:8080", 8080, dial);
+        assert_eq!(upstream.base_url, "netns:1/127.0.0.1:8080");
+        for _ in 0..3 {
+            let Ok(answer) = upstream.invoke(&HeaderMap::new(), Bytes::from_static(b"1\n")).await else {
+                panic!("the dialed connection carried no request")
+            };
+            assert_eq!(answer.status(), StatusCode::OK);
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        // Kept alive between requests: one connection made for all three.
+        assert_eq!(dials.load(Ordering::SeqCst), 1);
+        // The counting server has no /ping: a 404 is not healthy.
+        assert!(!upstream.ping().await);
+
+        let refused: Dial = Arc::new(|| {
+            Box::pin(async { Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "nothing listens")) })
+        });
+        let Err(Failure::Failed(why)) =
+            Upstream::dialed("x", 8080, refused).invoke(&HeaderMap::new(), Bytes::new()).await
+        else {
+            panic!("a refused dial answered")
+        };
+        assert!(why.contains("nothing listens"), "{why}");
     }
 
     #[tokio::test]

@@ -1,50 +1,79 @@
-//! Hosting instances: a folder's `serve` on a free loopback port, or an image's `serve` container; healthy once `/ping` answers 200.
+//! Hosting instances: a folder's `serve` in its sandbox (port 8080 in a network namespace of its
+//! own), or an image's `serve` container; healthy once `/ping` answers 200.
 
+use std::future::Future;
 use std::path::Path;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::process::Child;
 
 use crate::opt_ml::OptMl;
-use crate::{Error, docker, io_error, process};
+use crate::process::{self, Output};
+use crate::sandbox::{self, Program, Spec};
+use crate::{Error, docker, io_error, log_tail};
 
-/// A running `serve` process with its own `/opt/ml/model`.
+/// The port a model server listens on inside its sandbox, as in a SageMaker container.
+pub const SERVE_PORT: u16 = 8080;
+
+/// A running `serve` with its own `/opt/ml/model`, listening on [`SERVE_PORT`] in its own network namespace.
 #[derive(Debug)]
 pub struct ProcessInstance {
     child: Child,
-    /// `http://127.0.0.1:<port>`.
-    pub base_url: String,
+    dialer: Arc<Dialer>,
+    /// `netns:<pid>/127.0.0.1:8080`: whose network namespace it listens in, for people (`nsenter -t <pid> -n`).
+    pub label: String,
 }
 
 impl ProcessInstance {
-    /// Starts `<algorithm_dir>/serve` with `opt_ml` on `/opt/ml`, and waits until `/ping` answers 200.
+    /// Starts `serve` from `program` in a sandbox with `opt_ml` on `/opt/ml`, and waits until `/ping` answers 200.
     ///
-    /// The log (stdout and stderr) goes to `log_file`. Fails with the log's tail if the
-    /// process exits or `/ping` does not answer within `ping_deadline`.
+    /// `exe` is the sagebrush binary (it sets the sandbox up); `home` is hidden from the server.
+    /// The log (stdout and stderr) goes to `log_file`. Fails with the log's tail if the server
+    /// exits or `/ping` does not answer within `ping_deadline`.
     pub async fn start(
-        algorithm_dir: &Path,
+        exe: &Path,
+        home: &Path,
+        program: &Program,
         opt_ml: &OptMl,
         log_file: &Path,
         ping_deadline: Duration,
     ) -> Result<ProcessInstance, Error> {
-        let port = free_port()?;
-        let serve = algorithm_dir.join("serve");
-        let log = std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().create(true).append(true), 0o600)
-            .open(log_file)
-            .map_err(io_error(log_file))?;
-        let log_err = log.try_clone().map_err(io_error(log_file))?;
-        let mut command = process::isolated(&opt_ml.root, &serve, &[])?;
-        command.env("SAGEMAKER_BIND_TO_PORT", port.to_string()).stdin(Stdio::null()).stdout(log).stderr(log_err);
-        let child = process::spawn(command, &serve.display().to_string())?;
-        let mut instance = ProcessInstance { child, base_url: format!("http://127.0.0.1:{port}") };
+        let spec = Spec {
+            opt_ml: opt_ml.root.clone(),
+            program: program.clone(),
+            serve_port: Some(SERVE_PORT),
+            hidden: vec![home.to_path_buf()],
+            command: vec!["serve".into()],
+        };
+        let sandboxed = process::sandboxed(exe, &spec, &[], Output::File(log_file)).await?;
+        let pid = sandboxed.child.id().unwrap_or_default();
+        let dialer = Arc::new(Dialer { control: tokio::sync::Mutex::new(sandboxed.control) });
+        let mut instance =
+            ProcessInstance { child: sandboxed.child, dialer, label: format!("netns:{pid}/127.0.0.1:{SERVE_PORT}") };
         let child = &mut instance.child;
         let exited = || child.try_wait().ok().flatten().map(|status| format!("exited ({status})"));
-        if let Err(e) = wait_for_ping(&instance.base_url, "serve", log_file, ping_deadline, exited).await {
+        let dialer = instance.dialer.clone();
+        let connect = move || {
+            let dialer = dialer.clone();
+            async move { dialer.connect().await }
+        };
+        let what = format!("{} serve", program.dir.display());
+        if let Err(e) = wait_for_ping(connect, &what, log_file, ping_deadline, exited).await {
             process::stop(&mut instance.child, Duration::from_secs(2)).await;
             return Err(e);
         }
         Ok(instance)
+    }
+
+    /// How the router reaches the server: connections made inside its network namespace.
+    pub fn dialer(&self) -> Arc<Dialer> {
+        self.dialer.clone()
     }
 
     /// Stops the process tree: SIGTERM, then SIGKILL after a grace period.
@@ -59,6 +88,39 @@ impl Drop for ProcessInstance {
         if let Some(pid) = self.child.id() {
             process::kill_group_now(pid);
         }
+    }
+}
+
+/// Connections to a sandboxed server, each made inside its network namespace by the sandbox
+/// and handed over its control socket: an ordinary TCP socket from then on, with no hop between.
+#[derive(Debug)]
+pub struct Dialer {
+    /// One request at a time: each answer is read right after its request.
+    control: tokio::sync::Mutex<tokio::net::UnixStream>,
+}
+
+impl Dialer {
+    /// A new connection to the server, or why there is none (refused while it starts; the sandbox gone).
+    pub async fn connect(&self) -> std::io::Result<TcpStream> {
+        let mut control = self.control.lock().await;
+        control.write_all(&[sandbox::CONNECT]).await?;
+        let received = loop {
+            control.readable().await?;
+            match control.try_io(tokio::io::Interest::READABLE, || sandbox::receive_connection(&*control)) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                result => break result?,
+            }
+        };
+        let Some(socket) = received else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                format!("nothing listens on port {SERVE_PORT} in the instance's network namespace"),
+            ));
+        };
+        let stream = std::net::TcpStream::from(socket);
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        TcpStream::from_std(stream)
     }
 }
 
@@ -132,10 +194,9 @@ impl ContainerInstance {
         });
         let what = format!("{image} serve");
         let follower = &self.follower;
-        wait_for_ping(&self.base_url, &what, log_file, ping_deadline, || {
-            follower.is_finished().then(|| "stopped".to_owned())
-        })
-        .await?;
+        let connect = move || TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port));
+        wait_for_ping(connect, &what, log_file, ping_deadline, || follower.is_finished().then(|| "stopped".to_owned()))
+            .await?;
         if let Some(address) = direct {
             let connect = tokio::net::TcpStream::connect(address.as_str());
             if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(250), connect).await {
@@ -164,20 +225,18 @@ impl Drop for ContainerInstance {
     }
 }
 
-/// Polls `GET /ping` until it answers 200; fails when `exited` reports the server gone, or past `deadline`.
-async fn wait_for_ping(
-    base_url: &str,
+/// Polls `GET /ping` on connections from `connect` until it answers 200; fails when `exited`
+/// reports the server gone, or past `deadline`.
+async fn wait_for_ping<F>(
+    connect: impl Fn() -> F,
     what: &str,
     log_file: &Path,
     deadline: Duration,
     mut exited: impl FnMut() -> Option<String>,
-) -> Result<(), Error> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| Error::NotHealthy(e.to_string()))?;
-    let url = format!("{base_url}/ping");
+) -> Result<(), Error>
+where
+    F: Future<Output = std::io::Result<TcpStream>>,
+{
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
@@ -187,8 +246,8 @@ async fn wait_for_ping(
                 log_tail(log_file)
             )));
         }
-        if let Ok(response) = client.get(&url).send().await
-            && response.status().is_success()
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(1), connect()).await
+            && ping(stream).await
         {
             return Ok(());
         }
@@ -203,14 +262,16 @@ async fn wait_for_ping(
     }
 }
 
-fn free_port() -> Result<u16, Error> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_error(Path::new("127.0.0.1:0")))?;
-    let port = listener.local_addr().map_err(io_error(Path::new("127.0.0.1:0")))?.port();
-    Ok(port)
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
+/// `GET /ping` on a connected socket: whether it answered 200 within two seconds.
+async fn ping(stream: TcpStream) -> bool {
+    let asked = async {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        tokio::spawn(connection);
+        let request = hyper::Request::get("/ping")
+            .header(hyper::header::HOST, format!("127.0.0.1:{SERVE_PORT}"))
+            .body(Empty::<Bytes>::new())
+            .ok()?;
+        sender.send_request(request).await.ok()
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), asked).await, Ok(Some(response)) if response.status().is_success())
 }

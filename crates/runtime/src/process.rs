@@ -1,35 +1,123 @@
-//! Child processes: an isolated `/opt/ml` through a private mount namespace, every child in a PID
-//! namespace of its own (so nothing it starts outlives it), and stopping a whole process tree.
+//! Child processes: the process runtime's sandbox (namespaces of its own for each job and model
+//! server, set up inside by [`crate::sandbox`]), every child in a PID namespace of its own (so
+//! nothing it starts outlives it), and stopping a whole process tree.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-use crate::Error;
+use crate::sandbox::{self, Spec};
+use crate::{Error, io_error};
 
-/// A command that runs `program args...` with `opt_ml` mounted on `/opt/ml`, visible to it alone.
+/// How long a sandbox may take to set itself up.
+const SETUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a sandbox needs of this machine, for the error that says it is missing.
+const NAMESPACES_NEEDED: &str = "each process-runtime job and model server runs in mount, PID and network namespaces \
+of its own (util-linux `unshare`): run sagebrush as root with CAP_SYS_ADMIN, or as a user allowed unprivileged user \
+namespaces (`sysctl kernel.unprivileged_userns_clone=1`, `user.max_user_namespaces` above 0); in a container, give \
+it CAP_SYS_ADMIN; or run the algorithm as an image (`[algorithm] image = ...`) in Docker";
+
+/// Where a sandbox's output goes.
+pub enum Output<'a> {
+    /// stdout and stderr to pipes of the child, read by the caller (a training job's log lines).
+    Piped,
+    /// Both appended to a file (a model server's log).
+    File(&'a Path),
+}
+
+/// A process-runtime job or model server: `sagebrush sandbox` as the first process of its namespaces.
+#[derive(Debug)]
+pub struct Sandboxed {
+    pub child: Child,
+    /// The sandbox's end of its control socket: connections to a server inside ([`crate::hosting::Dialer`]).
+    pub control: tokio::net::UnixStream,
+}
+
+/// Starts `spec` in a sandbox of its own and waits until it says it is set up, or why it is not.
 ///
-/// util-linux `unshare` makes a private mount namespace, and a shell bind-mounts the
-/// job's directory there before `exec`, so the algorithm runs unmodified with the
-/// absolute paths SageMaker gives it. Without root, a user namespace maps the caller
-/// to root inside it.
-pub fn isolated(opt_ml: &Path, program: &Path, args: &[&str]) -> Result<Command, Error> {
-    ensure_mount_point()?;
+/// `exe` is the sagebrush binary, which sets the sandbox up from inside; `env` is added to the
+/// job's environment.
+pub async fn sandboxed(exe: &Path, spec: &Spec, env: &[(&str, &str)], output: Output<'_>) -> Result<Sandboxed, Error> {
+    // The sandbox assembles its root on /opt/ml; the program's workdir is made in that root.
+    ensure_mount_point(Path::new("/opt/ml"))?;
+    // The sandbox finds what it hides by absolute path; a folder that does not exist hides nothing.
+    let spec =
+        Spec { hidden: spec.hidden.iter().filter_map(|h| std::fs::canonicalize(h).ok()).collect(), ..spec.clone() };
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(io_error(Path::new("socketpair")))?;
     let mut command = guarded("unshare");
     if !nix::unistd::geteuid().is_root() {
         command.args(["--user", "--map-root-user"]);
     }
+    command.args(PID_NAMESPACE).args(["--mount", "--propagation", "private", "--mount-proc"]);
+    if spec.serve_port.is_some() {
+        command.arg("--net");
+    }
     command
-        .args(PID_NAMESPACE)
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg(r#"mount --bind "$SAGEBRUSH_OPT_ML" /opt/ml && exec "$0" "$@""#)
-        .arg(program)
-        .args(args)
-        .env("SAGEBRUSH_OPT_ML", opt_ml);
-    Ok(command)
+        .arg("--")
+        .arg(exe)
+        .args(spec.to_args())
+        .envs(env.iter().copied())
+        // A container for one model is told no port: it listens on 8080, as SageMaker expects.
+        .env_remove("SAGEMAKER_BIND_TO_PORT")
+        .stdin(Stdio::from(OwnedFd::from(theirs)));
+    match output {
+        Output::Piped => command.stdout(Stdio::piped()).stderr(Stdio::piped()),
+        Output::File(log) => {
+            let file =
+                std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().create(true).append(true), 0o600)
+                    .open(log)
+                    .map_err(io_error(log))?;
+            let copy = file.try_clone().map_err(io_error(log))?;
+            command.stdout(file).stderr(copy)
+        }
+    };
+    // Dropped with `command` once spawned, so only the sandbox holds its end and its exit is seen.
+    let mut child = spawn(command, "unshare")?;
+    ours.set_nonblocking(true).map_err(io_error(Path::new("socketpair")))?;
+    let mut control = tokio::net::UnixStream::from_std(ours).map_err(io_error(Path::new("socketpair")))?;
+    let mut first = [0u8];
+    let said = tokio::time::timeout(SETUP_DEADLINE, control.read(&mut first)).await;
+    let why = match said {
+        Ok(Ok(1)) if first[0] == sandbox::READY => return Ok(Sandboxed { child, control }),
+        Ok(Ok(1)) if first[0] == sandbox::FAILED => {
+            let mut why = String::new();
+            let _ = tokio::time::timeout(Duration::from_secs(1), control.read_to_string(&mut why)).await;
+            why
+        }
+        Err(_) => format!("the sandbox was not set up within {} s", SETUP_DEADLINE.as_secs()),
+        // It exited before it could say anything: `unshare` could not make the namespaces.
+        Ok(_) => {
+            let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let status = match status {
+                Ok(Ok(status)) => status.to_string(),
+                _ => "did not exit".to_owned(),
+            };
+            let said = match output {
+                Output::Piped => match child.stderr.take() {
+                    Some(mut stderr) => {
+                        let mut text = String::new();
+                        let _ = tokio::time::timeout(Duration::from_secs(1), stderr.read_to_string(&mut text)).await;
+                        text
+                    }
+                    None => String::new(),
+                },
+                Output::File(log) => crate::log_tail(log),
+            };
+            format!(
+                "the sandbox's namespaces could not be made (`unshare` {status}: {}); {NAMESPACES_NEEDED}",
+                said.trim()
+            )
+        }
+    };
+    stop(&mut child, Duration::from_secs(1)).await;
+    Err(Error::Isolation(why))
 }
 
 /// `unshare` arguments for a PID namespace whose first process is killed with `unshare` itself:
@@ -73,14 +161,16 @@ fn is_secret(name: &str) -> bool {
         || (name.starts_with("SAGEBRUSH_") && ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| name.contains(w)))
 }
 
-fn ensure_mount_point() -> Result<(), Error> {
-    let path = Path::new("/opt/ml");
+/// Makes `path` once (a directory the sandbox mounts on), or says how to.
+fn ensure_mount_point(path: &Path) -> Result<(), Error> {
     if path.is_dir() {
         return Ok(());
     }
     std::fs::create_dir_all(path).map_err(|e| {
         Error::Isolation(format!(
-            "/opt/ml does not exist and cannot be created ({e}); create it once with `sudo mkdir -p /opt/ml`"
+            "{} does not exist and cannot be created ({e}); create it once with `sudo mkdir -p {}`",
+            path.display(),
+            path.display()
         ))
     })
 }

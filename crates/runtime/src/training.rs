@@ -15,7 +15,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use crate::opt_ml::OptMl;
-use crate::{Algorithm, Error, archive, docker, io_error, process};
+use crate::process::{self, Output};
+use crate::sandbox::Spec;
+use crate::{Algorithm, Error, archive, docker, io_error};
 
 /// How long a stopped job gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -85,7 +87,8 @@ pub async fn run_child(
     log: &mut (impl AsyncWrite + Unpin),
     cancel: watch::Receiver<bool>,
 ) -> Result<Outcome, Error> {
-    supervise(job, opt_ml, start_child(job, opt_ml), log, cancel).await
+    let started = start_child(job, opt_ml).await;
+    supervise(job, opt_ml, started, log, cancel).await
 }
 
 /// Runs `<image> train` as a container of the Docker Engine, as [`run_child`] runs a child.
@@ -110,7 +113,7 @@ async fn supervise(
     let mut running = match started {
         Ok(running) => running,
         // A job that could not start counts as failed, as SageMaker reports a bad image.
-        Err(e @ Error::Docker(_)) => return Ok(failed_to_start(e)),
+        Err(e @ (Error::Docker(_) | Error::Isolation(_))) => return Ok(failed_to_start(e)),
         Err(e) => return Err(e),
     };
     let mut lines = running.lines()?;
@@ -169,26 +172,36 @@ enum Running {
     Container(String),
 }
 
-fn start_child(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
-    let (mut command, program) = match &job.algorithm {
+async fn start_child(job: &TrainingJob, opt_ml: &OptMl) -> Result<Running, Error> {
+    let environment = job.environment.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let environment: Vec<(&str, &str)> =
+        std::iter::once(("TRAINING_JOB_NAME", job.name.as_str())).chain(environment).collect();
+    match &job.algorithm {
         Algorithm::Builtin(_) => {
             let mut command = process::guarded(&job.sagebrush_exe);
-            command.args(["algorithm", "train", "--opt-ml"]).arg(&opt_ml.root);
-            (command, job.sagebrush_exe.display().to_string())
+            command
+                .args(["algorithm", "train", "--opt-ml"])
+                .arg(&opt_ml.root)
+                .envs(environment)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            Ok(Running::Child(process::spawn(command, &job.sagebrush_exe.display().to_string())?))
         }
-        Algorithm::Process(dir) => {
-            let train = dir.join("train");
-            (process::isolated(&opt_ml.root, &train, &[])?, train.display().to_string())
+        Algorithm::Process(program) => {
+            let spec = Spec {
+                opt_ml: opt_ml.root.clone(),
+                program: program.clone(),
+                serve_port: None,
+                // Other jobs' files are in the home.
+                hidden: vec![PathBuf::from(&job.labels.home)],
+                command: vec!["train".into()],
+            };
+            let sandboxed = process::sandboxed(&job.sagebrush_exe, &spec, &environment, Output::Piped).await?;
+            Ok(Running::Child(sandboxed.child))
         }
-        Algorithm::Image(image) => return Err(Error::Docker(format!("{image} is an image; it trains in a container"))),
-    };
-    command
-        .envs(job.environment.iter().map(|(k, v)| (k, v)))
-        .env("TRAINING_JOB_NAME", &job.name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    Ok(Running::Child(process::spawn(command, &program)?))
+        Algorithm::Image(image) => Err(Error::Docker(format!("{image} is an image; it trains in a container"))),
+    }
 }
 
 async fn start_container(job: &TrainingJob, image: &str, opt_ml: &OptMl) -> Result<Running, Error> {

@@ -112,6 +112,33 @@ pub enum Command {
     /// The built-in algorithms as a SageMaker container entry point.
     #[command(subcommand)]
     Algorithm(AlgorithmCommand),
+    /// The process runtime's sandbox, run by sagebrush itself as the first process of a job's
+    /// or model server's namespaces: sets up /opt/ml, the program folder and private /tmp, /run
+    /// and /var/log, then runs the command.
+    #[command(hide = true)]
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The job's or instance's own folder, bound on /opt/ml.
+    #[arg(long)]
+    pub opt_ml: PathBuf,
+    /// The folder with `train` and `serve`.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// Where the folder is put: the working directory, first on PATH.
+    #[arg(long)]
+    pub workdir: PathBuf,
+    /// To serve: the port the server listens on, in a network namespace of its own.
+    #[arg(long)]
+    pub serve_port: Option<u16>,
+    /// A folder of this machine to hide (covered by an empty tmpfs); repeatable.
+    #[arg(long = "hide")]
+    pub hidden: Vec<PathBuf>,
+    /// `train` or `serve`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

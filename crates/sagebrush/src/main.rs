@@ -11,6 +11,10 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // The sandbox is the first process of a job's namespaces: plain, single-threaded, no async runtime.
+    if let cli::Command::Sandbox(args) = cli.command {
+        return commands::sandbox(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             // The AWS SDK warns of each place of the chain it found nothing in (IMDS off a cloud

@@ -20,10 +20,6 @@ impl Engine {
     /// Each `interval`, forever: deletes endpoints past their TTL, pings every instance behind the router,
     /// and replaces one that fails [`FAILED_PINGS_BEFORE_REPLACING`] times in a row with a fresh instance of the same model.
     pub async fn watch_health(self, interval: Duration) {
-        let client = match reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build() {
-            Ok(client) => client,
-            Err(e) => return tracing::error!("health checks are off: {e}"),
-        };
         loop {
             tokio::time::sleep(interval).await;
             self.delete_expired_endpoints().await;
@@ -31,11 +27,13 @@ impl Engine {
             for name in self.inner.router.names() {
                 let Some(endpoint) = self.inner.router.get(&name) else { continue };
                 for instance in endpoint.instances() {
-                    if let Some(upstream) = instance.upstream() {
-                        let ping = client.get(format!("{}/ping", upstream.base_url)).send();
+                    if instance.upstream().is_some() {
                         let (name, instance) = (name.clone(), instance.clone());
                         checks.push(async move {
-                            let healthy = matches!(ping.await, Ok(r) if r.status().is_success());
+                            let healthy = match instance.upstream() {
+                                Some(upstream) => upstream.ping().await,
+                                None => true,
+                            };
                             (name, instance, healthy)
                         });
                     }

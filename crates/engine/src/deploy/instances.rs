@@ -51,6 +51,7 @@ impl Engine {
                 limits: instance::limits(None)?,
                 labels: &labels,
                 name_hint: endpoint,
+                sagebrush_exe: &self.inner.sagebrush_exe,
             })
             .await?;
         let client = MultiModelClient::new(&server.upstream.base_url, models)?;
@@ -137,6 +138,7 @@ impl Engine {
                     limits,
                     labels: &labels,
                     name_hint: endpoint,
+                    sagebrush_exe: &self.inner.sagebrush_exe,
                 };
                 let server = self.inner.backends.serving(&algorithm)?.start(request).await?;
                 answered_at_start(&server.upstream);

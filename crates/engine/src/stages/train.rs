@@ -38,7 +38,10 @@ pub(crate) async fn run(context: &mut RunContext, stage: &Stage, log: &mut Log) 
             built_here = Some(super::build::describe_image(context, &image, log).await?);
             Algorithm::Image(image)
         }
-        Some(AlgorithmSpec::Process { dir }) => Algorithm::Process(context.source_dir.join(dir)),
+        Some(AlgorithmSpec::Process { dir, workdir }) => Algorithm::Process(runtime::sandbox::Program {
+            dir: context.source_dir.join(dir),
+            workdir: workdir.clone(),
+        }),
         // The image this run built and pushed, pinned by digest; else the named image as it is.
         Some(AlgorithmSpec::Image { image }) => {
             match context.latest(StageOutput::build).and_then(|b| b.reference.as_deref()) {

@@ -32,3 +32,16 @@ pub async fn algorithm(command: AlgorithmCommand) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// `sandbox`: the process runtime's first process of a job's namespaces (see `runtime::sandbox`).
+pub fn sandbox(args: crate::cli::SandboxArgs) -> ExitCode {
+    let spec = runtime::sandbox::Spec {
+        opt_ml: args.opt_ml,
+        program: runtime::sandbox::Program { dir: args.program, workdir: args.workdir },
+        serve_port: args.serve_port,
+        hidden: args.hidden,
+        command: args.command,
+    };
+    let code = runtime::sandbox::init(&spec);
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}

@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 use engine::Home;
 
+pub use algorithm::sandbox;
+
 use crate::cli::{Cli, Command};
 
 /// Runs the command the user asked for.
@@ -59,6 +61,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Algorithm(command) => algorithm::algorithm(command).await,
+        // `main` runs it before any async runtime exists.
+        Command::Sandbox(args) => Ok(sandbox(args)),
     }
 }
 

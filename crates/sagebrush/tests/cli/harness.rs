@@ -20,6 +20,13 @@ impl Sandbox {
         Sandbox { dir, home, database: None }
     }
 
+    /// A sandbox outside `/tmp` (under the build's own temporary folder), for a test that looks at `/tmp`.
+    pub fn outside_tmp() -> Sandbox {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let home = dir.path().join("home");
+        Sandbox { dir, home, database: None }
+    }
+
     /// A sandbox whose commands keep their state in `database` (`SAGEBRUSH_DATABASE`).
     pub fn with_database(database: &str) -> Sandbox {
         let mut sandbox = Sandbox::new();
