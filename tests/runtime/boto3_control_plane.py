@@ -1,6 +1,6 @@
 """The workshop's SageMaker flow on sagebrush through boto3, as a SageMaker user writes it: a
 training job on data at an s3:// URI and its waiter, a model, an endpoint configuration, an
-endpoint and its waiter, an invocation, an update to a second configuration, the deletes; and
+endpoint and its waiter, an invocation, an update to a second configuration, tags, the deletes; and
 each mistake caught as the exception class boto3 raises for it, checked against botocore's model
 of the operation.
 
@@ -62,7 +62,8 @@ for name, leaves in [("boto-a", "5"), ("boto-b", "3")]:
     sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-config", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
 
-sagemaker.create_endpoint(EndpointName="boto-prod", EndpointConfigName="boto-a-config")
+sagemaker.create_endpoint(EndpointName="boto-prod", EndpointConfigName="boto-a-config",
+                          Tags=[{"Key": "team", "Value": "ml"}, {"Key": "stage", "Value": "prod"}])
 waiter = dict(EndpointName="boto-prod", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 sagemaker.get_waiter("endpoint_in_service").wait(**waiter)
 answer = runtime.invoke_endpoint(EndpointName="boto-prod", ContentType="text/csv", Body="5.1,3.5,1.4,0.2\n")
@@ -72,7 +73,29 @@ sagemaker.get_waiter("endpoint_in_service").wait(**waiter)
 described = sagemaker.describe_endpoint(EndpointName="boto-prod")
 assert described["EndpointConfigName"] == "boto-b-config", described
 
+# Tags, as scripts and cost reports read and write them.
+endpoint_arn = described["EndpointArn"]
+tags = lambda arn: {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+assert tags(endpoint_arn) == {"team": "ml", "stage": "prod"}, tags(endpoint_arn)
+sagemaker.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": "owner", "Value": "ops@example.com"}])
+sagemaker.delete_tags(ResourceArn=endpoint_arn, TagKeys=["stage"])
+assert tags(endpoint_arn) == {"team": "ml", "owner": "ops@example.com"}, tags(endpoint_arn)
+job_arn = sagemaker.describe_training_job(TrainingJobName="boto-a")["TrainingJobArn"]
+sagemaker.add_tags(ResourceArn=job_arn, Tags=[{"Key": "dataset", "Value": "iris"}])
+assert tags(job_arn) == {"dataset": "iris"}, tags(job_arn)
+
 # Mistakes, each as the class its users catch.
+modeled("StopTrainingJob", "ResourceNotFound")
+raised(sagemaker.exceptions.ResourceNotFound, sagemaker.stop_training_job, TrainingJobName="boto-none")
+done = raised(sagemaker.exceptions.ClientError, sagemaker.stop_training_job, TrainingJobName="boto-a")
+assert done.response["Error"]["Code"] == "ValidationException", done.response
+assert "in status Completed" in done.response["Error"]["Message"], done.response
+reserved = raised(sagemaker.exceptions.ClientError, sagemaker.add_tags, ResourceArn=endpoint_arn,
+                  Tags=[{"Key": "aws:owner", "Value": "x"}])
+assert reserved.response["Error"]["Code"] == "ValidationException", reserved.response
+nowhere = endpoint_arn.replace("boto-prod", "boto-none")
+unknown_arn = raised(sagemaker.exceptions.ClientError, sagemaker.list_tags, ResourceArn=nowhere)
+assert unknown_arn.response["Error"]["Code"] == "ValidationException", unknown_arn.response
 modeled("CreateTrainingJob", "ResourceInUse")
 in_use = raised(sagemaker.exceptions.ResourceInUse, train, name="boto-a", leaves="5")
 assert in_use.response["ResponseMetadata"]["HTTPStatusCode"] == 400, in_use.response
@@ -88,6 +111,12 @@ unknown = raised(runtime.exceptions.ValidationError, runtime.invoke_endpoint,
                  EndpointName="boto-none", ContentType="text/csv", Body="5.1,3.5,1.4,0.2\n")
 assert unknown.response["ResponseMetadata"]["HTTPStatusCode"] == 400, unknown.response
 
+sagemaker.delete_endpoint(EndpointName="boto-prod")
+sagemaker.get_waiter("endpoint_deleted").wait(**waiter)
+# A deleted endpoint's tags go with it: one made again under the name starts with none.
+sagemaker.create_endpoint(EndpointName="boto-prod", EndpointConfigName="boto-a-config")
+sagemaker.get_waiter("endpoint_in_service").wait(**waiter)
+assert tags(endpoint_arn) == {}, tags(endpoint_arn)
 sagemaker.delete_endpoint(EndpointName="boto-prod")
 sagemaker.get_waiter("endpoint_deleted").wait(**waiter)
 for name in ["boto-a", "boto-b"]:

@@ -160,11 +160,27 @@ impl Access {
     }
 }
 
-/// The access key id of a SigV4 `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<scope>, ...` header.
-fn sigv4_key(headers: &HeaderMap) -> Option<&str> {
+/// What a SigV4 `Authorization: AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, ...`
+/// header says of its caller.
+pub(crate) struct Credential<'a> {
+    /// The access key id: a sagebrush token.
+    pub key: &'a str,
+    /// The region the request was signed for, when it is a plausible one.
+    pub region: Option<&'a str>,
+}
+
+pub(crate) fn sigv4_credential(headers: &HeaderMap) -> Option<Credential<'_>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let credential = value.strip_prefix("AWS4-HMAC-SHA256 ")?.split("Credential=").nth(1)?;
-    credential.split('/').next().filter(|key| !key.is_empty())
+    let scope = value.strip_prefix("AWS4-HMAC-SHA256 ")?.split("Credential=").nth(1)?;
+    let scope = scope.split([',', ' ']).next()?;
+    let mut parts = scope.split('/');
+    let key = parts.next().filter(|key| !key.is_empty())?;
+    let region = parts.nth(1).filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    Some(Credential { key, region })
+}
+
+fn sigv4_key(headers: &HeaderMap) -> Option<&str> {
+    sigv4_credential(headers).map(|credential| credential.key)
 }
 
 /// The token of an `Authorization: Bearer` header.
@@ -225,6 +241,24 @@ mod tests {
         assert!(access.invocation_refusal("/endpoints/prod/invocations", &HeaderMap::new()).is_some());
         assert!(access.invocation_refusal("/endpoints/open/invocations", &HeaderMap::new()).is_none());
         assert!(access.invocation_refusal("/endpoints/prod/invocations", &headers(&token)).is_none());
+    }
+
+    #[test]
+    fn a_sigv4_credential_says_its_key_and_region() {
+        let signed = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            headers
+        };
+        let full = signed(
+            "AWS4-HMAC-SHA256 Credential=sb_abc/20261206/eu-west-1/sagemaker/aws4_request, SignedHeaders=host, Signature=00",
+        );
+        let credential = sigv4_credential(&full).unwrap();
+        assert_eq!((credential.key, credential.region), ("sb_abc", Some("eu-west-1")));
+        let odd = signed("AWS4-HMAC-SHA256 Credential=sb_abc/20261206/eu_west!/sagemaker/aws4_request");
+        assert_eq!(sigv4_credential(&odd).unwrap().region, None);
+        assert!(sigv4_credential(&signed("AWS4-HMAC-SHA256 Credential=/x/y")).is_none());
+        assert!(sigv4_credential(&headers("sb_x")).is_none());
     }
 
     #[test]

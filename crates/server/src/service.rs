@@ -21,10 +21,12 @@ use crate::auth::{self, Access, Caller, Tokens};
 
 mod hosting;
 mod packages;
+mod tags;
 mod training_jobs;
 
 pub use hosting::{EndpointConfigResource, EndpointResource, EndpointStatus, ModelResource, ModelSpec, VariantSpec};
 pub use packages::PackageGroup;
+pub use tags::{Tags, checked as checked_tags};
 pub use training_jobs::{TrainingJobSpec, TrainingJobView};
 
 type Result<T> = std::result::Result<T, ServiceError>;

@@ -1,6 +1,6 @@
 //! What SageMaker's control plane made that sagebrush has no concept of its own for: a model's
 //! name for a registered version, an endpoint configuration, an endpoint's SageMaker status, a
-//! model package group's description. Each is a JSON document under its kind and name.
+//! model package group's description, a resource's tags. Each is a JSON document under its kind and name.
 
 use serde::Serialize;
 use sqlx::FromRow;
@@ -20,6 +20,8 @@ pub enum ResourceKind {
     Endpoint,
     /// CreateModelPackageGroup: a model group's description, before or beside its versions.
     ModelPackageGroup,
+    /// AddTags and a Create's `Tags`: a resource's tags, named `<kind>/<name>` as its ARN ends.
+    Tags,
 }
 
 impl ResourceKind {
@@ -29,6 +31,7 @@ impl ResourceKind {
             ResourceKind::EndpointConfig => "endpoint-config",
             ResourceKind::Endpoint => "endpoint",
             ResourceKind::ModelPackageGroup => "model-package-group",
+            ResourceKind::Tags => "tags",
         }
     }
 }

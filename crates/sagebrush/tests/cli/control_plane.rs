@@ -85,7 +85,21 @@ fn the_aws_cli_lists_describes_waits_for_invokes_reweights_and_deletes_an_endpoi
     let described = json(&served, &["sagemaker", "describe-endpoint", "--endpoint-name", "iris-prod"]);
     assert_eq!(described["ProductionVariants"][0]["CurrentWeight"], 0.5, "{described:#}");
 
+    // Tags, on an endpoint a pipeline deployed as on any other.
+    let arn = "arn:aws:sagemaker:eu-west-1:000000000000:endpoint/iris-prod";
+    let tagged = aws(&served, &["sagemaker", "add-tags", "--resource-arn", arn, "--tags", "Key=team,Value=ml"]);
+    assert!(tagged.status.success(), "{}", text(&tagged));
+    let tags = json(&served, &["sagemaker", "list-tags", "--resource-arn", arn]);
+    assert_eq!(tags["Tags"], serde_json::json!([{ "Key": "team", "Value": "ml" }]), "{tags:#}");
+
     // Mistakes get SageMaker's errors, and change nothing.
+    let reserved = aws(&served, &["sagemaker", "add-tags", "--resource-arn", arn, "--tags", "Key=aws:x,Value=1"]);
+    assert!(
+        text(&reserved).contains("(ValidationException)") && text(&reserved).contains("aws:"),
+        "{}",
+        text(&reserved)
+    );
+    assert_eq!(json(&served, &["sagemaker", "list-tags", "--resource-arn", arn])["Tags"].as_array().unwrap().len(), 1);
     let wrong = aws(&served, &["sagemaker", "describe-endpoint", "--endpoint-name", "iris-nope"]);
     assert!(!wrong.status.success());
     assert!(
@@ -244,7 +258,13 @@ fn the_aws_cli_trains_on_s3_data_waits_describes_lists_and_sees_a_failed_jobs_re
         .filter_map(|s| s["TrainingJobName"].as_str())
         .collect();
     assert_eq!(names, ["iris-api"], "{listed:#}");
-    assert!(aws(&served, &["sagemaker", "stop-training-job", "--training-job-name", "iris-api"]).status.success());
+    // As SageMaker answers it, stopping a job that has ended is refused with its status; it stays as it ended.
+    let late = aws(&served, &["sagemaker", "stop-training-job", "--training-job-name", "iris-api"]);
+    assert!(
+        text(&late).contains("(ValidationException)") && text(&late).contains("training job is in status Completed"),
+        "{}",
+        text(&late)
+    );
     assert_eq!(ended(&served, "iris-api")["TrainingJobStatus"], "Completed", "an ended job stays as it ended");
 
     // Mistakes get SageMaker's errors, and make nothing.

@@ -193,7 +193,11 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     let instances = browser.wait_for_text("#instances", "a ping answered", MINUTE, |t| {
         t.contains("healthy") && !t.contains("unhealthy") && !t.contains("unchecked")
     });
-    assert!(instances.contains("http://127.0.0.1:") && instances.contains("ago"), "{instances}");
+    // A process-runtime instance listens on 8080 in a network namespace of its own.
+    assert!(
+        instances.contains("netns:") && instances.contains("/127.0.0.1:8080") && instances.contains("ago"),
+        "{instances}"
+    );
 
     // A good model, shifted as a canary that bakes for 8 seconds under load.
     let load = SteadyLoad::start(&served, "shift-prod");

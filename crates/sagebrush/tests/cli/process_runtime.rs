@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, text, wait_until};
+use crate::harness::{Sandbox, SteadyLoad, endpoint, payload, processes_with, text, wait_until};
 
 #[test]
 fn the_python_algorithm_goes_to_prod_and_is_updated_in_place() {
@@ -224,6 +224,9 @@ fn the_workshop_container_serves_twice_on_port_8080_and_leaves_the_host_as_it_wa
     assert!(failed < ok, "{failed} failed, {ok} answered");
 
     drop(served);
+    // Every sandbox, and all it started (nginx, gunicorn and its workers), stopped with the server.
+    let home = sandbox.home.display().to_string();
+    wait_until(Duration::from_secs(10), "the sandboxes to stop", || processes_with(&home).is_empty().then_some(()));
     let after = snapshot(&watched, sandbox.dir.path());
     let added: Vec<&String> = after.difference(&before).collect();
     let removed: Vec<&String> = before.difference(&after).collect();

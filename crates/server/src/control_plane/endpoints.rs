@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::models::{config_name, exists, missing};
+use super::tags::{self, Tag};
 use super::{Fault, arn, constraint, seconds, validation};
 use crate::ServiceError;
 use crate::service::{self, EndpointResource, EndpointStatus, EndpointView, Service, WeightsRequest};
@@ -59,6 +60,11 @@ async fn shown(service: &Service, name: &names::Name) -> Result<Option<Shown>, F
     };
     let resource = service.endpoint_resource(name).await?;
     Ok((view.is_some() || resource.is_some()).then(|| Shown { name: name.to_string(), view, resource }))
+}
+
+/// Whether DescribeEndpoint would find it: served here, or made through this API.
+pub(super) async fn known(service: &Service, name: &names::Name) -> Result<bool, Fault> {
+    Ok(shown(service, name).await?.is_some())
 }
 
 #[derive(Deserialize)]
@@ -166,16 +172,20 @@ pub(super) async fn describe(service: &Service, region: &str, input: EndpointInp
 pub(super) struct CreateEndpointInput {
     endpoint_name: String,
     endpoint_config_name: String,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 pub(super) async fn create(service: &Service, region: &str, input: CreateEndpointInput) -> Result<Value, Fault> {
     let name = endpoint_name(&input.endpoint_name)?;
     let config = config_name(&input.endpoint_config_name)?;
+    let tags = tags::given(&input.tags)?;
     let endpoint_arn = arn(region, "endpoint", &name);
     service.create_endpoint(&name, &config).await.map_err(|e| match e.code.as_ref() {
         "resource_in_use" => exists(e, "endpoint", &endpoint_arn),
         _ => missing(e, "endpoint configuration", &arn(region, "endpoint-config", &config)),
     })?;
+    tags::keep(service, &format!("endpoint/{name}"), &tags).await?;
     Ok(json!({ "EndpointArn": endpoint_arn }))
 }
 

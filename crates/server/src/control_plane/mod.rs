@@ -19,6 +19,7 @@ use crate::service::Service;
 mod endpoints;
 mod models;
 mod packages;
+mod tags;
 mod training;
 
 /// The account in the ARNs sagebrush answers with: a machine of its own, not an AWS account.
@@ -53,6 +54,9 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeModelPackage",
     "ListModelPackages",
     "UpdateModelPackage",
+    "AddTags",
+    "ListTags",
+    "DeleteTags",
 ];
 
 /// Whether a request is for this API, which the authorization reads before the route does.
@@ -124,6 +128,9 @@ async fn answer(
         "DescribeTrainingJob" => training::describe(service, region, input(body)?).await,
         "ListTrainingJobs" => training::list(service, region, input(body)?).await,
         "StopTrainingJob" => training::stop(service, input(body)?).await,
+        "AddTags" => tags::add(service, input(body)?).await,
+        "ListTags" => tags::list(service, input(body)?).await,
+        "DeleteTags" => tags::delete(service, input(body)?).await,
         other => Err(Fault::new(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -145,14 +152,7 @@ fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, Fault> {
 
 /// The region of the request's SigV4 credential scope (`Credential=<key>/<date>/<region>/sagemaker/...`).
 fn region(headers: &HeaderMap) -> String {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    authorization
-        .split("Credential=")
-        .nth(1)
-        .and_then(|scope| scope.split('/').nth(2))
-        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .unwrap_or("us-east-1")
-        .to_owned()
+    crate::auth::sigv4_credential(headers).and_then(|c| c.region).unwrap_or("us-east-1").to_owned()
 }
 
 /// `arn:aws:sagemaker:<region>:<account>:<kind>/<name>`, `kind` being `endpoint`, `training-job`, ...

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::tags::{self, Tag};
 use super::{Fault, arn, constraint, page, seconds, validation};
 use crate::ServiceError;
 use crate::service::{self, EndpointConfigResource, ModelSpec, Service, VariantSpec};
@@ -15,6 +16,8 @@ pub(super) struct CreateModelInput {
     primary_container: Option<ContainerDefinition>,
     containers: Option<Vec<Value>>,
     execution_role_arn: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 #[derive(Deserialize)]
@@ -43,8 +46,10 @@ pub(super) async fn create_model(service: &Service, region: &str, input: CreateM
         "PrimaryContainer": { "Image": image, "ModelDataUrl": model_data_url, "Mode": "SingleModel" },
         "ExecutionRoleArn": input.execution_role_arn,
     });
+    let tags = tags::given(&input.tags)?;
     let spec = ModelSpec { name: name.clone(), image, model_data_url, request };
     service.create_model(&spec).await.map_err(|e| exists(e, "model", &arn(region, "model", &name)))?;
+    tags::keep(service, &format!("model/{name}"), &tags).await?;
     Ok(json!({ "ModelArn": arn(region, "model", &name) }))
 }
 
@@ -114,6 +119,8 @@ pub(super) async fn list_models(service: &Service, region: &str, input: ListInpu
 pub(super) struct CreateConfigInput {
     endpoint_config_name: String,
     production_variants: Vec<ProductionVariant>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -128,6 +135,7 @@ struct ProductionVariant {
 
 pub(super) async fn create_config(service: &Service, region: &str, input: CreateConfigInput) -> Result<Value, Fault> {
     let name = config_name(&input.endpoint_config_name)?;
+    let tags = tags::given(&input.tags)?;
     let mut variants = Vec::new();
     for variant in &input.production_variants {
         let model = variant
@@ -150,6 +158,7 @@ pub(super) async fn create_config(service: &Service, region: &str, input: Create
         .create_endpoint_config(&name, &config)
         .await
         .map_err(|e| exists(e, "endpoint configuration", &config_arn))?;
+    tags::keep(service, &format!("endpoint-config/{name}"), &tags).await?;
     Ok(json!({ "EndpointConfigArn": config_arn }))
 }
 

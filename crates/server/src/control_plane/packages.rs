@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{ModelApprovalStatus, ModelVersionRecord};
 
+use super::tags::{self, Tag};
 use super::{ACCOUNT, Fault, arn, constraint, page, seconds, validation};
 use crate::ServiceError;
 use crate::auth::Caller;
@@ -15,10 +16,13 @@ use crate::service::{self, Service};
 pub(super) struct CreateGroupInput {
     model_package_group_name: String,
     model_package_group_description: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 pub(super) async fn create_group(service: &Service, region: &str, input: CreateGroupInput) -> Result<Value, Fault> {
     let name = group_name(&input.model_package_group_name)?;
+    let tags = tags::given(&input.tags)?;
     service.create_package_group(&name, input.model_package_group_description).await.map_err(|e| {
         if e.code == "resource_in_use" {
             validation(format!("Model Package Group already exists: {}", arn(region, "model-package-group", &name)))
@@ -26,6 +30,7 @@ pub(super) async fn create_group(service: &Service, region: &str, input: CreateG
             Fault::from(e)
         }
     })?;
+    tags::keep(service, &format!("model-package-group/{name}"), &tags).await?;
     Ok(json!({ "ModelPackageGroupArn": arn(region, "model-package-group", &name) }))
 }
 
@@ -104,6 +109,8 @@ pub(super) struct CreatePackageInput {
     model_package_description: Option<String>,
     model_approval_status: Option<ModelApprovalStatus>,
     inference_specification: Option<InferenceSpecification>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +135,7 @@ pub(super) async fn create_package(service: &Service, region: &str, input: Creat
         )));
     };
     let group = group_name(group)?;
+    let tags = tags::given(&input.tags)?;
     let containers = input.inference_specification.map(|spec| spec.containers).unwrap_or_default();
     let [Container { image, model_data_url: Some(url) }] = containers.as_slice() else {
         return Err(validation(
@@ -140,6 +148,7 @@ pub(super) async fn create_package(service: &Service, region: &str, input: Creat
         .create_model_package(&group, image, url, status, description)
         .await
         .map_err(|e| missing_group(e, &group))?;
+    tags::keep(service, &format!("model-package/{}/{}", version.model_group, version.version), &tags).await?;
     Ok(json!({ "ModelPackageArn": package_arn(region, &version) }))
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{RunStatus, SecondaryStatus, TrainingJobStatus};
 
+use super::tags::{self, Tag};
 use super::{Fault, arn, constraint, seconds, validation};
 use crate::ServiceError;
 use crate::auth::Caller;
@@ -32,6 +33,8 @@ pub(super) struct CreateInput {
     hyper_parameters: BTreeMap<String, String>,
     resource_config: Option<ResourceConfig>,
     stopping_condition: Option<StoppingCondition>,
+    #[serde(default)]
+    tags: Vec<Tag>,
 }
 
 #[derive(Deserialize)]
@@ -90,8 +93,10 @@ pub(super) async fn create(
     input: CreateInput,
 ) -> Result<Value, Fault> {
     let request = echo_source(&input);
+    let tags = tags::given(&input.tags)?;
     let spec = spec(input, request)?;
     service.create_training_job(&spec, caller).await?;
+    tags::keep(service, &format!("training-job/{}", spec.name), &tags).await?;
     Ok(json!({ "TrainingJobArn": arn(region, "training-job", &spec.name) }))
 }
 
@@ -199,6 +204,21 @@ pub(super) async fn describe(service: &Service, region: &str, input: JobInput) -
 
 pub(super) async fn stop(service: &Service, input: JobInput) -> Result<Value, Fault> {
     let name = job_name(&input.training_job_name)?;
+    let view = service.training_job(&name).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            // What botocore models for StopTrainingJob, so boto3 raises its ResourceNotFound.
+            Fault::new(StatusCode::BAD_REQUEST, "ResourceNotFound", format!("Could not find training job \"{name}\"."))
+        } else {
+            Fault::from(e)
+        }
+    })?;
+    let (status, _, _) = state(&view);
+    if status != TrainingJobStatus::InProgress {
+        return Err(validation(format!(
+            "The request was rejected because the training job is in status {}.",
+            json!(status).as_str().unwrap_or_default()
+        )));
+    }
     service.stop_training_job(&name).await.map_err(not_found)?;
     Ok(json!({}))
 }

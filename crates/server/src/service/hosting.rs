@@ -196,7 +196,8 @@ impl Service {
 
     /// Forgets the model's name; its registered version stays, with what serves it.
     pub async fn delete_sagemaker_model(&self, name: &Name) -> Result<()> {
-        self.forget(ResourceKind::Model, name, "model").await
+        self.forget(ResourceKind::Model, name, "model").await?;
+        self.forget_tags(&format!("model/{name}")).await
     }
 
     /// Records an endpoint configuration whose models exist and whose instance types are known.
@@ -235,7 +236,8 @@ impl Service {
     }
 
     pub async fn delete_endpoint_config(&self, name: &Name) -> Result<()> {
-        self.forget(ResourceKind::EndpointConfig, name, "endpoint configuration").await
+        self.forget(ResourceKind::EndpointConfig, name, "endpoint configuration").await?;
+        self.forget_tags(&format!("endpoint-config/{name}")).await
     }
 
     /// The SageMaker status kept of an endpoint the control plane made, if it made it.
@@ -313,8 +315,9 @@ impl Service {
         Ok(())
     }
 
-    /// Forgets an endpoint's SageMaker status (the endpoint itself is deleted apart).
+    /// Forgets an endpoint's SageMaker status and tags (the endpoint itself is deleted apart).
     pub(crate) async fn forget_endpoint_resource(&self, name: &Name) -> Result<bool> {
+        self.forget_tags(&format!("endpoint/{name}")).await?;
         Ok(self.engine.store().delete_resource(ResourceKind::Endpoint, name).await?)
     }
 
@@ -339,10 +342,16 @@ impl Service {
                     failure_reason: Some(e.message),
                 },
             };
-            if let Err(e) =
-                service.engine.store().update_resource(ResourceKind::Endpoint, &name, &to_body(&resource)).await
-            {
-                tracing::warn!("endpoint {name}: its status could not be recorded: {e}");
+            match service.engine.store().update_resource(ResourceKind::Endpoint, &name, &to_body(&resource)).await {
+                Ok(true) => {}
+                // DeleteEndpoint came while this deployed: what it deployed goes too, or it would
+                // serve with no SageMaker status to show or delete it by.
+                Ok(false) => {
+                    if let Err(e) = service.engine.delete_endpoint(&name).await {
+                        tracing::warn!("endpoint {name}: deleted while deploying, but what it deployed stays: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("endpoint {name}: its status could not be recorded: {e}"),
             }
         });
     }
