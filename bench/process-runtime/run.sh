@@ -38,17 +38,18 @@ url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "
 stats() { sort -n | awk '{a[NR]=$1} END {printf "%d %d %d\n", a[1], a[int((NR+1)/2)], a[NR]}'; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-$bin run examples/scikit-byo >/dev/null
-$bin run examples/scikit-byo-process >/dev/null
+cli_log=$home/cli.log
+$bin run examples/scikit-byo >/dev/null 2>>"$cli_log"
+$bin run examples/scikit-byo-process >/dev/null 2>>"$cli_log"
 
 # 1. Cold start.
 deploy_ms() { # endpoint, model group -> ms until the endpoint's instance answered /ping, checked with one invocation
   local start elapsed
   start=$(now_ms)
-  $bin deploy "$1" "$2" >/dev/null
+  $bin deploy "$1" "$2" >/dev/null 2>>"$cli_log"
   elapsed=$(( $(now_ms) - start ))
   curl -sf -H 'Content-Type: text/csv' --data-binary @examples/iris/data/payload.csv "$url/endpoints/$1/invocations" >/dev/null
-  $bin delete-endpoint "$1" >/dev/null
+  $bin delete-endpoint "$1" >/dev/null 2>>"$cli_log"
   echo "$elapsed"
 }
 image=$($bin models scikit-byo --json | python3 -c 'import json,sys; print(max(json.load(sys.stdin), key=lambda m: m["version"])["algorithm"][6:])')
@@ -65,15 +66,46 @@ docker_run_ms() { # Docker's own start of the same image, no sagebrush: docker r
   echo $(( $(now_ms) - start ))
   docker rm -f "$name" >/dev/null
 }
-p_times=(); d_times=(); r_times=()
+# What each runtime itself takes, with nothing to start: the sandbox as process::sandboxed makes it
+# (`unshare` around `sagebrush sandbox`, every mount, a network namespace) running `true`, against
+# `docker run --rm <image> true`; and what the serving stack's imports take on each side (this
+# machine's Python and packages, against the image's Debian ones).
+empty=$home/empty
+mkdir -p "$empty/opt_ml" "$empty/program"
+printf '#!/bin/sh\nexec "$@"\n' > "$empty/program/run"
+chmod +x "$empty/program/run"
+sandbox_ms() { # -> ms for the sandbox around `$@`
+  local start
+  start=$(now_ms)
+  unshare --pid --fork --kill-child --mount --propagation private --mount-proc --net -- \
+    "$bin" sandbox --opt-ml "$empty/opt_ml" --program "$empty/program" --workdir /opt/program --serve-port 8080 \
+    -- run "$@" </dev/null >/dev/null
+  echo $(( $(now_ms) - start ))
+}
+container_ms() { # -> ms for docker run of the image with `$@`
+  local start
+  start=$(now_ms)
+  docker run --rm --label "dev.sagebrush.home=$home" "$image" "$@" >/dev/null
+  echo $(( $(now_ms) - start ))
+}
+imports=(python3 -c 'import sklearn.tree, flask, gunicorn')
+p_times=(); d_times=(); r_times=(); se_times=(); ce_times=(); si_times=(); ci_times=()
 for i in $(seq "$starts"); do
   p_times+=($(deploy_ms "cold-process-$i" scikit-byo-process))
   d_times+=($(deploy_ms "cold-docker-$i" scikit-byo))
   r_times+=($(docker_run_ms))
+  se_times+=($(sandbox_ms true))
+  ce_times+=($(container_ms true))
+  si_times+=($(sandbox_ms "${imports[@]}"))
+  ci_times+=($(container_ms "${imports[@]}"))
 done
 read -r p_min p_med p_max < <(printf '%s\n' "${p_times[@]}" | stats)
 read -r d_min d_med d_max < <(printf '%s\n' "${d_times[@]}" | stats)
 read -r r_min r_med r_max < <(printf '%s\n' "${r_times[@]}" | stats)
+read -r se_min se_med se_max < <(printf '%s\n' "${se_times[@]}" | stats)
+read -r ce_min ce_med ce_max < <(printf '%s\n' "${ce_times[@]}" | stats)
+read -r si_min si_med si_max < <(printf '%s\n' "${si_times[@]}" | stats)
+read -r ci_min ci_med ci_max < <(printf '%s\n' "${ci_times[@]}" | stats)
 
 # 2. Throughput at 8 connections through the router.
 lua=$home/post.lua
@@ -106,6 +138,13 @@ echo "| sagebrush deploy, Docker runtime (container) | $d_min | $d_med | $d_max 
 echo "| docker run <image> serve alone (reference) | $r_min | $r_med | $r_max |"
 echo
 echo "cold start, Docker / process (median): $(awk -v a="$d_med" -v b="$p_med" 'BEGIN {printf "%.2fx", a / b}')"
+echo
+echo "| where the start goes ($starts each) | min ms | median ms | max ms |"
+echo "|---|---|---|---|"
+echo "| sandbox around \`true\` | $se_min | $se_med | $se_max |"
+echo "| docker run --rm <image> true | $ce_min | $ce_med | $ce_max |"
+echo "| sandbox around the imports (this machine's Python) | $si_min | $si_med | $si_max |"
+echo "| docker run --rm <image> with the imports (the image's Python) | $ci_min | $ci_med | $ci_max |"
 echo
 echo "| 8 connections through the router, $rounds rounds of ${seconds} s | req/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|"
