@@ -3,17 +3,19 @@
 //!
 //! `sagebrush sandbox` is the first process of a fresh PID, mount (and, to serve, network)
 //! namespace that [`crate::process::sandboxed`] made with util-linux `unshare`. Before it
-//! starts `train` or `serve` it:
+//! starts `train` or `serve` it assembles a new root and enters it:
 //!
-//! - binds the job's own directory on `/opt/ml`;
-//! - lays the program folder at its working directory (`/opt/program`, the workshop's
-//!   Dockerfile's `WORKDIR`) as an overlay whose writes go to memory, as a container's layer
-//!   would take them, and puts it first on `PATH`;
-//! - makes every other mount read-only, so nothing of the host but the job's own directory is
-//!   writable, and puts private, empty `tmpfs` on `/tmp`, `/var/tmp`, `/run`, `/var/log` and
-//!   `/dev/shm` (with the host's folders of `/run` and `/var/log`, empty, as an image has them);
-//! - to serve, brings up the loopback of its network namespace, so the server binds port 8080
-//!   as in a container while any number of others do the same.
+//! - the machine's root through a private copy-on-write layer in memory, as a container sees its
+//!   image (in a user namespace, where overlayfs cannot layer it, the root read-only instead);
+//!   every other mount of the machine read-only;
+//! - the job's own directory on `/opt/ml`, the only place its writes reach the host;
+//! - the program folder at its working directory (`/opt/program`, the workshop's Dockerfile's
+//!   `WORKDIR`), its writes in memory too, first on `PATH`;
+//! - private, empty `tmpfs` on `/tmp`, `/var/tmp`, `/run`, `/var/log` and `/dev/shm` (with the
+//!   host's folders of `/run` and `/var/log`, empty, as an image has them); the sagebrush home
+//!   and the user's credential folders hidden; `/proc` its own, `/proc/sys` read-only;
+//! - to serve, the loopback of its network namespace up, so the server binds port 8080 as in a
+//!   container while any number of others do the same.
 //!
 //! It then says so on its control socket (its stdin), reaps every process orphaned to it, and
 //! answers each connection request there with a socket connected to the server inside (passed
@@ -112,32 +114,9 @@ impl SetupError {
 /// Its exit ends the PID namespace, and with it whatever the command left running.
 pub fn init(spec: &Spec) -> i32 {
     let control = std::io::stdin().as_fd().try_clone_to_owned().map(UnixStream::from).ok();
-    if let Err(SetupError(why)) = set_up(spec) {
-        eprintln!("sagebrush sandbox: {why}");
-        if let Some(mut control) = control.as_ref() {
-            let _ = control.write_all(&[FAILED]).and_then(|()| control.write_all(why.as_bytes()));
-        }
-        return SETUP_FAILED;
-    }
-    let Some((program, args)) = spec.command.split_first() else {
-        eprintln!("sagebrush sandbox: no command to run");
-        return SETUP_FAILED;
-    };
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut search = OsString::from(spec.program.workdir.as_os_str());
-    search.push(":");
-    search.push(path);
-    let child = Command::new(program)
-        .args(args)
-        .current_dir(&spec.program.workdir)
-        .env("PATH", search)
-        .stdin(Stdio::null())
-        .spawn();
-    let child = match child {
+    let child = match set_up(spec).and_then(|()| start(spec)) {
         Ok(child) => child,
-        Err(e) => {
-            let why =
-                format!("cannot start `{}` from {}: {e}", program.to_string_lossy(), spec.program.workdir.display());
+        Err(SetupError(why)) => {
             eprintln!("sagebrush sandbox: {why}");
             if let Some(mut control) = control.as_ref() {
                 let _ = control.write_all(&[FAILED]).and_then(|()| control.write_all(why.as_bytes()));
@@ -146,13 +125,32 @@ pub fn init(spec: &Spec) -> i32 {
         }
     };
     if let Some(control) = control {
-        let mut reporter = &control;
-        let _ = reporter.write_all(&[READY]);
+        let _ = (&control).write_all(&[READY]);
         if let Some(port) = spec.serve_port {
             std::thread::spawn(move || answer_connections(&control, port));
         }
     }
     reap(Pid::from_raw(child.id() as i32))
+}
+
+/// Starts the command from the workdir, found on a `PATH` that has the workdir first, as an
+/// image's `ENV PATH=/opt/program:$PATH` has it.
+fn start(spec: &Spec) -> Result<std::process::Child, SetupError> {
+    let (program, args) = spec.command.split_first().ok_or_else(|| SetupError("no command to run".to_owned()))?;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut search = OsString::from(spec.program.workdir.as_os_str());
+    search.push(":");
+    search.push(path);
+    Command::new(program)
+        .args(args)
+        .current_dir(&spec.program.workdir)
+        .env("PATH", search)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            let shown = program.to_string_lossy();
+            SetupError(format!("cannot start `{shown}` from {}: {e}", spec.program.workdir.display()))
+        })
 }
 
 /// Waits for every child (orphans come to the first process of a PID namespace) until `main` ends; its status.
@@ -233,18 +231,44 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
         make_dir(&stage.join(layer))?;
     }
     let root = stage.join("root");
-    overlay(Path::new("/"), &stage.join("upper"), &stage.join("work"), &root)
-        .map_err(|e| SetupError::of("cannot lay a private writable layer over / (overlayfs)", e))?;
+    let copy_on_write = match overlay(Path::new("/"), &stage.join("upper"), &stage.join("work"), &root) {
+        Ok(()) => true,
+        // In a user namespace, overlayfs cannot take a root that has mounts under it (they are
+        // locked to it): the job sees the machine read-only instead, writable only where a
+        // container has its own folders (below) and in its /opt/ml.
+        Err(Errno::EINVAL) if in_user_namespace() => {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            mount(Some("/"), root.as_path(), None::<&str>, flags, None::<&str>)
+                .map_err(|e| SetupError::of("cannot bind the machine's root into the sandbox", e))?;
+            false
+        }
+        Err(e) => return Err(SetupError::of("cannot lay a private writable layer over / (overlayfs)", e)),
+    };
     let inside = |path: &Path| root.join(path.strip_prefix("/").unwrap_or(path));
 
+    // Each of the host's mounts is bound with those under it (in a user namespace they are locked
+    // together), then each made read-only on its own.
+    let mut bound: Vec<&Path> = if copy_on_write { Vec::new() } else { vec![Path::new("/")] };
     for (point, options) in &mounts {
-        let skip = point == Path::new("/") || point.starts_with("/proc") || point.starts_with(STAGE);
-        if skip || !inside(point).exists() {
+        let layered = point == Path::new("/") && copy_on_write;
+        let skip = layered || point.starts_with("/proc") || point.starts_with(STAGE);
+        let target = inside(point);
+        if skip || !target.exists() {
             continue;
         }
-        bind(point, &inside(point), false)?;
-        if let Err(e) = remount_read_only(&inside(point), options) {
-            return Err(SetupError::of(format!("cannot make {} read-only", point.display()), e));
+        if !bound.iter().any(|b| point.starts_with(b)) {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            // One this process may not reach (another user's FUSE mount) is left out: the job sees
+            // the empty folder under it, and its writes there land in its own layer.
+            if mount(Some(point.as_path()), target.as_path(), None::<&str>, flags, None::<&str>).is_err() {
+                continue;
+            }
+            bound.push(point);
+        }
+        if let Err(e) = remount_read_only(&target, options) {
+            // Never left writable: hidden again, or the sandbox is not made.
+            nix::mount::umount2(target.as_path(), nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|_| SetupError::of(format!("cannot make {} read-only", point.display()), e))?;
         }
     }
     bind(Path::new("/proc"), &inside(Path::new("/proc")), false)?;
@@ -278,14 +302,13 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
         }
     }
 
-    let old = root.join(OLD_ROOT.trim_start_matches('/'));
-    make_dir(&old)?;
-    nix::unistd::pivot_root(&root, &old)
-        .map_err(|e| SetupError::of("cannot enter the sandbox's root (pivot_root)", e))?;
-    std::env::set_current_dir("/").map_err(|e| SetupError(format!("cannot enter the sandbox's root: {e}")))?;
-    nix::mount::umount2(OLD_ROOT, nix::mount::MntFlags::MNT_DETACH)
+    // pivot_root(".", "."), as its manual page has it: the machine's root is stacked over the new
+    // one and let go of, with no folder for it in a root that may be read-only.
+    std::env::set_current_dir(&root).map_err(|e| SetupError(format!("cannot enter the sandbox's root: {e}")))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| SetupError::of("cannot enter the sandbox's root (pivot_root)", e))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
         .map_err(|e| SetupError::of("cannot let go of the machine's root", e))?;
-    let _ = std::fs::remove_dir(OLD_ROOT);
+    std::env::set_current_dir("/").map_err(|e| SetupError(format!("cannot enter the sandbox's root: {e}")))?;
     if spec.serve_port.is_some() {
         loopback_up()?;
     }
@@ -294,8 +317,6 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
 
 /// Where the new root is assembled: a mount point the host side makes once ([`crate::process::sandboxed`]).
 const STAGE: &str = "/opt/ml";
-/// Where the host's root goes during pivot_root, before it is let go of.
-const OLD_ROOT: &str = "/.sagebrush-host";
 
 /// Private, empty, writable: what a container has of its own at these paths (over the root's layer,
 /// so none of the host's files there, other jobs' among them, is seen).
@@ -399,7 +420,12 @@ fn lay_program(program: &Program, target: &Path) -> Result<(), SetupError> {
     if !program.dir.is_dir() {
         return Err(SetupError(format!("the program folder {} does not exist", program.dir.display())));
     }
-    make_dir(target)?;
+    std::fs::create_dir_all(target).map_err(|e| {
+        let workdir = program.workdir.display();
+        SetupError(format!(
+            "cannot make {workdir} for the program ({e}); with the machine read-only (a user namespace), create it once with `sudo mkdir -p {workdir}`"
+        ))
+    })?;
     // The writable layer lives on a tmpfs mounted first at the same place, then hidden under the overlay.
     tmpfs(target, 0o755)?;
     for layer in ["upper", "work"] {

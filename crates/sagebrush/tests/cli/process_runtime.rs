@@ -305,3 +305,48 @@ fn without_the_privileges_for_namespaces_a_job_fails_saying_what_is_missing() {
         assert!(reason.contains(needed), "`{needed}` is not in what the run says: {shown}");
     }
 }
+
+#[test]
+fn a_user_without_root_runs_a_job_as_root_of_a_user_namespace_with_the_machine_read_only() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.dir.path().join("rootless");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
+    let algorithm = project.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    let marker = format!("sagebrush-rootless-{}", std::process::id());
+    let train = format!(
+        "#!/bin/sh\necho \"uid=$(id -u) workdir=$(pwd)\"\n\
+         if echo x > /etc/{marker} 2>/dev/null; then echo 'wrote /etc'; else echo 'refused /etc'; fi\n\
+         echo x > /tmp/{marker} && echo 'wrote /tmp'\necho made > /opt/ml/model/made.txt\n"
+    );
+    std::fs::write(algorithm.join("train"), train).unwrap();
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        "[pipeline]\nname = \"rootless\"\n[algorithm]\nprocess = \"algorithm\"\nworkdir = \"/opt/ml/code\"\n\
+         [[stage]]\nkind = \"train\"\nchannels = { training = \"data/train.csv\" }\n",
+    )
+    .unwrap();
+    // Everything the user `nobody` needs: its home, the project, and /opt/ml (made once by root).
+    std::fs::create_dir_all("/opt/ml").unwrap();
+    for path in [sandbox.dir.path(), project.as_path(), algorithm.as_path(), &project.join("data")] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_sagebrush"))
+        .args(["run", project.to_str().unwrap()])
+        .env("SAGEBRUSH_HOME", &sandbox.home)
+        .env("HOME", sandbox.dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let log = std::fs::read_to_string(sandbox.home.join("logs/rootless/1/train.log")).unwrap();
+    // Root in a user namespace of its own; the machine read-only, its own /tmp writable.
+    assert!(log.contains("uid=0 workdir=/opt/ml/code"), "{log}");
+    assert!(log.contains("refused /etc") && log.contains("wrote /tmp"), "{log}");
+    assert!(!Path::new("/etc").join(&marker).exists() && !Path::new("/tmp").join(&marker).exists());
+    assert_eq!(std::fs::read_to_string(unpacked_model(&sandbox, "rootless").join("made.txt")).unwrap(), "made\n");
+}
