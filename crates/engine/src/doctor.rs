@@ -37,7 +37,7 @@ impl Check {
 }
 
 /// Checks the home, its state database, the artifact store, the AWS credentials and ECR (in a
-/// build with AWS), the Docker Engine, the registry and git.
+/// build with AWS), the process runtime's sandbox, the Docker Engine, the registry and git.
 pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
     let mut checks = vec![database(home).await, artifacts(home).await];
     if let Some(sagemaker) = &backends.sagemaker_training {
@@ -53,6 +53,7 @@ pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
             "let the credentials call ecr:GetAuthorizationToken, ecr:CreateRepository and the push actions",
         ));
     }
+    checks.push(process_runtime().await);
     checks.push(match runtime::docker::check_engine().await {
         Ok(()) => Check::ok("docker", "the Docker Engine answers"),
         Err(e) => Check::not(
@@ -81,6 +82,27 @@ pub async fn check(home: &Home, backends: &crate::Backends) -> Vec<Check> {
         ),
     });
     checks
+}
+
+/// A model server's sandbox made and ended here, as the process runtime makes one.
+async fn process_runtime() -> Check {
+    // Not in the home: doctor makes nothing there.
+    let scratch = std::env::temp_dir().join(format!("sagebrush-doctor-{}", runtime::unique_suffix()));
+    let checked = match std::env::current_exe() {
+        Ok(exe) => runtime::process::check_sandbox(&exe, &scratch).await.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("cannot find this program: {e}")),
+    };
+    match checked {
+        Ok(()) => {
+            Check::ok("process", "sandboxes for process algorithms (namespaces, /opt/ml, port 8080 of their own)")
+        }
+        Err(why) => Check::not(
+            "process",
+            CheckStatus::Warn,
+            why,
+            "only process algorithms need it; image and built-in algorithms run without it",
+        ),
+    }
 }
 
 async fn database(home: &Home) -> Check {

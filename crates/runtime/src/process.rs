@@ -161,6 +161,31 @@ fn is_secret(name: &str) -> bool {
         || (name.starts_with("SAGEBRUSH_") && ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| name.contains(w)))
 }
 
+/// Whether a model server's sandbox can be made here: one around `true`, with its own network
+/// namespace, its root assembled and its loopback up, in folders under `scratch` (removed after).
+pub async fn check_sandbox(exe: &Path, scratch: &Path) -> Result<(), Error> {
+    let spec = Spec {
+        opt_ml: scratch.join("opt_ml"),
+        program: sandbox::Program { dir: scratch.join("program"), workdir: sandbox::DEFAULT_WORKDIR.into() },
+        serve_port: Some(crate::hosting::SERVE_PORT),
+        hidden: Vec::new(),
+        command: vec!["true".into()],
+    };
+    for dir in [&spec.opt_ml, &spec.program.dir] {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    }
+    let started = sandboxed(exe, &spec, &[], Output::File(&scratch.join("sandbox.log"))).await;
+    let ended = match started {
+        Ok(mut sandboxed) => {
+            let _ = sandboxed.child.wait().await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(scratch);
+    ended
+}
+
 /// Makes `path` once (a directory the sandbox mounts on), or says how to.
 fn ensure_mount_point(path: &Path) -> Result<(), Error> {
     if path.is_dir() {

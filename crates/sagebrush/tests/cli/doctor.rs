@@ -7,7 +7,7 @@ fn doctor_checks_the_home_and_what_pipelines_need_and_fails_on_an_unwritable_sto
     let sandbox = Sandbox::new();
     let fresh = sandbox.json(&["doctor", "--json"]);
     let names: Vec<&str> = fresh.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    let mut expected = vec!["database", "artifacts", "docker", "registry", "git"];
+    let mut expected = vec!["database", "artifacts", "process", "docker", "registry", "git"];
     if cfg!(feature = "aws") {
         // A build with AWS checks the credentials and ECR, which this test has none of.
         expected.splice(2..2, ["aws", "ecr"]);

@@ -304,6 +304,18 @@ fn without_the_privileges_for_namespaces_a_job_fails_saying_what_is_missing() {
     for needed in ["namespaces", "CAP_SYS_ADMIN", "unprivileged user namespaces", "Operation not permitted"] {
         assert!(reason.contains(needed), "`{needed}` is not in what the run says: {shown}");
     }
+    // doctor says so before any run does.
+    let doctor = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-sys_admin", "--"])
+        .arg(env!("CARGO_BIN_EXE_sagebrush"))
+        .args(["doctor", "--json"])
+        .env("SAGEBRUSH_HOME", &sandbox.home)
+        .output()
+        .unwrap();
+    let checks: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let process = checks.as_array().unwrap().iter().find(|c| c["name"] == "process").cloned().unwrap();
+    assert_eq!(process["status"], "warn", "{process:#}");
+    assert!(process["detail"].as_str().unwrap().contains("CAP_SYS_ADMIN"), "{process:#}");
 }
 
 #[test]
