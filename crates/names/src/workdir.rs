@@ -5,6 +5,9 @@ use std::path::{Component, Path};
 /// Where a container built from the workshop's Dockerfile has its program: its `WORKDIR`, first on `PATH`.
 pub const DEFAULT_WORKDIR: &str = "/opt/program";
 
+/// What SageMaker lays out in `/opt/ml`, which a program folder cannot take.
+const SAGEMAKERS: &[&str] = &["model", "input", "output", "checkpoints", "failure"];
+
 /// Paths the sandbox makes itself, which a program folder cannot take.
 const RESERVED: &[&str] = &["/opt/ml", "/tmp", "/var/tmp", "/run", "/var/run", "/var/log", "/dev", "/proc", "/sys"];
 
@@ -33,13 +36,19 @@ pub fn check_workdir(workdir: &Path) -> Result<(), String> {
             crate::excerpt(&text, 80)
         ));
     }
-    let taken = RESERVED
-        .iter()
-        .map(Path::new)
-        .find(|reserved| workdir == *reserved || (*reserved != Path::new("/opt/ml") && workdir.starts_with(reserved)));
+    // Not one of them, nor in one (but the job's own /opt/ml, beside what SageMaker puts there),
+    // nor above one: the program laid there would cover it.
+    let taken = RESERVED.iter().map(Path::new).find(|reserved| {
+        let inside = if *reserved == Path::new("/opt/ml") {
+            SAGEMAKERS.iter().any(|own| workdir.starts_with(Path::new("/opt/ml").join(own)))
+        } else {
+            workdir.starts_with(reserved)
+        };
+        inside || reserved.starts_with(workdir)
+    });
     match taken {
         Some(reserved) => Err(format!(
-            "`{}` is the sandbox's own {}; put the program elsewhere, like {DEFAULT_WORKDIR}",
+            "`{}` would cover the sandbox's own {}; put the program elsewhere, like {DEFAULT_WORKDIR} or /opt/ml/code",
             workdir.display(),
             reserved.display()
         )),
@@ -70,6 +79,11 @@ mod tests {
             "/run/x",
             "/a b",
             "/a]:b",
+            "/opt",
+            "/var",
+            "/opt/ml/model",
+            "/opt/ml/input/data",
+            "/opt/ml/output",
         ] {
             assert!(check_workdir(Path::new(bad)).is_err(), "{bad}");
         }

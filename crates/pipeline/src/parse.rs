@@ -571,6 +571,8 @@ fn algorithm(cx: &Cx<'_>, item: &Item<'_>) -> Result<Algorithm, Error> {
     }
     match key {
         "process" => {
+            // The algorithm is a folder of the project like its data: a run must not run the server's files.
+            cx.check_path("process", &text, &value.span())?;
             let workdir = match get(table, "workdir") {
                 None => PathBuf::from(names::workdir::DEFAULT_WORKDIR),
                 Some(item) => {

@@ -348,3 +348,28 @@ fn a_build_stage_pushes_to_ecr_by_name_or_host_and_a_malformed_registry_points_a
         (file(""), "sagebrush.toml:7:12:", "is not a registry host"),
     ]);
 }
+
+#[test]
+fn a_process_algorithm_is_a_folder_of_the_project_put_where_its_image_would_have_it() {
+    let file = |algorithm: &str| {
+        format!(
+            "[pipeline]\nname = \"m\"\n[algorithm]\n{algorithm}\n[[stage]]\nkind = \"train\"\nchannels = {{ training = \"d.csv\" }}\n"
+        )
+    };
+    let pipeline =
+        pipeline::parse(Path::new("sagebrush.toml"), file("process = \"alg\"\nworkdir = \"/opt/ml/code\"")).unwrap();
+    assert_eq!(pipeline.algorithm, Some(Algorithm::Process { dir: "alg".into(), workdir: "/opt/ml/code".into() }));
+    let anywhere =
+        file("process = \"../shared/alg\"").replace("name = \"m\"\n", "name = \"m\"\nallow_absolute_paths = true\n");
+    assert!(pipeline::parse(Path::new("sagebrush.toml"), anywhere).is_ok());
+    expect_errors(&[
+        (file("process = \"../../root/.sagebrush\""), "sagebrush.toml:4:11:", "outside the project"),
+        (
+            file("process = \"alg\"\nworkdir = \"/opt\""),
+            "sagebrush.toml:5:11:",
+            "would cover the sandbox's own /opt/ml",
+        ),
+        (file("process = \"alg\"\nworkdir = \"/opt/ml/model\""), "sagebrush.toml:5:11:", "would cover"),
+        (file("image = \"x\"\nworkdir = \"/opt/program\""), "sagebrush.toml:5:11:", "`workdir` goes with `process`"),
+    ]);
+}

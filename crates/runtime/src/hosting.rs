@@ -53,7 +53,7 @@ impl ProcessInstance {
         };
         let sandboxed = process::sandboxed(exe, &spec, &[], Output::File(log_file)).await?;
         let pid = sandboxed.child.id().unwrap_or_default();
-        let dialer = Arc::new(Dialer { control: tokio::sync::Mutex::new(sandboxed.control) });
+        let dialer = Arc::new(Dialer::new(sandboxed.control));
         let mut instance =
             ProcessInstance { child: sandboxed.child, dialer, label: format!("netns:{pid}/127.0.0.1:{SERVE_PORT}") };
         let child = &mut instance.child;
@@ -95,22 +95,40 @@ impl Drop for ProcessInstance {
 /// and handed over its control socket: an ordinary TCP socket from then on, with no hop between.
 #[derive(Debug)]
 pub struct Dialer {
-    /// One request at a time: each answer is read right after its request.
-    control: tokio::sync::Mutex<tokio::net::UnixStream>,
+    /// One exchange at a time, each answer read right after its request; `None` once an answer
+    /// did not come, since a late one would answer the next request.
+    control: Arc<tokio::sync::Mutex<Option<tokio::net::UnixStream>>>,
 }
 
+/// How long the sandbox has to answer a request (it gives up connecting inside after half a second).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(5);
+
 impl Dialer {
+    fn new(control: tokio::net::UnixStream) -> Dialer {
+        Dialer { control: Arc::new(tokio::sync::Mutex::new(Some(control))) }
+    }
+
     /// A new connection to the server, or why there is none (refused while it starts; the sandbox gone).
     pub async fn connect(&self) -> std::io::Result<TcpStream> {
-        let mut control = self.control.lock().await;
-        control.write_all(&[sandbox::CONNECT]).await?;
-        let received = loop {
-            control.readable().await?;
-            match control.try_io(tokio::io::Interest::READABLE, || sandbox::receive_connection(&*control)) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                result => break result?,
+        let control = self.control.clone();
+        // On a task of its own, so an exchange runs to its end even when the caller stops waiting.
+        let exchange = tokio::spawn(async move {
+            let mut held = control.lock_owned().await;
+            let Some(socket) = held.as_mut() else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "the instance's sandbox stopped answering",
+                ));
+            };
+            match tokio::time::timeout(ANSWER_DEADLINE, exchange(socket)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    *held = None;
+                    Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the instance's sandbox did not answer"))
+                }
             }
-        };
+        });
+        let received = exchange.await.map_err(std::io::Error::other)??;
         let Some(socket) = received else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,
@@ -121,6 +139,18 @@ impl Dialer {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         TcpStream::from_std(stream)
+    }
+}
+
+/// One request on the control socket and its answer.
+async fn exchange(control: &mut tokio::net::UnixStream) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    control.write_all(&[sandbox::CONNECT]).await?;
+    loop {
+        control.readable().await?;
+        match control.try_io(tokio::io::Interest::READABLE, || sandbox::receive_connection(&*control)) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            answer => return answer,
+        }
     }
 }
 

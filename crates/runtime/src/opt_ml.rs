@@ -74,8 +74,14 @@ impl OptMl {
     }
 
     /// The failure reason the algorithm wrote, cut to SageMaker's 1024 characters.
+    ///
+    /// Only a regular file is read: the job could make it a link to a file of the host's.
     pub fn failure_reason(&self) -> Option<String> {
-        let text = std::fs::read_to_string(self.failure_file()).ok()?;
+        let file = self.failure_file();
+        if !std::fs::symlink_metadata(&file).ok()?.is_file() {
+            return None;
+        }
+        let text = std::fs::read_to_string(file).ok()?;
         let text = text.trim();
         (!text.is_empty()).then(|| text.chars().take(1024).collect())
     }

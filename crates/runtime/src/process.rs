@@ -36,7 +36,7 @@ pub enum Output<'a> {
 #[derive(Debug)]
 pub struct Sandboxed {
     pub child: Child,
-    /// The sandbox's end of its control socket: connections to a server inside ([`crate::hosting::Dialer`]).
+    /// This side of the sandbox's control socket: connections to a server inside ([`crate::hosting::Dialer`]).
     pub control: tokio::net::UnixStream,
 }
 
@@ -55,10 +55,17 @@ pub async fn sandboxed(exe: &Path, spec: &Spec, env: &[(&str, &str)], output: Ou
     if !nix::unistd::geteuid().is_root() {
         command.args(["--user", "--map-root-user"]);
     }
-    command.args(PID_NAMESPACE).args(["--mount", "--propagation", "private", "--mount-proc"]);
-    if spec.serve_port.is_some() {
-        command.arg("--net");
-    }
+    // A network of its own (the loopback only: a training job has no network, as SageMaker's with
+    // network isolation; a server is reached through the control socket), and its own IPC and host name.
+    command.args(PID_NAMESPACE).args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--mount-proc",
+        "--net",
+        "--ipc",
+        "--uts",
+    ]);
     command
         .arg("--")
         .arg(exe)
@@ -154,11 +161,12 @@ pub fn contained(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Environment variables of the server that its children never see: credentials and tokens.
-pub const SECRET_VARIABLES: &str = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, and any      SAGEBRUSH_* variable whose name holds TOKEN, SECRET, PASSWORD or KEY";
+pub const SECRET_VARIABLES: &str = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, and any      SAGEBRUSH_* variable whose name holds TOKEN, SECRET, PASSWORD, KEY or DATABASE (a URL with its password)";
 
 fn is_secret(name: &str) -> bool {
     matches!(name, "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN")
-        || (name.starts_with("SAGEBRUSH_") && ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| name.contains(w)))
+        || (name.starts_with("SAGEBRUSH_")
+            && ["TOKEN", "SECRET", "PASSWORD", "KEY", "DATABASE"].iter().any(|w| name.contains(w)))
 }
 
 /// Whether a model server's sandbox can be made here: one around `true`, with its own network
@@ -226,7 +234,13 @@ pub fn kill_group_now(pid: u32) {
 mod tests {
     #[test]
     fn credentials_and_tokens_are_secret() {
-        for secret in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "SAGEBRUSH_TOKEN", "SAGEBRUSH_WEBHOOK_SECRET"] {
+        for secret in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "SAGEBRUSH_TOKEN",
+            "SAGEBRUSH_WEBHOOK_SECRET",
+            "SAGEBRUSH_DATABASE",
+        ] {
             assert!(super::is_secret(secret), "{secret}");
         }
         for plain in ["PATH", "HOME", "SAGEBRUSH_HOME", "AWS_REGION", "MY_TOKEN"] {

@@ -141,7 +141,11 @@ fn start(spec: &Spec) -> Result<std::process::Child, SetupError> {
     let mut search = OsString::from(spec.program.workdir.as_os_str());
     search.push(":");
     search.push(path);
-    Command::new(program)
+    // What a container's root may do, and no more (Docker's default capabilities, less mknod:
+    // there is no device cgroup here): no mount, so nothing the sandbox set up can be undone.
+    Command::new("setpriv")
+        .args(["--bounding-set", CAPABILITIES, "--inh-caps", "-all", "--no-new-privs", "--"])
+        .arg(program)
         .args(args)
         .current_dir(&spec.program.workdir)
         .env("PATH", search)
@@ -152,6 +156,10 @@ fn start(spec: &Spec) -> Result<std::process::Child, SetupError> {
             SetupError(format!("cannot start `{shown}` from {}: {e}", spec.program.workdir.display()))
         })
 }
+
+/// The capabilities the command keeps (`setpriv --bounding-set`).
+const CAPABILITIES: &str = "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,\
++net_bind_service,+net_raw,+sys_chroot,+audit_write,+setfcap";
 
 /// Waits for every child (orphans come to the first process of a PID namespace) until `main` ends; its status.
 fn reap(main: Pid) -> i32 {
@@ -174,7 +182,8 @@ fn answer_connections(control: &UnixStream, port: u16) {
         if request[0] != CONNECT {
             continue;
         }
-        let sent = match TcpStream::connect_timeout(&server, Duration::from_secs(1)) {
+        // Well within the host's wait for the answer.
+        let sent = match TcpStream::connect_timeout(&server, Duration::from_millis(500)) {
             Ok(stream) => {
                 let fds = [stream.as_fd()];
                 let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -218,15 +227,26 @@ pub(crate) fn receive_connection(control: &impl AsFd) -> std::io::Result<Option<
 
 fn set_up(spec: &Spec) -> Result<(), SetupError> {
     check_workdir(&spec.program.workdir).map_err(SetupError)?;
-    // Read before anything is mounted: the host's mounts, and the folders an image has in /run and /var/log.
+    // Read before anything is mounted: the host's mounts, the folders an image has in /run and
+    // /var/log, and where the folders to hide really are (a symlink is followed on this side).
     let mounts = mounts()?;
+    let credentials: Vec<PathBuf> = credentials().iter().filter_map(|c| std::fs::canonicalize(c).ok()).collect();
+    let program = std::fs::canonicalize(&spec.program.dir)
+        .map_err(|e| SetupError(format!("the program folder {}: {e}", spec.program.dir.display())))?;
+    if let Some(hidden) = spec.hidden.iter().find(|h| program.starts_with(h) || h.starts_with(&program)) {
+        return Err(SetupError(format!(
+            "the program folder {} holds or is in {}, which a job must not see; keep the algorithm in the project",
+            program.display(),
+            hidden.display()
+        )));
+    }
     let skeletons: Vec<(&str, Vec<Folder>)> =
         ["run", "var/log"].into_iter().map(|dir| (dir, folders_of(&Path::new("/").join(dir)))).collect();
 
     // The new root is built on a tmpfs at /opt/ml (a mount point of this machine's, empty), then
     // entered with pivot_root; the tmpfs lives on as the root's writable layer.
     let stage = Path::new(STAGE);
-    tmpfs(stage, 0o755)?;
+    tmpfs(stage, 0o755, LAYER_SIZE)?;
     for layer in ["upper", "work", "root"] {
         make_dir(&stage.join(layer))?;
     }
@@ -278,12 +298,13 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
         }
     }
     bind(&spec.opt_ml, &inside(Path::new("/opt/ml")), false)?;
-    lay_program(&spec.program, &inside(&spec.program.workdir))?;
-    for (dir, mode) in PRIVATE {
+    lay_program(&spec.program, stage, &inside(&spec.program.workdir))?;
+    private_dev(&inside(Path::new("/dev")))?;
+    for (dir, mode, size) in PRIVATE {
         let path = inside(Path::new(dir));
         // A symlink (Debian's /var/run -> /run) is covered where it points.
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            tmpfs(&path, *mode)?;
+            tmpfs(&path, *mode, size)?;
         }
     }
     for (dir, folders) in skeletons {
@@ -296,9 +317,15 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
             }
         }
     }
-    for hidden in spec.hidden.iter().chain(&credentials()) {
-        if inside(hidden).is_dir() {
-            tmpfs(&inside(hidden), 0o700)?;
+    let empty = stage.join("empty");
+    std::fs::write(&empty, b"").map_err(|e| SetupError(format!("cannot make {}: {e}", empty.display())))?;
+    for hidden in spec.hidden.iter().chain(&credentials) {
+        let target = inside(hidden);
+        match std::fs::symlink_metadata(&target) {
+            Ok(found) if found.is_dir() => tmpfs(&target, 0o700, "1m")?,
+            // A credential file: an empty one in its place.
+            Ok(found) if found.is_file() => bind(&empty, &target, true)?,
+            _ => {}
         }
     }
 
@@ -309,10 +336,7 @@ fn set_up(spec: &Spec) -> Result<(), SetupError> {
     nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
         .map_err(|e| SetupError::of("cannot let go of the machine's root", e))?;
     std::env::set_current_dir("/").map_err(|e| SetupError(format!("cannot enter the sandbox's root: {e}")))?;
-    if spec.serve_port.is_some() {
-        loopback_up()?;
-    }
-    Ok(())
+    loopback_up()
 }
 
 /// Where the new root is assembled: a mount point the host side makes once ([`crate::process::sandboxed`]).
@@ -320,20 +344,38 @@ const STAGE: &str = "/opt/ml";
 
 /// Private, empty, writable: what a container has of its own at these paths (over the root's layer,
 /// so none of the host's files there, other jobs' among them, is seen).
-const PRIVATE: &[(&str, u32)] = &[
-    ("/tmp", 0o1777),
-    ("/var/tmp", 0o1777),
-    ("/run", 0o755),
-    ("/var/run", 0o755),
-    ("/var/log", 0o755),
-    ("/dev/shm", 0o1777),
+const PRIVATE: &[(&str, u32, &str)] = &[
+    ("/tmp", 0o1777, "25%"),
+    ("/var/tmp", 0o1777, "25%"),
+    ("/run", 0o755, "64m"),
+    ("/var/run", 0o755, "64m"),
+    ("/var/log", 0o755, "256m"),
+    // Docker's default --shm-size.
+    ("/dev/shm", 0o1777, "64m"),
 ];
+
+/// The most the root's copy-on-write layer and the program's may hold, together: what a job
+/// writes outside `/opt/ml` is in memory, and one job must not take all of it.
+const LAYER_SIZE: &str = "25%";
 
 /// What Docker keeps read-only of `/proc`: writing there would change the host's kernel.
 const PROC_READ_ONLY: &[&str] = &["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"];
 
 /// Where the user running sagebrush keeps credentials: hidden (empty) in the sandbox, as a container never sees them.
-const CREDENTIALS: &[&str] = &[".aws", ".ssh", ".docker", ".kube", ".config/gcloud", ".gnupg"];
+const CREDENTIALS: &[&str] = &[
+    ".aws",
+    ".ssh",
+    ".docker",
+    ".kube",
+    ".config/gcloud",
+    ".config/gh",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".pypirc",
+    ".npmrc",
+];
 
 fn credentials() -> Vec<PathBuf> {
     let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else { return Vec::new() };
@@ -395,8 +437,9 @@ fn remount_read_only(target: &Path, options: &str) -> Result<(), Errno> {
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
 }
 
-fn tmpfs(target: &Path, mode: u32) -> Result<(), SetupError> {
-    let options = format!("mode={mode:o}");
+/// A tmpfs of at most `size` (as tmpfs reads it: `64m`, `25%` of memory) at `target`.
+fn tmpfs(target: &Path, mode: u32, size: &str) -> Result<(), SetupError> {
+    let options = format!("mode={mode:o},size={size}");
     mount(Some("tmpfs"), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(options.as_str()))
         .map_err(|e| SetupError::of(format!("cannot mount a private tmpfs on {}", target.display()), e))
 }
@@ -408,12 +451,13 @@ fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<(),
         // There overlayfs keeps its own attributes as user.* xattrs: trusted.* are the real root's.
         options.push_str(",userxattr");
     }
-    mount(Some("overlay"), target, Some("overlay"), MsFlags::empty(), Some(options.as_str()))
+    // No device node or set-user-id program written there works: no disk is reached through it.
+    mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV | MsFlags::MS_NOSUID, Some(options.as_str()))
 }
 
 /// The program folder at its working directory (`target`, in the new root): read from the folder,
-/// written to memory, as a container's layer takes writes to its files.
-fn lay_program(program: &Program, target: &Path) -> Result<(), SetupError> {
+/// written to the stage's memory, as a container's layer takes writes to its files.
+fn lay_program(program: &Program, stage: &Path, target: &Path) -> Result<(), SetupError> {
     program.dir.to_str().filter(|d| !d.contains([',', ':', '\\'])).ok_or_else(|| {
         SetupError(format!("the program folder {} has a `,`, `:` or `\\` in its path; move it", program.dir.display()))
     })?;
@@ -426,14 +470,52 @@ fn lay_program(program: &Program, target: &Path) -> Result<(), SetupError> {
             "cannot make {workdir} for the program ({e}); with the machine read-only (a user namespace), create it once with `sudo mkdir -p {workdir}`"
         ))
     })?;
-    // The writable layer lives on a tmpfs mounted first at the same place, then hidden under the overlay.
-    tmpfs(target, 0o755)?;
-    for layer in ["upper", "work"] {
-        make_dir(&target.join(layer))?;
-    }
-    overlay(&program.dir, &target.join("upper"), &target.join("work"), target).map_err(|e| {
+    let (upper, work) = (stage.join("program-upper"), stage.join("program-work"));
+    make_dir(&upper)?;
+    make_dir(&work)?;
+    overlay(&program.dir, &upper, &work, target).map_err(|e| {
         SetupError::of(format!("cannot lay {} at {} (overlayfs)", program.dir.display(), program.workdir.display()), e)
     })
+}
+
+/// A `/dev` of the sandbox's own, as a container has: the harmless devices bound from the
+/// machine's, its own pseudo-terminals, and no disk, so nothing of the machine is reached through
+/// a device node.
+fn private_dev(dev: &Path) -> Result<(), SetupError> {
+    let host = Path::new("/dev");
+    tmpfs(dev, 0o755, "1m")?;
+    for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let (source, target) = (host.join(device), dev.join(device));
+        if source.exists() {
+            std::fs::write(&target, b"").map_err(|e| SetupError(format!("cannot make {}: {e}", target.display())))?;
+            bind(&source, &target, false)?;
+        }
+    }
+    for dir in ["pts", "shm", "mqueue"] {
+        make_dir(&dev.join(dir))?;
+    }
+    // Pseudo-terminals of its own, where the kernel allows a new instance; none is needed to run.
+    let pts = dev.join("pts");
+    if mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .is_ok()
+    {
+        let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let _ = std::os::unix::fs::symlink(to, dev.join(link));
+    }
+    Ok(())
 }
 
 /// Whether this process runs in a user namespace of its own (the host's maps every id to itself).

@@ -194,6 +194,7 @@ pub struct EventsPage {
 pub struct Service {
     engine: Engine,
     access: Access,
+    deploys: hosting::Deploys,
 }
 
 /// A page's size: 1 to 1000, 50 unless given.
@@ -213,13 +214,13 @@ pub(crate) fn name(what: &str, text: &str) -> Result<Name> {
 impl Service {
     /// The service for the CLI in-process: every caller is `local`.
     pub fn new(engine: Engine) -> Service {
-        Service { engine, access: Access::default() }
+        Service { engine, access: Access::default(), deploys: Default::default() }
     }
 
     /// The service for a server: callers are told by their tokens, which are read now.
     pub async fn for_server(engine: Engine, required: bool, public_endpoints: Vec<String>) -> Result<Service> {
         let access = Access { required, tokens: Tokens::default(), public_endpoints: Arc::new(public_endpoints) };
-        let service = Service { engine, access };
+        let service = Service { engine, access, deploys: Default::default() };
         service.reload_tokens().await?;
         service.end_interrupted_endpoint_changes().await?;
         Ok(service)
@@ -544,6 +545,9 @@ impl Service {
 
     /// Deletes an endpoint, with what SageMaker's API kept of it.
     pub async fn delete_endpoint(&self, endpoint: &Name) -> Result<()> {
+        // A CreateEndpoint or UpdateEndpoint still deploying it stops first, so nothing it would
+        // have started outlives the delete.
+        self.deploys.stop(endpoint).await;
         let forgotten = self.forget_endpoint_resource(endpoint).await?;
         if self.engine.delete_endpoint(endpoint).await? || forgotten { Ok(()) } else { Err(no_endpoint(endpoint)) }
     }

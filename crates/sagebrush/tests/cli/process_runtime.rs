@@ -157,6 +157,22 @@ fn namespace_pid(url: &str) -> u32 {
         .unwrap_or_else(|| panic!("`{url}` is not an instance in a network namespace of its own"))
 }
 
+/// The PID namespace the children of `pid` (an instance's `unshare`) are in, as `pid:[inode]`.
+fn namespace_of_children(pid: u32) -> String {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/pid_for_children")).unwrap();
+    link.display().to_string()
+}
+
+/// How many processes of this machine are in the PID namespace `namespace`.
+fn processes_in(namespace: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .filter(|e| std::fs::read_link(e.path().join("ns/pid")).is_ok_and(|l| l.display().to_string() == namespace))
+        .count()
+}
+
 /// `GET /ping` on port 8080 inside the network namespace of `pid`, as a person would check it.
 fn ping_inside(pid: u32) -> String {
     let output = std::process::Command::new("nsenter")
@@ -223,10 +239,20 @@ fn the_workshop_container_serves_twice_on_port_8080_and_leaves_the_host_as_it_wa
     // Requests in flight on the killed instance's connections fail; the others go on.
     assert!(failed < ok, "{failed} failed, {ok} answered");
 
+    // Each sandbox is a PID namespace holding the server's processes: nginx, gunicorn and its workers.
+    let namespaces: Vec<String> = replaced.iter().map(|pid| namespace_of_children(*pid)).collect();
+    for namespace in &namespaces {
+        assert!(processes_in(namespace) >= 4, "{namespace} holds the sandbox, serve, nginx and gunicorn");
+    }
     drop(served);
-    // Every sandbox, and all it started (nginx, gunicorn and its workers), stopped with the server.
+    // Every sandbox, and all it started, stopped with the server.
     let home = sandbox.home.display().to_string();
     wait_until(Duration::from_secs(10), "the sandboxes to stop", || processes_with(&home).is_empty().then_some(()));
+    for namespace in &namespaces {
+        wait_until(Duration::from_secs(10), "every process of the sandboxes to end", || {
+            (processes_in(namespace) == 0).then_some(())
+        });
+    }
     let after = snapshot(&watched, sandbox.dir.path());
     let added: Vec<&String> = after.difference(&before).collect();
     let removed: Vec<&String> = before.difference(&after).collect();
@@ -253,6 +279,13 @@ for dir in {dirs}; do
 done
 echo "workdir=$(pwd)"
 echo "path=$PATH"
+# What would undo the sandbox, or reach the machine past it: each must be refused.
+umount /opt/ml 2>/dev/null && echo "undid: umount /opt/ml"
+mount -o remount,rw,bind / 2>/dev/null && echo "undid: remount / rw"
+mount -t tmpfs none /mnt 2>/dev/null && echo "undid: mounted a tmpfs"
+mknod /root/disk b 8 0 2>/dev/null && echo "undid: made a block device"
+echo "devices=$(ls /dev | tr '\n' ' ')"
+echo "network=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 echo made > /opt/ml/model/made.txt
 echo "train_accuracy=1.0"
 "#,
@@ -272,6 +305,14 @@ echo "train_accuracy=1.0"
     // The program runs from where the pipeline said its image has it, first on PATH.
     assert!(log.contains("workdir=/opt/ml/code"), "{log}");
     assert!(log.contains("path=/opt/ml/code:"), "{log}");
+    assert!(!log.contains("undid:"), "{log}");
+    let devices = log.lines().find_map(|l| l.strip_prefix("devices=")).unwrap_or_default();
+    for device in devices.split_whitespace() {
+        let allowed = ["null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "mqueue", "fd"];
+        assert!(allowed.contains(&device) || device.starts_with("std"), "the job sees /dev/{device}: {devices}");
+    }
+    // A training job's network is its own loopback, as SageMaker's with network isolation.
+    assert!(log.contains("network=lo \n"), "{log}");
     // A container's writes land in its own layer: they succeed, and the host never sees them.
     for dir in targets {
         assert!(log.contains(&format!("wrote {dir}")), "{log}");
@@ -361,4 +402,31 @@ fn a_user_without_root_runs_a_job_as_root_of_a_user_namespace_with_the_machine_r
     assert!(log.contains("refused /etc") && log.contains("wrote /tmp"), "{log}");
     assert!(!Path::new("/etc").join(&marker).exists() && !Path::new("/tmp").join(&marker).exists());
     assert_eq!(std::fs::read_to_string(unpacked_model(&sandbox, "rootless").join("made.txt")).unwrap(), "made\n");
+}
+
+#[test]
+fn a_failure_file_that_links_to_the_machines_files_is_not_read() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.dir.path().join("liar");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
+    let algorithm = project.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    // The host's file, named from inside: sagebrush reads /opt/ml/output/failure on the host.
+    let secret = sandbox.dir.path().join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let train = format!("#!/bin/sh\nln -s {} /opt/ml/output/failure\nexit 1\n", secret.display());
+    std::fs::write(algorithm.join("train"), train).unwrap();
+    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        "[pipeline]\nname = \"liar\"\n[algorithm]\nprocess = \"algorithm\"\n\
+         [[stage]]\nkind = \"train\"\nchannels = { training = \"data/train.csv\" }\n",
+    )
+    .unwrap();
+    let run = sandbox.run(&["run", project.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let shown = sandbox.json(&["show", "liar", "1", "--json"]);
+    assert!(!shown.to_string().contains("the host's secret"), "{shown}");
+    assert!(shown.to_string().contains("train exited with status 1"), "{shown}");
 }

@@ -24,12 +24,9 @@ pub(super) fn given(tags: &[Tag]) -> Result<Tags, Fault> {
     Ok(service::checked_tags(&pairs)?)
 }
 
-/// Keeps the tags of a resource just made (`kind/name`, as its ARN ends).
+/// Keeps the tags of a resource just made (`kind/name`, as its ARN ends), and only those.
 pub(super) async fn keep(service: &Service, resource: &str, tags: &Tags) -> Result<(), Fault> {
-    if !tags.is_empty() {
-        service.add_tags(resource, tags).await?;
-    }
-    Ok(())
+    Ok(service.set_tags(resource, tags).await?)
 }
 
 #[derive(Deserialize)]

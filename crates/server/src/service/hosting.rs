@@ -4,6 +4,9 @@
 //! variant by variant, whose SageMaker status (Creating, Updating, InService, Failed) is kept
 //! beside it. The control plane's model, configuration and endpoint operations call these.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use axum::http::StatusCode;
 use names::Name;
 use serde::{Deserialize, Serialize};
@@ -12,6 +15,35 @@ use store::{ModelApprovalStatus, ModelVersionRecord, NewModelVersion, ResourceKi
 
 use super::{DeployRequest, Result, Service, WeightsRequest};
 use crate::ServiceError;
+
+/// The tasks deploying the endpoints SageMaker's API created or updated on this server, by
+/// endpoint: deleting an endpoint stops its task.
+#[derive(Clone, Default)]
+pub(crate) struct Deploys(Arc<Mutex<HashMap<Name, tokio::task::JoinHandle<()>>>>);
+
+impl Deploys {
+    fn start(&self, name: Name, deploying: impl std::future::Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(deploying);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(name, task);
+    }
+
+    /// Called by a task as it ends: forgets it, unless a newer one took its place.
+    fn finished(&self, name: &Name) {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(name).is_some_and(|task| tokio::task::try_id() == Some(task.id())) {
+            running.remove(name);
+        }
+    }
+
+    /// Stops the endpoint's task, if one runs, and waits until it has (its instances are dropped with it).
+    pub(crate) async fn stop(&self, name: &Name) {
+        let task = self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
 
 /// What CreateModel asks for.
 #[derive(Clone, Debug)]
@@ -323,7 +355,8 @@ impl Service {
 
     fn spawn_deploy(&self, name: Name, config: Name, wanted: EndpointConfigResource, before: Option<String>) {
         let service = self.clone();
-        tokio::spawn(async move {
+        let deploys = self.deploys.clone();
+        deploys.start(name.clone(), async move {
             let deployed = service.deploy_variants(&name, &wanted).await;
             let resource = match (deployed, before) {
                 (Ok(()), _) => EndpointResource {
@@ -353,6 +386,7 @@ impl Service {
                 }
                 Err(e) => tracing::warn!("endpoint {name}: its status could not be recorded: {e}"),
             }
+            service.deploys.finished(&name);
         });
     }
 

@@ -68,6 +68,15 @@ impl Service {
         Ok(all)
     }
 
+    /// Gives a resource just made exactly these tags: none left from an earlier one of its name.
+    pub async fn set_tags(&self, resource: &str, tags: &Tags) -> Result<()> {
+        self.forget_tags(resource).await?;
+        if !tags.is_empty() {
+            self.add_tags(resource, tags).await?;
+        }
+        Ok(())
+    }
+
     /// Removes the tags with these keys from `resource`; a key it does not have is no error.
     pub async fn delete_tags(&self, resource: &str, keys: &[String]) -> Result<()> {
         let mut all = self.tags(resource).await?;
