@@ -9,13 +9,12 @@
 #   <image>   the image built from examples/scikit-byo/container (docker build -t <image> ...)
 #   suffix    makes the jobs' and endpoint's names unique (default: the time)
 # Needs: aws (PyPI awscli), docker, curl, and `sagebrush` on PATH for the same home as the server.
-# The data: with local artifacts, s3://<bucket>/<key> is <home>/s3/<bucket>/<key>; this script
-# copies examples/scikit-byo/data there (SAGEBRUSH_HOME, default ~/.sagebrush).
+# The data goes up with `aws s3 cp`, as in the workshop: the server answers S3's API too, and
+# keeps s3://<bucket>/<key> as the file <home>/s3/<bucket>/<key>, where a training job reads it.
 set -euo pipefail
 
 url=$1 image=$2 suffix=${3:-$(date +%s)}
 here=$(cd "$(dirname "$0")" && pwd)
-home=${SAGEBRUSH_HOME:-$HOME/.sagebrush}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-local} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-local}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1}
 role=arn:aws:iam::000000000000:role/SageMakerRole
@@ -40,9 +39,11 @@ step "push $image to the registry that stands in for ECR"
 registry=$(sagebrush registry)
 docker tag "$image" "$registry/scikit-byo:$suffix"
 docker push --quiet "$registry/scikit-byo:$suffix" >/dev/null
-mkdir -p "$home/s3/workshop/scikit-byo"
-cp "$here"/data/*.csv "$home/s3/workshop/scikit-byo/"
-printf 'not,a,number\nat,all,here\n' >"$home/s3/workshop/scikit-byo/broken.csv"
+step "aws s3 cp the training data to s3://workshop/scikit-byo/"
+s3() { aws --endpoint-url "$url" s3 "$@"; }
+s3 ls s3://workshop >/dev/null 2>&1 || s3 mb s3://workshop >/dev/null
+s3 cp --recursive --exclude '*' --include '*.csv' "$here/data/" s3://workshop/scikit-byo/ >/dev/null
+printf 'not,a,number\nat,all,here\n' | s3 cp - s3://workshop/scikit-byo/broken.csv
 
 train() { # <job> <max_leaf_nodes> <data key>
   sm create-training-job --training-job-name "$1" --role-arn "$role" \

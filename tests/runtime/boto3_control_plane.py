@@ -1,27 +1,28 @@
-"""The workshop's SageMaker flow on sagebrush through boto3, as a SageMaker user writes it: a
-training job on data at an s3:// URI and its waiter, a model, an endpoint configuration, an
+"""The workshop's SageMaker flow on sagebrush through boto3, as a SageMaker user writes it: the
+training data put in a bucket with S3's client, a training job on it at its s3:// URI and its waiter, a model, an endpoint configuration, an
 endpoint and its waiter, an invocation, an update to a second configuration, tags, the deletes; and
 each mistake caught as the exception class boto3 raises for it, checked against botocore's model
 of the operation.
 
-Usage: python3 boto3_control_plane.py <server url> <s3 uri of the training data>; prints "ok"
-and exits 0 when all hold.
+Usage: python3 boto3_control_plane.py <server url> <training data file>; prints "ok" and exits 0
+when all hold.
 """
 
 import sys
 
 import boto3
 
-url, data = sys.argv[1], sys.argv[2]
+url, training_file = sys.argv[1], sys.argv[2]
 session = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
 sagemaker = boto3.client("sagemaker", **session)
 runtime = boto3.client("sagemaker-runtime", **session)
+s3 = boto3.client("s3", **session)
 role = "arn:aws:iam::000000000000:role/SageMakerRole"
 
 
-def modeled(operation, code):
+def modeled(operation, code, client=sagemaker):
     """Asserts that botocore's model of `operation` names the error `code`, as boto3 users catch it."""
-    errors = {shape.name for shape in sagemaker.meta.service_model.operation_model(operation).error_shapes}
+    errors = {shape.name for shape in client.meta.service_model.operation_model(operation).error_shapes}
     assert code in errors, f"botocore models no {code} for {operation}: {sorted(errors)}"
 
 
@@ -32,6 +33,16 @@ def raised(expected, call, **request):
     except expected as error:
         return error
     raise AssertionError(f"no {expected.__name__} for {request}")
+
+
+# The data, where the workshop puts it: in a bucket, by S3's API.
+s3.create_bucket(Bucket="workshop")
+s3.upload_file(training_file, "workshop", "iris/train.csv")
+data = "s3://workshop/iris/train.csv"
+listed = s3.list_objects_v2(Bucket="workshop", Prefix="iris/")
+assert [o["Key"] for o in listed["Contents"]] == ["iris/train.csv"], listed
+with open(training_file, "rb") as f:
+    assert s3.get_object(Bucket="workshop", Key="iris/train.csv")["Body"].read() == f.read()
 
 
 def train(name, leaves):
@@ -85,6 +96,14 @@ sagemaker.add_tags(ResourceArn=job_arn, Tags=[{"Key": "dataset", "Value": "iris"
 assert tags(job_arn) == {"dataset": "iris"}, tags(job_arn)
 
 # Mistakes, each as the class its users catch.
+modeled("GetObject", "NoSuchKey", s3)
+raised(s3.exceptions.NoSuchKey, s3.get_object, Bucket="workshop", Key="iris/none.csv")
+modeled("ListObjectsV2", "NoSuchBucket", s3)
+raised(s3.exceptions.NoSuchBucket, s3.list_objects_v2, Bucket="nowhere")
+modeled("CreateBucket", "BucketAlreadyOwnedByYou", s3)
+raised(s3.exceptions.BucketAlreadyOwnedByYou, s3.create_bucket, Bucket="workshop")
+absent = raised(s3.exceptions.ClientError, s3.head_object, Bucket="workshop", Key="iris/none.csv")
+assert absent.response["Error"]["Code"] == "404", absent.response
 modeled("StopTrainingJob", "ResourceNotFound")
 raised(sagemaker.exceptions.ResourceNotFound, sagemaker.stop_training_job, TrainingJobName="boto-none")
 done = raised(sagemaker.exceptions.ClientError, sagemaker.stop_training_job, TrainingJobName="boto-a")

@@ -67,6 +67,12 @@ impl Home {
         self.root.join("s3")
     }
 
+    /// Bodies on their way into the S3 folder and multipart uploads not yet completed: beside it,
+    /// on its filesystem, so an object is renamed into place whole.
+    pub fn s3_uploads(&self) -> PathBuf {
+        self.root.join("s3-uploads")
+    }
+
     /// The projects SageMaker's CreateTrainingJob made, one folder per job.
     pub fn sagemaker_jobs(&self) -> PathBuf {
         self.root.join("sagemaker").join("training-jobs")

@@ -166,7 +166,8 @@ pub struct ServerArgs {
     #[arg(long, env = "SAGEBRUSH_HEADER_TIMEOUT", value_name = "SECONDS", default_value_t = 30.0,
           value_parser = positive_seconds)]
     pub header_timeout: f64,
-    /// Seconds a request gets to send its whole body; a slower one is answered 408.
+    /// Seconds a request gets to send its whole body; a slower one is answered 408. An S3 upload,
+    /// which may be gigabytes, gets this long between pieces instead.
     #[arg(long, env = "SAGEBRUSH_BODY_TIMEOUT", value_name = "SECONDS", default_value_t = 60.0,
           value_parser = positive_seconds)]
     pub body_timeout: f64,

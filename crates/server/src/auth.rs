@@ -167,6 +167,8 @@ pub(crate) struct Credential<'a> {
     pub key: &'a str,
     /// The region the request was signed for, when it is a plausible one.
     pub region: Option<&'a str>,
+    /// The service it was signed for: `sagemaker`, `s3`, ...
+    pub service: Option<&'a str>,
 }
 
 pub(crate) fn sigv4_credential(headers: &HeaderMap) -> Option<Credential<'_>> {
@@ -175,8 +177,10 @@ pub(crate) fn sigv4_credential(headers: &HeaderMap) -> Option<Credential<'_>> {
     let scope = scope.split([',', ' ']).next()?;
     let mut parts = scope.split('/');
     let key = parts.next().filter(|key| !key.is_empty())?;
-    let region = parts.nth(1).filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    Some(Credential { key, region })
+    let plausible = |part: &&str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let region = parts.nth(1).filter(plausible);
+    let service = parts.next().filter(plausible);
+    Some(Credential { key, region, service })
 }
 
 fn sigv4_key(headers: &HeaderMap) -> Option<&str> {

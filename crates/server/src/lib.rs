@@ -16,6 +16,7 @@ mod error;
 mod guard;
 mod hooks;
 mod listener;
+mod s3;
 pub mod service;
 
 use std::net::SocketAddr;
@@ -190,8 +191,12 @@ impl Server {
         let main = tokio::runtime::Handle::current();
         let traffic = Arc::new(dashboard::traffic::History::default());
         let sampler = tokio::spawn(traffic.clone().sample(self.router.clone()));
+        // S3's requests, whatever their path (a bucket may be called `endpoints`), are S3's:
+        // authorized there, their bodies streamed to disk rather than read whole.
+        let s3 = axum::middleware::from_fn_with_state((self.service.clone(), self.body_timeout), s3::divert);
         let api = api::routes(self.service.clone(), self.body_timeout)
-            .merge(dashboard::routes(self.service.clone(), traffic));
+            .merge(dashboard::routes(self.service.clone(), traffic))
+            .layer(s3);
         let api_on_main = move |request: axum::extract::Request| {
             let (mut api, main) = (api.clone(), main.clone());
             async move {
@@ -201,7 +206,19 @@ impl Server {
                 }
             }
         };
-        let app = router::routes(self.router.clone()).fallback(api_on_main);
+        // S3's requests go there too, even to the router's paths.
+        let to_main = api_on_main.clone();
+        let app = router::routes(self.router.clone()).fallback(api_on_main).layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let to_main = to_main.clone();
+                async move {
+                    match s3::addressed(request.headers()) {
+                        true => to_main(request).await,
+                        false => next.run(request).await,
+                    }
+                }
+            },
+        ));
         // Dropped when serving ends or this future is dropped: either way, every thread stops.
         let (stop, stopped) = tokio::sync::watch::channel(());
         let mut threads = Vec::new();

@@ -229,13 +229,15 @@ async fn connection(
         let ticket = counted.clone();
         let mut app = app.clone();
         ticket.slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        // S3's requests authorize themselves (and answer a refusal as S3 does), whatever their path.
+        let s3 = crate::s3::addressed(request.headers());
         let refusal = guard
             .refusal(request.method(), request.headers())
-            .or_else(|| access.invocation_refusal(request.uri().path(), request.headers()));
-        // An API or dashboard answer may stream (events, logs): it is in flight until its body ends, or an idle
-        // sweep would close it. Invocations answer whole, and skip the wrapping.
+            .or_else(|| (!s3).then(|| access.invocation_refusal(request.uri().path(), request.headers())).flatten());
+        // An API or dashboard answer may stream (events, logs), as an S3 object does: it is in flight until its
+        // body ends, or an idle sweep would close it. Invocations answer whole, and skip the wrapping.
         let path = request.uri().path();
-        let streams = path.starts_with("/api/") || path.starts_with("/live/");
+        let streams = s3 || path.starts_with("/api/") || path.starts_with("/live/");
         async move {
             let response = match refusal {
                 Some(refusal) => Ok(axum::response::IntoResponse::into_response(refusal)),

@@ -19,11 +19,13 @@ use utoipa::ToSchema;
 use crate::ServiceError;
 use crate::auth::{self, Access, Caller, Tokens};
 
+mod buckets;
 mod hosting;
 mod packages;
 mod tags;
 mod training_jobs;
 
+pub use buckets::{BucketError, Buckets, ListQuery, Scratch};
 pub use hosting::{EndpointConfigResource, EndpointResource, EndpointStatus, ModelResource, ModelSpec, VariantSpec};
 pub use packages::PackageGroup;
 pub use tags::{Tags, checked as checked_tags};
@@ -223,6 +225,10 @@ impl Service {
         let service = Service { engine, access, deploys: Default::default() };
         service.reload_tokens().await?;
         service.end_interrupted_endpoint_changes().await?;
+        if let Some(buckets) = service.buckets() {
+            // What a stopped server was receiving for S3 (best effort: it only takes disk).
+            let _ = tokio::task::spawn_blocking(move || buckets.sweep()).await;
+        }
         Ok(service)
     }
 

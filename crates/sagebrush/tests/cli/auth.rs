@@ -3,13 +3,6 @@
 
 use crate::harness::{Sandbox, Served, client, files_under, payload, text};
 
-/// Makes a token in-process (no server runs yet) and returns its value.
-fn token(sandbox: &Sandbox, name: &str, role: &str) -> String {
-    let created = sandbox.json(&["token", "create", name, "--role", role, "--json"]);
-    assert_eq!(created["role"], role);
-    created["token"].as_str().unwrap().to_owned()
-}
-
 fn call(served: &Served, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = client().request(method, format!("{}{path}", served.url));
@@ -47,9 +40,9 @@ fn mutating_routes(served: &Served) -> Vec<(String, String)> {
 fn off_loopback_every_call_needs_a_token_and_each_role_does_only_its_part() {
     let sandbox = Sandbox::new();
     let project = sandbox.project("iris", "iris");
-    let admin = token(&sandbox, "admin", "admin");
-    let viewer = token(&sandbox, "dashboard", "viewer");
-    let operator = token(&sandbox, "ci", "operator");
+    let admin = sandbox.token("admin", "admin");
+    let viewer = sandbox.token("dashboard", "viewer");
+    let operator = sandbox.token("ci", "operator");
     let served = sandbox.serve(&["server", "--listen", "0.0.0.0:0", "--public-endpoint", "iris-test"]);
 
     // No token, or one the server does not know: 401, for reads too.

@@ -9,12 +9,12 @@ use std::time::Duration;
 use crate::harness::{Sandbox, Served, client, repo_root, text, wait_until};
 
 /// `aws <args> --endpoint-url <server>` with made-up credentials (the server is on loopback).
-fn aws(served: &Served, args: &[&str]) -> std::process::Output {
+pub(crate) fn aws(served: &Served, args: &[&str]) -> std::process::Output {
     aws_as(served, "sagebrush", args)
 }
 
 /// `aws <args>` with `key` as the access key id: a token, for a server that needs one.
-fn aws_as(served: &Served, key: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn aws_as(served: &Served, key: &str, args: &[&str]) -> std::process::Output {
     Command::new("aws")
         .args(args)
         .args(["--endpoint-url", &served.url, "--output", "json"])
@@ -26,7 +26,7 @@ fn aws_as(served: &Served, key: &str, args: &[&str]) -> std::process::Output {
         .expect("run the AWS CLI: install awscli from PyPI (the test script does)")
 }
 
-fn json(served: &Served, args: &[&str]) -> serde_json::Value {
+pub(crate) fn json(served: &Served, args: &[&str]) -> serde_json::Value {
     let output = aws(served, args);
     assert!(output.status.success(), "aws {args:?}: {}", text(&output));
     serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
@@ -148,7 +148,7 @@ fn the_aws_cli_lists_describes_waits_for_invokes_reweights_and_deletes_an_endpoi
 
 /// A CreateTrainingJob request as a workshop script writes it (`--cli-input-json`), training
 /// sagebrush's built-in decision tree on the file at `data`.
-fn training_job(name: &str, data: &str) -> String {
+pub(crate) fn training_job(name: &str, data: &str) -> String {
     serde_json::json!({
         "TrainingJobName": name,
         "AlgorithmSpecification": {
@@ -181,7 +181,7 @@ fn workshop_data(sandbox: &Sandbox) -> std::path::PathBuf {
 }
 
 /// DescribeTrainingJob until the job is no longer in progress.
-fn ended(served: &Served, name: &str) -> serde_json::Value {
+pub(crate) fn ended(served: &Served, name: &str) -> serde_json::Value {
     wait_until(Duration::from_secs(60), &format!("training job {name} to end"), || {
         let described = json(served, &["sagemaker", "describe-training-job", "--training-job-name", name]);
         (described["TrainingJobStatus"] != "InProgress").then_some(described)
@@ -397,14 +397,15 @@ fn the_aws_cli_hosts_trained_models_and_updates_the_endpoint_to_another_without_
 }
 
 #[test]
-fn boto3_trains_hosts_updates_and_deletes_and_catches_each_mistake_as_its_class() {
+fn boto3_puts_data_in_a_bucket_trains_hosts_updates_and_deletes_and_catches_each_mistake_as_its_class() {
     let sandbox = Sandbox::new();
     let served = sandbox.serve(&["server"]);
-    workshop_data(&sandbox);
     let script = repo_root().join("tests/runtime/boto3_control_plane.py");
+    let data = repo_root().join("examples/iris/data/train.csv");
     let checked = Command::new("python3")
         .arg(script)
-        .args([&served.url, "s3://workshop/iris/train.csv"])
+        .arg(&served.url)
+        .arg(data)
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .expect("run python3 with boto3 (the test script installs it)");
@@ -447,11 +448,8 @@ fn the_workshop_script_pushes_a_byo_image_trains_hosts_updates_in_place_and_show
 #[test]
 fn off_loopback_the_access_key_id_is_the_token_and_refusals_are_sagemakers() {
     let sandbox = Sandbox::new();
-    let token = |name: &str, role: &str| {
-        let created = sandbox.json(&["token", "create", name, "--role", role, "--json"]);
-        created["token"].as_str().unwrap().to_owned()
-    };
-    let (viewer, operator, admin) = (token("dashboard", "viewer"), token("ci", "operator"), token("root", "admin"));
+    let (viewer, operator, admin) =
+        (sandbox.token("dashboard", "viewer"), sandbox.token("ci", "operator"), sandbox.token("root", "admin"));
     let served = sandbox.serve(&["server", "--listen", "0.0.0.0:0"]);
     let bucket = workshop_data(&sandbox);
     let request = sandbox.dir.path().join("job.json");

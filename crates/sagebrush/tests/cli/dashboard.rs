@@ -244,18 +244,13 @@ fn a_canary_is_seen_in_progress_then_complete_and_a_failing_one_rolled_back_with
     browser.shoot("drift-nothing-captured");
 }
 
-fn token(sandbox: &Sandbox, name: &str, role: &str) -> String {
-    let created = sandbox.json(&["token", "create", name, "--role", role, "--json"]);
-    created["token"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_viewer_sees_no_controls_and_is_refused_a_forged_post_and_no_form_posts_without_its_csrf_token() {
     let sandbox = Sandbox::new();
     let dir = approving_project(&sandbox);
-    let viewer = token(&sandbox, "ana", "viewer");
-    let operator = token(&sandbox, "ci", "operator");
-    let admin = token(&sandbox, "root", "admin");
+    let viewer = sandbox.token("ana", "viewer");
+    let operator = sandbox.token("ci", "operator");
+    let admin = sandbox.token("root", "admin");
     let served = sandbox.serve(&[
         "server",
         "--listen",

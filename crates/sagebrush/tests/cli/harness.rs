@@ -77,6 +77,13 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("sagebrush {args:?} printed no JSON ({e}):\n{}", text(&output)))
     }
 
+    /// Makes a token in-process (before a server runs) and returns its value.
+    pub fn token(&self, name: &str, role: &str) -> String {
+        let created = self.json(&["token", "create", name, "--role", role, "--json"]);
+        assert_eq!(created["role"], role);
+        created["token"].as_str().unwrap().to_owned()
+    }
+
     /// Starts `sagebrush <args>` (a serving command), on a free loopback port unless `args` has `--listen`, and waits for its server file.
     pub fn serve(&self, args: &[&str]) -> Served {
         self.serve_under(&[], args)

@@ -25,6 +25,7 @@ mod recovery;
 mod retention;
 #[cfg(feature = "aws")]
 mod s3;
+mod s3_api;
 #[cfg(feature = "aws")]
 mod sagemaker;
 mod secrets;

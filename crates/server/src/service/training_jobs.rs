@@ -183,14 +183,12 @@ pub(crate) fn ecr_repository(image: &str) -> Option<&str> {
     (ecr && !repository.is_empty()).then_some(repository)
 }
 
-/// The bucket and key of an `s3://` URI, when both are safe to use as a path under a folder.
+/// The bucket and key of an `s3://` URI, when both are safe to use as a path under a folder (a
+/// key may be empty or end in `/`: a channel's URI is a prefix).
 pub(crate) fn s3_parts(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("s3://")?;
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-    let key_ok = key.split('/').all(|part| part != "." && part != "..") && !key.contains(['\0', '\\']);
-    (bucket_ok && key_ok).then_some((bucket, key))
+    (super::buckets::bucket_name_ok(bucket) && (key.is_empty() || super::buckets::key_ok(key))).then_some((bucket, key))
 }
 
 #[derive(Serialize)]
