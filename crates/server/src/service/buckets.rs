@@ -270,48 +270,23 @@ impl Buckets {
         Ok(Found::Nothing)
     }
 
-    /// One page of the bucket's keys.
+    /// One page of the bucket's keys, walked in their order and no further than the page.
     pub fn list(&self, bucket: &str, query: &ListQuery) -> Result<Listing> {
         let folder = self.bucket(bucket)?;
-        let mut keys = Vec::new();
+        let mut page = Page {
+            query,
+            listing: Listing { objects: Vec::new(), prefixes: Vec::new(), next: None },
+            last: None,
+            full: false,
+        };
         // Only the folder the prefix names is walked: `train/2024-` is under `train/`.
         let start = query.prefix.rfind('/').map_or("", |at| &query.prefix[..=at]);
         if start.is_empty() {
-            walk(&folder, start, &mut keys)?;
-        } else if let Ok(Found::Folder(path, _)) = self.find(bucket, start) {
-            walk(&path, start, &mut keys)?;
+            page.walk(&folder, start)?;
+        } else if let Found::Folder(path, _) = self.find(bucket, start)? {
+            page.walk(&path, start)?;
         }
-        keys.retain(|(key, _)| key.starts_with(query.prefix));
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut listing = Listing { objects: Vec::new(), prefixes: Vec::new(), next: None };
-        let mut count = 0;
-        for (key, metadata) in keys {
-            if let Some(after) = query.after {
-                // After a common prefix, the keys under it were counted already.
-                let under = query.delimiter.is_some_and(|d| after.ends_with(d)) && key.starts_with(after);
-                if key.as_str() <= after || under {
-                    continue;
-                }
-            }
-            let rest = &key[query.prefix.len()..];
-            let prefix = query
-                .delimiter
-                .filter(|d| !d.is_empty())
-                .and_then(|d| rest.find(d).map(|at| format!("{}{}", query.prefix, &rest[..at + d.len()])));
-            if prefix.is_some() && listing.prefixes.last() == prefix.as_ref() {
-                continue;
-            }
-            if count == query.max {
-                listing.next = listing.prefixes.last().cloned().max(listing.objects.last().map(|o| o.key.clone()));
-                break;
-            }
-            count += 1;
-            match prefix {
-                Some(prefix) => listing.prefixes.push(prefix),
-                None => listing.objects.push(object(key, &metadata)),
-            }
-        }
-        Ok(listing)
+        Ok(page.listing)
     }
 
     /// Begins a multipart upload to `key`: its id.
@@ -519,34 +494,118 @@ fn checked_key(key: &str) -> Result<&str> {
     })
 }
 
-/// Every plain file under `folder`, and every empty folder (a key ending in `/`), as keys below
-/// `prefix`; links are not followed, and what goes while the walk runs is not listed.
-fn walk(folder: &Path, prefix: &str, keys: &mut Vec<(String, fs::Metadata)>) -> Result<()> {
-    let entries = match fs::read_dir(folder) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+/// A listing being filled, in S3's order (by the keys' bytes).
+struct Page<'a> {
+    query: &'a ListQuery<'a>,
+    listing: Listing,
+    /// The last key or prefix given, where the next page starts.
+    last: Option<String>,
+    full: bool,
+}
+
+impl Page<'_> {
+    /// Gives the keys under `dir`, each starting `base`, in order until the page is full: a
+    /// folder sorts as its name and `/` (the keys in it do), so a walk of sorted folders is sorted.
+    /// Plain files are objects, empty folders `name/` objects; links are not followed, and what
+    /// goes while the walk runs is not listed.
+    fn walk(&mut self, dir: &Path, base: &str) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        let Ok(metadata) = entry.metadata() else { continue };
-        let key = format!("{prefix}{name}");
-        if metadata.is_dir() {
-            if is_empty_dir(&entry.path()) {
-                keys.push((format!("{key}/"), metadata));
-            } else {
-                walk(&entry.path(), &format!("{key}/"), keys)?;
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (Some(name), Ok(metadata)) = (entry.file_name().to_str().map(str::to_owned), entry.metadata()) else {
+                continue;
+            };
+            if metadata.is_dir() {
+                keys.push((format!("{base}{name}/"), Some(entry.path()), metadata));
+            } else if metadata.is_file() {
+                keys.push((format!("{base}{name}"), None, metadata));
             }
-        } else if metadata.is_file() {
-            keys.push((key, metadata));
+        }
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let (prefix, after) = (self.query.prefix, self.query.after);
+        for (key, folder, metadata) in keys {
+            if self.full {
+                break;
+            }
+            let Some(folder) = folder else {
+                self.offer(key, &metadata);
+                continue;
+            };
+            // A folder whose keys cannot be on the page: outside the prefix, or all before `after`.
+            let outside = !key.starts_with(prefix) && !prefix.starts_with(key.as_str());
+            if outside || after.is_some_and(|after| after > key.as_str() && !after.starts_with(key.as_str())) {
+                continue;
+            }
+            if is_empty_dir(&folder) {
+                self.offer(key, &metadata);
+            } else if let Some(common) = self.common_prefix(&key) {
+                // Every key in the folder has this common prefix: one entry, and no walk.
+                self.give_prefix(common);
+            } else {
+                self.walk(&folder, &key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The common prefix a key is listed under, when the delimiter is in it past the prefix.
+    fn common_prefix(&self, key: &str) -> Option<String> {
+        let rest = key.strip_prefix(self.query.prefix)?;
+        let delimiter = self.query.delimiter.filter(|d| !d.is_empty())?;
+        rest.find(delimiter).map(|at| format!("{}{}", self.query.prefix, &rest[..at + delimiter.len()]))
+    }
+
+    fn offer(&mut self, key: String, metadata: &fs::Metadata) {
+        if !key.starts_with(self.query.prefix) {
+            return;
+        }
+        if let Some(common) = self.common_prefix(&key) {
+            return self.give_prefix(common);
+        }
+        if let Some(after) = self.query.after {
+            // After a common prefix, the keys under it were given already.
+            let under =
+                self.query.delimiter.is_some_and(|d| !d.is_empty() && after.ends_with(d)) && key.starts_with(after);
+            if key.as_str() <= after || under {
+                return;
+            }
+        }
+        if self.room() {
+            self.last = Some(key.clone());
+            self.listing.objects.push(object(key, metadata));
         }
     }
-    Ok(())
+
+    fn give_prefix(&mut self, common: String) {
+        if self.query.after.is_some_and(|after| common.as_str() <= after)
+            || self.listing.prefixes.last() == Some(&common)
+        {
+            return;
+        }
+        if self.room() {
+            self.last = Some(common.clone());
+            self.listing.prefixes.push(common);
+        }
+    }
+
+    /// Whether one more entry fits; when not, the page is full and says where the next starts.
+    fn room(&mut self) -> bool {
+        if self.listing.objects.len() + self.listing.prefixes.len() < self.query.max {
+            return true;
+        }
+        self.full = true;
+        self.listing.next = self.last.clone();
+        false
+    }
 }
 
 fn is_empty_dir(path: &Path) -> bool {
@@ -624,6 +683,59 @@ mod tests {
         let train = ListQuery { prefix: "train/", delimiter: None, after: None, max: 1000 };
         let keys: Vec<_> = buckets.list("data", &train).unwrap().objects.into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["train/x.csv", "train/y.csv"]);
+    }
+
+    #[test]
+    fn every_page_of_every_listing_is_what_sorting_all_keys_gives() {
+        let (_dir, buckets) = buckets();
+        buckets.create_bucket("data").unwrap();
+        let keys =
+            ["a-b", "a/b", "a/c/d", "a/c/e", "a0", "b/x-y/z", "b/x/z", "b/x0", "b/y/", "c-", "c-d/e", "c.d/e", "c/"];
+        for key in keys {
+            put(&buckets, key, b"").unwrap();
+        }
+        // What S3 answers: all keys sorted, those under the prefix, grouped at the delimiter.
+        let expected = |prefix: &str, delimiter: Option<&str>| {
+            let mut sorted: Vec<&str> = keys.iter().copied().filter(|k| k.starts_with(prefix)).collect();
+            sorted.sort();
+            let mut entries: Vec<String> = Vec::new();
+            for key in sorted {
+                let rest = &key[prefix.len()..];
+                let entry = match delimiter.and_then(|d| rest.find(d).map(|at| (at, d))) {
+                    Some((at, d)) => format!("{prefix}{}", &rest[..at + d.len()]),
+                    None => key.to_owned(),
+                };
+                if entries.last() != Some(&entry) {
+                    entries.push(entry);
+                }
+            }
+            entries
+        };
+        for prefix in ["", "a", "a/", "a/c", "b/", "b/x", "c", "zz"] {
+            for delimiter in [None, Some("/"), Some("-"), Some("/c/")] {
+                for max in [1, 2, 3, 1000] {
+                    let (mut got, mut after) = (Vec::new(), None::<String>);
+                    loop {
+                        let query = ListQuery { prefix, delimiter, after: after.as_deref(), max };
+                        let page = buckets.list("data", &query).unwrap();
+                        assert!(page.objects.len() + page.prefixes.len() <= max);
+                        let mut entries: Vec<String> =
+                            page.objects.iter().map(|o| o.key.clone()).chain(page.prefixes.iter().cloned()).collect();
+                        entries.sort();
+                        got.extend(entries);
+                        match page.next {
+                            Some(next) => after = Some(next),
+                            None => break,
+                        }
+                    }
+                    assert_eq!(
+                        got,
+                        expected(prefix, delimiter),
+                        "prefix {prefix:?}, delimiter {delimiter:?}, pages of {max}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
