@@ -623,10 +623,6 @@ fn unchunk(mut raw: impl BufRead, out: &mut std::fs::File) -> Result<Vec<(String
 /// `Content-MD5`, `x-amz-content-sha256` (hex), and `x-amz-checksum-` CRC32, CRC32C,
 /// CRC64NVME, SHA-1 and SHA-256 (base64). One of another name is refused, not ignored.
 fn check_sums(body: &std::path::Path, sent: &[(String, String)]) -> Result<(), S3Error> {
-    use md5::Digest as _;
-    if sent.is_empty() {
-        return Ok(());
-    }
     let known = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
     if let Some((name, _)) =
         sent.iter().find(|(name, _)| name.strip_prefix(CHECKSUM).is_some_and(|algorithm| !known.contains(&algorithm)))
@@ -636,39 +632,8 @@ fn check_sums(body: &std::path::Path, sent: &[(String, String)]) -> Result<(), S
             format!("{name} is not a checksum sagebrush checks: send CRC32, CRC32C, CRC64NVME, SHA1 or SHA256"),
         ));
     }
-    const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-    const CRC64NVME: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_NVME);
-    let (mut crc32, mut crc32c, mut crc64) = (CRC32.digest(), CRC32C.digest(), CRC64NVME.digest());
-    let (mut md5, mut sha1) = (md5::Md5::new(), sha1::Sha1::new());
-    let mut sha256 = <sha2::Sha256 as sha2::Digest>::new();
-    let mut file = std::fs::File::open(body).map_err(|e| S3Error::internal(e.to_string()))?;
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(|e| S3Error::internal(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        let piece = &buffer[..n];
-        crc32.update(piece);
-        crc32c.update(piece);
-        crc64.update(piece);
-        md5.update(piece);
-        sha1.update(piece);
-        sha2::Digest::update(&mut sha256, piece);
-    }
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let sha256 = sha2::Digest::finalize(sha256);
     for (name, value) in sent {
-        let (computed, code) = match name.as_str() {
-            "content-md5" => (b64(md5.clone().finalize().as_slice()), "BadDigest"),
-            "x-amz-content-sha256" => (hex::encode(sha256), "XAmzContentSHA256Mismatch"),
-            "x-amz-checksum-crc32" => (b64(&crc32.clone().finalize().to_be_bytes()), "BadDigest"),
-            "x-amz-checksum-crc32c" => (b64(&crc32c.clone().finalize().to_be_bytes()), "BadDigest"),
-            "x-amz-checksum-crc64nvme" => (b64(&crc64.clone().finalize().to_be_bytes()), "BadDigest"),
-            "x-amz-checksum-sha1" => (b64(sha1.clone().finalize().as_slice()), "BadDigest"),
-            _ => (b64(&sha256), "BadDigest"),
-        };
+        let (computed, code) = digest(body, name)?;
         // Base64 is compared as sent; a hex digest in either case.
         let same = if code == "XAmzContentSHA256Mismatch" {
             value.eq_ignore_ascii_case(&computed)
@@ -683,6 +648,46 @@ fn check_sums(body: &std::path::Path, sent: &[(String, String)]) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// The body's checksum of the header or trailer `name`, as S3 writes it, and the error code of
+/// a mismatch. Only what was sent is computed: a pass over the body each.
+fn digest(body: &std::path::Path, name: &str) -> Result<(String, &'static str), S3Error> {
+    use md5::Digest as _;
+    static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    static CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    static CRC64NVME: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_NVME);
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let sha256 = || fold(body, <sha2::Sha256 as sha2::Digest>::new(), |h, piece| sha2::Digest::update(h, piece));
+    Ok(match name {
+        "content-md5" => (b64(&fold(body, md5::Md5::new(), |h, piece| h.update(piece))?.finalize()), "BadDigest"),
+        "x-amz-content-sha256" => (hex::encode(sha2::Digest::finalize(sha256()?)), "XAmzContentSHA256Mismatch"),
+        "x-amz-checksum-crc32" => {
+            (b64(&fold(body, CRC32.digest(), |d, p| d.update(p))?.finalize().to_be_bytes()), "BadDigest")
+        }
+        "x-amz-checksum-crc32c" => {
+            (b64(&fold(body, CRC32C.digest(), |d, p| d.update(p))?.finalize().to_be_bytes()), "BadDigest")
+        }
+        "x-amz-checksum-crc64nvme" => {
+            (b64(&fold(body, CRC64NVME.digest(), |d, p| d.update(p))?.finalize().to_be_bytes()), "BadDigest")
+        }
+        "x-amz-checksum-sha1" => {
+            (b64(&fold(body, sha1::Sha1::new(), |h, piece| h.update(piece))?.finalize()), "BadDigest")
+        }
+        _ => (b64(&sha2::Digest::finalize(sha256()?)), "BadDigest"),
+    })
+}
+
+/// Feeds the body, piece by piece, to `state`.
+fn fold<S>(body: &std::path::Path, mut state: S, mut update: impl FnMut(&mut S, &[u8])) -> Result<S, S3Error> {
+    let mut file = std::fs::File::open(body).map_err(|e| S3Error::internal(e.to_string()))?;
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        match file.read(&mut buffer).map_err(|e| S3Error::internal(e.to_string()))? {
+            0 => return Ok(state),
+            n => update(&mut state, &buffer[..n]),
+        }
+    }
 }
 
 /// A small XML body (a Delete or CompleteMultipartUpload request), at most 4 MiB.
