@@ -62,6 +62,15 @@ impl ServiceError {
         ServiceError::new(StatusCode::BAD_REQUEST, "invalid_name", format!("{what}: {error}"))
     }
 
+    /// The message and its hint on one line, for the protocols whose errors carry one message
+    /// (SageMaker's, S3's).
+    pub(crate) fn one_line(&self) -> String {
+        match &self.hint {
+            Some(hint) => format!("{}; {hint}", self.message),
+            None => self.message.clone(),
+        }
+    }
+
     /// Whether it is a mistake in what was asked (the CLI's exit code 2), rather than an operation
     /// that could not be done (a missing run, a rolled-back deploy: 1).
     pub fn is_invalid_input(&self) -> bool {

@@ -378,7 +378,7 @@ async fn run(
                 Some(file) if parts.method != Method::HEAD => {
                     use tokio::io::{AsyncReadExt, AsyncSeekExt};
                     let mut file = tokio::fs::File::from_std(file);
-                    file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| S3Error::internal(e.to_string()))?;
+                    file.seek(std::io::SeekFrom::Start(start)).await?;
                     Body::from_stream(tokio_util::io::ReaderStream::new(file.take(end - start)))
                 }
                 _ => Body::empty(),
@@ -507,7 +507,7 @@ async fn list(buckets: Buckets, bucket: String, v2: bool, params: ListParams) ->
 /// `aws-chunked` body is decoded, and its checksums are checked before it is put anywhere.
 async fn receive(buckets: &Buckets, parts: &Parts, body: Body, idle: Duration) -> Result<Scratch, S3Error> {
     let mut raw = buckets.scratch()?;
-    let mut file = tokio::fs::File::from_std(raw.file()?.try_clone().map_err(|e| S3Error::internal(e.to_string()))?);
+    let mut file = tokio::fs::File::from_std(raw.file()?.try_clone()?);
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     loop {
@@ -529,14 +529,11 @@ async fn receive(buckets: &Buckets, parts: &Parts, body: Body, idle: Duration) -
                 "a body is at most 5 GiB: larger objects go up in parts (aws s3 cp does that itself)",
             ));
         }
-        file.write_all(&piece).await.map_err(|e| S3Error::internal(e.to_string()))?;
+        file.write_all(&piece).await?;
     }
-    file.flush().await.map_err(|e| S3Error::internal(e.to_string()))?;
-    let headers = parts.headers.clone();
-    let buckets = buckets.clone();
-    tokio::task::spawn_blocking(move || checked_body(&buckets, raw, &headers))
-        .await
-        .map_err(|e| S3Error::internal(e.to_string()))?
+    file.flush().await?;
+    let (headers, buckets) = (parts.headers.clone(), buckets.clone());
+    blocking(move || checked_body(&buckets, raw, &headers)).await
 }
 
 /// The body as sent, decoded from `aws-chunked` when it is, once its checksums match.
@@ -551,7 +548,7 @@ fn checked_body(buckets: &Buckets, raw: Scratch, headers: &HeaderMap) -> Result<
         .collect();
     let body = if chunked {
         let mut decoded = buckets.scratch()?;
-        let source = std::fs::File::open(raw.path()).map_err(|e| S3Error::internal(e.to_string()))?;
+        let source = std::fs::File::open(raw.path())?;
         sent.extend(unchunk(BufReader::new(source), decoded.file()?)?);
         if let Some(length) = text("x-amz-decoded-content-length") {
             let got = decoded.size()?;
@@ -584,7 +581,7 @@ fn unchunk(mut raw: impl BufRead, out: &mut std::fs::File) -> Result<Vec<(String
     let mut line = Vec::new();
     let read_line = |raw: &mut dyn BufRead, line: &mut Vec<u8>| -> Result<String, S3Error> {
         line.clear();
-        raw.take(4096).read_until(b'\n', line).map_err(|e| S3Error::internal(e.to_string()))?;
+        raw.take(4096).read_until(b'\n', line)?;
         let text = std::str::from_utf8(line).map_err(|_| bad("a chunk header is not text"))?;
         Ok(text.trim_end_matches(['\r', '\n']).to_owned())
     };
@@ -609,7 +606,7 @@ fn unchunk(mut raw: impl BufRead, out: &mut std::fs::File) -> Result<Vec<(String
             }
             return Err(bad("its trailers go on past 16 lines"));
         }
-        let copied = std::io::copy(&mut (&mut raw).take(size), out).map_err(|e| S3Error::internal(e.to_string()))?;
+        let copied = std::io::copy(&mut (&mut raw).take(size), out)?;
         if copied != size {
             return Err(bad("a chunk is shorter than its size"));
         }
@@ -680,10 +677,10 @@ fn digest(body: &std::path::Path, name: &str) -> Result<(String, &'static str), 
 
 /// Feeds the body, piece by piece, to `state`.
 fn fold<S>(body: &std::path::Path, mut state: S, mut update: impl FnMut(&mut S, &[u8])) -> Result<S, S3Error> {
-    let mut file = std::fs::File::open(body).map_err(|e| S3Error::internal(e.to_string()))?;
+    let mut file = std::fs::File::open(body)?;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
-        match file.read(&mut buffer).map_err(|e| S3Error::internal(e.to_string()))? {
+        match file.read(&mut buffer)? {
             0 => return Ok(state),
             n => update(&mut state, &buffer[..n]),
         }
@@ -782,11 +779,7 @@ impl S3Error {
 
     /// A caller the tokens refused, in S3's words.
     fn refused(refusal: &ServiceError) -> S3Error {
-        let message = match &refusal.hint {
-            Some(hint) => format!("{}: {hint}", refusal.message),
-            None => refusal.message.clone(),
-        };
-        S3Error::new(StatusCode::FORBIDDEN, "InvalidAccessKeyId", message)
+        S3Error::new(StatusCode::FORBIDDEN, "InvalidAccessKeyId", refusal.one_line())
     }
 
     /// S3's `<Error>`; a HEAD's error has no body, as S3's has not.
@@ -802,6 +795,13 @@ impl S3Error {
             Ok(response) => response,
             Err(_) => self.status.into_response(),
         }
+    }
+}
+
+/// A file that could not be read or written: the server's trouble, not the caller's.
+impl From<std::io::Error> for S3Error {
+    fn from(e: std::io::Error) -> S3Error {
+        S3Error::internal(e.to_string())
     }
 }
 

@@ -69,6 +69,28 @@ fn unpacked_model(sandbox: &Sandbox, name: &str) -> PathBuf {
     unpacked
 }
 
+/// The project `<dir>/<name>`: one train stage running the shell script `train` from its folder
+/// `algorithm` (at `workdir` in the sandbox, when given), on a one-row channel.
+fn shell_algorithm_project(dir: &Path, name: &str, train: &str, workdir: Option<&str>) -> PathBuf {
+    let project = dir.join(name);
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
+    let algorithm = project.join("algorithm");
+    std::fs::create_dir_all(&algorithm).unwrap();
+    std::fs::write(algorithm.join("train"), train).unwrap();
+    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let workdir = workdir.map(|w| format!("workdir = \"{w}\"\n")).unwrap_or_default();
+    std::fs::write(
+        project.join("sagebrush.toml"),
+        format!(
+            "[pipeline]\nname = \"{name}\"\n[algorithm]\nprocess = \"algorithm\"\n{workdir}\
+             [[stage]]\nkind = \"train\"\nchannels = {{ training = \"data/train.csv\" }}\n"
+        ),
+    )
+    .unwrap();
+    project
+}
+
 #[test]
 fn concurrent_jobs_see_only_their_own_opt_ml_and_not_the_home() {
     // Outside /tmp, so the home is hidden by the sandbox itself, not by its private /tmp.
@@ -263,15 +285,11 @@ fn the_workshop_container_serves_twice_on_port_8080_and_leaves_the_host_as_it_wa
 fn a_job_writes_nothing_of_the_machine_but_its_own_opt_ml() {
     let sandbox = Sandbox::outside_tmp();
     let project = sandbox.dir.path().join("probe");
-    std::fs::create_dir_all(project.join("data")).unwrap();
-    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
     let marker = format!("sagebrush-probe-{}", std::process::id());
     let targets = ["/etc", "/var/lib", "/root", "/usr/local", "/tmp", "/var/tmp", "/var/log", "/run", "/dev/shm"];
     let project_dir = project.display().to_string();
     let home_dir = sandbox.home.display().to_string();
     let every: Vec<&str> = targets.iter().copied().chain([project_dir.as_str(), home_dir.as_str()]).collect();
-    let algorithm = project.join("algorithm");
-    std::fs::create_dir_all(&algorithm).unwrap();
     let train = format!(
         r#"#!/bin/sh
 for dir in {dirs}; do
@@ -291,14 +309,7 @@ echo "train_accuracy=1.0"
 "#,
         dirs = every.join(" ")
     );
-    std::fs::write(algorithm.join("train"), train).unwrap();
-    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        project.join("sagebrush.toml"),
-        "[pipeline]\nname = \"probe\"\n[algorithm]\nprocess = \"algorithm\"\nworkdir = \"/opt/ml/code\"\n\
-         [[stage]]\nkind = \"train\"\nchannels = { training = \"data/train.csv\" }\n",
-    )
-    .unwrap();
+    shell_algorithm_project(sandbox.dir.path(), "probe", &train, Some("/opt/ml/code"));
     let run = sandbox.run(&["run", project.to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run));
     let log = std::fs::read_to_string(sandbox.home.join("logs/probe/1/train.log")).unwrap();
@@ -362,30 +373,19 @@ fn without_the_privileges_for_namespaces_a_job_fails_saying_what_is_missing() {
 #[test]
 fn a_user_without_root_runs_a_job_as_root_of_a_user_namespace_with_the_machine_read_only() {
     let sandbox = Sandbox::new();
-    let project = sandbox.dir.path().join("rootless");
-    std::fs::create_dir_all(project.join("data")).unwrap();
-    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
-    let algorithm = project.join("algorithm");
-    std::fs::create_dir_all(&algorithm).unwrap();
     let marker = format!("sagebrush-rootless-{}", std::process::id());
     let train = format!(
         "#!/bin/sh\necho \"uid=$(id -u) workdir=$(pwd)\"\n\
          if echo x > /etc/{marker} 2>/dev/null; then echo 'wrote /etc'; else echo 'refused /etc'; fi\n\
          echo x > /tmp/{marker} && echo 'wrote /tmp'\necho made > /opt/ml/model/made.txt\n"
     );
-    std::fs::write(algorithm.join("train"), train).unwrap();
-    std::fs::write(
-        project.join("sagebrush.toml"),
-        "[pipeline]\nname = \"rootless\"\n[algorithm]\nprocess = \"algorithm\"\nworkdir = \"/opt/ml/code\"\n\
-         [[stage]]\nkind = \"train\"\nchannels = { training = \"data/train.csv\" }\n",
-    )
-    .unwrap();
+    let project = shell_algorithm_project(sandbox.dir.path(), "rootless", &train, Some("/opt/ml/code"));
+    let algorithm = project.join("algorithm");
     // Everything the user `nobody` needs: its home, the project, and /opt/ml (made once by root).
     std::fs::create_dir_all("/opt/ml").unwrap();
     for path in [sandbox.dir.path(), project.as_path(), algorithm.as_path(), &project.join("data")] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }
-    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_sagebrush"))
@@ -407,23 +407,11 @@ fn a_user_without_root_runs_a_job_as_root_of_a_user_namespace_with_the_machine_r
 #[test]
 fn a_failure_file_that_links_to_the_machines_files_is_not_read() {
     let sandbox = Sandbox::new();
-    let project = sandbox.dir.path().join("liar");
-    std::fs::create_dir_all(project.join("data")).unwrap();
-    std::fs::write(project.join("data/train.csv"), "a,1\n").unwrap();
-    let algorithm = project.join("algorithm");
-    std::fs::create_dir_all(&algorithm).unwrap();
     // The host's file, named from inside: sagebrush reads /opt/ml/output/failure on the host.
     let secret = sandbox.dir.path().join("secret.txt");
     std::fs::write(&secret, "the host's secret").unwrap();
     let train = format!("#!/bin/sh\nln -s {} /opt/ml/output/failure\nexit 1\n", secret.display());
-    std::fs::write(algorithm.join("train"), train).unwrap();
-    std::fs::set_permissions(algorithm.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(
-        project.join("sagebrush.toml"),
-        "[pipeline]\nname = \"liar\"\n[algorithm]\nprocess = \"algorithm\"\n\
-         [[stage]]\nkind = \"train\"\nchannels = { training = \"data/train.csv\" }\n",
-    )
-    .unwrap();
+    let project = shell_algorithm_project(sandbox.dir.path(), "liar", &train, None);
     let run = sandbox.run(&["run", project.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let shown = sandbox.json(&["show", "liar", "1", "--json"]);

@@ -170,7 +170,7 @@ fn seconds(ms: i64) -> f64 {
 pub(crate) fn refused(refusal: ServiceError) -> Response {
     let code =
         if refusal.status == StatusCode::FORBIDDEN { "AccessDeniedException" } else { "UnrecognizedClientException" };
-    Fault::new(StatusCode::BAD_REQUEST, code, one_line(&refusal)).into_response()
+    Fault::new(StatusCode::BAD_REQUEST, code, refusal.one_line()).into_response()
 }
 
 /// One page of a List operation's results (at most 100), and the token of the next page.
@@ -201,13 +201,6 @@ fn constraint(text: &str, field: &str, e: &ServiceError) -> Fault {
 }
 
 /// A service error's message and hint as one SageMaker `message`.
-fn one_line(e: &ServiceError) -> String {
-    match &e.hint {
-        Some(hint) => format!("{}; {hint}", e.message),
-        None => e.message.clone(),
-    }
-}
-
 fn validation(message: impl Into<String>) -> Fault {
     Fault::new(StatusCode::BAD_REQUEST, "ValidationException", message)
 }
@@ -230,7 +223,7 @@ impl Fault {
 /// conflict a ConflictException, anything else SageMaker's InternalFailure.
 impl From<ServiceError> for Fault {
     fn from(e: ServiceError) -> Fault {
-        let message = one_line(&e);
+        let message = e.one_line();
         let (status, code) = match e.status {
             _ if e.code == "resource_in_use" => (StatusCode::BAD_REQUEST, "ResourceInUse"),
             StatusCode::CONFLICT => (StatusCode::BAD_REQUEST, "ConflictException"),

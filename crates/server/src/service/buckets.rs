@@ -170,7 +170,7 @@ impl Buckets {
             )));
         }
         body.persist(&path)?;
-        self.head(bucket, key)
+        Ok(object(key.to_owned(), &fs::symlink_metadata(&path)?))
     }
 
     /// Checks, before a body comes, that it could be put at `key`.
@@ -182,26 +182,31 @@ impl Buckets {
 
     /// The key's object: a plain file, or (for a key ending in `/`) an empty folder.
     pub fn head(&self, bucket: &str, key: &str) -> Result<Object> {
-        match self.find(bucket, key)? {
-            Found::File(_, metadata) if !key.ends_with('/') => Ok(object(key.to_owned(), &metadata)),
-            Found::Folder(path, metadata) if key.ends_with('/') && is_empty_dir(&path) => {
-                Ok(object(key.to_owned(), &metadata))
-            }
-            _ => Err(BucketError::NoSuchKey(key.to_owned())),
-        }
+        self.object_at(bucket, key).map(|(object, _)| object)
     }
 
     /// The key's object and its file, open for reading (`None` for a folder's, which is empty).
     pub fn open(&self, bucket: &str, key: &str) -> Result<(Object, Option<File>)> {
         use std::os::unix::fs::OpenOptionsExt;
-        let object = self.head(bucket, key)?;
-        let Found::File(path, _) = self.find(bucket, key)? else { return Ok((object, None)) };
+        let (object, file) = self.object_at(bucket, key)?;
+        let Some(path) = file else { return Ok((object, None)) };
         let file = fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|_| BucketError::NoSuchKey(key.to_owned()))?;
         Ok((object, Some(file)))
+    }
+
+    /// The key's object, and its file's path when it is a file.
+    fn object_at(&self, bucket: &str, key: &str) -> Result<(Object, Option<PathBuf>)> {
+        match self.find(bucket, key)? {
+            Found::File(path, metadata) if !key.ends_with('/') => Ok((object(key.to_owned(), &metadata), Some(path))),
+            Found::Folder(path, metadata) if key.ends_with('/') && is_empty_dir(&path) => {
+                Ok((object(key.to_owned(), &metadata), None))
+            }
+            _ => Err(BucketError::NoSuchKey(key.to_owned())),
+        }
     }
 
     /// A copy of the key's body, or of bytes `start..end` of it, to put elsewhere.
